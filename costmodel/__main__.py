@@ -1,0 +1,157 @@
+"""Command line: ``python -m costmodel {archs,flops,memory,latency} ...``.
+
+Examples:
+  python -m costmodel archs
+  python -m costmodel flops --model llava-onevision-7b --frames 32 --method holitom --retention 0.10
+  python -m costmodel flops --model llava-onevision-7b --method fastv --retention 0.2 --option k=2 --json
+  python -m costmodel flops --model llava-video-7b --convention exact --text-tokens 100 --per-layer
+  python -m costmodel memory --model llava-onevision-7b --decode-steps 100
+  python -m costmodel latency --model llava-onevision-7b --hardware h100-sxm --method holitom --retention 0.1
+Bad arguments exit with code 2 and a message naming the bad value and the allowed ones.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from .arch import ARCH_NAMES, load_arch
+from .flops import LM_HEAD_MODES, STAGES, exact_costs, paper_table
+from .latency import HARDWARE_NAMES, predict_latency
+from .memory import DTYPE_BYTES, memory_report
+from .nominal import NOMINAL_METHODS, nominal_schedule
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``k=18`` -> ("k", 18); ``r=0.5`` -> float; ``layers=7,14,21`` -> tuple of ints."""
+    if "=" not in text:
+        raise ValueError(f"option {text!r} must look like name=value")
+    key, value = text.split("=", 1)
+    return key.strip(), _value(value.strip())
+
+
+def _value(value: str) -> Any:
+    if "," in value:
+        return tuple(_value(v) for v in value.split(",") if v)
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="costmodel", description="Analytic cost model of video LLMs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    archs = sub.add_parser("archs", help="list the shipped architectures")
+    archs.add_argument("--json", action="store_true")
+
+    def schedule_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", required=True, choices=ARCH_NAMES)
+        p.add_argument("--method", default="vanilla", choices=tuple(NOMINAL_METHODS))
+        p.add_argument("--frames", type=int, default=None)
+        p.add_argument("--retention", type=float, default=None)
+        p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                       help="method option, e.g. k=18 (repeatable)")
+        p.add_argument("--text-tokens", type=int, default=0)
+        p.add_argument("--decode-steps", type=int, default=0)
+        p.add_argument("--json", action="store_true")
+
+    flops = sub.add_parser("flops", help="FLOPs of a method's nominal schedule")
+    schedule_args(flops)
+    flops.add_argument("--convention", choices=("paper", "exact"), default="paper")
+    flops.add_argument("--causal", action="store_true", help="exact: count causal (half) attention")
+    flops.add_argument("--lm-head", choices=LM_HEAD_MODES, default="last")
+    flops.add_argument("--per-layer", action="store_true")
+    memory = sub.add_parser("memory", help="weight and KV-cache bytes")
+    schedule_args(memory)
+    memory.add_argument("--dtype", choices=tuple(DTYPE_BYTES), default="bf16")
+    latency = sub.add_parser("latency", help="roofline latency on a named GPU")
+    schedule_args(latency)
+    latency.add_argument("--hardware", required=True, choices=HARDWARE_NAMES)
+    latency.add_argument("--dtype", choices=tuple(DTYPE_BYTES), default="bf16")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "archs":
+        return _archs(args.json)
+    try:
+        options = dict(parse_option(o) for o in args.option)
+        arch = load_arch(args.model)
+        schedule = nominal_schedule(arch, args.method, frames=args.frames, retention=args.retention,
+                                    text_tokens=args.text_tokens, decode_steps=args.decode_steps, **options)
+    except (ValueError, KeyError) as err:
+        parser.error(str(err))  # exits with code 2
+    if args.command == "flops":
+        return _flops(args, arch, schedule)
+    if args.command == "memory":
+        return _emit(args.json, {"schedule": schedule.label, **memory_report(arch, schedule, args.dtype)})
+    return _emit(args.json, {"schedule": schedule.label, "hardware": args.hardware,
+                             **predict_latency(arch, schedule, args.hardware, args.dtype)})
+
+
+def _archs(as_json: bool) -> int:
+    rows = []
+    for name in ARCH_NAMES:
+        a = load_arch(name)
+        rows.append({"name": name, "family": a.family, "llm_layers": a.llm.layers, "hidden": a.llm.hidden,
+                     "intermediate": a.llm.intermediate, "heads": a.llm.heads, "kv_heads": a.llm.kv_heads,
+                     "vision_layers": a.vision.layers, "tokens_per_frame": a.tokens_per_frame,
+                     "newline": a.newline, "default_frames": a.default_frames})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print("  ".join(f"{k}={v}" for k, v in r.items()))
+    return 0
+
+
+def _flops(args: argparse.Namespace, arch, schedule) -> int:
+    if args.convention == "paper":
+        table = paper_table(arch, schedule)
+        total = table.total(unit="macs")  # the papers' number: one multiply-add counted once
+        unit = "paper-FLOPs (FastV formula, visual tokens, prefill)"
+        stage_values = {"prefill": total}
+        per_layer = {"prefill": table.per_layer("prefill", unit="macs")}
+    else:
+        table = exact_costs(arch, schedule, causal=args.causal, lm_head=args.lm_head)
+        total = table.total()
+        unit = "FLOPs (2 per MAC)"
+        stage_values = table.by_stage()
+        per_layer = {s: table.per_layer(s) for s in stage_values}
+    out: dict[str, Any] = {"model": arch.name, "method": args.method, "convention": args.convention,
+                           "unit": unit, "schedule": schedule.to_dict(), "total": total, "by_stage": stage_values}
+    if args.per_layer:
+        out["per_layer"] = {s: {str(l): v for l, v in sorted(d.items())} for s, d in per_layer.items()}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{schedule.label}  convention={args.convention}  unit={unit}")
+    if args.per_layer:
+        stages = [s for s in STAGES if s in per_layer]
+        layers = sorted({l for d in per_layer.values() for l in d})
+        print("layer " + "".join(f"{s:>12}" for s in stages) + "   (T)")
+        for l in layers:
+            print(f"{l:>5} " + "".join(f"{per_layer[s].get(l, 0) / 1e12:12.4f}" for s in stages))
+    for s, v in stage_values.items():
+        print(f"{s:>10}: {v / 1e12:10.4f} T")
+    print(f"{'total':>10}: {total / 1e12:10.4f} T")
+    return 0
+
+
+def _emit(as_json: bool, payload: dict[str, Any]) -> int:
+    if as_json:
+        print(json.dumps(payload, indent=2))
+    else:
+        for k, v in payload.items():
+            print(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
