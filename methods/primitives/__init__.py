@@ -1,0 +1,42 @@
+"""Pure tensor primitives shared by the pruning methods (no model, no globals, deterministic)."""
+from .rng import make_generator
+from .similarity import consecutive_cosine, cosine_matrix
+from .selection import topk_indices, expanded_candidates
+from .dpc_knn import (
+    VARIANTS as DPC_VARIANTS,
+    pairwise_distances,
+    dpc_knn_scores,
+    dpc_knn_scores_batched,
+    dpc_knn_centers,
+    dpc_knn_centers_batched,
+)
+from .segmentation import (
+    Segmentation,
+    static_counts,
+    static_window_gain,
+    temporal_segments,
+    static_mask,
+    rescaled_retention,
+    dyseg_segments,
+)
+from .merge import (
+    assign_nearest,
+    scatter_sum,
+    scatter_mean,
+    beta_blend,
+    weighted_anchor_merge,
+    running_pairwise_merge,
+    mean_merge,
+    blend_merge,
+)
+from .strope import DEFAULT_SECTIONS, rope_sections, st_rope
+
+__all__ = [
+    "make_generator", "consecutive_cosine", "cosine_matrix", "topk_indices", "expanded_candidates",
+    "DPC_VARIANTS", "pairwise_distances", "dpc_knn_scores", "dpc_knn_scores_batched",
+    "dpc_knn_centers", "dpc_knn_centers_batched", "Segmentation", "static_counts",
+    "static_window_gain", "temporal_segments", "static_mask", "rescaled_retention",
+    "dyseg_segments", "assign_nearest", "scatter_sum", "scatter_mean", "beta_blend",
+    "weighted_anchor_merge", "running_pairwise_merge", "mean_merge", "blend_merge",
+    "DEFAULT_SECTIONS", "rope_sections", "st_rope",
+]

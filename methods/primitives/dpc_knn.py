@@ -1,0 +1,139 @@
+"""Density-peak clustering with k nearest neighbours (DPC-KNN), two published variants.
+
+Score of a point = rho * delta where
+  rho   = exp(-mean of the squared distances to its k nearest neighbours) + U(0,1) * noise,
+  delta = distance to the nearest point of strictly higher rho; the densest point gets the
+          largest pairwise distance of the set.
+The ``n_centers`` highest scores are the cluster centres, returned sorted ascending so the
+original token order is preserved.
+
+Variants (facts from the official code, see shared/reference/papers.md sections 1.1 and 1.2):
+  ``"holitom"``: distances are ``cdist / sqrt(D)``; the k nearest neighbours include the point
+      itself (distance 0); ``dpc_knn_centers`` uses ``k = min(K, n_centers)`` because HoliTom's
+      ``merge_tokens_by_density`` / ``merge_tokens_by_attention_density`` call it that way.
+  ``"tango"``: raw Euclidean distances; the point itself is excluded from its neighbours; k as given.
+In both, k is further capped by the number of available neighbours.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional
+
+import torch
+
+from .rng import make_generator
+from .selection import topk_indices
+
+Variant = Literal["holitom", "tango"]
+VARIANTS = ("holitom", "tango")
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown DPC-KNN variant {variant!r}; allowed: {list(VARIANTS)}")
+
+
+def pairwise_distances(x: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances (..., M, M) in fp32, symmetric with an exact zero diagonal.
+
+    Uses the |a|^2 + |b|^2 - 2ab expansion (one matmul) like ``torch.cdist`` does for large sets.
+    """
+    xf = x.float()
+    sq = torch.linalg.vector_norm(xf, dim=-1).square_()
+    d2 = torch.matmul(xf, xf.transpose(-1, -2)).mul_(-2.0)
+    d2.add_(sq.unsqueeze(-1)).add_(sq.unsqueeze(-2))
+    d2 = 0.5 * (d2 + d2.transpose(-1, -2))  # exact symmetry -> deterministic ties
+    d2.clamp_(min=0.0)
+    d2.diagonal(dim1=-2, dim2=-1).zero_()
+    return d2.sqrt_()
+
+
+def dpc_knn_scores_batched(x: torch.Tensor, k: int, *, variant: Variant,
+                           generator: Optional[torch.Generator] = None,
+                           noise: float = 1e-6) -> torch.Tensor:
+    """rho * delta for each point of each set: x (B, M, D) -> (B, M) fp32."""
+    return _scores_and_distances(x, k, variant, generator, noise)[0]
+
+
+def _scores_and_distances(x: torch.Tensor, k: int, variant: str,
+                          generator: Optional[torch.Generator],
+                          noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+    _check_variant(variant)
+    if x.dim() != 3:
+        raise ValueError(f"dpc_knn_scores_batched expects (B, M, D), got shape {tuple(x.shape)}")
+    if k < 1:
+        raise ValueError(f"k (number of neighbours) must be >= 1, got {k}")
+    B, M, D = x.shape
+    if M == 0:
+        return x.new_zeros((B, 0), dtype=torch.float32), x.new_zeros((B, 0, 0), dtype=torch.float32)
+    if generator is None:
+        generator = make_generator(0, x.device)
+    dist = pairwise_distances(x)
+    if variant == "holitom":
+        dist = dist / math.sqrt(D)
+        kk = min(k, M)
+        knn = torch.topk(dist, kk, dim=-1, largest=False).values  # includes self (0)
+        density = torch.exp(-(knn * knn).mean(-1))
+    else:
+        kk = min(k, M - 1)
+        if kk == 0:
+            density = torch.ones((B, M), dtype=torch.float32, device=x.device)
+        else:
+            eye = torch.eye(M, dtype=torch.bool, device=x.device)
+            knn = torch.topk(dist.masked_fill(eye, float("inf")), kk, dim=-1, largest=False).values
+            density = torch.exp(-(knn * knn).mean(-1))
+    density = density + torch.rand((B, M), generator=generator, device=x.device,
+                                   dtype=torch.float32) * noise
+    higher = density.unsqueeze(-2) > density.unsqueeze(-1)  # [b, i, j]: j denser than i
+    dmax = dist.amax(dim=(-2, -1), keepdim=True)
+    delta = torch.where(higher, dist, dmax).amin(dim=-1)
+    return density * delta, dist
+
+
+def dpc_knn_scores(x: torch.Tensor, k: int, *, variant: Variant,
+                   generator: Optional[torch.Generator] = None, noise: float = 1e-6) -> torch.Tensor:
+    """rho * delta for each of the M points of x (M, D) -> (M,) fp32."""
+    if x.dim() != 2:
+        raise ValueError(f"dpc_knn_scores expects (M, D), got shape {tuple(x.shape)}")
+    return dpc_knn_scores_batched(x.unsqueeze(0), k, variant=variant, generator=generator,
+                                  noise=noise)[0]
+
+
+def dpc_knn_centers_batched(x: torch.Tensor, n_centers: int, k: int, *, variant: Variant,
+                            generator: Optional[torch.Generator] = None, noise: float = 1e-6,
+                            clip_k_to_centers: Optional[bool] = None,
+                            return_distances: bool = False):
+    """Indices of ``n_centers`` DPC-KNN centres per set: x (B, M, D) -> LongTensor (B, n_centers),
+    each row sorted ascending.
+
+    ``clip_k_to_centers`` (default: True for ``"holitom"``, False for ``"tango"``) uses
+    ``k = min(k, n_centers)`` as HoliTom's official code does. With ``return_distances`` also
+    returns the (B, M, M) fp32 distance matrix of the variant (for assigning to the centres
+    without another matmul); it is None when no scores were needed (n_centers 0).
+    """
+    _check_variant(variant)
+    if x.dim() != 3:
+        raise ValueError(f"dpc_knn_centers_batched expects (B, M, D), got shape {tuple(x.shape)}")
+    B, M, _ = x.shape
+    if not 0 <= n_centers <= M:
+        raise ValueError(f"n_centers must be in [0, {M}] (number of points), got {n_centers}")
+    if n_centers == 0:
+        empty = torch.empty((B, 0), dtype=torch.long, device=x.device)
+        return (empty, None) if return_distances else empty
+    if clip_k_to_centers is None:
+        clip_k_to_centers = variant == "holitom"
+    kk = min(k, n_centers) if clip_k_to_centers else k
+    scores, dist = _scores_and_distances(x, kk, variant, generator, noise)
+    centres = topk_indices(scores, n_centers, sort_indices=True)
+    return (centres, dist) if return_distances else centres
+
+
+def dpc_knn_centers(x: torch.Tensor, n_centers: int, k: int, *, variant: Variant,
+                    generator: Optional[torch.Generator] = None, noise: float = 1e-6,
+                    clip_k_to_centers: Optional[bool] = None) -> torch.Tensor:
+    """Indices of ``n_centers`` DPC-KNN centres of x (M, D): LongTensor (n_centers,) ascending."""
+    if x.dim() != 2:
+        raise ValueError(f"dpc_knn_centers expects (M, D), got shape {tuple(x.shape)}")
+    return dpc_knn_centers_batched(x.unsqueeze(0), n_centers, k, variant=variant,
+                                   generator=generator, noise=noise,
+                                   clip_k_to_centers=clip_k_to_centers)[0]

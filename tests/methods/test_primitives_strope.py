@@ -1,0 +1,52 @@
+"""ST-RoPE: identity at position zero, relative-position property, locality decay."""
+import pytest
+import torch
+
+from methods.primitives import make_generator, rope_sections, st_rope
+
+
+def test_sections_default_and_proportional_split():
+    assert rope_sections(3584) == (1196, 1194, 1194)
+    assert rope_sections(48) == (16, 16, 16)
+    s = rope_sections(64)
+    assert sum(s) == 64 and all(v % 2 == 0 for v in s)
+    with pytest.raises(ValueError, match="even"):
+        rope_sections(33)
+
+
+def test_zero_positions_give_the_normalised_input():
+    x = torch.randn(1, 1, 48, generator=make_generator(0)) * 3
+    out = st_rope(x, torch.zeros(1), (1, 1))
+    assert torch.allclose(out, torch.nn.functional.normalize(x, dim=-1), atol=1e-6)
+    assert torch.allclose(st_rope(torch.randn(3, 6, 48), torch.arange(3.0), (2, 3)).norm(dim=-1),
+                          torch.ones(3, 6), atol=1e-5)
+
+
+def test_time_translation_leaves_dot_products_unchanged():
+    x = torch.randn(4, 6, 60, generator=make_generator(1))
+    t = torch.tensor([0.0, 0.5, 2.0, 7.0])
+    a = st_rope(x, t, (2, 3)).reshape(24, 60)
+    b = st_rope(x, t + 13.25, (2, 3)).reshape(24, 60)
+    assert torch.allclose(a @ a.T, b @ b.T, atol=1e-5)
+    assert not torch.allclose(a, b, atol=1e-3)  # the vectors themselves did rotate
+
+
+def test_identical_content_similarity_decays_with_distance():
+    v = torch.randn(3584, generator=make_generator(2))
+    # time: the same token at t = 0, 1, 2, 4, 8 seconds
+    x = v.expand(5, 1, 3584)
+    r = st_rope(x, torch.tensor([0.0, 1.0, 2.0, 4.0, 8.0]), (1, 1))[:, 0]
+    sims = (r[1:] @ r[0]).tolist()
+    assert sims == sorted(sims, reverse=True) and sims[0] < 1.0
+    # space: one frame, identical content along a row of 8 columns
+    xs = v.expand(1, 8, 3584)
+    rs = st_rope(xs, torch.zeros(1), (1, 8))[0]
+    ssp = (rs[1:] @ rs[0]).tolist()
+    assert ssp == sorted(ssp, reverse=True) and ssp[0] < 1.0
+
+
+def test_shape_errors():
+    with pytest.raises(ValueError, match="grid"):
+        st_rope(torch.randn(2, 6, 48), torch.zeros(2), (2, 2))
+    with pytest.raises(ValueError, match="t must be"):
+        st_rope(torch.randn(2, 6, 48), torch.zeros(3), (2, 3))
