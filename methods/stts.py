@@ -1,0 +1,395 @@
+"""STTS (Unified Spatio-Temporal Token Scoring): the pure, model-free pieces.
+
+What is here (papers.md §1.3): the learned group scorer, its two training signals (the temporal
+novelty auxiliary loss and the soft attention bias through which the LM loss reaches the scorer),
+the video-global group selection, and the first-fit-decreasing packing of kept tokens into
+729-slot "virtual frames" with a block-diagonal attention mask. The ViT wiring (which block runs
+the scorer, the bias, the packing) belongs to the adapter.
+
+Conventions: one video at a time. Hidden states are (T, N, D) with N = h * w patches in row-major
+order (27 x 27 = 729 for Molmo2's SigLIP). Groups are the connector's 3 x 3 pooling cells on the
+grid padded up to a multiple of 3, numbered row-major on the group grid (81 per frame at 27 x 27);
+patches inside a group are also row-major.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "STTSConfig",
+    "TemporalTokenScorer",
+    "group_index",
+    "group_patches",
+    "novelty_targets",
+    "auxiliary_loss",
+    "attention_bias",
+    "select_groups",
+    "groups_to_patch_mask",
+    "Packing",
+    "pack_first_fit_decreasing",
+    "Packed",
+    "rearrange_tokens",
+    "unpack",
+]
+
+
+@dataclass(frozen=True)
+class STTSConfig:
+    """STTS hyperparameters (README / TemporalVitConfig defaults, papers.md §1.3).
+
+    ``topk`` is the *pruned* fraction of groups (0.5 = "Lite-50%", 0.3 = "Lite-30%").
+    ``scorer_heads`` / ``mlp_dim`` default to SigLIP so400m (16 heads, MLP width 4304).
+    """
+
+    prune_at: int = 3
+    topk: float = 0.5
+    scorer_heads: int = 16
+    mlp_dim: int = 4304
+    rescale_min: float = math.exp(-2.0)
+    aux_coef: float = 0.5
+    group: int = 3
+
+    def __post_init__(self) -> None:
+        if self.prune_at < 0:
+            raise ValueError(f"prune_at must be >= 0, got {self.prune_at}")
+        if not 0.0 <= self.topk < 1.0:
+            raise ValueError(f"topk (pruned fraction) must be in [0, 1), got {self.topk}")
+        if not 0.0 < self.rescale_min < 1.0:
+            raise ValueError(f"rescale_min must be in (0, 1), got {self.rescale_min}")
+        if self.scorer_heads < 1 or self.mlp_dim < 1 or self.group < 1:
+            raise ValueError(
+                f"scorer_heads, mlp_dim, group must be >= 1, got "
+                f"{self.scorer_heads}, {self.mlp_dim}, {self.group}")
+
+
+# --------------------------------------------------------------------------------------------
+# Grouping helpers
+# --------------------------------------------------------------------------------------------
+
+def _check_grid(n: int, grid: tuple[int, int]) -> tuple[int, int]:
+    h, w = int(grid[0]), int(grid[1])
+    if h * w != n:
+        raise ValueError(f"grid {grid} has {h * w} cells but there are N={n} patches per frame")
+    return h, w
+
+
+def group_index(grid: tuple[int, int], group: int = 3, device=None) -> torch.Tensor:
+    """(G, group*group) flat patch index of every slot of every group; -1 marks padding.
+
+    The grid is padded at the bottom/right up to a multiple of ``group``.
+    """
+    h, w = int(grid[0]), int(grid[1])
+    gh, gw = -(-h // group), -(-w // group)
+    rows = torch.arange(gh * group, device=device)
+    cols = torch.arange(gw * group, device=device)
+    flat = rows[:, None] * w + cols[None, :]
+    flat = torch.where((rows[:, None] < h) & (cols[None, :] < w), flat, torch.full_like(flat, -1))
+    # (gh, g, gw, g) -> (gh, gw, g, g) -> (G, g*g)
+    return flat.view(gh, group, gw, group).permute(0, 2, 1, 3).reshape(gh * gw, group * group)
+
+
+def group_patches(hidden: torch.Tensor, grid: tuple[int, int], group: int = 3
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, N, D) -> patches per group (T, G, g*g, D) (zeros at padding) and valid mask (G, g*g)."""
+    if hidden.dim() != 3:
+        raise ValueError(f"hidden must be (T, N, D), got shape {tuple(hidden.shape)}")
+    _check_grid(hidden.shape[1], grid)
+    idx = group_index(grid, group, hidden.device)
+    valid = idx >= 0
+    gathered = hidden[:, idx.clamp(min=0)]                       # (T, G, g*g, D)
+    gathered = gathered * valid[None, :, :, None].to(hidden.dtype)
+    return gathered, valid
+
+
+def _patch_to_group(grid: tuple[int, int], group: int = 3, device=None) -> torch.Tensor:
+    """(N,) group id of every patch."""
+    idx = group_index(grid, group, device)
+    h, w = int(grid[0]), int(grid[1])
+    out = torch.empty(h * w, dtype=torch.long, device=device)
+    gid = torch.arange(idx.shape[0], device=device)[:, None].expand_as(idx)
+    valid = idx >= 0
+    out[idx[valid]] = gid[valid]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Scorer
+# --------------------------------------------------------------------------------------------
+
+def _init_linear(layer: nn.Linear) -> None:
+    # Truncated normal with std sqrt(1/fan_in), zero bias (papers.md §1.3 scorer init).
+    std = math.sqrt(1.0 / layer.in_features)
+    nn.init.trunc_normal_(layer.weight, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
+class TemporalTokenScorer(nn.Module):
+    """Scores every 3x3 group of every frame of one video with a value in (0, 1).
+
+    Per group: query = mean of its (valid) patches; one multi-head attention pass of that query
+    over the group's patches gives z; the MLP reads [z_{t-1}, z_t] (zeros for frame 0).
+    """
+
+    def __init__(self, dim: int, mlp_dim: int, heads: int, group: int = 3) -> None:
+        super().__init__()
+        if dim % heads != 0:
+            raise ValueError(f"dim {dim} must be divisible by heads {heads}")
+        self.dim, self.heads, self.group = dim, heads, group
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.o_proj = nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * dim, mlp_dim), nn.SiLU(),
+            nn.Linear(mlp_dim, mlp_dim), nn.SiLU(),
+            nn.Linear(mlp_dim, 1),
+        )
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                _init_linear(m)
+
+    @classmethod
+    def from_config(cls, dim: int, cfg: STTSConfig) -> "TemporalTokenScorer":
+        return cls(dim, cfg.mlp_dim, cfg.scorer_heads, cfg.group)
+
+    def group_vectors(self, hidden: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """(T, N, D) -> z (T, G, D)."""
+        patches, valid = group_patches(hidden, grid, self.group)  # (T, G, P, D), (G, P)
+        T, G, P, D = patches.shape
+        count = valid.sum(-1).clamp(min=1).to(hidden.dtype)      # (G,)
+        query = patches.sum(2) / count[None, :, None]            # (T, G, D)
+        hd = D // self.heads
+        q = self.q_proj(query).view(T * G, 1, self.heads, hd).transpose(1, 2)
+        k = self.k_proj(patches).view(T * G, P, self.heads, hd).transpose(1, 2)
+        v = self.v_proj(patches).view(T * G, P, self.heads, hd).transpose(1, 2)
+        mask = valid[None].expand(T, G, P).reshape(T * G, 1, 1, P)
+        z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (T*G, heads, 1, hd)
+        return self.o_proj(z.transpose(1, 2).reshape(T, G, D))
+
+    def forward(self, hidden: torch.Tensor, grid: Optional[tuple[int, int]] = None) -> torch.Tensor:
+        """hidden (T, N, D) for one video -> scores (T, G) in (0, 1)."""
+        if hidden.dim() != 3:
+            raise ValueError(f"hidden must be (T, N, D), got shape {tuple(hidden.shape)}")
+        if hidden.shape[-1] != self.dim:
+            raise ValueError(f"hidden dim {hidden.shape[-1]} != scorer dim {self.dim}")
+        if grid is None:
+            side = math.isqrt(hidden.shape[1])
+            grid = (side, side)
+        z = self.group_vectors(hidden, grid)
+        prev = torch.cat([torch.zeros_like(z[:1]), z[:-1]], dim=0)
+        return torch.sigmoid(self.mlp(torch.cat([prev, z], dim=-1)).squeeze(-1))
+
+
+# --------------------------------------------------------------------------------------------
+# Training signals
+# --------------------------------------------------------------------------------------------
+
+def novelty_targets(hidden: torch.Tensor, group: int = 3) -> torch.Tensor:
+    """Temporal novelty 1 - cos(group_{t-1}, group_t) of flattened 3x3 groups, (T, H, W, D) -> (T, G).
+
+    Each group is its 9 patch vectors concatenated (9*D, zero padding), L2-normalised. Frame 0 has
+    no predecessor; its row is set to 1 (fully novel) and is ignored by ``auxiliary_loss``.
+    Targets carry no gradient.
+    """
+    if hidden.dim() != 4:
+        raise ValueError(f"hidden must be (T, H, W, D), got shape {tuple(hidden.shape)}")
+    T, H, W, D = hidden.shape
+    with torch.no_grad():
+        patches, _ = group_patches(hidden.reshape(T, H * W, D).float(), (H, W), group)
+        flat = F.normalize(patches.flatten(2), dim=-1)            # (T, G, 9D)
+        out = torch.ones(T, flat.shape[1], dtype=torch.float32, device=hidden.device)
+        if T > 1:
+            out[1:] = 1.0 - (flat[1:] * flat[:-1]).sum(-1)
+    return out
+
+
+def auxiliary_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """MSE between scores and novelty targets over frames t >= 1 (papers.md §1.3)."""
+    if scores.shape != targets.shape or scores.dim() != 2:
+        raise ValueError(f"scores and targets must both be (T, G); got {tuple(scores.shape)} "
+                         f"and {tuple(targets.shape)}")
+    if scores.shape[0] < 2:
+        return scores.sum() * 0.0  # nothing to compare; keep the graph alive
+    return F.mse_loss(scores[1:], targets[1:].to(scores.dtype))
+
+
+def attention_bias(scores: torch.Tensor, grid: tuple[int, int], rescale_min: float = math.exp(-2.0),
+                   group: int = 3) -> torch.Tensor:
+    """Additive key bias (T, N) = log(rescaled score) in [log(rescale_min), 0], differentiable.
+
+    Group scores are copied to their patches, min-max rescaled per frame to [rescale_min, 1], and
+    the first frame is set to 1 (bias 0). Broadcast as (T, 1, 1, N) over heads and queries.
+    """
+    if scores.dim() != 2:
+        raise ValueError(f"scores must be (T, G), got shape {tuple(scores.shape)}")
+    h, w = int(grid[0]), int(grid[1])
+    p2g = _patch_to_group((h, w), group, scores.device)
+    if int(p2g.max()) + 1 != scores.shape[1]:
+        raise ValueError(f"grid {grid} with group {group} has {int(p2g.max()) + 1} groups, "
+                         f"scores have {scores.shape[1]}")
+    lo = scores.min(dim=1, keepdim=True).values
+    hi = scores.max(dim=1, keepdim=True).values
+    unit = (scores - lo) / (hi - lo).clamp(min=1e-6)             # flat frame -> all rescale_min
+    rescaled = rescale_min + (1.0 - rescale_min) * unit
+    rescaled = torch.cat([torch.ones_like(rescaled[:1]), rescaled[1:]], dim=0)
+    return torch.log(rescaled)[:, p2g]
+
+
+# --------------------------------------------------------------------------------------------
+# Selection
+# --------------------------------------------------------------------------------------------
+
+def select_groups(scores: torch.Tensor, topk_pruned: float) -> torch.Tensor:
+    """Keep mask (T, G): prune the round(G * topk * T) lowest-scored groups of the whole video.
+
+    The first frame is always kept (its scores are lifted above any other), so at most G*(T-1)
+    groups can go. Ties break towards the lower flat index being pruned first (stable sort).
+    """
+    if scores.dim() != 2:
+        raise ValueError(f"scores must be (T, G), got shape {tuple(scores.shape)}")
+    if not 0.0 <= float(topk_pruned) < 1.0:
+        raise ValueError(f"topk_pruned must be in [0, 1), got {topk_pruned}")
+    T, G = scores.shape
+    n_prune = min(round(G * float(topk_pruned) * T), G * (T - 1))
+    s = scores.detach().float().clone()
+    s[0] = float("inf")
+    order = torch.sort(s.flatten(), stable=True).indices
+    keep = torch.ones(T * G, dtype=torch.bool, device=scores.device)
+    keep[order[:n_prune]] = False
+    return keep.view(T, G)
+
+
+def groups_to_patch_mask(keep_groups: torch.Tensor, grid: tuple[int, int], group: int = 3) -> torch.Tensor:
+    """(T, G) group keep mask -> (T, N) patch keep mask (all 9 patches of a group together)."""
+    return keep_groups[:, _patch_to_group(grid, group, keep_groups.device)]
+
+
+# --------------------------------------------------------------------------------------------
+# Packing
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Packing:
+    """First-fit-decreasing assignment of frames to bins.
+
+    ``bin_of[t]`` is frame t's bin (-1 for frames with no kept token: they occupy no bin),
+    ``offset[t]`` its first slot inside the bin, ``num_bins`` the number of bins.
+    """
+
+    bin_of: torch.Tensor
+    offset: torch.Tensor
+    num_bins: int
+
+
+def pack_first_fit_decreasing(kept_counts: torch.Tensor, capacity: int = 729) -> Packing:
+    """Sort frames by kept count (descending, stable), put each into the first bin it fits."""
+    counts = torch.as_tensor(kept_counts).long().flatten()
+    if counts.numel() and (int(counts.max()) > capacity or int(counts.min()) < 0):
+        raise ValueError(f"kept counts must lie in [0, capacity={capacity}], got {counts.tolist()}")
+    order = torch.sort(-counts, stable=True).indices.tolist()
+    cl = counts.tolist()
+    free: list[int] = []
+    bin_of = [-1] * len(cl)
+    offset = [0] * len(cl)
+    for t in order:  # loop over frames (a few hundred at most), not tokens
+        c = cl[t]
+        if c == 0:
+            continue
+        for b, room in enumerate(free):
+            if room >= c:
+                break
+        else:
+            free.append(capacity)
+            b = len(free) - 1
+        bin_of[t], offset[t] = b, capacity - free[b]
+        free[b] -= c
+    return Packing(torch.tensor(bin_of, dtype=torch.long), torch.tensor(offset, dtype=torch.long), len(free))
+
+
+@dataclass
+class Packed:
+    """Kept tokens of one video packed into ``num_bins`` virtual frames of ``capacity`` slots.
+
+    hidden      (B', C, D) packed tokens, zeros in empty slots
+    attn_mask   (B', C, C) bool, True = may attend: block-diagonal by original frame (empty slots
+                attend only to themselves so no softmax row is empty)
+    index       (T, N) long, flat slot (bin * C + slot) of each active token, -1 if not active
+    keep_mask   (T, N) the selection mask (what the LLM side uses)
+    active_mask (T, N) tokens the later ViT blocks process = keep_mask | refill_mask
+    refill_mask (T, N) pruned tokens put back because their frame sits alone in a bin
+    frame_of_slot (B', C) long, original frame of every slot, -1 for empty
+    """
+
+    hidden: torch.Tensor
+    attn_mask: torch.Tensor
+    index: torch.Tensor
+    keep_mask: torch.Tensor
+    active_mask: torch.Tensor
+    refill_mask: torch.Tensor
+    frame_of_slot: torch.Tensor
+    packing: Packing
+
+    @property
+    def num_bins(self) -> int:
+        return self.hidden.shape[0]
+
+
+def rearrange_tokens(hidden: torch.Tensor, keep_mask: torch.Tensor, capacity: Optional[int] = None) -> Packed:
+    """Pack the kept tokens of (T, N, D) into first-fit-decreasing bins of ``capacity`` (default N).
+
+    A bin holding a single original frame gets that frame's pruned tokens back (no compute would
+    be saved by leaving them out); frame order inside a bin is FFD placement order, tokens keep
+    their original order inside a frame.
+    """
+    if hidden.dim() != 3:
+        raise ValueError(f"hidden must be (T, N, D), got shape {tuple(hidden.shape)}")
+    T, N, D = hidden.shape
+    if keep_mask.shape != (T, N) or keep_mask.dtype != torch.bool:
+        raise ValueError(f"keep_mask must be bool ({T}, {N}), got {keep_mask.dtype} {tuple(keep_mask.shape)}")
+    cap = N if capacity is None else int(capacity)
+    if cap < N:
+        raise ValueError(f"capacity {cap} must be >= tokens per frame N={N} (refill needs a whole frame)")
+    dev = hidden.device
+    packing = pack_first_fit_decreasing(keep_mask.sum(1).cpu(), cap)
+    bin_of, offset = packing.bin_of.to(dev), packing.offset.to(dev)
+    # Frames alone in their bin: refill.
+    placed = bin_of >= 0
+    per_bin = torch.bincount(bin_of[placed], minlength=packing.num_bins)
+    alone = placed & (per_bin[bin_of.clamp(min=0)] == 1)
+    active = keep_mask | alone[:, None]
+    refill = active & ~keep_mask
+    rank = torch.cumsum(active.long(), dim=1) - 1                # position inside the frame
+    slot = bin_of[:, None] * cap + offset[:, None] + rank
+    index = torch.where(active, slot, torch.full_like(slot, -1))
+    B = packing.num_bins
+    flat_hidden = hidden.new_zeros(B * cap, D)
+    flat_hidden[index[active]] = hidden[active]
+    frame_of_slot = torch.full((B * cap,), -1, dtype=torch.long, device=dev)
+    frame_of_slot[index[active]] = torch.arange(T, device=dev)[:, None].expand(T, N)[active]
+    frame_of_slot = frame_of_slot.view(B, cap)
+    same = frame_of_slot[:, :, None] == frame_of_slot[:, None, :]
+    filled = frame_of_slot >= 0
+    eye = torch.eye(cap, dtype=torch.bool, device=dev)[None]
+    attn_mask = (same & filled[:, :, None]) | eye
+    return Packed(flat_hidden.view(B, cap, D), attn_mask, index, keep_mask, active, refill,
+                  frame_of_slot, packing)
+
+
+def unpack(packed_hidden: torch.Tensor, packed: Packed) -> torch.Tensor:
+    """Scatter packed (B', C, D) back to the original (T, N, D) layout, zeros where not active."""
+    B, C, D = packed_hidden.shape
+    if B != packed.num_bins or C != packed.hidden.shape[1]:
+        raise ValueError(f"packed_hidden shape {tuple(packed_hidden.shape)} does not match the packing "
+                         f"({packed.num_bins}, {packed.hidden.shape[1]}, D)")
+    T, N = packed.index.shape
+    out = packed_hidden.new_zeros(T, N, D)
+    act = packed.active_mask
+    out[act] = packed_hidden.reshape(B * C, D)[packed.index[act]]
+    return out
