@@ -1,0 +1,30 @@
+"""Shared method implementations: pure tensor algorithms, the paper methods and baselines, and model
+adapters/runtime for HF transformers.
+
+Two-line use (instance-scoped, undoable)::
+
+    from methods import apply_method
+    with apply_method(adapter, "fastv", k=2, keep=0.5) as h:
+        out = h.adapter.run(pixel_values, "What happens in the video?")
+
+Public names are imported lazily so ``import methods.types`` stays light.
+"""
+from __future__ import annotations
+
+_LAZY = {
+    "Method": "methods.base", "MethodHandle": "methods.base", "apply_method": "methods.base",
+    "register_method": "methods.registry", "get_method": "methods.registry",
+    "list_methods": "methods.registry", "describe_methods": "methods.registry",
+    "VideoTokens": "methods.types", "Reduction": "methods.types", "check_retention": "methods.types",
+    "LlavaOnevisionAdapter": "methods.adapters",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'methods' has no attribute {name!r}")

@@ -1,0 +1,29 @@
+"""``python -m methods [--json]``: list every registered method with its options and defaults."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from methods.registry import describe_methods
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m methods", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    info = describe_methods()
+    if args.json:
+        json.dump(info, sys.stdout, indent=2, sort_keys=True, default=str)
+        sys.stdout.write("\n")
+        return 0
+    for name, d in info.items():
+        print(f"{name}: {d['description']}")
+        for opt, o in d["options"].items():
+            default = "required" if o["required"] else f"default {o['default']!r}"
+            print(f"    {opt} ({o['type']}): {default}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""Method base class and ``apply_method``: attach a method to one model instance, undoably.
+
+A :class:`Method` has a typed frozen config (``Config``), up to two stages -- ``reduce`` (pre-LLM:
+VideoTokens -> Reduction) and ``inner_plan`` (inside the LLM at layer K: keep fraction, scoring,
+merge) -- and a nominal TokenSchedule (delegated to ``costmodel.nominal`` where the method is
+modelled there).
+
+Attaching (FrameFusion-style API, instance-scoped)::
+
+    with apply_method(adapter, "fastv", k=2, keep=0.5) as h:
+        out = h.adapter.run(pixels, "What happens?")
+    # or: h = apply_method(model, "fastv"); ...; h.remove()
+
+The adapter runs the LLM with its own decoder-layer loop (methods.runtime), so attaching only
+sets ``adapter.method``; the HF model object is never modified and other instances are untouched.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Optional
+
+from costmodel.schedule import TokenSchedule
+from methods.runtime import InnerPlan
+from methods.types import Reduction, VideoTokens
+
+
+class Method:
+    """Base class of every registered method. Subclasses set ``Config`` (a frozen dataclass)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any = None, **options: Any):
+        if config is None:
+            config = self.make_config(**options)
+        elif options:
+            raise ValueError(f"{self.name}: give either a config or options, not both")
+        elif not isinstance(config, self.Config):
+            raise ValueError(f"{self.name}: config must be a {self.Config.__name__}, got {type(config).__name__}")
+        self.config = config
+
+    # ---- config ---------------------------------------------------------------------------
+    @classmethod
+    def options(cls) -> dict[str, dict[str, Any]]:
+        """Option name -> {"type", "default", "required"} from the config dataclass."""
+        out = {}
+        for f in dataclasses.fields(cls.Config):
+            if not f.init:
+                continue
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            default = None if required else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            out[f.name] = {"type": f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type)),
+                           "default": default, "required": required}
+        return out
+
+    @classmethod
+    def make_config(cls, **options: Any):
+        allowed = cls.options()
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for method {cls.name!r}; allowed: {sorted(allowed) or 'none'}")
+        missing = sorted(k for k, v in allowed.items() if v["required"] and k not in options)
+        if missing:
+            raise ValueError(f"method {cls.name!r} needs option(s) {missing}")
+        return cls.Config(**options)
+
+    # ---- stages ---------------------------------------------------------------------------
+    @property
+    def has_pre_llm(self) -> bool:
+        return type(self).reduce is not Method.reduce
+
+    def reduce(self, tokens: VideoTokens) -> Reduction:  # pragma: no cover - overridden
+        raise NotImplementedError(f"{self.name} has no pre-LLM stage")
+
+    def inner_plan(self, num_layers: int) -> Optional[InnerPlan]:
+        """The inner-LLM plan for an LLM of ``num_layers`` layers, or None."""
+        return None
+
+    # ---- cost -----------------------------------------------------------------------------
+    def nominal_name_and_options(self) -> Optional[tuple[str, dict]]:
+        """(costmodel.nominal method name, kwargs incl. retention) or None if not modelled there."""
+        return None
+
+    def nominal_schedule(self, arch, frames: int, text_tokens: int = 0, decode_steps: int = 0) -> TokenSchedule:
+        """Nominal TokenSchedule on ``arch`` (an ArchSpec, an architecture name, or an adapter)."""
+        from costmodel.nominal import nominal_schedule
+
+        spec = resolve_arch(arch)
+        named = self.nominal_name_and_options()
+        if named is None:
+            raise NotImplementedError(f"{self.name} has no nominal schedule")
+        method, kwargs = named
+        return nominal_schedule(spec, method, frames=frames, text_tokens=text_tokens,
+                                decode_steps=decode_steps, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+
+def resolve_arch(arch):
+    """ArchSpec from an ArchSpec, a costmodel architecture name, or an adapter (``arch_spec()``)."""
+    if isinstance(arch, str):
+        from costmodel.arch import load_arch
+
+        return load_arch(arch)
+    if hasattr(arch, "arch_spec"):
+        return arch.arch_spec()
+    return arch
+
+
+class MethodHandle:
+    """Returned by :func:`apply_method`; ``remove()`` (or leaving the ``with`` block) detaches."""
+
+    def __init__(self, adapter, method: Method):
+        self.adapter = adapter
+        self.method = method
+        self._previous = adapter.method
+        self._attached = True
+        adapter.method = method
+
+    def remove(self) -> None:
+        if self._attached:
+            if self.adapter.method is not self.method:
+                raise RuntimeError("methods must be removed in reverse order of attachment")
+            self.adapter.method = self._previous
+            self._attached = False
+
+    def __enter__(self) -> "MethodHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def apply_method(target, method, **options) -> MethodHandle:
+    """Attach ``method`` (a name, or a Method) to an adapter or an HF LLaVA-OV model instance.
+
+    An HF model is wrapped in a ``LlavaOnevisionAdapter`` (setting ``llava-onevision``); pass an
+    adapter to choose the setting. Bad K / retention / option values raise ValueError here."""
+    from methods.registry import get_method
+
+    if isinstance(method, str):
+        method = get_method(method, **options)
+    elif options:
+        raise ValueError("options are only accepted with a method name")
+    if not isinstance(method, Method):
+        raise ValueError(f"method must be a registered name or a Method, got {type(method).__name__}")
+    adapter = target
+    if not hasattr(target, "prefill"):
+        from methods.adapters import LlavaOnevisionAdapter
+
+        adapter = LlavaOnevisionAdapter(target)
+    plan = method.inner_plan(adapter.num_layers)
+    if plan is not None:
+        plan.validate(adapter.num_layers)
+    return MethodHandle(adapter, method)

@@ -1,0 +1,112 @@
+"""Baselines with no pre-LLM stage: vanilla, FastV and PyramidDrop (papers.md §4)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+from methods.base import Method
+from methods.registry import register_method
+from methods.runtime import MODES, SCORINGS, InnerPlan, InnerStage
+from methods.types import check_retention
+
+
+def _check_choice(value, allowed, name):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _check_layer(k, name="k"):
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"{name} must be an int layer index >= 1 (and <= num_layers - 1), got {k!r}")
+
+
+@dataclass(frozen=True)
+class VanillaConfig:
+    pass
+
+
+@register_method("vanilla")
+class Vanilla(Method):
+    description = "no reduction (the unmodified model)"
+    Config = VanillaConfig
+
+    def nominal_name_and_options(self):
+        return "vanilla", {}
+
+
+@dataclass(frozen=True)
+class FastVConfig:
+    """FastV: before layer ``k`` keep ``keep`` of the visual tokens ranked by layer k-1's attention.
+    ``scoring``: 'last' (last token's head-averaged row; HoliTom/Tango variant) or 'mean' (all query
+    rows; the FastV paper). ``mode='mask'`` masks instead of removing (oracle, no speed-up)."""
+
+    k: int = 2
+    keep: float = 0.5
+    scoring: Literal["last", "mean"] = "last"
+    mode: Literal["inplace", "mask"] = "inplace"
+
+    def __post_init__(self):
+        _check_layer(self.k)
+        check_retention(self.keep, "keep")
+        _check_choice(self.scoring, SCORINGS, "scoring")
+        _check_choice(self.mode, MODES, "mode")
+
+
+@register_method("fastv")
+class FastV(Method):
+    description = "FastV: drop low-attention visual tokens after layer K (inside the LLM)"
+    Config = FastVConfig
+
+    def inner_plan(self, num_layers):
+        c = self.config
+        return InnerPlan((InnerStage(c.k, float(c.keep)),), scoring=c.scoring, mode=c.mode).validate(num_layers)
+
+    def nominal_name_and_options(self):
+        return "fastv", {"retention": float(self.config.keep), "k": self.config.k}
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+@dataclass(frozen=True)
+class PDropConfig:
+    """PyramidDrop: 4 stages; at each boundary keep ``lam`` of the remaining visual tokens, ranked by
+    the last instruction token's attention. ``layers`` None -> (8, 16, 24)/32 of the depth."""
+
+    lam: float = 0.5
+    layers: Optional[tuple[int, ...]] = None
+    scoring: Literal["last", "mean"] = "last"
+    mode: Literal["inplace", "mask"] = "inplace"
+
+    def __post_init__(self):
+        check_retention(self.lam, "lam")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(self.layers))
+            for b in self.layers:
+                _check_layer(b, "layers")
+        _check_choice(self.scoring, SCORINGS, "scoring")
+        _check_choice(self.mode, MODES, "mode")
+
+
+@register_method("pdrop")
+class PDrop(Method):
+    description = "PyramidDrop: keep lam of the visual tokens at each of 3 stage boundaries"
+    Config = PDropConfig
+
+    def boundaries(self, num_layers: int) -> tuple[int, ...]:
+        if self.config.layers is not None:
+            return self.config.layers
+        return tuple(_round_half_up(b * num_layers / 32) for b in (8, 16, 24))
+
+    def inner_plan(self, num_layers):
+        bounds = self.boundaries(num_layers)
+        if list(bounds) != sorted(set(bounds)):
+            raise ValueError(f"pdrop layers must be strictly increasing, got {bounds} for {num_layers} layers")
+        lam = float(self.config.lam)
+        stages = tuple(InnerStage(b, lam ** (i + 1)) for i, b in enumerate(bounds))
+        return InnerPlan(stages, scoring=self.config.scoring, mode=self.config.mode).validate(num_layers)
+
+    def nominal_name_and_options(self):
+        return "pdrop", {"lam": float(self.config.lam), "layers": self.config.layers}

@@ -1,0 +1,16 @@
+"""Inner-LLM pruning runtime shared by every method (FastV, PDrop, HoliTom Stage III, Tango intra-LLM).
+
+- :class:`InnerPlan` / :class:`InnerStage`: typed plan (layer K, keep fraction, scoring, merge, mode).
+- :func:`llm_prefill` / :func:`llm_decode_step`: our own decoder-layer loop over an HF Qwen2-style
+  model instance with a :class:`RaggedKVCache` (full length below K, pruned length from K).
+- :func:`merge_dropped`: vectorised mean / blend / running-pairwise merge of dropped tokens.
+"""
+from .merge import assign_to_kept, merge_dropped
+from .plan import MERGES, MODES, SCORINGS, InnerPlan, InnerStage, inner_keep_count
+from .llm import NEWLINE, TEXT, VISUAL, PrefillResult, RaggedKVCache, llm_decode_step, llm_prefill, score_visual
+
+__all__ = [
+    "InnerPlan", "InnerStage", "inner_keep_count", "SCORINGS", "MERGES", "MODES",
+    "RaggedKVCache", "PrefillResult", "llm_prefill", "llm_decode_step", "score_visual",
+    "merge_dropped", "assign_to_kept", "TEXT", "VISUAL", "NEWLINE",
+]

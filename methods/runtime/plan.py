@@ -1,0 +1,88 @@
+"""Typed plan for pruning inside the LLM (FastV, PDrop, HoliTom Stage III, Tango intra-LLM).
+
+A plan is a list of stages. Stage ``(layer=K, keep=p)`` means: just before decoder layer ``K``
+(0-indexed) the visual *feature* tokens still alive are scored with layer ``K-1``'s attention and
+the best ``round_half_up(n0 * p)`` of them are kept, ``n0`` being the visual tokens that entered
+the LLM; the rest are dropped or merged into the kept ones. Newline
+tokens and text are never pruned inside the LLM (project convention, costmodel/schedule.py).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+Scoring = Literal["last", "mean"]
+MergeKind = Literal["drop", "mean", "blend", "running-pairwise"]
+Mode = Literal["inplace", "mask"]
+
+SCORINGS = ("last", "mean")
+MERGES = ("drop", "mean", "blend", "running-pairwise")
+MODES = ("inplace", "mask")
+
+
+def inner_keep_count(n: int, keep: float) -> int:
+    """Visual tokens kept at a stage: ``round_half_up(n * keep)`` where ``n`` is the number of visual
+    feature tokens that entered layer 0 (so PDrop's stages are lam, lam^2, lam^3 of the entering
+    count). Same rounding as costmodel.nominal, so recorded and nominal schedules agree."""
+    return int(math.floor(n * keep + 0.5))
+
+
+@dataclass(frozen=True)
+class InnerStage:
+    layer: int      # K: pruning happens right before decoder layer K; scores come from layer K-1
+    keep: float     # fraction of the visual feature tokens *entering layer 0* still alive after this stage
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.layer, int) or isinstance(self.layer, bool):
+            raise ValueError(f"InnerStage.layer must be an int, got {self.layer!r}")
+        if not 0.0 < float(self.keep) <= 1.0:
+            raise ValueError(f"InnerStage.keep must be in (0, 1], got {self.keep!r}")
+
+
+@dataclass(frozen=True)
+class InnerPlan:
+    stages: tuple[InnerStage, ...]
+    scoring: Scoring = "last"            # query rows: the last prompt token, or the mean of all rows
+    merge: MergeKind = "drop"            # what happens to the tokens that are not kept
+    blend_weight: float = 0.6            # Tango intra-LLM: new = w * kept + (1 - w) * cluster mean
+    mode: Mode = "inplace"               # inplace: tokens removed; mask: kept in the sequence but masked
+    score_chunk: int = 512               # query rows per chunk when scoring="mean"
+    stages_sorted: bool = field(default=True, repr=False)
+
+    def __post_init__(self) -> None:
+        stages = tuple(s if isinstance(s, InnerStage) else InnerStage(*s) for s in self.stages)
+        object.__setattr__(self, "stages", tuple(sorted(stages, key=lambda s: s.layer)))
+        if len({s.layer for s in stages}) != len(stages):
+            raise ValueError(f"InnerPlan stages must have distinct layers, got {[s.layer for s in stages]}")
+        keeps = [float(s.keep) for s in self.stages]
+        if keeps != sorted(keeps, reverse=True):
+            raise ValueError(f"stage keep fractions (of the entering tokens) must not increase, got {keeps}")
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}")
+        if self.merge not in MERGES:
+            raise ValueError(f"merge must be one of {MERGES}, got {self.merge!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if not 0.0 <= self.blend_weight <= 1.0:
+            raise ValueError(f"blend_weight must be in [0, 1], got {self.blend_weight!r}")
+
+    def validate(self, num_layers: int) -> "InnerPlan":
+        for s in self.stages:
+            if not 1 <= s.layer <= num_layers - 1:
+                raise ValueError(
+                    f"inner-LLM pruning layer K={s.layer} is outside the allowed range "
+                    f"[1, {num_layers - 1}] for an LLM with {num_layers} layers")
+        return self
+
+    def nominal_visual(self, visual: int, num_layers: int) -> tuple[int, ...]:
+        """Per-layer visual feature count this plan produces from ``visual`` tokens at layer 0."""
+        self.validate(num_layers)
+        out, n, it = [], visual, iter(self.stages)
+        stage = next(it, None)
+        for layer in range(num_layers):
+            while stage is not None and stage.layer == layer:
+                n = min(n, inner_keep_count(visual, stage.keep))
+                stage = next(it, None)
+            out.append(n)
+        return tuple(out)
