@@ -1,0 +1,348 @@
+"""Samples, the benchmark registry and the shared loading logic of the paper tier.
+
+Every benchmark is a multiple-choice video QA set. A loader reads the LOCAL copy a user already has
+(nothing is downloaded), in the layout of the Hugging Face datasets that lmms-eval uses, and turns
+each question into an :class:`MCQSample`. What is common to all of them lives here: where the root
+comes from (the config key ``paths.datasets.<name>``), reading json / jsonl / parquet annotations,
+checking that every video exists, ``limit`` and ``subset``.
+
+Parquet is read through pandas, which needs pyarrow or fastparquet; without either, a parquet-only
+copy gets an error that says so and names the json/jsonl alternative.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+BENCHMARKS: tuple[str, ...] = ("videomme", "mvbench", "egoschema", "longvideobench", "mlvu")
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def config_key(name: str) -> str:
+    """The config key that holds the local root of benchmark ``name``."""
+    return f"paths.datasets.{name}"
+
+
+@dataclass(frozen=True)
+class MCQSample:
+    """One multiple-choice question about one video.
+
+    ``options`` hold the option texts without their letter prefix ("A. "); the prompt adds letters.
+    ``video_path`` may be a directory of frames (MVBench's episodic_reasoning ships frames).
+    ``meta`` carries the benchmark's category fields (duration, task type, ...) used by ``score``.
+    """
+
+    benchmark: str
+    sample_id: str
+    video_path: Path
+    question: str
+    options: list[str]
+    answer_index: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.benchmark not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {self.benchmark!r}; allowed: {', '.join(BENCHMARKS)}")
+        if len(self.options) < 2:
+            raise ValueError(f"{self.benchmark}/{self.sample_id}: needs >= 2 options, got {self.options!r}")
+        if not 0 <= self.answer_index < len(self.options):
+            raise ValueError(
+                f"{self.benchmark}/{self.sample_id}: answer_index {self.answer_index} outside "
+                f"0..{len(self.options) - 1}"
+            )
+
+    @property
+    def answer_letter(self) -> str:
+        return LETTERS[self.answer_index]
+
+
+class SampleList(list):
+    """A list of :class:`MCQSample` that also remembers what the loader left out.
+
+    ``skipped`` holds ``(sample_id, reason)`` pairs: ``"missing video: <path>"`` or ``"no public
+    answer"`` (EgoSchema outside its 500-question subset). ``score`` reports their number.
+    """
+
+    def __init__(self, items: Iterable[MCQSample] = (), skipped: Iterable[tuple[str, str]] = ()):
+        super().__init__(items)
+        self.skipped: list[tuple[str, str]] = list(skipped)
+
+
+class MissingVideoWarning(UserWarning):
+    """Some samples were skipped because their video file is not on disk."""
+
+
+class MissingVideoError(FileNotFoundError):
+    """Strict loading found samples whose video file is not on disk."""
+
+
+@runtime_checkable
+class Benchmark(Protocol):
+    """What a per-benchmark module registers.
+
+    ``read`` returns every answerable sample with its expected ``video_path`` (existence is checked
+    by :func:`load_benchmark`) plus ``(sample_id, reason)`` for questions it had to drop.
+    ``category_keys`` name the ``meta`` fields ``score`` breaks accuracy down by; the first one is
+    the key of the macro average when ``headline == "macro"`` (MVBench and MLVU report the mean over
+    their tasks).
+    """
+
+    name: str
+    annotation_names: tuple[str, ...]
+    subsets: tuple[str, ...]
+    category_keys: tuple[str, ...]
+    headline: str
+
+    def read(self, root: Path, subset: frozenset[str] | None) -> tuple[list[MCQSample], list[tuple[str, str]]]:
+        ...
+
+    def format_prompt(self, sample: MCQSample) -> str:
+        ...
+
+
+_REGISTRY: dict[str, Benchmark] = {}
+
+
+def register_benchmark(name: str):
+    """Class decorator: instantiate the class and register it under ``name`` (one of BENCHMARKS)."""
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; allowed: {', '.join(BENCHMARKS)}")
+
+    def deco(cls):
+        inst = cls()
+        inst.name = name
+        if not isinstance(inst, Benchmark):
+            raise TypeError(f"{cls.__name__} does not implement the Benchmark protocol")
+        _REGISTRY[name] = inst
+        return cls
+
+    return deco
+
+
+def get_benchmark(name: str) -> Benchmark:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown benchmark {name!r}; allowed: {', '.join(sorted(_REGISTRY) or BENCHMARKS)}") from None
+
+
+def _normalise_subset(bench: Benchmark, subset: str | Sequence[str] | None) -> frozenset[str] | None:
+    if subset is None:
+        return None
+    chosen = frozenset([subset] if isinstance(subset, str) else [str(s) for s in subset])
+    bad = sorted(chosen - set(bench.subsets))
+    if not chosen or bad:
+        allowed = ", ".join(bench.subsets) if bench.subsets else "(none: this benchmark has no subsets)"
+        raise ValueError(f"{bench.name}: unknown subset {bad or sorted(chosen)!r}; allowed: {allowed}")
+    return chosen
+
+
+def load_benchmark(
+    name: str,
+    root: Path | str | None,
+    *,
+    limit: int | None = None,
+    subset: str | Sequence[str] | None = None,
+    strict: bool = False,
+) -> SampleList:
+    """Load benchmark ``name`` from its local copy at ``root`` (the value of ``paths.datasets.<name>``).
+
+    Samples keep annotation order. A sample whose video is missing is skipped with one
+    :class:`MissingVideoWarning` counting them (``strict=True`` raises :class:`MissingVideoError`
+    instead); the skipped ids are in the result's ``skipped``. ``subset`` restricts to named
+    sub-tasks / duration groups (see each benchmark's ``subsets``); ``limit`` keeps the first
+    ``limit`` samples that survive, like lmms-eval's ``--limit``.
+    """
+    bench = get_benchmark(name)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
+    chosen = _normalise_subset(bench, subset)
+    if root is None or not str(root).strip():  # config.yaml ships the key empty: "not set"
+        raise FileNotFoundError(
+            f"{name}: no dataset path given; set config key `{config_key(name)}` to the local copy of the benchmark"
+        )
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"{name}: dataset root {str(root)!r} does not exist or is not a directory; "
+            f"set config key `{config_key(name)}` to the local copy of the benchmark"
+        )
+    samples, dropped = bench.read(root, chosen)
+    seen: set[str] = set()
+    dupes = [s.sample_id for s in samples if s.sample_id in seen or seen.add(s.sample_id)]
+    if dupes:
+        raise ValueError(f"{name}: duplicate sample ids under {str(root)!r}, e.g. {dupes[:3]}")
+    kept: list[MCQSample] = []
+    missing: list[MCQSample] = []
+    for s in samples:
+        (kept if Path(s.video_path).exists() else missing).append(s)
+    if missing:
+        first = ", ".join(str(s.video_path) for s in missing[:3])
+        msg = (
+            f"{name}: {len(missing)} of {len(samples)} samples have no video file under {str(root)!r} "
+            f"(config key `{config_key(name)}`); first missing: {first}"
+        )
+        if strict:
+            raise MissingVideoError(msg)
+        warnings.warn(msg + "; these samples are skipped (strict=True raises instead)", MissingVideoWarning, stacklevel=2)
+    skipped = list(dropped) + [(s.sample_id, f"missing video: {s.video_path}") for s in missing]
+    if limit is not None:
+        kept = kept[:limit]
+    return SampleList(kept, skipped)
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers shared by the per-benchmark loaders
+
+
+def find_annotations(root: Path, name: str, patterns: Sequence[str]) -> list[Path]:
+    """Files matching the first of ``patterns`` (globs relative to ``root``) that matches anything.
+
+    Patterns are tried in order so a preferred format (e.g. the HF parquet shards) wins over a
+    fallback; all files of the winning pattern are returned sorted (sharded parquet).
+    """
+    unreadable: list[Path] = []
+    for pat in patterns:
+        hits = sorted(p for p in root.glob(pat) if p.is_file())
+        if hits and hits[0].suffix.lower() == ".parquet" and not parquet_readable():
+            unreadable = unreadable or hits  # prefer a json/jsonl copy if there is one
+            continue
+        if hits:
+            return hits
+    if unreadable:
+        return unreadable  # read_records will say that parquet needs pyarrow
+    raise FileNotFoundError(
+        f"{name}: no annotation file under {str(root)!r} (config key `{config_key(name)}`); "
+        f"expected one of: {', '.join(patterns)}"
+    )
+
+
+def parquet_readable() -> bool:
+    """Whether pandas has a parquet engine here (pyarrow or fastparquet)."""
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) is not None for m in ("pyarrow", "fastparquet"))
+
+
+def _jsonable(v: Any) -> Any:
+    # pandas gives numpy arrays / scalars for list and int columns; loaders want plain Python.
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    return v
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Rows of a .json (a list, or a dict of lists / of rows keyed by id), .jsonl or .parquet file."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    if suffix == ".json":
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if isinstance(data, list):
+            return data
+        if isinstance(data, dict):
+            lists = [v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+            if len(lists) == 1 and len(data) <= 3:  # {"data": [...]} style wrapper
+                return lists[0]
+            if all(isinstance(v, dict) for v in data.values()):  # {id: row}
+                return [{"_key": k, **v} for k, v in data.items()]
+        raise ValueError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
+    if suffix == ".parquet":
+        try:
+            import pandas as pd
+
+            df = pd.read_parquet(path)
+        except ImportError as e:
+            raise ImportError(
+                f"{path}: reading parquet needs pyarrow or fastparquet, neither is installed; "
+                "install one, or convert the annotations to .json/.jsonl (e.g. on a machine with "
+                "pyarrow: pandas.read_parquet(p).to_json(out, orient='records', lines=True))"
+            ) from e
+        return [{k: _jsonable(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+    raise ValueError(f"{path}: unsupported annotation format {suffix!r}; allowed: .json, .jsonl, .parquet")
+
+
+def first_existing(candidates: Sequence[Path]) -> Path:
+    """The first candidate path that exists, else the first one (reported as missing later)."""
+    for c in candidates:
+        if c.exists():
+            return c
+    return candidates[0]
+
+
+def require(row: dict[str, Any], keys: Sequence[str], where: str) -> None:
+    missing = [k for k in keys if k not in row]
+    if missing:
+        raise KeyError(f"{where}: annotation record lacks field(s) {missing}; it has {sorted(row)}")
+
+
+def strip_letter_prefix(option: str, index: int) -> str:
+    """'A. text' / '(A) text' / 'A) text' -> 'text' when the letter is the option's own letter."""
+    s = str(option).strip()
+    letter = LETTERS[index]
+    for pre in (f"{letter}. ", f"({letter}) ", f"{letter}) ", f"{letter}.", f"({letter})"):
+        if s.startswith(pre):
+            return s[len(pre):].strip()
+    return s
+
+
+def letter_index(letter: Any, n_options: int, where: str) -> int:
+    """Index of an answer given as a letter ('B', '(B)') or an int / int-like string ('1')."""
+    if isinstance(letter, bool):
+        raise ValueError(f"{where}: answer {letter!r} is neither a letter nor an index")
+    if isinstance(letter, int):
+        idx = letter
+    else:
+        s = str(letter).strip().strip("()").strip(".").strip()
+        if s.isdigit():
+            idx = int(s)
+        elif len(s) == 1 and s.upper() in LETTERS:
+            idx = LETTERS.index(s.upper())
+        else:
+            raise ValueError(f"{where}: answer {letter!r} is neither a letter nor an index")
+    if not 0 <= idx < n_options:
+        raise ValueError(f"{where}: answer {letter!r} outside the {n_options} options")
+    return idx
+
+
+class IncompleteBenchmarkWarning(UserWarning):
+    """A multi-task benchmark's local copy lacks some of its sub-tasks."""
+
+
+def files_per_task(root: Path, name: str, tasks: Sequence[str], patterns, all_tasks: bool) -> dict[str, list[Path]]:
+    """Annotation files of each sub-task (``patterns(task)`` gives its globs, tried in order).
+
+    A sub-task asked for by name must exist; with ``all_tasks`` (no subset given) the ones present
+    are loaded and the absent ones named in an :class:`IncompleteBenchmarkWarning`, since the
+    benchmark's average then covers fewer tasks than the paper's.
+    """
+    found: dict[str, list[Path]] = {}
+    absent = []
+    for t in tasks:
+        for pat in patterns(t):
+            hits = sorted(p for p in root.glob(pat) if p.is_file())
+            if hits:
+                found[t] = hits
+                break
+        else:
+            absent.append(t)
+    expected = [patterns(t)[0] for t in absent]
+    if not found or (absent and not all_tasks):
+        raise FileNotFoundError(
+            f"{name}: no annotation file under {str(root)!r} (config key `{config_key(name)}`) for "
+            f"sub-task(s) {', '.join(absent)}; expected file names: {', '.join(expected)}"
+        )
+    if absent:
+        warnings.warn(
+            f"{name}: {len(absent)} of {len(tasks)} sub-tasks absent under {str(root)!r}: {', '.join(absent)}",
+            IncompleteBenchmarkWarning,
+            stacklevel=3,
+        )
+    return found
