@@ -1,0 +1,71 @@
+# Replication workflow for Tango, STTS and HoliTom: every claim -> results/claims/<id>.json.
+#
+#   snakemake --cores all                          everything this machine can do (default target `all`)
+#   snakemake results/claims/<claim-id>.json       verify one claim
+#   snakemake figures                              tables and figures only
+#   snakemake --profile profiles/{smoke,gpu,slurm} smallest run / GPU box / cluster
+#
+# Layout (snakemake-workflows convention): config + schemas + claims in replicate/, rule files in
+# replicate/rules/*.smk (included in name order; a new tier is a new file there), thin scripts in
+# replicate/scripts/ calling the replicate and figures packages.
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+REPO = Path(workflow.basedir)
+if str(REPO) not in sys.path:  # the packages are installed editable; this covers a bare checkout
+    sys.path.insert(0, str(REPO))
+
+configfile: str(REPO / "replicate" / "config.yaml")
+
+from replicate.configuration import coerce_cli_values, validate_config
+
+coerce_cli_values(config)  # --config gpu=true
+validate_config(config)  # names the bad key and the allowed ones
+validate(config, str(REPO / "replicate" / "schemas" / "config.schema.yaml"))  # also fills defaults
+
+from replicate import evaluators as EVALUATORS
+from replicate import tiers as TIERS
+from replicate.claims import CLAIMS_FILE, HEADLINE_IDS, REPORTED_DIR, load_claims
+from replicate.provenance import config_hash
+
+CLAIMS = load_claims(CLAIMS_FILE)
+CLAIM_IDS = [c["id"] for c in CLAIMS]
+REPORTED_CSVS = sorted(str(p) for p in REPORTED_DIR.glob("*.csv"))
+CONFIG_HASH = config_hash(config)
+PYTHON = sys.executable
+# Extension points for rule files of new tiers (e.g. replicate/rules/embedded.smk):
+#   TIER_RESULTS[tier] += [result files its evaluators read]   (inputs of the verify rules)
+#   EVALUATOR_PLUGINS += ["module.that.registers.evaluators"]  (imported by the verify jobs)
+TIER_RESULTS = {tier: [] for tier in TIERS.TIERS}
+EVALUATOR_PLUGINS = []
+
+
+onstart:
+    print(f"replicate: {len(CLAIM_IDS)} claims; tiers: "
+          + ", ".join(f"{t}={'yes' if s['runnable'] else 'no'}" for t, s in TIERS.summary(config).items()))
+
+
+rule all:
+    default_target: True
+    input:
+        "results/claims/REPORT.md",
+        "results/claims/summary.json",
+        "results/claims/README_table.md",
+        "results/analytic/exact_vs_paper.md",
+        "results/tables/holitom_flops.md",
+        "results/figures/flops_vs_retention.png",
+        "results/figures/notebook/holitom_flops.md",
+
+
+include: str(REPO / "replicate" / "rules" / "common.smk")
+
+
+for _smk in sorted((REPO / "replicate" / "rules").glob("*.smk")):
+    if _smk.name != "common.smk":
+
+        include: str(_smk)

@@ -1,0 +1,248 @@
+"""The analytic tier: FLOPs of nominal token schedules for the papers' real architectures.
+
+One row per setting (model x method x frames x retention x options) with both conventions of the
+cost model (``paper``: FastV formula over visual tokens, LLM prefill; ``exact``: GQA, SwiGLU,
+causal attention, vision tower, projector, LM head). The rows come from the config grid and from
+the settings of every analytic claim, so each claim finds its row in the file a rule wrote.
+
+Budget rounding. The cost model's nominal pre-LLM budget is round(r·F·N). HoliTom's FLOPs column
+is reproduced only with a whole-token budget *per frame*, ceil(r·N)·F (20/30/40/49 of 196 tokens
+per frame at 10/15/20/25 %, matching the VisionZip adaptation's SPATIAL_TOKENS 20/30/40/50 up to
+the 25 % case where 49 = 0.25·196 exactly): 7.0 T at 20 % needs 1280 tokens, round(0.2·6272) =
+1254 gives 6.89 T. ``budget_rounding: per_frame_ceil`` (the default) applies that rule by
+handing the cost model the effective retention ceil(r·N)/N; ``global_round`` uses the cost
+model's rule unchanged. Both numbers are written so the choice is visible.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+BUDGET_ROUNDINGS = ("per_frame_ceil", "global_round")
+# methods whose `retention` is a pre-LLM budget of whole tokens (the rounding applies to them)
+PRE_LLM_BUDGET = frozenset({"visionzip", "prunevid", "fastvid", "dycoke", "holitom-wo-m", "holitom",
+                            "tango", "random", "uniform-pool"})
+# claim-setting keys that are nominal_schedule options for a method
+SETTING_OPTIONS = {"holitom": ("k", "r"), "fastv": ("k",), "tango-intra": ("k",)}
+
+COLUMNS = ["key", "model", "method", "frames", "retention", "retention_effective", "options",
+           "budget_rounding", "llm_visual_first", "llm_visual_last", "llm_visual_mean", "vanilla_visual",
+           "stages", "vit_tokens_full", "vit_tokens_last", "paper_tflops", "paper_tflops_global_round",
+           "vanilla_paper_tflops", "paper_ratio_pct", "exact_prefill_tflops", "exact_total_tflops",
+           "exact_vision_tflops", "exact_prefill_over_paper"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    model: str
+    method: str
+    frames: int
+    retention: float | None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def key(self) -> str:
+        r = "full" if self.retention is None else f"r{self.retention:g}"
+        opts = ",".join(f"{k}={v}" for k, v in self.options)
+        return f"{self.model}|{self.method}|F{self.frames}|{r}" + (f"|{opts}" if opts else "")
+
+    def vanilla(self) -> "Setting":
+        return Setting(self.model, "vanilla", self.frames, None)
+
+
+def _arch(model: str):
+    from costmodel.arch import ARCH_NAMES, load_arch
+
+    if model not in ARCH_NAMES:
+        raise KeyError(f"unknown model {model!r}; allowed: {', '.join(ARCH_NAMES)}")
+    return load_arch(model)
+
+
+def setting_from_claim(setting: Mapping[str, Any]) -> Setting:
+    """The analytic Setting of a claim's `setting` block (frames default to the arch's)."""
+    model, method = setting["model"], setting.get("method", "vanilla")
+    frames = setting.get("frames") or _arch(model).default_frames
+    options = dict(setting.get("options") or {})
+    for name in SETTING_OPTIONS.get(method, ()):
+        if name in setting:
+            options[name] = setting[name]
+    retention = setting.get("retention")
+    return Setting(model, method, int(frames), None if retention is None else float(retention),
+                   tuple(sorted(options.items())))
+
+
+def grid_settings(grid: Iterable[Mapping[str, Any]]) -> list[Setting]:
+    """Expand config `analytic.grid` entries (models x methods x retentions x frames)."""
+    out: list[Setting] = []
+    for entry in grid:
+        frames_list = entry.get("frames") or [None]
+        for model in entry["models"]:
+            for frames in frames_list:
+                f = int(frames or _arch(model).default_frames)
+                for method in entry["methods"]:
+                    if method == "vanilla":
+                        out.append(Setting(model, method, f, None))
+                        continue
+                    opts = tuple(sorted((entry.get("options", {}).get(method) or {}).items()))
+                    for r in entry["retentions"]:
+                        out.append(Setting(model, method, f, float(r), opts))
+    return out
+
+
+def claim_settings(claims: Iterable[Mapping[str, Any]]) -> list[Setting]:
+    return [setting_from_claim(c["setting"]) for c in claims if c.get("tier") == "analytic"]
+
+
+def unique(settings: Iterable[Setting]) -> list[Setting]:
+    """Deduplicate and add each setting's vanilla baseline (ratios need it)."""
+    seen: dict[str, Setting] = {}
+    for s in settings:
+        for t in (s.vanilla(), s):
+            seen.setdefault(t.key, t)
+    return sorted(seen.values(), key=lambda s: (s.model, s.frames, s.method != "vanilla", s.method,
+                                                 s.retention or 1.0, s.options))
+
+
+def effective_retention(setting: Setting, tokens_per_frame: int, rounding: str) -> float | None:
+    if rounding not in BUDGET_ROUNDINGS:
+        raise ValueError(f"unknown budget_rounding {rounding!r}; allowed: {BUDGET_ROUNDINGS}")
+    r = setting.retention
+    if r is None or rounding == "global_round" or setting.method not in PRE_LLM_BUDGET:
+        return r
+    return math.ceil(r * tokens_per_frame - 1e-9) / tokens_per_frame
+
+
+def schedule_for(setting: Setting, rounding: str = "per_frame_ceil"):
+    from costmodel.nominal import nominal_schedule
+
+    arch = _arch(setting.model)
+    r = effective_retention(setting, arch.tokens_per_frame, rounding)
+    return arch, nominal_schedule(arch, setting.method, frames=setting.frames, retention=r,
+                                  **dict(setting.options))
+
+
+def stage_summary(per_layer: Sequence[int]) -> str:
+    """Compress a per-layer count tuple: (640,)*18 + (320,)*10 -> '0-17:640 18-27:320'."""
+    parts, start = [], 0
+    for i in range(1, len(per_layer) + 1):
+        if i == len(per_layer) or per_layer[i] != per_layer[start]:
+            parts.append(f"{start}-{i - 1}:{per_layer[start]}")
+            start = i
+    return " ".join(parts)
+
+
+def compute_rows(settings: Sequence[Setting], rounding: str = "per_frame_ceil") -> tuple[list[dict], dict]:
+    """Rows of the FLOPs table and, per key, the schedule used (for evidence)."""
+    from costmodel.flops import exact_costs, paper_flops
+
+    rows, schedules = [], {}
+    vanilla_cache: dict[str, tuple[int, float]] = {}
+    for s in unique(settings):
+        arch, sched = schedule_for(s, rounding)
+        _, sched_global = schedule_for(s, "global_round")
+        paper = paper_flops(arch, sched) / 1e12
+        exact = exact_costs(arch, sched, causal=True)
+        vkey = s.vanilla().key
+        if s.method == "vanilla":
+            vanilla_cache[vkey] = (sched.llm_visual[0], paper)
+        v_visual, v_paper = vanilla_cache[vkey]
+        prefill = exact.total("prefill") / 1e12
+        row = {
+            "key": s.key, "model": s.model, "method": s.method, "frames": s.frames,
+            "retention": s.retention, "retention_effective": effective_retention(s, arch.tokens_per_frame, rounding),
+            "options": json.dumps(dict(s.options), sort_keys=True), "budget_rounding": rounding,
+            "llm_visual_first": sched.llm_visual[0], "llm_visual_last": sched.llm_visual[-1],
+            "llm_visual_mean": sum(sched.llm_visual) / len(sched.llm_visual), "vanilla_visual": v_visual,
+            "stages": stage_summary(sched.llm_visual),
+            "vit_tokens_full": sched.vision[0].total if sched.vision else 0,
+            "vit_tokens_last": sched.vision[-1].total if sched.vision else 0,
+            "paper_tflops": paper, "paper_tflops_global_round": paper_flops(arch, sched_global) / 1e12,
+            "vanilla_paper_tflops": v_paper, "paper_ratio_pct": 100 * paper / v_paper,
+            "exact_prefill_tflops": prefill, "exact_total_tflops": exact.total() / 1e12,
+            "exact_vision_tflops": exact.total("vision") / 1e12,
+            "exact_prefill_over_paper": prefill / paper if paper else None,
+        }
+        rows.append(row)
+        schedules[s.key] = {"schedule": sched.to_dict(), "arch": s.model, "notes": list(sched.notes)}
+    return rows, schedules
+
+
+def flops_frame(rows: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def exact_vs_paper(frame):
+    """Exact-vs-paper comparison: what the papers' convention leaves out, per setting."""
+    import pandas as pd
+
+    out = pd.DataFrame({
+        "model": frame["model"], "method": frame["method"], "frames": frame["frames"],
+        "retention": frame["retention"],
+        "paper_tflops": frame["paper_tflops"].round(3),
+        "exact_prefill_tflops": frame["exact_prefill_tflops"].round(3),
+        "exact_vision_tflops": frame["exact_vision_tflops"].round(3),
+        "exact_total_tflops": frame["exact_total_tflops"].round(3),
+        "prefill_exact_over_paper": frame["exact_prefill_over_paper"].round(3),
+        "vision_share_of_exact": (frame["exact_vision_tflops"] / frame["exact_total_tflops"]).round(3),
+    })
+    return out
+
+
+def lookup(frame, setting: Setting):
+    """The row of `setting` in a FLOPs frame; KeyError naming the key when it is absent."""
+    hit = frame[frame["key"] == setting.key]
+    if hit.empty:
+        raise KeyError(f"no analytic row for {setting.key!r} in the FLOPs table; the rule analytic_flops "
+                       f"computes the config grid plus every analytic claim's setting")
+    return hit.iloc[0]
+
+
+# ---------------------------------------------------------------------------- latency predictions
+PREDICTION_TEXT_TOKENS = 100   # prompt template + question, an assumption stated in every row
+PREDICTION_DECODE_STEPS = 64
+PREDICTION_COLUMNS = ["id", "model", "method", "baseline", "frames", "retention", "hardware", "dtype",
+                      "text_tokens", "decode_steps", "baseline_ttft_ms", "method_ttft_ms", "ttft_speedup",
+                      "baseline_decode_tok_s", "method_decode_tok_s", "decode_speedup", "llm_only_ttft_bound",
+                      "reported", "quantity"]
+
+
+def predict_speedups(claims: Iterable[Mapping[str, Any]], hardware: str, dtype: str = "bf16",
+                     rounding: str = "per_frame_ceil") -> list[dict]:
+    """Roofline predictions (costmodel.latency) for the gpu-tier speedup claims whose method has a
+    nominal schedule. A prediction is evidence beside a claim, never its measured value."""
+    from costmodel.latency import predict_latency
+    from costmodel.nominal import NOMINAL_METHODS, nominal_schedule
+
+    rows = []
+    for claim in claims:
+        if claim.get("tier") != "gpu" or claim["quantity"] not in ("ttft_speedup", "decode_speedup",
+                                                                    "efficiency_speedup"):
+            continue
+        if claim.get("evaluator") == "gpu_training_speedup":
+            continue  # a forward-pass roofline says nothing about a training step
+        s = setting_from_claim(claim["setting"])
+        baseline = claim["setting"].get("baseline", "vanilla")
+        if s.method not in NOMINAL_METHODS or baseline != "vanilla":
+            continue
+        arch = _arch(s.model)
+        r = effective_retention(s, arch.tokens_per_frame, rounding)
+        kw = dict(frames=s.frames, text_tokens=PREDICTION_TEXT_TOKENS, decode_steps=PREDICTION_DECODE_STEPS)
+        method = predict_latency(arch, nominal_schedule(arch, s.method, retention=r, **kw, **dict(s.options)),
+                                 hardware, dtype)
+        base = predict_latency(arch, nominal_schedule(arch, "vanilla", **kw), hardware, dtype)
+        rows.append({
+            "id": claim["id"], "model": s.model, "method": s.method, "baseline": baseline, "frames": s.frames,
+            "retention": s.retention, "hardware": hardware, "dtype": dtype,
+            "text_tokens": PREDICTION_TEXT_TOKENS, "decode_steps": PREDICTION_DECODE_STEPS,
+            "baseline_ttft_ms": 1e3 * base["ttft_s"], "method_ttft_ms": 1e3 * method["ttft_s"],
+            "ttft_speedup": base["ttft_s"] / method["ttft_s"],
+            "baseline_decode_tok_s": base["decode_tokens_per_s"], "method_decode_tok_s": method["decode_tokens_per_s"],
+            "decode_speedup": method["decode_tokens_per_s"] / base["decode_tokens_per_s"],
+            "llm_only_ttft_bound": base["ttft_s"] / (base["vision_s"] + base["other_s"]),
+            "reported": claim["reported"]["value"], "quantity": claim["quantity"],
+        })
+    return rows

@@ -1,0 +1,150 @@
+"""Verdict logic on synthetic inputs: within/outside tolerance and the not-run reasons."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+
+from replicate.analytic import COLUMNS, setting_from_claim
+from replicate.claims import claims_by_id
+from replicate.tiers import NO_CUDA
+from replicate.verify import judge, verify_claim
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return claims_by_id()
+
+
+@pytest.mark.parametrize("measured,tol,verdict", [
+    (2.84, {"abs": 0.05}, "confirmed"),
+    (2.75, {"abs": 0.05}, "confirmed"),   # edge: exactly on the band
+    (2.86, {"abs": 0.05}, "refuted"),
+    (2.5, {"rel": 0.1}, "refuted"),       # 10 % of 2.8 = 0.28 < 0.3
+    (2.55, {"rel": 0.1}, "confirmed"),
+    (3.5, {"abs": 0.5, "comparator": "at_least"}, "confirmed"),
+    (2.2, {"abs": 0.5, "comparator": "at_least"}, "refuted"),
+    (3.4, {"abs": 0.5, "comparator": "at_most"}, "refuted"),
+])
+def test_judge(measured, tol, verdict):
+    assert judge(measured, 2.8, {**tol, "rationale": "test band"})[0] == verdict
+
+
+def _flops_fixture(tmp_path, claim, paper_tflops, vanilla=40.77):
+    """A one-row analytic results file as rule analytic_flops would write it."""
+    s = setting_from_claim(claim["setting"])
+    row = {c: None for c in COLUMNS}
+    row.update(key=s.key, model=s.model, method=s.method, frames=s.frames, retention=s.retention,
+               retention_effective=s.retention, options="{}", budget_rounding="per_frame_ceil",
+               llm_visual_first=640, llm_visual_last=320, llm_visual_mean=500.0, vanilla_visual=6272,
+               stages="0-17:640 18-27:320", vit_tokens_full=23328, vit_tokens_last=23328,
+               paper_tflops=paper_tflops, paper_tflops_global_round=paper_tflops, vanilla_paper_tflops=vanilla,
+               paper_ratio_pct=100 * paper_tflops / vanilla, exact_prefill_tflops=1.0, exact_total_tflops=2.0,
+               exact_vision_tflops=1.0, exact_prefill_over_paper=1.0)
+    out = tmp_path / "results" / "analytic"
+    out.mkdir(parents=True)
+    pd.DataFrame([row], columns=COLUMNS).to_csv(out / "flops.csv", index=False)
+    (out / "flops.json").write_text(json.dumps({s.key: {"schedule": {"label": "x"}, "notes": []}}))
+
+
+def test_analytic_claim_confirmed_and_refuted_from_the_results_file(tmp_path, registry, config):
+    claim = registry["holitom-t1-flops-holitom-r10"]
+    _flops_fixture(tmp_path, claim, 2.83)
+    res = verify_claim(claim, results_dir=tmp_path, config=config)
+    assert res["verdict"] == "confirmed" and res["measured"] == pytest.approx(2.83)
+    assert res["evidence"]["result_file"] == "results/analytic/flops.csv"
+    assert res["evidence"]["llm_visual_per_layer"] == "0-17:640 18-27:320"
+    assert res["provenance"]["config_hash"] and "packages" in res["provenance"]
+    for key in ("id", "paper", "quantity", "reported", "measured", "unit", "verdict", "reason", "evidence",
+                "tolerance", "provenance"):
+        assert key in res
+
+    tmp2 = tmp_path / "b"
+    _flops_fixture(tmp2, claim, 2.9)
+    res = verify_claim(claim, results_dir=tmp2, config=config)
+    assert res["verdict"] == "refuted" and res["measured"] == pytest.approx(2.9)
+    assert res["reason"].startswith("outside tolerance")
+
+
+def test_ratio_claim_records_fraction_and_printed_precision(tmp_path, registry, config):
+    claim = registry["holitom-flops-ov7b-r10"]
+    _flops_fixture(tmp_path, claim, 2.76)  # the global-round budget: 2.76/40.77 = 6.77 %
+    res = verify_claim(claim, results_dir=tmp_path, config=config)
+    assert res["measured"] == pytest.approx(6.770, abs=1e-3)
+    assert res["verdict"] == "confirmed"  # |6.77 - 6.9| = 0.13 <= 0.19
+    assert res["evidence"]["ratio_fraction"] == pytest.approx(0.0677, abs=1e-4)
+    assert res["evidence"]["ratio_pct_from_printed_precision"] == pytest.approx(100 * 2.8 / 40.8)
+
+
+def test_missing_results_file_is_not_run_naming_it(tmp_path, registry, config):
+    res = verify_claim(registry["holitom-t1-flops-holitom-r10"], results_dir=tmp_path, config=config)
+    assert res["verdict"] == "not-run" and res["measured"] is None
+    assert "results/analytic/flops.csv" in res["reason"]
+
+
+def test_gpu_claim_not_run_without_cuda(tmp_path, registry, config):
+    config["gpu"] = True
+    res = verify_claim(registry["holitom-ttft-ov7b-r10"], results_dir=tmp_path, config=config, cuda=False)
+    assert res["verdict"] == "not-run" and res["reason"] == f"gpu tier cannot run: {NO_CUDA}"
+
+
+def test_paper_claim_not_run_names_config_keys(tmp_path, registry, config):
+    res = verify_claim(registry["holitom-perf-kept-ov7b-r10"], results_dir=tmp_path, config=config)
+    assert res["verdict"] == "not-run"
+    assert "paths.checkpoints.llava-onevision-7b is empty" in res["reason"]
+    assert "paths.datasets.egoschema is empty" in res["reason"]
+
+
+def test_runnable_tier_without_evaluator_says_so(tmp_path, registry, config):
+    claim = copy.deepcopy(registry["holitom-ttft-ov7b-r10"])
+    config["gpu"] = True
+    res = verify_claim(claim, results_dir=tmp_path, config=config, cuda=True)
+    assert res["verdict"] == "not-run"
+    assert res["reason"] == "evaluator 'gpu_ttft_speedup' for gpu-tier claims is not implemented in this workflow yet"
+    claim["tier"] = "cpu"
+    res = verify_claim(claim, results_dir=tmp_path, config=config)
+    assert "cpu tier (SynthVideoQA) not yet wired into the workflow" in res["reason"]
+
+
+def test_evaluator_registry_rejects_duplicates():
+    from replicate.evaluators import register
+
+    with pytest.raises(ValueError, match="already registered"):
+        register("paper_flops", tier="analytic")(lambda c, ctx: None)
+
+
+def test_not_run_gpu_claim_carries_the_prediction_as_evidence(tmp_path, registry, config):
+    out = tmp_path / "results" / "analytic"
+    out.mkdir(parents=True)
+    pd.DataFrame([{"id": "holitom-ttft-ov7b-r10", "ttft_speedup": 3.4}]).to_csv(out / "predictions.csv", index=False)
+    res = verify_claim(registry["holitom-ttft-ov7b-r10"], results_dir=tmp_path, config=config, cuda=False)
+    assert res["verdict"] == "not-run" and res["measured"] is None
+    assert res["evidence"]["analytic_prediction"]["ttft_speedup"] == 3.4
+    assert "not a measurement" in res["evidence"]["note"]
+
+
+def test_a_plugin_module_registers_an_evaluator_for_a_new_tier(tmp_path, monkeypatch, registry, config):
+    """How the cpu tier plugs in: a module registers an evaluator; its claims then verify."""
+    from replicate import evaluators
+    from replicate.rulelib import verify_claims
+
+    (tmp_path / "demo_plugin.py").write_text(
+        "from replicate.evaluators import Measurement, register\n"
+        "@register('demo_cpu_accuracy', tier='cpu', inputs=('results/demo.txt',))\n"
+        "def demo(claim, ctx):\n"
+        "    return Measurement(float(ctx.path('results/demo.txt').read_text()), {'file': 'results/demo.txt'})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(evaluators, "EVALUATORS", dict(evaluators.EVALUATORS))
+    claim = copy.deepcopy(registry["holitom-perf-kept-ov7b-r10"])
+    claim.update(tier="cpu", evaluator="demo_cpu_accuracy", id="demo-claim")
+    (tmp_path / "claims.yaml").write_text(
+        __import__("yaml").safe_dump({"version": 1, "claims": [claim]}, sort_keys=False))
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "demo.txt").write_text("99.0")
+    [res] = verify_claims(ids=["demo-claim"], claims_file=str(tmp_path / "claims.yaml"),
+                          outputs=[str(tmp_path / "out" / "demo-claim.json")], config=config,
+                          results_dir=str(tmp_path), plugins=["demo_plugin"])
+    assert res["verdict"] == "confirmed" and res["measured"] == 99.0
+    assert json.loads((tmp_path / "out" / "demo-claim.json").read_text())["verdict"] == "confirmed"

@@ -1,0 +1,100 @@
+"""The Snakemake workflow as a subprocess: dry-run, lint, a bad config key, and a smoke run of the
+whole pipeline in a temporary working directory (the repository is not written to)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from replicate.claims import HEADLINE_IDS, load_claims
+
+pytestmark = pytest.mark.workflow
+REPO = Path(__file__).resolve().parents[2]
+
+
+def snakemake(*args: str, cwd: Path = REPO, timeout: int = 170) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_dry_run_plans_every_claim_and_figure(tmp_path):
+    proc = snakemake("-n", "--cores", "1", "--directory", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    for rule in ("analytic_flops", "verify_all", "claims_report", "holitom_flops_table", "flops_vs_retention",
+                 "holitom_flops_notebook", "analytic_exact_vs_paper"):
+        assert rule in out, rule
+
+
+def test_single_claim_target_uses_the_per_claim_rule(tmp_path):
+    proc = snakemake("-n", "--cores", "1", "--directory", str(tmp_path),
+                     "results/claims/holitom-flops-ov7b-r10.json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "verify_claim" in out and "verify_all" not in out
+
+
+def test_figures_target_and_gpu_profile_plan(tmp_path):
+    proc = snakemake("-n", "--cores", "1", "--directory", str(tmp_path), "figures")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "holitom_flops_table" in out and "claims_report" not in out
+    proc = snakemake("-n", "--profile", str(REPO / "profiles" / "gpu"), "--directory", str(tmp_path))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
+def test_unknown_claim_id_has_no_rule(tmp_path):
+    proc = snakemake("-n", "--cores", "1", "--directory", str(tmp_path), "results/claims/not-a-claim.json")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "MissingRuleException" in out or "No rule to produce" in out
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake("--lint", "--directory", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_bad_config_key_fails_naming_it(tmp_path):
+    proc = snakemake("-n", "--cores", "1", "--directory", str(tmp_path), "--config", "gpus=true")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "unknown config key(s) ['gpus']" in out and "allowed keys" in out
+
+
+def test_smoke_run_of_the_whole_workflow(tmp_path):
+    proc = snakemake("--profile", str(REPO / "profiles" / "smoke"), "--cores", "2", "--directory", str(tmp_path))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    claims_dir = tmp_path / "results" / "claims"
+    for cid in HEADLINE_IDS:
+        res = json.loads((claims_dir / f"{cid}.json").read_text())
+        assert res["verdict"] in ("confirmed", "refuted", "not-run"), cid
+        assert res["reason"], cid
+        assert res["provenance"]["config_hash"]
+    h1 = json.loads((claims_dir / "holitom-flops-ov7b-r10.json").read_text())
+    assert h1["verdict"] == "confirmed" and h1["measured"] == pytest.approx(6.9, abs=0.19)
+    assert h1["evidence"]["ratio_fraction"] == pytest.approx(0.069, abs=0.002)
+    every = json.loads((claims_dir / "all.json").read_text())
+    assert {r["id"] for r in every} == {c["id"] for c in load_claims()}
+    assert all((claims_dir / f"{r['id']}.json").exists() for r in every)
+    summary = json.loads((claims_dir / "summary.json").read_text())
+    assert sum(summary["counts"].values()) == len(every)
+    report = (claims_dir / "REPORT.md").read_text()
+    assert "holitom-t1-flops-pdrop" in report.split("## Rows that do not match")[1]
+    # smoke grid: one model only in the FLOPs grid figure, but every claim's setting is computed
+    import pandas as pd
+
+    flops = pd.read_csv(tmp_path / "results" / "analytic" / "flops.csv")
+    assert {"llava-onevision-7b", "llava-onevision-72b", "llava-video-7b", "molmo2-4b"} <= set(flops["model"])
+    for rel in ("tables/holitom_flops.md", "tables/holitom_flops.tex", "tables/holitom_flops.csv",
+                "figures/flops_vs_retention.png", "figures/flops_vs_retention.pdf",
+                "figures/notebook/holitom_flops.md", "claims/README_table.md", "analytic/exact_vs_paper.md"):
+        assert (tmp_path / "results" / rel).stat().st_size > 0, rel
+    assert (tmp_path / "logs" / "notebooks" / "holitom_flops.py.ipynb").exists()
