@@ -59,6 +59,13 @@ _OPTIONS: dict[str, dict[str, Any]] = {
 BUDGETS = ("global", "per_frame")
 
 
+def method_options(method: str) -> dict[str, Any]:
+    """The options ``nominal_schedule`` accepts for ``method``, with their defaults."""
+    if method not in _OPTIONS:
+        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(NOMINAL_METHODS)}")
+    return dict(_OPTIONS[method])
+
+
 def round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 

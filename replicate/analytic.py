@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 BUDGET_ROUNDINGS = ("per_frame_ceil", "global_round")
-# methods whose `retention` is a pre-LLM budget of whole tokens (the rounding applies to them)
-PRE_LLM_BUDGET = frozenset({"visionzip", "prunevid", "fastvid", "dycoke", "holitom-wo-m", "holitom",
-                            "tango", "random", "uniform-pool"})
+# budget_rounding -> costmodel.nominal's `budget` option (for methods whose retention is a
+# pre-LLM budget of whole tokens, i.e. those that accept `budget`)
+_NOMINAL_BUDGET = {"per_frame_ceil": "per_frame", "global_round": "global"}
 # claim-setting keys that are nominal_schedule options for a method
 SETTING_OPTIONS = {"holitom": ("k", "r"), "fastv": ("k",), "tango-intra": ("k",)}
 
@@ -105,22 +105,34 @@ def unique(settings: Iterable[Setting]) -> list[Setting]:
                                                  s.retention or 1.0, s.options))
 
 
-def effective_retention(setting: Setting, tokens_per_frame: int, rounding: str) -> float | None:
+def _has_budget(setting: Setting) -> bool:
+    from costmodel.nominal import method_options
+
+    return setting.retention is not None and "budget" in method_options(setting.method)
+
+
+def budget_options(setting: Setting, rounding: str) -> dict[str, str]:
+    """nominal_schedule options that apply ``rounding`` to ``setting`` (empty if it has no budget)."""
     if rounding not in BUDGET_ROUNDINGS:
         raise ValueError(f"unknown budget_rounding {rounding!r}; allowed: {BUDGET_ROUNDINGS}")
-    r = setting.retention
-    if r is None or rounding == "global_round" or setting.method not in PRE_LLM_BUDGET:
-        return r
-    return math.ceil(r * tokens_per_frame - 1e-9) / tokens_per_frame
+    return {"budget": _NOMINAL_BUDGET[rounding]} if _has_budget(setting) else {}
+
+
+def effective_retention(setting: Setting, tokens_per_frame: int, rounding: str) -> float | None:
+    """The kept fraction the rounding implies (per_frame_ceil: ceil(r*N)/N), for the record."""
+    from costmodel.nominal import kept_tokens
+
+    if not budget_options(setting, rounding) or rounding == "global_round":
+        return setting.retention
+    return kept_tokens(setting.retention, 1, tokens_per_frame, "per_frame") / tokens_per_frame
 
 
 def schedule_for(setting: Setting, rounding: str = "per_frame_ceil"):
     from costmodel.nominal import nominal_schedule
 
     arch = _arch(setting.model)
-    r = effective_retention(setting, arch.tokens_per_frame, rounding)
-    return arch, nominal_schedule(arch, setting.method, frames=setting.frames, retention=r,
-                                  **dict(setting.options))
+    return arch, nominal_schedule(arch, setting.method, frames=setting.frames, retention=setting.retention,
+                                  **budget_options(setting, rounding), **dict(setting.options))
 
 
 def stage_summary(per_layer: Sequence[int]) -> str:
@@ -229,9 +241,9 @@ def predict_speedups(claims: Iterable[Mapping[str, Any]], hardware: str, dtype: 
         if s.method not in NOMINAL_METHODS or baseline != "vanilla":
             continue
         arch = _arch(s.model)
-        r = effective_retention(s, arch.tokens_per_frame, rounding)
         kw = dict(frames=s.frames, text_tokens=PREDICTION_TEXT_TOKENS, decode_steps=PREDICTION_DECODE_STEPS)
-        method = predict_latency(arch, nominal_schedule(arch, s.method, retention=r, **kw, **dict(s.options)),
+        method = predict_latency(arch, nominal_schedule(arch, s.method, retention=s.retention, **kw,
+                                                        **budget_options(s, rounding), **dict(s.options)),
                                  hardware, dtype)
         base = predict_latency(arch, nominal_schedule(arch, "vanilla", **kw), hardware, dtype)
         rows.append({

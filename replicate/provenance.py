@@ -24,7 +24,8 @@ def git_state(repo: str | None = None) -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        # Untracked source files change what runs, so they count; ignored outputs (results/) do not.
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=cwd,
                                     capture_output=True, text=True, timeout=10, check=True).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}

@@ -119,3 +119,12 @@ def test_every_method_builds_and_round_trips(method):
     assert list(s.llm_visual) == sorted(s.llm_visual, reverse=True)  # tokens never come back
     assert TokenSchedule.from_dict(s.to_dict()) == s
     assert TokenSchedule.from_dict(__import__("json").loads(s.to_json())) == s
+
+
+def test_method_options_lists_defaults_and_rejects_unknown_methods():
+    from costmodel.nominal import method_options
+
+    assert method_options("holitom") == {"k": 18, "r": 0.5, "budget": "global"}
+    assert "budget" not in method_options("fastv")
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        method_options("nope")
