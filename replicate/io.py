@@ -40,7 +40,9 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_default) + "\n")
+    """NaN/inf are rejected: they are not JSON, and a result that holds one is a bug upstream."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_default,
+                                       allow_nan=False) + "\n")
 
 
 def write_csv(path: str | os.PathLike, frame) -> Path:

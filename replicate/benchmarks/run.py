@@ -6,17 +6,16 @@ run never leaves a half-written result that a later run would trust.
 """
 from __future__ import annotations
 
-import json
 import math
 import numbers
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+from replicate.io import write_json
 
 from .base import BENCHMARKS, MCQSample
 from .scoring import Prediction, prediction_index, score
@@ -96,17 +95,4 @@ def result_path(
 
 def write_result(result: dict[str, Any], path: Path | str) -> Path:
     """Write ``result`` as JSON to ``path`` atomically; on any failure the old file (if any) stays."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2, sort_keys=True, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json(path, result)
