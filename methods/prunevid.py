@@ -1,0 +1,314 @@
+"""PruneVid (Huang et al., ACL 2025 Findings; arXiv 2412.16117) pre-LLM stages as pure functions.
+
+Facts from the official code (Visual-AI/PruneVid, ``models/pllava/modeling_pllava.py``,
+``PllavaForConditionalGeneration.merge_frames_dynamic`` and helpers, read at commit a7fd711;
+defaults from ``scripts/eval.sh``). The released code is for PLLaVA only (anchors.md A9).
+
+1. **Temporal segmentation.** The per-frame mean feature (mean over the N tokens) of every frame is
+   clustered with DPC-KNN into ``int(F * temporal_segment_ratio)`` clusters (eval.sh: 0.25), k = 7.
+   DPC-KNN is the same variant as HoliTom's (``cdist / sqrt(D)``, k nearest including the point
+   itself, 1e-6 noise); every frame joins its nearest centre. The labels are then *refined*
+   (:func:`refine_labels`): for each cluster only its longest contiguous run(s) survive (a cluster
+   whose runs all have length 1 loses them all); every other run is relabelled, left to right, with
+   the label of the longer neighbouring run (ties to the left; no neighbour at all -> label 0).
+   Segments are the maximal runs of equal label.
+2. **Static tokens.** In a segment of W frames, position n is static if the *mean pairwise cosine*
+   over all ordered pairs of distinct frames exceeds tau (eval.sh: 0.8) -- not the consecutive
+   "all above tau" rule of HoliTom. A single-frame segment has no static tokens (the official 0/0
+   is NaN, never above tau). Static positions are averaged over the W frames into one token each.
+3. **Spatial merging.** The static tokens of a segment, and the remaining (dynamic) tokens of each
+   frame separately, are clustered by DPC-KNN (k = 7) and every cluster is replaced by the plain mean
+   of its members (centre included). Official counts: ``int(size * cluster_ratio)`` clusters
+   (eval.sh: 0.5), only for sets of more than 14 tokens; smaller sets are kept as they are.
+   Output order per segment: [static; dynamic of frame 0; dynamic of frame 1; ...].
+4. **Inside the LLM** (not here): question-to-video attention at layer ``selected_layer`` (eval.sh:
+   10 for PLLaVA-7B's 32 layers) keeps the top ``alpha`` (eval.sh: 0.4) of the video tokens, in the
+   KV cache too. Expressed as an InnerPlan stage by methods.baselines.more.PruneVid.
+
+Budget. PruneVid has no retention knob; to compare at HoliTom's pre-LLM retentions (its table puts
+PruneVid at the same 10-25 % as VisionZip) the default here is ``retention`` mode: exactly
+``M = round_half_up(r * F * N)`` tokens leave stage 3 (costmodel.nominal's pre-LLM rule). After
+stage 2 the video has ``T'`` tokens in S sets (static set per segment, dynamic set per frame); M is
+apportioned over the sets in proportion to their sizes by the largest-remainder rule
+(:func:`apportion`) -- a uniform cluster ratio ``M / T'``, as the official uniform
+``cluster_ratio`` -- and the 14-token floor is not applied. If ``M > T'`` (a retention above what
+static merging already leaves), all ``T'`` tokens are kept and ``info['budget_short']`` says by how
+much the count misses M. ``cluster_ratio`` mode reproduces the official counts instead (no
+retention; ``max(1, .)`` guards the official ``int`` against 0 clusters).
+
+Other deviations: cluster centres are emitted in spatial order (the official in DPC-score order);
+``max(1, int(F * ratio))`` temporal clusters (the official fails at 0). Loops run over segments and
+frames only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from .primitives import dpc_knn_centers_batched, make_generator, scatter_mean
+from .types import Reduction, VideoTokens, check_retention
+
+OFFICIAL_MIN_CLUSTER_SET = 14  # official: sets of <= 14 tokens are not clustered
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+@dataclass(frozen=True)
+class PruneVidConfig:
+    """PruneVid pre-LLM hyperparameters (official argument names; defaults from scripts/eval.sh).
+
+    retention: tokens leaving the pre-LLM stages = round_half_up(r * F * N) (see the module
+        docstring); give exactly one of ``retention`` and ``cluster_ratio``.
+    cluster_ratio: official fixed spatial cluster ratio gamma [cluster_ratio, 0.5]; the count then
+        depends on the content and has no nominal schedule.
+    tau: static threshold on the mean pairwise cosine [tau, 0.8].
+    temporal_segment_ratio: temporal clusters = int(F * ratio) [temporal_segment_ratio, 0.25].
+    k: DPC-KNN neighbours, for frames and tokens alike [k=7, hard-coded].
+    seed: seed of the DPC-KNN tie-breaking noise.
+    """
+
+    retention: Optional[float] = None
+    cluster_ratio: Optional[float] = None
+    tau: float = 0.8
+    temporal_segment_ratio: float = 0.25
+    k: int = 7
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.retention is None) == (self.cluster_ratio is None):
+            raise ValueError("PruneVidConfig: give exactly one of retention (budgeted, default mode) and "
+                             f"cluster_ratio (official fixed ratio); got retention={self.retention!r}, "
+                             f"cluster_ratio={self.cluster_ratio!r}")
+        if self.retention is not None:
+            check_retention(self.retention, "PruneVidConfig.retention")
+        if self.cluster_ratio is not None:
+            check_retention(self.cluster_ratio, "PruneVidConfig.cluster_ratio")
+        if not 0.0 < float(self.tau) < 1.0:
+            raise ValueError(f"PruneVidConfig.tau must be in (0, 1), got {self.tau!r}")
+        check_retention(self.temporal_segment_ratio, "PruneVidConfig.temporal_segment_ratio")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"PruneVidConfig.k must be an int >= 1, got {self.k!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"PruneVidConfig.seed must be an int, got {self.seed!r}")
+
+
+# ---- clustering helpers ------------------------------------------------------------------------
+
+def dpc_knn_labels(x: torch.Tensor, n_clusters: int, k: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """DPC-KNN clustering of x (M, D): (labels (M,) in [0, C), centre indices (C,) ascending).
+
+    Label c is the cluster of centre ``centres[c]``; every point joins its nearest centre (Euclidean,
+    ties to the lower label) and every centre its own cluster (as the official ``cluster_dpc_knn``).
+    k is not clipped to the number of centres (PruneVid passes k = 7 as is); it is capped at M.
+    """
+    M = x.shape[0]
+    if not 1 <= n_clusters <= M:
+        raise ValueError(f"n_clusters must be in [1, {M}], got {n_clusters}")
+    centres, dist = dpc_knn_centers_batched(x.unsqueeze(0), n_clusters, k, variant="holitom",
+                                            generator=generator, clip_k_to_centers=False,
+                                            return_distances=True)
+    centres = centres[0]
+    labels = dist[0][:, centres].argmin(dim=1)
+    labels[centres] = torch.arange(centres.numel(), device=x.device)
+    return labels, centres
+
+
+def refine_labels(labels: torch.Tensor) -> torch.Tensor:
+    """PruneVid's ``refine_clusters`` for one video: labels (F,) -> refined labels (F,).
+
+    1. per cluster, its runs (maximal contiguous stretches); if its longest run has length 1 all
+       its runs are released, else every run shorter than the longest is released (runs tied for
+       longest all stay);
+    2. released stretches, left to right, take the label of the longer of the runs directly to
+       their left and right (lengths measured on the labels as refined so far; ties -> left; no
+       neighbour -> 0).
+    A Python loop over frames (F is small).
+    """
+    lab = labels.tolist()
+    F = len(lab)
+    runs: dict[int, list[tuple[int, int]]] = {}
+    s = 0
+    for i in range(1, F + 1):
+        if i == F or lab[i] != lab[s]:
+            runs.setdefault(lab[s], []).append((s, i - 1))
+            s = i
+    out = list(lab)
+    for segs in runs.values():
+        longest = max(e - s + 1 for s, e in segs)
+        for s, e in segs:
+            if longest == 1 or e - s + 1 < longest:
+                out[s:e + 1] = [None] * (e - s + 1)
+    i = 0
+    while i < F:
+        if out[i] is not None:
+            i += 1
+            continue
+        start = i
+        while i < F and out[i] is None:
+            i += 1
+        end = i - 1
+        left = right = None
+        left_len = right_len = 0
+        if start > 0:
+            left = out[start - 1]
+            j = start - 1
+            while j >= 0 and out[j] == left:
+                j -= 1
+            left_len = start - 1 - j
+        if end < F - 1:
+            right = out[end + 1]
+            j = end + 1
+            while j < F and out[j] == right:
+                j += 1
+            right_len = j - end - 1
+        if left_len > right_len:
+            new = left
+        elif right_len > left_len:
+            new = right
+        else:
+            new = left if left is not None else right
+        out[start:end + 1] = [0 if new is None else new] * (end - start + 1)
+    return torch.tensor(out, dtype=labels.dtype, device=labels.device)
+
+
+def label_segments(labels: torch.Tensor) -> list[tuple[int, int]]:
+    """Maximal runs of equal label as inclusive (start, end) frame pairs."""
+    if labels.dim() != 1 or labels.numel() == 0:
+        raise ValueError(f"labels must be a non-empty (F,) tensor, got shape {tuple(labels.shape)}")
+    change = (labels[1:] != labels[:-1]).nonzero().flatten() + 1
+    starts = [0] + change.tolist()
+    ends = [s - 1 for s in starts[1:]] + [labels.numel() - 1]
+    return list(zip(starts, ends))
+
+
+def temporal_segments(x: torch.Tensor, ratio: float, k: int, generator: torch.Generator) -> list[tuple[int, int]]:
+    """PruneVid stage 1 on features x (F, N, D): segments from DPC-KNN on per-frame means."""
+    F = x.shape[0]
+    n = min(F, max(1, int(F * ratio)))
+    labels, _ = dpc_knn_labels(x.float().mean(dim=1), n, k, generator)
+    return label_segments(refine_labels(labels))
+
+
+def mean_pairwise_cosine(x: torch.Tensor) -> torch.Tensor:
+    """Per position, the mean cosine over ordered pairs of distinct frames: x (W, N, D) -> (N,).
+
+    Equals the official ``(sum_w sum_t cos(w, t) - W) / (W (W - 1))`` using
+    ``sum_{w,t} xhat_w . xhat_t = |sum_w xhat_w|^2``. NaN for W = 1 (as the official 0/0).
+    """
+    W = x.shape[0]
+    xh = torch.nn.functional.normalize(x.float(), dim=-1)
+    total = xh.sum(0).square().sum(-1)
+    if W == 1:
+        return torch.full_like(total, float("nan"))
+    return (total - W) / (W * (W - 1))
+
+
+def apportion(total: int, sizes: list[int]) -> list[int]:
+    """Largest-remainder split of ``total`` over sets of the given sizes in proportion to size:
+    counts sum to ``min(total, sum(sizes))``, each <= its size; ties in the remainder go to the
+    earlier set. Exact integer arithmetic."""
+    S = sum(sizes)
+    if total < 0 or any(s < 0 for s in sizes):
+        raise ValueError(f"need total >= 0 and sizes >= 0, got {total}, {sizes}")
+    if S == 0:
+        return [0] * len(sizes)
+    if total >= S:
+        return list(sizes)
+    base = [total * s // S for s in sizes]
+    frac = [total * s % S for s in sizes]
+    left = total - sum(base)
+    for i in sorted(range(len(sizes)), key=lambda i: (-frac[i], i))[:left]:
+        base[i] += 1
+    return base
+
+
+def cluster_merge(x: torch.Tensor, n_clusters: int, k: int, generator: torch.Generator
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """PruneVid ``spatial_merge_tokens`` on one set x (M, D): (merged (C, D) fp32, centre indices (C,)).
+
+    Each cluster becomes the plain mean of its members including the centre. ``n_clusters == M``
+    copies the set; 0 returns empty tensors."""
+    M, D = x.shape
+    if n_clusters == 0:
+        return x.new_zeros((0, D), dtype=torch.float32), torch.zeros(0, dtype=torch.long, device=x.device)
+    if n_clusters == M:
+        return x.float(), torch.arange(M, device=x.device)
+    labels, centres = dpc_knn_labels(x, n_clusters, k, generator)
+    mean, _ = scatter_mean(x.float(), labels, centres.numel())
+    return mean, centres
+
+
+def _official_count(size: int, ratio: float) -> int:
+    if size <= OFFICIAL_MIN_CLUSTER_SET:
+        return size
+    return max(1, int(size * ratio))
+
+
+def prunevid_reduce(tokens: VideoTokens, cfg: PruneVidConfig) -> Reduction:
+    """PruneVid stages 1-3 on one video (see the module docstring).
+
+    Output order: per segment [static tokens; dynamic tokens of each frame], segments in time
+    order, clusters in spatial order; newline policy ``grid`` -> sorted by source. ``source`` is
+    the flat index of each token's origin (a cluster: its centre; a static token: the centre's
+    position in the segment's first frame). Positions are contiguous.
+    """
+    if not isinstance(cfg, PruneVidConfig):
+        raise ValueError(f"cfg must be a PruneVidConfig, got {type(cfg).__name__}")
+    x = tokens.features
+    F, N, D = x.shape
+    device = x.device
+    gen = make_generator(cfg.seed, device)
+    segments = temporal_segments(x, cfg.temporal_segment_ratio, cfg.k, gen)
+
+    # Stage 2: static masks, and the sets (features, positions, frame of the source) for stage 3.
+    sets: list[tuple[torch.Tensor, torch.Tensor, int]] = []
+    per_segment = []
+    for s, e in segments:
+        W = e - s + 1
+        static = mean_pairwise_cosine(x[s:e + 1]) > cfg.tau          # NaN (W = 1) -> False
+        spos = static.nonzero().flatten()
+        dpos = (~static).nonzero().flatten()
+        sets.append((x[s:e + 1, spos].float().mean(0), spos, s))
+        for f in range(s, e + 1):
+            sets.append((x[f, dpos], dpos, f))
+        per_segment.append({"segment": (s, e), "static_positions": int(spos.numel()),
+                            "dynamic_positions": int(dpos.numel()), "frames": W})
+    sizes = [int(p.numel()) for _, p, _ in sets]
+    after_static = sum(sizes)
+
+    if cfg.retention is not None:
+        target = max(1, _round_half_up(cfg.retention * F * N))
+        counts = apportion(target, sizes)
+    else:
+        target = None
+        counts = [_official_count(sz, float(cfg.cluster_ratio)) for sz in sizes]
+
+    feats, srcs = [], []
+    for (feat, pos, frame), c in zip(sets, counts):  # a loop over segments x frames
+        if c == 0:
+            continue
+        merged, centres = cluster_merge(feat, c, cfg.k, gen)
+        feats.append(merged)
+        srcs.append(frame * N + pos[centres])
+    features = torch.cat(feats).to(x.dtype) if feats else x.new_zeros((0, D))
+    source = torch.cat(srcs).long() if srcs else torch.zeros(0, dtype=torch.long, device=device)
+    if tokens.newline_policy == "grid":
+        order = torch.argsort(source)
+        features, source = features[order], source[order]
+    out = int(source.numel())
+    info = {
+        "method": "prunevid",
+        "segments": segments,
+        "per_segment": per_segment,
+        "tokens_in": F * N,
+        "tokens_after_static": after_static,
+        "tokens_out": out,
+        "cluster_ratio_effective": out / after_static if after_static else 0.0,
+        "budget_short": 0 if target is None else target - out,
+    }
+    return Reduction(features, source, positions="contiguous", info=info)
