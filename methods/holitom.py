@@ -4,7 +4,7 @@ Stage I  global temporal segmentation by dynamic programming on consecutive-fram
          similarity; static positions of each multi-frame segment are averaged over its frames;
          the retention is re-scaled for the tokens this saved.
 Stage II spatial merging: dynamic tokens per frame by attention top-k (plus DPC-KNN contextual
-         merging when ``dominant_fraction`` > 0); static tokens of a segment by DPC-KNN centres,
+         merging when ``contextual_fraction`` > 0); static tokens of a segment by DPC-KNN centres,
          every other static token merged into its nearest centre with weight beta.
 Stage III (inner-LLM merging) belongs to the runtime, not here.
 
@@ -43,7 +43,7 @@ class HoliTomConfig:
     retention: kept fraction r before the LLM [RETAIN_RATIO].
     tau: temporal similarity threshold [T]; None -> 0.65 if r <= 0.10 else 0.80 (official scripts).
     beta: weight of a cluster centre in a merge [BETA].
-    dominant_fraction: HoliTom's ``D`` [D]. Note the direction: it is the share of each frame's
+    contextual_fraction: HoliTom's ``D`` [D]. Note the direction: it is the share of each frame's
         dynamic budget given to *contextual* (DPC-KNN merged) tokens; dominant (attention top-k)
         tokens are ``round(n_keep * (1 - D))``. The default 0 keeps dominant tokens only.
     k: DPC-KNN neighbours [K] (capped at the number of centres, as in the official code).
@@ -54,7 +54,7 @@ class HoliTomConfig:
     retention: float
     tau: Optional[float] = None
     beta: float = 0.6
-    dominant_fraction: float = 0.0
+    contextual_fraction: float = 0.0
     k: int = 7
     max_window: int = 1024
     seed: int = 0
@@ -65,9 +65,9 @@ class HoliTomConfig:
             raise ValueError(f"HoliTomConfig.tau must be None or in (0, 1), got {self.tau!r}")
         if not 0.0 <= float(self.beta) <= 1.0:
             raise ValueError(f"HoliTomConfig.beta must be in [0, 1], got {self.beta!r}")
-        if not 0.0 <= float(self.dominant_fraction) <= 1.0:
+        if not 0.0 <= float(self.contextual_fraction) <= 1.0:
             raise ValueError(
-                f"HoliTomConfig.dominant_fraction must be in [0, 1], got {self.dominant_fraction!r}")
+                f"HoliTomConfig.contextual_fraction must be in [0, 1], got {self.contextual_fraction!r}")
         if int(self.k) < 1:
             raise ValueError(f"HoliTomConfig.k must be >= 1, got {self.k!r}")
         if int(self.max_window) < 1:
@@ -133,7 +133,7 @@ def _dynamic_path(x: torch.Tensor, attn: torch.Tensor, frames: torch.Tensor, dyn
     N, D = x.shape[1], x.shape[2]
     L = dyn_pos.numel()
     n_keep = math.ceil(L * r_prime)
-    n_dom = round(n_keep * (1.0 - cfg.dominant_fraction))
+    n_dom = round(n_keep * (1.0 - cfg.contextual_fraction))
     n_ctx = n_keep - n_dom
     attn_d = attn[frames.unsqueeze(1), dyn_pos].float()                 # (B, L)
     dom_pos = dyn_pos[topk_indices(attn_d, n_dom, sort_indices=True)]  # (B, n_dom)

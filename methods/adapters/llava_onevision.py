@@ -311,6 +311,10 @@ class LlavaOnevisionAdapter:
             pixel_values = pixel_values[0]
         if pixel_values.dim() != 4:
             raise ValueError(f"pixel_values must be (F, 3, H, W), got {tuple(pixel_values.shape)}")
+        # ---- in-ViT methods (STTS): the attached method runs the tower itself with its pruning hook
+        # (methods.adapters.vision_prune) and returns VideoTokens carrying the keep mask.
+        if self.method is not None and "in_vit" in getattr(self.method, "stages", ()):
+            return self.method.encode_in_vit(self, pixel_values, timestamps)
         mm = self.model.model
         tower = mm.vision_tower
         pixel_values = pixel_values.to(device=self.device, dtype=self.dtype)
@@ -438,10 +442,12 @@ class LlavaOnevisionAdapter:
         input_ids = None
         if reduction is None:
             input_ids = torch.tensor(pre_ids + [self.config.video_token_id] * M + post_ids, device=dev)[None]
+        info = {"visual": int((vkinds == VISUAL).sum()), "newline": int((vkinds == NEWLINE).sum()),
+                "text": P + S, "unpruned_span": span}
+        if getattr(tokens, "vision_load", None) is not None:  # in-ViT pruning: the tower load it ran
+            info["vision_load"] = tuple(tokens.vision_load)
         return PromptInputs(embeds, pos.to(dev), kinds, input_ids, frames=tokens.frames,
-                            tower_tokens=self.tower_tokens,
-                            info={"visual": int((vkinds == VISUAL).sum()), "newline": int((vkinds == NEWLINE).sum()),
-                                  "text": P + S, "unpruned_span": span})
+                            tower_tokens=self.tower_tokens, info=info)
 
     # ---- LLM ---------------------------------------------------------------------------------
     def _plan(self, plan):
@@ -468,7 +474,8 @@ class LlavaOnevisionAdapter:
         tower_layers = len(self.model.model.vision_tower.encoder.layers)
         return TokenSchedule(
             frames=inputs.frames,
-            vision=uniform_vision(inputs.frames, self.tower_grid[0] * self.tower_grid[1], tower_layers),
+            vision=inputs.info.get("vision_load")  # recorded by in-ViT pruning (STTS), else full
+            or uniform_vision(inputs.frames, self.tower_grid[0] * self.tower_grid[1], tower_layers),
             projector_tokens=inputs.frames * self.tower_tokens,
             llm_visual=tuple(res.llm_visual), llm_newline=tuple(res.llm_newline),
             text_tokens=res.text_tokens, decode_steps=decode_steps, label=label)

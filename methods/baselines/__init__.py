@@ -1,10 +1,6 @@
-"""Registered baselines (vanilla, fastv, pdrop, visionzip, random, uniform-pool) and thin wrappers
-of the paper methods (holitom, holitom-wo-m, tango), the latter imported only if their modules exist."""
-from . import inner, pre_llm  # noqa: F401  (registers)
+"""Registered methods: baselines (vanilla, fastv, pdrop, visionzip, random, uniform-pool, dycoke,
+prunevid) and the paper methods (holitom, holitom-wo-m, tango, fastvid, stts).
 
-try:
-    from . import paper  # noqa: F401
-except ImportError as exc:  # pragma: no cover - paper modules not landed yet
-    PAPER_IMPORT_ERROR = exc
-else:
-    PAPER_IMPORT_ERROR = None
+Imported directly, not behind ImportError guards: a method that fails to import is a bug to see,
+not a method to drop silently from the registry."""
+from . import inner, more, paper, pre_llm, stts_method  # noqa: F401  (importing registers)

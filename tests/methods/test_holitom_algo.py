@@ -39,8 +39,8 @@ def test_config_defaults_and_validation():
     for bad in (0.0, 1.0, 1.2):
         with pytest.raises(ValueError, match="tau"):
             HoliTomConfig(retention=0.2, tau=bad)
-    with pytest.raises(ValueError, match="dominant_fraction"):
-        HoliTomConfig(retention=0.2, dominant_fraction=1.5)
+    with pytest.raises(ValueError, match="contextual_fraction"):
+        HoliTomConfig(retention=0.2, contextual_fraction=1.5)
 
 
 def test_missing_saliency_is_a_key_error():
@@ -124,7 +124,7 @@ def test_output_count_close_to_budget_with_static_segments():
 def test_sources_valid_unique_and_grid_order():
     x = mixed_video(seed=7)
     for D in (0.0, 0.5):
-        cfg = HoliTomConfig(retention=0.3, dominant_fraction=D)
+        cfg = HoliTomConfig(retention=0.3, contextual_fraction=D)
         a = holitom_reduce(video(x, policy="one_token"), cfg)
         b = holitom_reduce(video(x, policy="grid"), cfg)
         for red in (a, b):
@@ -136,11 +136,11 @@ def test_sources_valid_unique_and_grid_order():
         assert torch.equal(a.features[order], b.features)
 
 
-def test_contextual_tokens_when_dominant_fraction_positive():
+def test_contextual_tokens_when_contextual_fraction_positive():
     F, N = 2, 16
     x = torch.randn(F, N, 8, generator=make_generator(8))
     t = video(x, seed=8)
-    red = holitom_reduce(t, HoliTomConfig(retention=0.5, tau=0.9, dominant_fraction=0.5))
+    red = holitom_reduce(t, HoliTomConfig(retention=0.5, tau=0.9, contextual_fraction=0.5))
     # per frame n_keep = 8: 4 dominant (attention top-4, by position) then 4 merged contextual
     attn = t.saliency[SAL]
     src = red.source.view(F, 8)
@@ -168,7 +168,7 @@ def test_density_merge_by_hand():
 
 def test_deterministic_under_seed():
     x = mixed_video(seed=9)
-    cfg = HoliTomConfig(retention=0.2, dominant_fraction=0.4, seed=3)
+    cfg = HoliTomConfig(retention=0.2, contextual_fraction=0.4, seed=3)
     a = holitom_reduce(video(x), cfg)
     b = holitom_reduce(video(x), cfg)
     assert torch.equal(a.features, b.features) and torch.equal(a.source, b.source)

@@ -1,0 +1,176 @@
+"""The registered "stts" Method: STTS's in-ViT pruning applied to the HF LLaVA-OV SigLIP tower.
+
+STTS's own backbone (Molmo2) is not in transformers, so the replication transplants the mechanism
+(papers.md §1.3) onto LLaVA-OV: scorer after block ``prune_at``, soft key bias in block
+``prune_at+1``, hard prune + first-fit-decreasing packing after it, connector on the unpacked layout,
+only surviving pooled tokens reach the LLM. Groups are the 2 x 2 cells of LLaVA-OV's pooling stride
+(one group per pooled token; see ``methods.adapters.vision_prune`` for the bilinear mapping).
+
+Stages: ``in_vit`` (the adapter's ``encode_video`` delegates the tower forward to
+``encode_in_vit``) and a pre-LLM ``reduce`` that keeps the surviving pooled tokens in original order.
+``stts_losses`` exposes the two training signals (auxiliary novelty MSE and the differentiable bias
+path) for training the scorer.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Optional
+
+import torch
+
+from methods.adapters.vision_prune import (PrunedVideoTokens, check_pooling_groups, encode_video_pruned,
+                                           pool_kept, run_tower, tower_layers_run)
+from methods.base import Method
+from methods.registry import register_method
+from methods.stts import STTSConfig, TemporalTokenScorer, auxiliary_loss, novelty_targets
+from methods.types import Reduction, VideoTokens
+
+__all__ = ["STTSMethodConfig", "STTS", "stts_losses"]
+
+
+@dataclass(frozen=True)
+class STTSMethodConfig:
+    """STTSConfig's fields for LLaVA-OV, plus the scorer checkpoint.
+
+    ``topk`` is the pruned fraction of groups (0 = no pruning: the plain tower runs, no scorer).
+    ``group`` 2 = LLaVA-OV's pooling stride (STTS on Molmo2 uses 3 = its 3x3 pooling).
+    ``scorer_heads`` / ``mlp_dim`` None = the tower's heads / MLP width (16 / 4304 for so400m, as
+    STTS). ``scorer_checkpoint``: a ``torch.save``d state_dict of ``TemporalTokenScorer``; None =
+    random init from ``seed`` (fine for timing, meaningless for accuracy).
+    """
+
+    topk: float = 0.5
+    prune_at: int = 3
+    group: int = 2
+    scorer_heads: Optional[int] = None
+    mlp_dim: Optional[int] = None
+    rescale_min: float = math.exp(-2.0)
+    aux_coef: float = 0.5
+    scorer_checkpoint: Optional[str] = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("scorer_heads", "mlp_dim"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be None (from the tower) or an int >= 1, got {v!r}")
+        if isinstance(self.prune_at, bool) or not isinstance(self.prune_at, int):
+            raise ValueError(f"prune_at must be an int block index, got {self.prune_at!r}")
+        if self.aux_coef < 0:
+            raise ValueError(f"aux_coef must be >= 0, got {self.aux_coef!r}")
+        if self.scorer_checkpoint is not None and not isinstance(self.scorer_checkpoint, (str, Path)):
+            raise ValueError(f"scorer_checkpoint must be a path or None, got {self.scorer_checkpoint!r}")
+        self.stts_config(heads=1, mlp_dim=1)  # validates topk, prune_at, rescale_min, group
+
+    def stts_config(self, vision_config=None, heads: Optional[int] = None,
+                    mlp_dim: Optional[int] = None) -> STTSConfig:
+        """The pure-algorithm STTSConfig, scorer dims filled from ``vision_config`` when None."""
+        if heads is None:
+            heads = self.scorer_heads or int(vision_config.num_attention_heads)
+        if mlp_dim is None:
+            mlp_dim = self.mlp_dim or int(vision_config.intermediate_size)
+        return STTSConfig(prune_at=self.prune_at, topk=float(self.topk), scorer_heads=heads, mlp_dim=mlp_dim,
+                          rescale_min=float(self.rescale_min), aux_coef=float(self.aux_coef), group=self.group)
+
+
+@register_method("stts")
+class STTS(Method):
+    description = ("STTS on the LLaVA-OV SigLIP tower: learned 2x2-group spatio-temporal scorer after ViT "
+                   "block prune_at, soft attention bias in block prune_at+1, hard prune of the video-global "
+                   "topk fraction of groups (first frame kept) with first-fit-decreasing packing of later "
+                   "blocks; only kept pooled tokens reach the LLM. Accuracy requires a trained scorer "
+                   "(scorer_checkpoint); the default random-init scorer is for timing and cost only.")
+    Config = STTSMethodConfig
+    stages: ClassVar[tuple[str, ...]] = ("in_vit", "pre_llm")
+
+    def __init__(self, config=None, **options):
+        super().__init__(config, **options)
+        self._scorer: Optional[TemporalTokenScorer] = None
+
+    # ---- scorer ---------------------------------------------------------------------------
+    def scorer(self, adapter) -> TemporalTokenScorer:
+        """The scorer for this adapter's tower (built once: checkpoint, else random init from seed)."""
+        vc = adapter.vision_config
+        dim = int(vc.hidden_size)
+        if self._scorer is None or self._scorer.dim != dim:
+            cfg = self.config.stts_config(vc)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.seed)
+                scorer = TemporalTokenScorer.from_config(dim, cfg)
+            if self.config.scorer_checkpoint is not None:
+                path = Path(self.config.scorer_checkpoint)
+                if not path.is_file():
+                    raise ValueError(f"stts scorer_checkpoint {str(path)!r} does not exist")
+                scorer.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            self._scorer = scorer.eval()
+        return self._scorer.to(device=adapter.device, dtype=adapter.dtype)
+
+    def set_scorer(self, scorer: TemporalTokenScorer) -> None:
+        """Use a trained scorer module (e.g. straight from ``stts_losses`` training)."""
+        if not isinstance(scorer, TemporalTokenScorer):
+            raise ValueError(f"scorer must be a TemporalTokenScorer, got {type(scorer).__name__}")
+        self._scorer = scorer
+
+    # ---- stages ---------------------------------------------------------------------------
+    def encode_in_vit(self, adapter, pixel_values: torch.Tensor, timestamps=None) -> PrunedVideoTokens:
+        """Adapter hook: the pruned tower forward for one video (F, 3, S, S)."""
+        c = self.config
+        if c.topk == 0:  # nothing pruned: the plain tower, no scorer and no bias
+            return encode_video_pruned(adapter, pixel_values, prune_at=None, scorer=None, topk=0.0,
+                                       group=c.group, timestamps=timestamps)
+        return encode_video_pruned(adapter, pixel_values, prune_at=c.prune_at, scorer=self.scorer(adapter),
+                                   topk=float(c.topk), group=c.group, rescale_min=float(c.rescale_min),
+                                   timestamps=timestamps)
+
+    def reduce(self, tokens: VideoTokens) -> Reduction:
+        """Surviving pooled tokens in original order (flat source index, contiguous positions)."""
+        if not isinstance(tokens, PrunedVideoTokens):
+            raise ValueError("stts needs the tokens of its in-ViT stage: attach the method to the adapter "
+                             "before encode_video (got plain VideoTokens)")
+        flat = torch.nonzero(tokens.keep.flatten(), as_tuple=False).squeeze(1)
+        feats = tokens.features.reshape(-1, tokens.features.shape[-1])[flat]
+        return Reduction(feats, flat, positions="contiguous", info=dict(tokens.info))
+
+    def nominal_name_and_options(self):
+        return "stts", {"topk": float(self.config.topk), "prune_at": self.config.prune_at}
+
+
+def stts_losses(adapter, pixel_values: torch.Tensor, config: Optional[STTSMethodConfig] = None, *,
+                scorer: Optional[TemporalTokenScorer] = None, apply_bias: bool = True) -> dict:
+    """The STTS training signals for one video, with gradients (no ``torch.no_grad`` anywhere).
+
+    Returns ``aux_loss`` (MSE of scores to 1 - cos novelty of the block-``prune_at`` groups, frames
+    t >= 1; multiply by ``config.aux_coef`` = 0.5 for the STTS objective), ``scores`` (F, G),
+    ``features`` (F, Np, D) pooled features, ``keep`` (F, Np) bool, ``kept_features`` (M, D) and
+    ``source`` (M,) of the surviving pooled tokens in original order (what the LLM receives: an LM
+    loss on them reaches the scorer through the block prune_at+1 bias), ``targets`` and
+    ``vision_load``. ``scorer`` defaults to the method's (random init or checkpoint).
+    """
+    c = config if config is not None else STTSMethodConfig()
+    if not isinstance(c, STTSMethodConfig):
+        raise ValueError(f"config must be an STTSMethodConfig, got {type(c).__name__}")
+    if c.topk == 0:
+        raise ValueError("stts_losses needs topk > 0 (topk=0 runs no scorer)")
+    if scorer is None:
+        scorer = STTS(c).scorer(adapter)
+    if pixel_values.dim() == 5:
+        if pixel_values.shape[0] != 1:
+            raise ValueError(f"batch size 1 only: got a batch of {pixel_values.shape[0]} videos")
+        pixel_values = pixel_values[0]
+    check_pooling_groups(adapter, c.group)
+    tower = adapter.model.model.vision_tower
+    run = run_tower(tower, pixel_values.to(device=adapter.device, dtype=adapter.dtype), tower_layers_run(adapter),
+                    prune_at=c.prune_at, scorer=scorer, topk=float(c.topk), group=c.group,
+                    rescale_min=float(c.rescale_min), apply_bias=apply_bias, keep_prune_hidden=True)
+    F_, N, D = run.prune_hidden.shape
+    h, w = adapter.tower_grid
+    targets = novelty_targets(run.prune_hidden.reshape(F_, h, w, D), c.group)
+    aux = auxiliary_loss(run.scores, targets)
+    features = pool_kept(adapter, run.hidden, run.patch_keep)
+    keep = run.group_keep
+    flat = torch.nonzero(keep.flatten(), as_tuple=False).squeeze(1)
+    return {"aux_loss": aux, "scores": run.scores, "targets": targets, "features": features, "keep": keep,
+            "kept_features": features.reshape(-1, features.shape[-1])[flat], "source": flat,
+            "vision_load": run.vision_load, "bias": run.bias}
