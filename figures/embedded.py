@@ -1,0 +1,120 @@
+"""cpu-tier figures (SynthVideoQA analogue; tiny LLaVA-OV trained here, cpu-bench timings).
+
+- accuracy vs retention, one line per method (vanilla as a horizontal line);
+- accuracy vs paper-convention FLOPs (MACs of the FastV formula) with the Pareto front;
+- CPU TTFT breakdown: stacked vision / other / LLM prefill bars per method, predicted TTFT marked.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+MARKERS = "osD^v<>PX*hp"
+
+
+def _save(fig, png: str | Path, pdf: Optional[str | Path]) -> None:
+    from replicate.io import atomic_path
+
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+    if pdf:
+        with atomic_path(pdf) as tmp:
+            fig.savefig(tmp, bbox_inches="tight", format="pdf")
+
+
+def accuracy_vs_retention(acc):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ok = acc[acc["status"] == "ok"]
+    van = ok[ok["method"] == "vanilla"]
+    for i, (label, g) in enumerate(ok[ok["method"] != "vanilla"].groupby("label")):
+        g = g.sort_values("retention")
+        ax.plot(100 * g["retention"], 100 * g["accuracy"], marker=MARKERS[i % len(MARKERS)], label=label)
+    if len(van):
+        ax.axhline(100 * float(van["accuracy"].iloc[0]), color="k", ls="--", label="vanilla")
+    ax.set_xlabel("retention (% of video tokens)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"SynthVideoQA-test (n={int(ok['n'].max()) if len(ok) else 0}), tiny LLaVA-OV")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def pareto_front(points):
+    """Indices of the points not dominated (lower FLOPs and higher accuracy), sorted by FLOPs."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def accuracy_vs_flops(acc):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ok = acc[(acc["status"] == "ok") & acc["paper_macs"].notna()].reset_index(drop=True)
+    for i, (label, g) in enumerate(ok.groupby("label")):
+        ax.scatter(g["paper_macs"] / 1e6, 100 * g["accuracy"], label=label, s=22, marker=MARKERS[i % len(MARKERS)])
+    pts = list(zip(ok["paper_macs"].astype(float), ok["accuracy"].astype(float)))
+    if pts:
+        front = pareto_front(pts)
+        ax.plot([pts[i][0] / 1e6 for i in front], [100 * pts[i][1] for i in front], "k-", lw=0.8,
+                label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("LLM prefill 'FLOPs', paper convention (M MACs, FastV formula)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("SynthVideoQA-test: accuracy vs paper-convention FLOPs")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def ttft_breakdown(eff):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ok = eff[eff["status"] == "ok"].reset_index(drop=True)
+    names = [f"{m}\n{r}" for m, r in zip(ok["method"], ok["rtag"])]
+    x = range(len(ok))
+    bottom = [0.0] * len(ok)
+    for col, lab in (("measured_vision_s", "vision"), ("measured_other_s", "other (reduction)"),
+                     ("measured_llm_s", "LLM prefill")):
+        vals = list(1e3 * ok[col])
+        ax.bar(x, vals, bottom=bottom, label=lab)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    if "predicted_ttft_s" in ok:
+        ax.scatter(list(x), list(1e3 * ok["predicted_ttft_s"]), marker="_", s=400, color="k",
+                   label="cost model (fitted on vanilla)", zorder=3)
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(names, fontsize=7)
+    ax.set_ylabel("TTFT (ms)")
+    dev = ok["device"].iloc[0] if len(ok) and "device" in ok else "cpu"
+    ax.set_title(f"TTFT breakdown, random-weight {ok['arch'].iloc[0] if len(ok) else ''} on {dev}")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def write_embedded_figures(accuracy_csv, efficiency_csv, out_dir="results/figures") -> list[Path]:
+    import pandas as pd
+
+    out = Path(out_dir)
+    acc = pd.read_csv(accuracy_csv)
+    eff = pd.read_csv(efficiency_csv)
+    written = []
+    plt = _plt()
+    for name, fig in (("accuracy_vs_retention", accuracy_vs_retention(acc)),
+                      ("accuracy_vs_flops", accuracy_vs_flops(acc)), ("ttft_breakdown", ttft_breakdown(eff))):
+        png, pdf = out / f"embedded_{name}.png", out / f"embedded_{name}.pdf"
+        _save(fig, png, pdf)
+        plt.close(fig)
+        written += [png, pdf]
+    return written

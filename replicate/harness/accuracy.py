@@ -1,0 +1,161 @@
+"""One accuracy cell of the cpu tier: a method at a retention on SynthVideoQA, through the adapter.
+
+Per sample: uint8 video -> ``replicate.embedded.model.preprocess_video`` (the training
+preprocessing) -> ``adapter.encode_video`` -> the method's pre-LLM ``reduce`` (if any) ->
+``adapter.build_inputs`` (qwen chat template, ``<video>\\n{question}``: the same prompt as
+``replicate.embedded.tokenizer.chat_prompt``) -> ``adapter.prefill`` with the method's inner plan
+-> option-letter logits at the last position -> argmax. Unpruned, this equals
+``replicate.embedded.evaluate`` (tests/harness holds the logits equal).
+
+The dataset is always labelled ``SynthVideoQA-<split>``: these are analogues of the papers'
+benchmarks, never the benchmarks.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import torch
+
+from .options import cell_options, method_label, rtag
+
+DATASET = "SynthVideoQA"
+
+
+def load_checkpoint(model_dir: str | Path):
+    """(adapter, SynthConfig) of a checkpoint written by ``python -m replicate.embedded.train``."""
+    from methods.adapters import LlavaOnevisionAdapter
+    from replicate.embedded.synthvqa import SynthConfig
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "synthvqa.json").is_file():
+        raise ValueError(f"{str(model_dir)!r} is not a SynthVideoQA checkpoint (synthvqa.json missing)")
+    adapter = LlavaOnevisionAdapter.from_pretrained(model_dir)
+    d = json.loads((model_dir / "synthvqa.json").read_text())
+    fields = SynthConfig.__dataclass_fields__
+    data = SynthConfig.from_dict({k: v for k, v in d.items() if k in fields})
+    return adapter, data
+
+
+def _schedule_dict(s) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(s)
+
+
+def cell_costs(arch, schedule) -> dict[str, Any]:
+    """Paper-convention and exact FLOPs of a recorded schedule (costmodel)."""
+    from costmodel import exact_costs, paper_flops
+
+    exact = exact_costs(arch, schedule, causal=False, lm_head="last")
+    return {"paper_flops": int(2 * paper_flops(arch, schedule)),
+            "paper_macs": int(paper_flops(arch, schedule)),
+            "paper_convention": "FastV formula, visual tokens, LLM prefill; paper_macs is the papers' printed 'FLOPs' (MACs)",
+            "exact_flops": int(exact.total()), "exact_flops_by_stage": exact.by_stage()}
+
+
+def option_logits_for(adapter, method, sample, letters: torch.Tensor, image_size: int):
+    """(n_options,) option-letter logits of one sample and the (inputs, PrefillResult)."""
+    from replicate.embedded.model import preprocess_video
+
+    pix = preprocess_video(sample.video, image_size)
+    tokens = adapter.encode_video(pix, sample.timestamps)
+    reduction = method.reduce(tokens) if method is not None and method.has_pre_llm else None
+    inputs = adapter.build_inputs(sample.prompt, tokens, reduction)
+    logits, res = adapter.prefill(inputs, use_cache=False)
+    return logits[letters[:len(sample.options)]], inputs, res
+
+
+@torch.no_grad()
+def evaluate_adapter(adapter, method, samples, tokenizer, *, progress: bool = True, desc: str = "") -> dict:
+    """Accuracy of ``method`` (a Method or None) over ``samples``; records the first schedule."""
+    from methods.base import apply_method
+    from replicate.embedded.tokenizer import letter_ids
+
+    n_opt = max(len(s.options) for s in samples)
+    letters = torch.tensor(letter_ids(tokenizer, n_opt))
+    image_size = adapter.image_size
+    correct: list[bool] = []
+    fam: dict[str, list[bool]] = defaultdict(list)
+    logits_all = torch.full((len(samples), n_opt), float("-inf"))
+    visual, layer_avg, first = [], [], None
+    it = samples
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(samples, desc=desc or "accuracy", leave=False, mininterval=5)
+    ctx = apply_method(adapter, method) if method is not None else None
+    try:
+        for i, s in enumerate(it):
+            lg, inputs, res = option_logits_for(adapter, method, s, letters, image_size)
+            logits_all[i, :lg.shape[0]] = lg
+            ok = int(lg.argmax()) == s.answer_index
+            correct.append(ok)
+            fam[s.family].append(ok)
+            visual.append(int(res.llm_visual[0]))
+            layer_avg.append(sum(res.llm_visual) / len(res.llm_visual))
+            if first is None:
+                first = adapter.schedule(inputs, res, label=getattr(method, "name", "vanilla") or "vanilla")
+    finally:
+        if ctx is not None:
+            ctx.remove()
+    return {"accuracy": sum(correct) / len(correct), "n": len(samples),
+            "per_family": {f: sum(v) / len(v) for f, v in sorted(fam.items())},
+            "per_family_n": {f: len(v) for f, v in sorted(fam.items())},
+            "mean_visual_tokens_llm": sum(visual) / len(visual),
+            "mean_visual_tokens_layer_avg": sum(layer_avg) / len(layer_avg), "logits": logits_all,
+            "schedule": first}
+
+
+def run_accuracy_cell(model_dir: str | Path, method: str, options: Optional[Mapping[str, Any]] = None,
+                      retention: Optional[float] = None, *, n_samples: int, seed: int = 0, split: str = "test",
+                      threads: Optional[int] = None, progress: bool = True,
+                      config: Optional[Mapping[str, Any]] = None) -> dict:
+    """The result dict of one cell (see module doc). A method that cannot run at this retention on
+    this model gives ``status: "not-applicable"`` with the reason instead of raising."""
+    from methods.registry import get_method
+    from replicate.embedded.synthvqa import make_split
+    from replicate.provenance import provenance
+
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    if threads:
+        torch.set_num_threads(int(threads))
+    torch.manual_seed(seed)
+    adapter, data_cfg = load_checkpoint(model_dir)
+    L = adapter.num_layers
+    tower_layers = len(adapter.model.model.vision_tower.encoder.layers)
+    base = {"dataset": f"{DATASET}-{split}", "split": split, "method": method, "retention": retention,
+            "rtag": rtag(retention), "n_requested": n_samples, "seed": seed,
+            "model_dir": str(model_dir), "llm_layers": L, "vision_layers": tower_layers,
+            "frames": data_cfg.frames, "tokens_per_frame": adapter.tokens_per_frame,
+            "perf_kept_pct": None,  # filled at aggregation: accuracy / vanilla accuracy * 100
+            "provenance": provenance(config, device="cpu", dtype="fp32", seed=seed, attn_implementation="sdpa",
+                                     extra={"threads": torch.get_num_threads()})}
+    try:
+        opts = cell_options(method, retention, L, overrides=options, vision_layers=tower_layers)
+        base["options"] = opts
+        base["label"] = method_label(method, opts["applied"])
+        m = get_method(method, **opts["applied"])
+    except ValueError as exc:
+        return {**base, "status": "not-applicable", "reason": f"options rejected: {exc}", "accuracy": None}
+    samples = make_split(split, n_samples, seed, data_cfg)
+    t0 = time.perf_counter()
+    try:
+        r = evaluate_adapter(adapter, m, samples, adapter.tokenizer, progress=progress,
+                             desc=f"{method} {rtag(retention)}")
+    except ValueError as exc:
+        return {**base, "status": "not-applicable", "reason": f"method failed on this model: {exc}",
+                "accuracy": None}
+    arch = adapter.arch_spec("synthvqa-tiny", default_frames=data_cfg.frames)
+    sched = r["schedule"]
+    return {**base, "status": "ok", "accuracy": r["accuracy"], "n": r["n"], "per_family": r["per_family"],
+            "per_family_n": r["per_family_n"], "mean_visual_tokens_llm": r["mean_visual_tokens_llm"],
+            "mean_visual_tokens_layer_avg": r["mean_visual_tokens_layer_avg"],
+            "vanilla_visual_tokens": data_cfg.frames * adapter.tokens_per_frame,
+            "chance_accuracy": sum(1.0 / len(x.options) for x in samples) / len(samples),
+            "schedule_first_sample": _schedule_dict(sched), **cell_costs(arch, sched),
+            "seconds": time.perf_counter() - t0}

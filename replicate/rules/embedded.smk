@@ -1,0 +1,184 @@
+# cpu tier (embedded default) and gpu-tier timing.
+#
+#   train the tiny LLaVA-OV on SynthVideoQA (cached in results/embedded/model)
+#   -> accuracy cell per (method, retention): results/cpu/accuracy/{method}/{rtag}.json -> accuracy.csv
+#   -> CPU timing of the cpu-bench model (one job holding both cores): results/cpu/efficiency/... -> efficiency.csv
+#   -> figures: results/figures/embedded_*.{png,pdf}
+#   gpu tier: results/gpu/efficiency/{method}/{rtag}.json + summary.json (resources gpu=1; only
+#   scheduled where the gpu tier can run: replicate/tiers.py)
+from replicate.harness.options import NO_RETENTION as _NO_RET, rtag as _rtag
+
+EMB = config.get("embedded", {})
+EFF = config.get("efficiency", {})
+EMB_MODEL = "results/embedded/model"
+EMB_MODEL_FILES = {k: f"{EMB_MODEL}/{f}" for k, f in
+                   (("metrics", "metrics.json"), ("config", "config.json"), ("weights", "model.safetensors"),
+                    ("synth", "synthvqa.json"))}
+
+
+# (method, rtag) of a grid: methods that prune nothing run once at `full`
+_cells = lambda methods, retentions: [(m, _rtag(None)) if m in _NO_RET else (m, _rtag(r))  # noqa: E731
+                                      for m in methods for r in ([None] if m in _NO_RET else retentions)]
+EMB_CELLS = sorted(set(_cells(EMB.get("methods", []), EMB.get("retentions", []))))
+EFF_CPU = EFF.get("cpu", {})
+EFF_GPU = EFF.get("gpu", {})
+EFF_CPU_CELLS = sorted(set(_cells(["vanilla", *EFF_CPU.get("methods", [])], EFF_CPU.get("retentions", []))))
+EFF_GPU_CELLS = sorted(set(_cells(["vanilla", *EFF_GPU.get("methods", [])], EFF_GPU.get("retentions", []))))
+EMB_FIGURES = [f"results/figures/embedded_{n}.{ext}" for n in ("accuracy_vs_retention", "accuracy_vs_flops",
+                                                                "ttft_breakdown") for ext in ("png", "pdf")]
+
+
+wildcard_constraints:
+    emb_method="[a-z0-9-]+",
+    emb_rtag="full|r[0-9]+\\.[0-9]+",
+
+
+rule embedded_train:
+    """Train the tiny model (skipped while its files exist: the checkpoint is the cache)."""
+    output:
+        **EMB_MODEL_FILES,
+    params:
+        out=lambda wc, output: os.path.dirname(output.metrics),
+        smoke="--smoke" if EMB.get("train", {}).get("smoke", False) else "",
+        seed=EMB.get("train", {}).get("seed", 0),
+        python=PYTHON,
+    log:
+        "logs/embedded/train.log",
+    threads: 2
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        '"{params.python}" -m replicate.embedded.train --out {params.out} {params.smoke} --seed {params.seed} > {log:q} 2>&1'
+
+
+rule cpu_accuracy_cell:
+    """One (method, retention) accuracy cell on SynthVideoQA-test (not-applicable cells say why)."""
+    input:
+        **EMB_MODEL_FILES,
+    output:
+        "results/cpu/accuracy/{emb_method}/{emb_rtag}.json",
+    params:
+        model_dir=lambda wc, input: os.path.dirname(input.metrics),
+        n_samples=EMB.get("n_samples", 500),
+        seed=EMB.get("seed", 0),
+        split=EMB.get("split", "test"),
+        options=lambda wc: EMB.get("options", {}).get(wc.emb_method, {}),
+        config_hash=CONFIG_HASH,
+    log:
+        "logs/cpu/accuracy/{emb_method}/{emb_rtag}.log",
+    threads: EMB.get("threads", 1)
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1500,
+        runtime=15,
+    script:
+        "../scripts/embedded_accuracy_cell.py"
+
+
+rule cpu_accuracy_table:
+    """All cells -> results/cpu/accuracy.csv with perf_kept_pct = accuracy / vanilla accuracy * 100."""
+    input:
+        [f"results/cpu/accuracy/{m}/{r}.json" for m, r in EMB_CELLS],
+    output:
+        "results/cpu/accuracy.csv",
+    log:
+        "logs/cpu/accuracy_table.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=500,
+        runtime=2,
+    script:
+        "../scripts/embedded_accuracy_table.py"
+
+
+rule cpu_efficiency:
+    """CPU timings of the cpu-bench model, all cells in one job holding every thread (clean timing),
+    with the cost model's predictions (cpu-2core efficiencies fitted on vanilla)."""
+    output:
+        cells=[f"results/cpu/efficiency/{m}/{r}.json" for m, r in EFF_CPU_CELLS],
+        summary="results/cpu/efficiency/summary.json",
+        csv="results/cpu/efficiency.csv",
+    params:
+        settings=EFF_CPU,
+        seed=config.get("seeds", [0])[0],
+        config_hash=CONFIG_HASH,
+    log:
+        "logs/cpu/efficiency.log",
+    threads: 2  # reserves both cores so no other job runs beside the timing (torch threads: efficiency.cpu.threads)
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    script:
+        "../scripts/embedded_efficiency.py"
+
+
+rule gpu_efficiency:
+    """Full-size random-weight timings on one CUDA device (same entry point a bare GPU box runs)."""
+    output:
+        cells=[f"results/gpu/efficiency/{m}/{r}.json" for m, r in EFF_GPU_CELLS],
+        summary="results/gpu/efficiency/summary.json",
+    params:
+        python=PYTHON,
+        arch=EFF_GPU.get("arch", "llava-onevision-7b"),
+        dtype=EFF_GPU.get("dtype", "bf16"),
+        frames=EFF_GPU.get("frames", 32),
+        methods=",".join(EFF_GPU.get("methods", ["vanilla"])),
+        retentions=",".join(f"{r:.2f}" for r in EFF_GPU.get("retentions", [0.10])),
+        repeats=EFF_GPU.get("repeats", 5),
+        warmup=EFF_GPU.get("warmup", 2),
+        decode=EFF_GPU.get("decode_tokens", 32),
+        outdir=lambda wc, output: os.path.dirname(output.summary),
+    log:
+        "logs/gpu/efficiency.log",
+    threads: 2
+    conda:
+        CONDA_ENV
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=60,
+    shell:
+        '"{params.python}" -m replicate.harness.efficiency --arch {params.arch} --random-weights --device cuda '
+        "--dtype {params.dtype} --frames {params.frames} --methods {params.methods} "
+        "--retention {params.retentions} --repeats {params.repeats} --warmup {params.warmup} "
+        "--decode-tokens {params.decode} --out {params.outdir:q} > {log:q} 2>&1"
+
+
+rule embedded_figures:
+    """Accuracy vs retention, accuracy vs paper FLOPs (Pareto), CPU TTFT breakdown."""
+    input:
+        accuracy="results/cpu/accuracy.csv",
+        efficiency="results/cpu/efficiency.csv",
+    output:
+        EMB_FIGURES,
+    log:
+        "logs/figures/embedded.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=3,
+    script:
+        "../scripts/embedded_figures.py"
+
+
+rule embedded_all:
+    """`snakemake embedded_all`: the cpu tier's results and figures only."""
+    input:
+        "results/cpu/accuracy.csv",
+        "results/cpu/efficiency.csv",
+        EMB_FIGURES,
+
+
+# The claim rules read these (and `all` reaches the figures through them: the Snakefile's `all`
+# has no per-tier extension point besides TIER_RESULTS).
+TIER_RESULTS["cpu"] += ["results/cpu/accuracy.csv", "results/cpu/efficiency.csv", *EMB_FIGURES]
+TIER_RESULTS["gpu"] += ["results/gpu/efficiency/summary.json"]
+EVALUATOR_PLUGINS += ["replicate.embedded_evaluators"]
