@@ -74,8 +74,6 @@ def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", con
         name = claim.get("evaluator")
         reason = (f"evaluator {name!r} for {claim['tier']}-tier claims is not implemented in this workflow yet"
                   if name else "claim names no evaluator")
-        if claim["tier"] == "cpu":
-            reason += " (cpu tier (SynthVideoQA) not yet wired into the workflow)"
         return {**out, "verdict": "not-run", "reason": reason}
     root = Path(results_dir)
     missing = [p for p in evaluator.inputs if not (root / p).exists()]
