@@ -283,6 +283,16 @@ def require(row: dict[str, Any], keys: Sequence[str], where: str) -> None:
         raise KeyError(f"{where}: annotation record lacks field(s) {missing}; it has {sorted(row)}")
 
 
+def candidates_and_answer(row: dict[str, Any], where: str) -> tuple[list[str], int]:
+    """Options and answer index of a record whose answer is given as the text of one candidate
+    (MVBench, MLVU): the answer must be one of the candidates."""
+    require(row, ("video", "question", "candidates", "answer"), where)
+    options = [str(c) for c in row["candidates"]]
+    if str(row["answer"]) not in options:
+        raise ValueError(f"{where}: answer {row['answer']!r} is not one of the candidates {options}")
+    return options, options.index(str(row["answer"]))
+
+
 def strip_letter_prefix(option: str, index: int) -> str:
     """'A. text' / '(A) text' / 'A) text' -> 'text' when the letter is the option's own letter."""
     s = str(option).strip()

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from .base import (
+    candidates_and_answer,
     MCQSample,
     files_per_task,
     find_annotations,
@@ -102,10 +103,7 @@ class MLVU:
             for path in paths:
                 for i, row in enumerate(read_records(path)):
                     where = f"mlvu {path.name} record {i}"
-                    require(row, ("video", "question", "candidates", "answer"), where)
-                    options = [str(c) for c in row["candidates"]]
-                    if str(row["answer"]) not in options:
-                        raise ValueError(f"{where}: answer {row['answer']!r} is not one of the candidates {options}")
+                    options, answer_index = candidates_and_answer(row, where)
                     video = str(row["video"])
                     meta = {"task": task}
                     if "duration" in row:
@@ -117,7 +115,7 @@ class MLVU:
                             video_path=first_existing([root / "video" / TASK_FILES[task] / video, root / "video" / video]),
                             question=str(row["question"]),
                             options=options,
-                            answer_index=options.index(str(row["answer"])),
+                            answer_index=answer_index,
                             meta=meta,
                         )
                     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import MCQSample, files_per_task, first_existing, read_records, register_benchmark, require
+from .base import MCQSample, candidates_and_answer, files_per_task, first_existing, read_records, register_benchmark
 from .prompts import MVBENCH_OPTION_HEADER, MVBENCH_POST, MVBENCH_QUESTION, lettered
 
 # sub-task -> candidate video folders (official MVBench first, then lmms-eval's DATA_LIST folder).
@@ -63,10 +63,7 @@ class MVBench:
             for path in files:
                 for i, row in enumerate(read_records(path)):
                     where = f"mvbench {path.name} record {i}"
-                    require(row, ("video", "question", "candidates", "answer"), where)
-                    options = [str(c) for c in row["candidates"]]
-                    if str(row["answer"]) not in options:
-                        raise ValueError(f"{where}: answer {row['answer']!r} is not one of the candidates {options}")
+                    options, answer_index = candidates_and_answer(row, where)
                     meta = {"subtask": t}
                     meta.update({k: row[k] for k in ("start", "end") if k in row})
                     if t in FRAME_SUBTASKS:
@@ -78,7 +75,7 @@ class MVBench:
                             video_path=first_existing(_video_candidates(root, t, str(row["video"]))),
                             question=str(row["question"]),
                             options=options,
-                            answer_index=options.index(str(row["answer"])),
+                            answer_index=answer_index,
                             meta=meta,
                         )
                     )
