@@ -26,6 +26,7 @@ from .primitives import (
     consecutive_cosine,
     dpc_knn_centers_batched,
     make_generator,
+    paper_tau,
     rescaled_retention,
     static_mask,
     temporal_segments,
@@ -77,9 +78,7 @@ class HoliTomConfig:
 
     @property
     def effective_tau(self) -> float:
-        if self.tau is not None:
-            return float(self.tau)
-        return 0.65 if self.retention <= 0.10 else 0.80
+        return paper_tau(self.retention, self.tau)
 
 
 def density_merge_batched(feats: torch.Tensor, n_centers: int, k: int, beta: float,

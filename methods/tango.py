@@ -22,7 +22,7 @@ import torch
 
 from methods.primitives import (
     assign_nearest, consecutive_cosine, dpc_knn_centers, dpc_knn_centers_batched, dyseg_segments,
-    expanded_candidates, make_generator, rescaled_retention, scatter_mean, st_rope, static_mask,
+    expanded_candidates, make_generator, paper_tau, rescaled_retention, scatter_mean, st_rope, static_mask,
     temporal_segments, weighted_anchor_merge,
 )
 from methods.types import Reduction, VideoTokens, check_retention
@@ -99,9 +99,7 @@ class TangoConfig:
 
     @property
     def resolved_tau(self) -> float:
-        if self.tau is not None:
-            return self.tau
-        return 0.65 if self.retention <= 0.10 + 1e-9 else 0.8
+        return paper_tau(self.retention, self.tau)
 
     @property
     def pre_llm_retention(self) -> float:

@@ -16,6 +16,7 @@ from .segmentation import (
     static_window_gain,
     temporal_segments,
     static_mask,
+    paper_tau,
     rescaled_retention,
     dyseg_segments,
 )
@@ -35,7 +36,7 @@ __all__ = [
     "make_generator", "consecutive_cosine", "cosine_matrix", "topk_indices", "expanded_candidates",
     "DPC_VARIANTS", "pairwise_distances", "dpc_knn_scores", "dpc_knn_scores_batched",
     "dpc_knn_centers", "dpc_knn_centers_batched", "Segmentation", "static_counts",
-    "static_window_gain", "temporal_segments", "static_mask", "rescaled_retention",
+    "static_window_gain", "temporal_segments", "static_mask", "paper_tau", "rescaled_retention",
     "dyseg_segments", "assign_nearest", "scatter_sum", "scatter_mean", "beta_blend",
     "weighted_anchor_merge", "running_pairwise_merge", "mean_merge", "blend_merge",
     "DEFAULT_SECTIONS", "rope_sections", "st_rope",

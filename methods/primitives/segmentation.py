@@ -7,6 +7,7 @@ Segments are inclusive ``(start, end)`` frame pairs covering ``0..F-1`` in order
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -98,6 +99,14 @@ def static_mask(sim: torch.Tensor, start: int, end: int, tau: float) -> torch.Te
     if start == end:
         return torch.zeros(sim.shape[1], dtype=torch.bool, device=sim.device)
     return (sim[start:end] > tau).all(dim=0)
+
+
+def paper_tau(retention: float, tau: Optional[float] = None) -> float:
+    """The static-similarity threshold the HoliTom and Tango run scripts use: 0.65 at 10 %
+    retention (or below), 0.80 otherwise [code: both repos' scripts]; an explicit ``tau`` wins."""
+    if tau is not None:
+        return float(tau)
+    return 0.65 if retention <= 0.10 + 1e-9 else 0.80
 
 
 def rescaled_retention(r: float, total_reduced: int, total_tokens: int) -> float:

@@ -101,3 +101,11 @@ def test_dyseg_cuts_lowest_and_below_tau():
     assert dyseg_segments(g, 3, 0.93) == [(0, 1), (2, 3), (4, 5), (6, 7)]
     # c = 1 and a low tau: one segment
     assert dyseg_segments(g, 1, 0.1) == [(0, 7)]
+
+
+def test_paper_tau_follows_the_run_scripts():
+    from methods.primitives import paper_tau
+
+    assert paper_tau(0.10) == 0.65 and paper_tau(0.1 + 1e-12) == 0.65  # float noise stays at 10 %
+    assert paper_tau(0.15) == 0.80 and paper_tau(0.25) == 0.80
+    assert paper_tau(0.25, tau=0.7) == 0.7
