@@ -1,0 +1,229 @@
+# HoliTom end to end: sweeps on the analytic and cpu tiers, Stages I-II benchmark, regenerated
+# tables (§3.1, §3.2) and figures (§3.3), the thin notebook. Config: `holitom:` (replicate/config.yaml).
+#
+#   analytic: results/holitom/analytic/sweeps.csv (retention / K / R / frames sweeps, LLaVA-OV-7B FLOPs)
+#   cpu:      results/holitom/cpu/holitom/k{K}-R{R}-{merge}/{rtag}.json (Stage III variants; the embedded
+#             grid's own cells are reused, see replicate.holitom_tables.cpu_cells) -> results/holitom/cpu/sweeps.csv
+#   bench:    results/bench/holitom_stages.json
+#   tables:   results/tables/holitom_{main,backbones}.{md,tex,csv}; figures: results/figures/holitom_*.{png,pdf}
+#
+# Included after embedded.smk (name order), so EMB, EMB_MODEL_FILES and the emb_rtag constraint exist.
+from replicate import holitom_tables as HOLI
+
+HOLI_CFG = HOLI.settings(config)
+HOLI_CPU = TIERS.summary(config)["cpu"]["runnable"]
+HOLI_CELLS = HOLI.cpu_cells(HOLI_CFG, EMB) if HOLI_CPU else []
+HOLI_CELL_FILES = sorted({c.path for c in HOLI_CELLS})
+HOLI_CPU_SWEEPS = ["results/holitom/cpu/sweeps.csv", "results/holitom/cpu/frames_sweep.json"] if HOLI_CPU else []
+HOLI_CPU_EFF = ["results/cpu/efficiency.csv"] if HOLI_CPU else []
+HOLI_CPU_ACC = ["results/cpu/accuracy.csv"] if HOLI_CPU else []
+HOLI_TABLES = [f"results/tables/holitom_{t}.{ext}" for t in ("main", "backbones") for ext in ("md", "tex", "csv")]
+HOLI_FIGURES = [f"results/figures/holitom_{n}.{ext}" for n in ("ttft", "decode", "ksweep", "frames")
+                for ext in ("png", "pdf")]
+HOLI_NOTEBOOK = ["results/figures/notebook/holitom/holitom_main.md", "results/figures/notebook/holitom/holitom_ksweep.png"]
+
+
+wildcard_constraints:
+    hk="[0-9]+",
+    hr="[0-9]\\.[0-9]+",
+    hmerge="running-pairwise|mean",
+
+
+rule holitom_analytic:
+    """FLOPs of every HoliTom sweep setting (costmodel nominal schedules; tau recorded per row)."""
+    output:
+        csv="results/holitom/analytic/sweeps.csv",
+    params:
+        rounding=config["analytic"].get("budget_rounding", "per_frame_ceil"),
+        holitom=HOLI_CFG,
+    log:
+        "logs/holitom/analytic.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=3,
+    script:
+        "../scripts/holitom_analytic.py"
+
+
+rule holitom_cpu_cell:
+    """HoliTom with Stage III options (paper K scaled to the tiny depth, R, merge rule) on SynthVideoQA."""
+    input:
+        **EMB_MODEL_FILES,
+    output:
+        "results/holitom/cpu/holitom/k{hk}-R{hr}-{hmerge}/{emb_rtag}.json",
+    params:
+        model_dir=lambda wc, input: os.path.dirname(input.metrics),
+        n_samples=EMB.get("n_samples", 1000),
+        seed=EMB.get("seed", 0),
+        split=EMB.get("split", "test"),
+        base_options=EMB.get("options", {}).get("holitom", {}),
+        config_hash=CONFIG_HASH,
+    log:
+        "logs/holitom/cpu/k{hk}-R{hr}-{hmerge}/{emb_rtag}.log",
+    threads: EMB.get("threads", 1)
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1500,
+        runtime=15,
+    script:
+        "../scripts/holitom_cpu_cell.py"
+
+
+rule holitom_wo_m_cpu_cell:
+    """HoliTom (w/o M) at a retention outside the embedded grid (same settings as rule cpu_accuracy_cell)."""
+    input:
+        **EMB_MODEL_FILES,
+    output:
+        "results/holitom/cpu/holitom-wo-m/{emb_rtag}.json",
+    params:
+        model_dir=lambda wc, input: os.path.dirname(input.metrics),
+        n_samples=EMB.get("n_samples", 1000),
+        seed=EMB.get("seed", 0),
+        split=EMB.get("split", "test"),
+        options=EMB.get("options", {}).get("holitom-wo-m", {}),
+        config_hash=CONFIG_HASH,
+    log:
+        "logs/holitom/cpu/holitom-wo-m/{emb_rtag}.log",
+    threads: EMB.get("threads", 1)
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1500,
+        runtime=15,
+    script:
+        "../scripts/holitom_wo_m_cpu_cell.py"
+
+
+rule holitom_cpu_sweeps:
+    """All cpu-tier HoliTom cells (retention, K, R, merge) in one CSV; the frames sweep's not-run record."""
+    input:
+        HOLI_CELL_FILES,
+        **EMB_MODEL_FILES,
+    output:
+        csv="results/holitom/cpu/sweeps.csv",
+        frames="results/holitom/cpu/frames_sweep.json",
+    params:
+        cells=HOLI.cell_dicts(HOLI_CELLS),
+        model_dir=lambda wc, input: os.path.dirname(input.metrics),
+    log:
+        "logs/holitom/cpu_sweeps.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=500,
+        runtime=2,
+    script:
+        "../scripts/holitom_cpu_sweeps.py"
+
+
+rule holitom_bench:
+    """Stages I-II on a full-size OV video (32x196x3584 fp32, CPU): median times, threads, provenance."""
+    output:
+        "results/bench/holitom_stages.json",
+    params:
+        bench=HOLI_CFG.get("bench", {}),
+    log:
+        "logs/holitom/bench.log",
+    threads: 2  # holds both cores so the timing runs alone (torch threads: holitom.bench.threads)
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    script:
+        "../scripts/holitom_bench.py"
+
+
+rule holitom_tables:
+    """§3.1 and §3.2: reported beside reproduced (analytic FLOPs; accuracy cells not-run with the paper
+    tier's reason) and the SynthVideoQA block of the cpu tier."""
+    input:
+        claims=str(CLAIMS_FILE),
+        reported=REPORTED_CSVS,
+        analytic=list(TIER_RESULTS["analytic"]),  # a copy: this file appends its own outputs below
+        cpu=HOLI_CPU_ACC + HOLI_CPU_SWEEPS,
+    output:
+        HOLI_TABLES,
+    params:
+        plugins=lambda wc: list(EVALUATOR_PLUGINS),
+        cpu=HOLI_CPU,
+        cpu_reason=TIERS.summary(config)["cpu"]["reason"],
+    log:
+        "logs/holitom/tables.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=3,
+    script:
+        "../scripts/holitom_tables.py"
+
+
+rule holitom_figures:
+    """TTFT breakdown, decode throughput, K sweep, frames sweep: the paper's values beside this
+    machine's (cpu-bench timings labelled as such; SynthVideoQA accuracy; analytic FLOPs)."""
+    input:
+        reported=REPORTED_CSVS,
+        analytic="results/holitom/analytic/sweeps.csv",
+        cpu=HOLI_CPU_SWEEPS + HOLI_CPU_EFF,
+    output:
+        HOLI_FIGURES,
+    log:
+        "logs/holitom/figures.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=3,
+    script:
+        "../scripts/holitom_figures.py"
+
+
+rule holitom_notebook:
+    """figures/holitom.py.ipynb executed with papermill (as rule holitom_flops_notebook)."""
+    input:
+        notebook=str(REPO / "figures" / "holitom.py.ipynb"),
+        main="results/tables/holitom_main.csv",
+        analytic="results/holitom/analytic/sweeps.csv",
+        cpu=HOLI_CPU_SWEEPS[:1],
+    output:
+        HOLI_NOTEBOOK,
+    params:
+        python=PYTHON,
+        bindir=os.path.dirname(PYTHON),
+        cpu_csv=lambda wc, input: input.cpu[0] if input.cpu else "",
+        reported_dir=str(REPORTED_DIR),
+        outdir=lambda wc, output: os.path.dirname(output[0]),
+    log:
+        notebook="logs/notebooks/holitom.py.ipynb",
+        stderr="logs/notebooks/holitom.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1500,
+        runtime=5,
+    shell:
+        'PATH="{params.bindir}:$PATH" "{params.python}" -m papermill --no-progress-bar -k python3 '
+        "{input.notebook:q} {log.notebook:q} -p main_csv {input.main:q} -p analytic_csv {input.analytic:q} "
+        "-p cpu_sweeps_csv {params.cpu_csv:q} -p reported_dir {params.reported_dir:q} "
+        "-p out_dir {params.outdir:q} > {log.stderr:q} 2>&1"
+
+
+rule holitom_all:
+    """`snakemake holitom_all`: HoliTom's sweeps, benchmark, tables, figures and notebook."""
+    input:
+        "results/holitom/analytic/sweeps.csv",
+        HOLI_CPU_SWEEPS,
+        "results/bench/holitom_stages.json",
+        HOLI_TABLES,
+        HOLI_FIGURES,
+        HOLI_NOTEBOOK,
+
+
+# `all` reaches these through the verify rules (TIER_RESULTS is the only extension point of `all`);
+# the tables read the analytic results themselves (through replicate.verify), so no cycle.
+TIER_RESULTS["analytic"] += ["results/holitom/analytic/sweeps.csv", "results/bench/holitom_stages.json",
+                             *HOLI_TABLES, *HOLI_FIGURES, *HOLI_NOTEBOOK]
