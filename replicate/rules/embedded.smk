@@ -66,7 +66,6 @@ rule cpu_accuracy_cell:
         seed=EMB.get("seed", 0),
         split=EMB.get("split", "test"),
         options=lambda wc: EMB.get("options", {}).get(wc.emb_method, {}),
-        config_hash=CONFIG_HASH,
     log:
         "logs/cpu/accuracy/{emb_method}/{emb_rtag}.log",
     threads: EMB.get("threads", 1)
@@ -106,7 +105,6 @@ rule cpu_efficiency:
     params:
         settings=EFF_CPU,
         seed=config.get("seeds", [0])[0],
-        config_hash=CONFIG_HASH,
     log:
         "logs/cpu/efficiency.log",
     threads: 2  # reserves both cores so no other job runs beside the timing (torch threads: efficiency.cpu.threads)

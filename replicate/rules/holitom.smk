@@ -59,7 +59,6 @@ rule holitom_cpu_cell:
         seed=EMB.get("seed", 0),
         split=EMB.get("split", "test"),
         base_options=EMB.get("options", {}).get("holitom", {}),
-        config_hash=CONFIG_HASH,
     log:
         "logs/holitom/cpu/k{hk}-R{hr}-{hmerge}/{emb_rtag}.log",
     threads: EMB.get("threads", 1)
@@ -84,7 +83,6 @@ rule holitom_wo_m_cpu_cell:
         seed=EMB.get("seed", 0),
         split=EMB.get("split", "test"),
         options=EMB.get("options", {}).get("holitom-wo-m", {}),
-        config_hash=CONFIG_HASH,
     log:
         "logs/holitom/cpu/holitom-wo-m/{emb_rtag}.log",
     threads: EMB.get("threads", 1)
