@@ -1,0 +1,130 @@
+"""Multiple-choice scoring of the tiny LLaVA-OV on SynthVideoQA by option-letter logits.
+
+Deterministic and generation-free: the prediction is the option letter with the largest logit at
+the answer position (the last prompt token, right after ``<|im_start|>assistant\\n``), the way
+lmms-eval's MVBench/VideoMME tasks read a single-letter answer.
+
+Pruning plugs in through ``inputs_embeds_hook``; the path it sits in is explicit:
+video -> ``video_features`` -> ``build_inputs_embeds`` -> hook -> LLM -> logits at the last token.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+
+from .model import build_inputs_embeds, lm_hidden, num_video_tokens, preprocess_video, video_features
+from .synthvqa import SynthSample
+from .tokenizer import encode_prompt, letter_ids
+
+#: hook(inputs_embeds (1, L, D), video_mask (1, L) bool, sample) -> new inputs_embeds (1, L', D)
+#: or (inputs_embeds, position_ids (1, L')). The answer is read at the hook output's last position.
+InputsEmbedsHook = Callable[[torch.Tensor, torch.Tensor, SynthSample],
+                            Union[torch.Tensor, tuple[torch.Tensor, Optional[torch.Tensor]]]]
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor        # (B, L) right-padded
+    attention_mask: torch.Tensor   # (B, L)
+    pixel_values_videos: torch.Tensor  # (B, F, 3, S, S)
+    answer_pos: torch.Tensor       # (B,) index of the last prompt token
+    labels: torch.Tensor           # (B,) token id of the answer letter
+
+
+_PROMPT_CACHE: dict = {}
+
+
+def _cached_prompt(tokenizer, sample: SynthSample, nv: int) -> list[int]:
+    # Prompts repeat (one per family when options are not shuffled): tokenise each once.
+    key = (id(tokenizer), len(tokenizer), sample.prompt, nv)
+    if key not in _PROMPT_CACHE:
+        if len(_PROMPT_CACHE) > 10_000:
+            _PROMPT_CACHE.clear()
+        _PROMPT_CACHE[key] = encode_prompt(tokenizer, sample, nv)
+    return _PROMPT_CACHE[key]
+
+
+def collate(samples: Sequence[SynthSample], tokenizer, config) -> Batch:
+    """Prompts expanded to the model's video token count, right-padded; pixels normalised."""
+    if not samples:
+        raise ValueError("collate needs at least one sample")
+    frames = {s.video.shape[0] for s in samples}
+    if len(frames) != 1:
+        raise ValueError(f"all videos in a batch need the same frame count, got {sorted(frames)}")
+    nv = num_video_tokens(config, frames.pop())
+    rows = [_cached_prompt(tokenizer, s, nv) for s in samples]
+    L = max(len(r) for r in rows)
+    ids = torch.full((len(rows), L), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), L), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r)
+        mask[i, :len(r)] = 1
+    letters = letter_ids(tokenizer, 8)
+    size = config.vision_config.image_size
+    pix = preprocess_video(torch.stack([s.video for s in samples]), size)
+    return Batch(ids, mask, pix, torch.tensor([len(r) - 1 for r in rows]),
+                 torch.tensor([letters[s.answer_index] for s in samples]))
+
+
+def answer_hidden(model, batch: Batch) -> torch.Tensor:
+    """(B, D) LLM hidden state at each row's answer position (unpruned path)."""
+    feats = video_features(model, batch.pixel_values_videos)
+    embeds = build_inputs_embeds(model, batch.input_ids, feats)
+    hidden = lm_hidden(model, embeds, batch.attention_mask)
+    return hidden[torch.arange(hidden.shape[0]), batch.answer_pos]
+
+
+@torch.no_grad()
+def option_logits(model, tokenizer, samples: Sequence[SynthSample], *,
+                  inputs_embeds_hook: Optional[InputsEmbedsHook] = None,
+                  batch_size: int = 16) -> torch.Tensor:
+    """(n, max_options) logits of the letters A.. at the answer position (-inf past a sample's options)."""
+    n_opt = max(len(s.options) for s in samples)
+    letters = torch.tensor(letter_ids(tokenizer, n_opt))
+    out = torch.full((len(samples), n_opt), float("-inf"))
+    step = batch_size if inputs_embeds_hook is None else 1
+    for start in range(0, len(samples), step):
+        chunk = samples[start:start + step]
+        batch = collate(chunk, tokenizer, model.config)
+        if inputs_embeds_hook is None:
+            h = answer_hidden(model, batch)
+        else:
+            feats = video_features(model, batch.pixel_values_videos)
+            embeds = build_inputs_embeds(model, batch.input_ids, feats)
+            res = inputs_embeds_hook(embeds, batch.input_ids == model.config.video_token_id, chunk[0])
+            embeds, pos = res if isinstance(res, tuple) else (res, None)
+            h = lm_hidden(model, embeds, None, pos)[:, -1]
+        logits = model.lm_head(h)[:, letters].float()
+        for j, s in enumerate(chunk):
+            k = len(s.options)
+            out[start + j, :k] = logits[j, :k]
+    return out
+
+
+def evaluate(model, tokenizer, samples: Sequence[SynthSample], *,
+             inputs_embeds_hook: Optional[InputsEmbedsHook] = None, batch_size: int = 16) -> dict:
+    """Accuracy overall and per family; ``predictions`` lists the chosen letters."""
+    if not samples:
+        raise ValueError("evaluate needs at least one sample")
+    was_training = model.training
+    model.eval()
+    try:
+        logits = option_logits(model, tokenizer, samples, inputs_embeds_hook=inputs_embeds_hook,
+                               batch_size=batch_size)
+    finally:
+        model.train(was_training)
+    pred = logits.argmax(-1).tolist()
+    correct = [p == s.answer_index for p, s in zip(pred, samples)]
+    fam: dict[str, list[bool]] = defaultdict(list)
+    for c, s in zip(correct, samples):
+        fam[s.family].append(c)
+    return {
+        "accuracy": sum(correct) / len(correct),
+        "n": len(samples),
+        "per_family": {f: sum(v) / len(v) for f, v in sorted(fam.items())},
+        "per_family_n": {f: len(v) for f, v in sorted(fam.items())},
+        "predictions": ["ABCDEFGH"[p] for p in pred],
+    }
