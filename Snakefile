@@ -35,13 +35,16 @@ from replicate.provenance import config_hash
 
 CLAIMS = load_claims(CLAIMS_FILE)
 CLAIM_IDS = [c["id"] for c in CLAIMS]
+CLAIMS_BY_ID = {c["id"]: c for c in CLAIMS}
 REPORTED_CSVS = sorted(str(p) for p in REPORTED_DIR.glob("*.csv"))
 CONFIG_HASH = config_hash(config)
 PYTHON = sys.executable
 # Extension points for rule files of new tiers (e.g. replicate/rules/embedded.smk):
 #   TIER_RESULTS[tier] += [result files its evaluators read]   (inputs of the verify rules)
+#   TIER_TARGETS[tier] += [tables, figures, ... `all` builds]   (only where the tier can run)
 #   EVALUATOR_PLUGINS += ["module.that.registers.evaluators"]  (imported by the verify jobs)
 TIER_RESULTS = {tier: [] for tier in TIERS.TIERS}
+TIER_TARGETS = {tier: [] for tier in TIERS.TIERS}
 EVALUATOR_PLUGINS = []
 
 
@@ -60,6 +63,7 @@ rule all:
         "results/tables/holitom_flops.md",
         "results/figures/flops_vs_retention.png",
         "results/figures/notebook/holitom_flops.md",
+        lambda wc: runnable_targets(TIER_TARGETS),
 
 
 include: str(REPO / "replicate" / "rules" / "common.smk")

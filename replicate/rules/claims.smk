@@ -39,7 +39,7 @@ rule verify_claim:
     input:
         claims=str(CLAIMS_FILE),
         reported=REPORTED_CSVS,
-        results=claim_inputs,
+        results=single_claim_inputs,
     output:
         "results/claims/{claim_id}.json",
     params:

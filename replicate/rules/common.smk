@@ -4,12 +4,33 @@ import re
 CONDA_ENV = str(REPO / "envs" / "environment.yaml")
 
 
+def runnable_tiers():
+    return {t for t, s in TIERS.summary(config).items() if s["runnable"]}
+
+
+def runnable_targets(per_tier):
+    """The files of ``per_tier`` (tier -> paths) whose tier can run on this machine."""
+    return sorted({p for t in runnable_tiers() for p in per_tier[t]})
+
+
 def claim_inputs(wildcards):
     """Result files of the tiers that can run on this machine (others would never be built here)."""
     EVALUATORS.load_plugins(EVALUATOR_PLUGINS)
-    runnable = {t for t, s in TIERS.summary(config).items() if s["runnable"]}
-    return sorted({p for t in runnable for p in TIER_RESULTS[t]}
-                  | set(EVALUATORS.inputs_for_tiers(runnable)))
+    runnable = runnable_tiers()
+    return sorted(set(runnable_targets(TIER_RESULTS)) | set(EVALUATORS.inputs_for_tiers(runnable)))
+
+
+def single_claim_inputs(wildcards):
+    """What one claim needs: the (cheap) analytic results, which also carry the predictions shown
+    as evidence on gpu claims, plus its own evaluator's inputs if its tier can run here. Verifying
+    one analytic claim must not train the tiny model or run the cpu grid."""
+    EVALUATORS.load_plugins(EVALUATOR_PLUGINS)
+    claim = CLAIMS_BY_ID[wildcards.claim_id]
+    needed = set(TIER_RESULTS["analytic"])
+    evaluator = EVALUATORS.get(claim.get("evaluator"))
+    if evaluator is not None and claim["tier"] in runnable_tiers():
+        needed |= set(evaluator.inputs)
+    return sorted(needed)
 
 
 def claim_id_pattern():

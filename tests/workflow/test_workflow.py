@@ -38,6 +38,10 @@ def test_single_claim_target_uses_the_per_claim_rule(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert "verify_claim" in out and "verify_all" not in out
+    # an analytic claim needs the analytic results only: no training, no cpu grid, no figures
+    assert "analytic_flops" in out
+    for heavy in ("embedded_train", "cpu_accuracy_cell", "cpu_efficiency", "holitom_tables"):
+        assert heavy not in out, f"verifying one analytic claim would run {heavy}"
 
 
 def test_figures_target_and_gpu_profile_plan(tmp_path):
