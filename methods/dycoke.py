@@ -50,19 +50,16 @@ Two stages:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
+from costmodel.nominal import round_half_up  # the nominal schedules' rounding
+
 from .types import Reduction, VideoTokens, check_retention
 
 WINDOW = 4  # frames per TTM window (official)
-
-
-def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
 
 
 @dataclass(frozen=True)
@@ -117,7 +114,7 @@ def ttm_budgets(frames: int, tokens_per_frame: int, retention: float) -> torch.T
     ref = ttm_references(frames)
     N = tokens_per_frame
     n_ref = int((ref < 0).sum())
-    total = max(1, _round_half_up(r * frames * N))
+    total = max(1, round_half_up(r * frames * N))
     rest = total - n_ref * N
     if rest < 0:
         raise ValueError(

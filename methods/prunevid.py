@@ -42,20 +42,17 @@ frames only.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
+from costmodel.nominal import round_half_up  # the nominal schedules' rounding
+
 from .primitives import dpc_knn_centers_batched, make_generator, scatter_mean
 from .types import Reduction, VideoTokens, check_retention
 
 OFFICIAL_MIN_CLUSTER_SET = 14  # official: sets of <= 14 tokens are not clustered
-
-
-def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
 
 
 @dataclass(frozen=True)
@@ -282,7 +279,7 @@ def prunevid_reduce(tokens: VideoTokens, cfg: PruneVidConfig) -> Reduction:
     after_static = sum(sizes)
 
     if cfg.retention is not None:
-        target = max(1, _round_half_up(cfg.retention * F * N))
+        target = max(1, round_half_up(cfg.retention * F * N))
         counts = apportion(target, sizes)
     else:
         target = None

@@ -1,9 +1,10 @@
 """Baselines with no pre-LLM stage: vanilla, FastV and PyramidDrop (papers.md §4)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal, Optional
+
+from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 
 from methods.base import Method
 from methods.registry import register_method
@@ -66,10 +67,6 @@ class FastV(Method):
         return "fastv", {"retention": float(self.config.keep), "k": self.config.k}
 
 
-def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
-
-
 @dataclass(frozen=True)
 class PDropConfig:
     """PyramidDrop: 4 stages; at each boundary keep ``lam`` of the remaining visual tokens, ranked by
@@ -98,7 +95,7 @@ class PDrop(Method):
     def boundaries(self, num_layers: int) -> tuple[int, ...]:
         if self.config.layers is not None:
             return self.config.layers
-        return tuple(_round_half_up(b * num_layers / 32) for b in (8, 16, 24))
+        return tuple(round_half_up(b * num_layers / 32) for b in (8, 16, 24))
 
     def inner_plan(self, num_layers):
         bounds = self.boundaries(num_layers)

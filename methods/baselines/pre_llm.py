@@ -7,6 +7,8 @@ from typing import Optional
 
 import torch
 
+from costmodel.nominal import round_half_up  # the nominal schedules' rounding
+
 from methods.base import Method, resolve_arch
 from methods.primitives.merge import assign_nearest, scatter_mean
 from methods.primitives.rng import make_generator
@@ -14,13 +16,9 @@ from methods.registry import register_method
 from methods.types import Reduction, VideoTokens, check_retention
 
 
-def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
-
-
 def video_budget(tokens: VideoTokens, retention: float) -> int:
     """Kept tokens of a pre-LLM method: max(1, round_half_up(r * F * N)) (costmodel.nominal rule)."""
-    return max(1, _round_half_up(retention * tokens.num_tokens))
+    return max(1, round_half_up(retention * tokens.num_tokens))
 
 
 def frame_budgets(total: int, frames: int, per_frame_max: int) -> torch.Tensor:
@@ -57,7 +55,7 @@ def visionzip_frame(feat: torch.Tensor, attn: torch.Tensor, keys: torch.Tensor, 
     """One frame: feat (N, D), attn (N,), keys (N, Dk) -> (features (b, D), local source (b,)) sorted."""
     N = feat.shape[0]
     budget = min(budget, N)
-    n_dom = min(budget, _round_half_up(budget * dominant_share))
+    n_dom = min(budget, round_half_up(budget * dominant_share))
     n_ctx = budget - n_dom
     dom = torch.topk(attn, n_dom).indices
     if n_ctx == 0:
@@ -163,7 +161,7 @@ class UniformPoolConfig:
 def pooled_grid(grid: tuple[int, int], retention: float) -> tuple[int, int]:
     s = math.sqrt(retention)
     h, w = grid
-    return (min(h, max(1, _round_half_up(h * s))), min(w, max(1, _round_half_up(w * s))))
+    return (min(h, max(1, round_half_up(h * s))), min(w, max(1, round_half_up(w * s))))
 
 
 @register_method("uniform-pool")

@@ -17,12 +17,13 @@ cell so nothing is implicit):
   (block prune_at + 1 must exist for the soft-bias block; the tiny tower has 2);
 - vanilla: no retention (rtag ``full``).
 
-Dependencies: the standard library only (used by the GPU entry point too).
+Dependencies: the standard library and costmodel.nominal (light; used by the GPU entry point too).
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Optional
+
+from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 
 PAPER_LAYERS = 28
 #: option name(s) that are LLM layer indices, per method (values given for 28 layers)
@@ -47,10 +48,6 @@ PAPER_DEFAULTS: dict[str, dict[str, Any]] = {
     "stts": {"prune_at": 3},
 }
 NO_RETENTION = ("vanilla",)
-
-
-def round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
 
 
 def scale_layer(k: int, num_layers: int, paper_layers: int = PAPER_LAYERS) -> int:
