@@ -3,22 +3,10 @@ run of `embedded_all` (smoke training, accuracy cells, CPU timing, figures) in a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def snakemake(*args: str, timeout: int = 170) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+from workflow_cli import REPO, snakemake
 
 pytestmark = pytest.mark.workflow
 

@@ -1,34 +1,23 @@
 """HoliTom's rules in the workflow: planned by the default target, and smoke runs of them.
 
 The whole-workflow smoke test (tests/workflow/test_workflow.py) already executes every HoliTom rule
-(they are claim inputs of the analytic tier); here: the plan, a cheap smoke run of the analytic sweep
+(they are targets of `all`); here: the plan, a cheap smoke run of the analytic sweep
 and the benchmark, and (slow) the whole `holitom_all` target at smoke scale with its outputs checked."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from workflow_cli import REPO, snakemake
 
-REPO = Path(__file__).resolve().parents[2]
 SMOKE = str(REPO / "profiles" / "smoke")
 
 pytestmark = pytest.mark.workflow
 
 
-def snakemake(*args: str, timeout: int = 200) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 def test_default_plan_includes_the_holitom_rules(tmp_path):
-    proc = snakemake("-n", "--cores", "2", "--directory", str(tmp_path))
+    proc = snakemake("-n", "--cores", "2", "--directory", str(tmp_path), timeout=200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     for rule in ("holitom_analytic", "holitom_cpu_cell", "holitom_wo_m_cpu_cell", "holitom_cpu_sweeps",
@@ -43,7 +32,7 @@ def test_default_plan_includes_the_holitom_rules(tmp_path):
 
 def test_smoke_run_of_the_analytic_sweeps_and_benchmark(tmp_path):
     proc = snakemake("--profile", SMOKE, "--cores", "2", "--directory", str(tmp_path),
-                     "results/holitom/analytic/sweeps.csv", "results/bench/holitom_stages.json")
+                     "results/holitom/analytic/sweeps.csv", "results/bench/holitom_stages.json", timeout=200)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     sweeps = pd.read_csv(tmp_path / "results" / "holitom" / "analytic" / "sweeps.csv")
     assert set(sweeps["sweep"]) == {"retention", "k", "r", "frames"}

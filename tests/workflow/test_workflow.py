@@ -3,24 +3,13 @@ whole pipeline in a temporary working directory (the repository is not written t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from workflow_cli import REPO, snakemake
 
 from replicate.claims import HEADLINE_IDS, load_claims
 
 pytestmark = pytest.mark.workflow
-REPO = Path(__file__).resolve().parents[2]
-
-
-def snakemake(*args: str, cwd: Path = REPO, timeout: int = 170) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_dry_run_plans_every_claim_and_figure(tmp_path):
