@@ -3,8 +3,9 @@
 Same token pipeline as LLaVA-OV-7B (HF ``LlavaOnevisionForConditionalGeneration``): SigLIP tower,
 last layer (``vision_feature_layer=-1``, ``"full"`` strategy: no CLS to drop), projector
 (Linear-GELU-Linear) *before* 2x2 bilinear pooling, frames concatenated, one ``image_newline``
-after the whole video. Only the sizes are tiny: 112x112 frames, patch 14 -> 8x8 patches -> 4x4 =
-16 tokens per frame.
+after the whole video. Only the sizes are tiny: ``TinyArch`` defaults to 112x112 frames, patch 14 ->
+8x8 patches -> 4x4 = 16 tokens per frame; the embedded tier trains at 84x84 -> 3x3 = 9 tokens per
+frame (``replicate.embedded.train.EMBEDDED_DATA``).
 
 ``video_features`` / ``build_inputs_embeds`` / ``lm_logits`` spell out what the HF forward does,
 so a pruning method can sit between the video features and the LLM (tested equal to ``model(...)``).
@@ -40,7 +41,8 @@ class TinyArch:
     max_positions: int = 2048
     # HF's default 0.02 leaves attention near-uniform for hundreds of steps on this tiny model
     # (q.k ~ init^2): a larger init shortens the plateau before heads lock onto the events.
-    # Measured (seed 0, 2500 steps, hold 300): 0.05 -> 57.3 % test accuracy, 0.02 -> 39.2 %.
+    # Measured (seed 0, 56 px, 2500 steps, hold 300, answer loss only, before the auxiliary probes):
+    # 0.05 -> 57.3 % test accuracy, 0.02 -> 39.2 %.
     init_std: float = 0.05
 
     def to_dict(self) -> dict:

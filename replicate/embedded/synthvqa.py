@@ -8,7 +8,7 @@ Each question family stresses one thing pruning can lose:
 ``colour`` / ``shape``  spatial detail: a small object visible in only 1-2 frames.
 ``order``              temporal order: two coloured objects flash at different frames; which first?
 ``count``              counting: a magenta light flashes k times (never in consecutive frames); how many?
-``direction``          motion: a ball crosses the frame (and its midline, so 2x2 pooling keeps it); which way?
+``direction``          motion: a ball crosses the frame (first third to last third, so pooling keeps it); which way?
 
 Size choice (documented for the model): 112x112 frames with SigLIP patch 14 give 8x8 = 64 patches
 per frame; LLaVA-OneVision's 2x2 bilinear pooling leaves 4x4 = 16 tokens per frame, so a 16-frame
@@ -234,13 +234,14 @@ def _render(family: str, rng: np.random.Generator, cfg: SynthConfig) -> tuple[np
         colour = str(rng.choice(list(COLOURS)))
         px = cfg.px("ball_px")
         lo, hi = 2, S - px - 2
-        # The ball starts wholly in one half and ends wholly in the other, so it crosses the
-        # frame midline: with 2x2 pooled tokens per frame, which token holds the ball in the first
-        # vs the last frame then decides the answer (a travel inside one pooled token would be
-        # invisible to the LLM, which left the family at chance -- measured 27.6 %).
-        mid = S // 2
-        start = int(rng.integers(lo, max(lo, mid - px) + 1))
-        end = int(rng.integers(min(mid, hi), hi + 1))
+        # The ball starts wholly inside the first third of the frame and ends wholly inside the
+        # last third, so with 2x2 or 3x3 pooled tokens per frame the token holding it in the first
+        # frame differs from the one in the last: the answer survives pooling. (A travel inside
+        # one pooled token left the family at chance -- measured 27.6 %; with a midline crossing
+        # only, a 3x3 grid could keep the ball in its centre token all along.)
+        third = S // 3
+        start = int(rng.integers(lo, max(lo, third - px) + 1))
+        end = int(rng.integers(min(S - third, hi), hi + 1))
         along = np.round(np.linspace(start, end, F)).astype(int)
         if direction in ("left", "up"):
             along = along[::-1]

@@ -252,40 +252,39 @@ def test_curriculum_and_lr_schedule_hand_values():
     assert progress(10, 50.0, timed) == 0.5 and progress(10, 50.0, cfg) == 10 / cfg.steps
 
 
-def test_default_training_is_fixed_steps_and_keeps_four_pooled_tokens_per_frame():
+def test_default_training_is_fixed_steps_and_keeps_nine_pooled_tokens_per_frame():
     from replicate.embedded.model import tiny_llava_config
     from replicate.embedded.train import EMBEDDED_DATA, TrainConfig
 
     cfg = TrainConfig()
     assert cfg.time_budget_s is None and cfg.steps > 0  # reproducible: same seed -> same model
-    assert cfg.data == EMBEDDED_DATA and cfg.arch.image_size == EMBEDDED_DATA.size == 56
+    assert cfg.data == EMBEDDED_DATA and cfg.arch.image_size == EMBEDDED_DATA.size == 84
     conf = tiny_llava_config(build_tokenizer(cfg.data), cfg.arch)
-    assert tokens_per_frame(conf) == 4 and num_video_tokens(conf, cfg.data.frames) == 8 * 4 + 1
+    assert tokens_per_frame(conf) == 9 and num_video_tokens(conf, cfg.data.frames) == 8 * 9 + 1
 
 
+@pytest.mark.parametrize("size,grid", [(56, 2), (84, 3)])
 @pytest.mark.parametrize("scale", [1.0, 2.5])
-def test_direction_ball_crosses_the_midline_so_pooled_tokens_show_it(scale):
-    """In the first frame the ball lies wholly in one half, in the last wholly in the other: the
-    2x2 pooled token holding it changes, so the answer survives pooling."""
+def test_direction_ball_changes_pooled_token_so_the_answer_survives_pooling(size, grid, scale):
+    """The pooled token holding the ball in the first frame differs from the one in the last,
+    along the motion and in its sense, for the 2x2 and 3x3 pooled grids."""
     from dataclasses import replace
     from replicate.embedded.train import EMBEDDED_DATA
 
-    cfg = replace(EMBEDDED_DATA, object_scale=scale)
-    px, mid = cfg.px("ball_px"), cfg.size // 2
+    cfg = replace(EMBEDDED_DATA, size=size, object_scale=scale)
+    cell = size // grid
     for i in range(40):
         s = sv.make_sample("direction", (5, 0, i), cfg)
-        (y0, x0), (y1, x1) = s.meta["path"][0], s.meta["path"][-1]
         d = s.meta["truth"]
-        a0, a1 = (x0, x1) if d in ("left", "right") else (y0, y1)
-        first, last = (a0, a1) if d in ("right", "down") else (a1, a0)  # low-coordinate end first
-        assert first + px <= mid <= last, (d, a0, a1, px)
-        assert (a1 > a0) == (d in ("right", "down"))
-        # the pooled-token view: chroma mass per 28x28 quadrant moves to the other half
         v = s.video.float()
-        q = (v.amax(-1) - v.amin(-1)).reshape(cfg.frames, 2, mid, 2, mid).sum((2, 4))
-        axis = 1 if d in ("left", "right") else 0  # quadrant index along the motion
-        half = lambda f: int(q[f].sum(1 - axis).argmax())  # noqa: E731
-        assert half(0) != half(-1) and (half(-1) > half(0)) == (d in ("right", "down"))
+        mass = (v.amax(-1) - v.amin(-1)).reshape(cfg.frames, grid, cell, grid, cell).sum((2, 4))
+        axis = 1 if d in ("left", "right") else 0  # token index along the motion
+        token = lambda f: int(mass[f].sum(1 - axis).argmax())  # noqa: E731
+        assert token(0) != token(-1), (d, s.meta["path"][0], s.meta["path"][-1])
+        assert (token(-1) > token(0)) == (d in ("right", "down"))
+        (y0, x0), (y1, x1) = s.meta["path"][0], s.meta["path"][-1]
+        a0, a1 = (x0, x1) if axis else (y0, y1)
+        assert (a1 > a0) == (d in ("right", "down"))
 
 
 def test_synthconfig_round_trips_through_json(tmp_path):

@@ -1,0 +1,125 @@
+"""The auxiliary probes used while training the tiny model: labels from pixels, joint summary
+classes, and a checkpoint that holds the plain HF model only."""
+from dataclasses import replace
+
+import pytest
+import torch
+
+from replicate.embedded import synthvqa as sv
+from replicate.embedded.supervision import (COLOUR_CLASSES, MIN_PIXELS, AuxProbes, AuxWeights,
+                                            summary_classes, summary_targets, token_colour_labels)
+
+
+def _grey(frames=2, size=84):
+    return torch.full((1, frames, size, size, 3), 128, dtype=torch.uint8)
+
+
+def test_colour_labels_mark_the_token_regions_an_object_covers():
+    v = _grey()
+    v[0, 1, 30:40, 60:70] = torch.tensor(sv.COLOURS["blue"], dtype=torch.uint8)  # row 1, col 2 of 3x3
+    v[0, 0, 0:10, 0:10] = torch.tensor(sv.LIGHT, dtype=torch.uint8)                # row 0, col 0
+    labels = token_colour_labels(v, grid=3)
+    expect = torch.zeros(1, 18, dtype=torch.long)
+    expect[0, 0] = COLOUR_CLASSES.index("magenta")
+    expect[0, 9 + 1 * 3 + 2] = COLOUR_CLASSES.index("blue")
+    assert torch.equal(labels, expect)
+
+
+def test_colour_labels_split_objects_by_pixel_count_and_ignore_grey_texture():
+    v = _grey(frames=1)
+    v[0, 0, :, :, :] = torch.arange(84, dtype=torch.uint8)[None, :, None] * 3  # bright achromatic ramp
+    red = torch.tensor(sv.COLOURS["red"], dtype=torch.uint8)
+    v[0, 0, 10:20, 26:30] = red   # 10 x 2 px left of the 28-px boundary, 10 x 2 right of it
+    v[0, 0, 40:41, 26:31] = red   # 2 px left, 3 px right: below MIN_PIXELS on both sides
+    labels = token_colour_labels(v, grid=3)[0]
+    assert MIN_PIXELS > 3
+    assert labels.tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0]
+
+
+def test_colour_labels_follow_every_family_in_generated_videos():
+    cfg = replace(sv.SynthConfig(frames=8, size=84, small_object_px=10, event_object_px=12,
+                                 light_px=12, ball_px=10))
+    s = sv.make_sample("colour", (9, 0, 1), cfg)
+    labels = token_colour_labels(s.video[None], grid=3)[0].reshape(8, 9)
+    on = set(s.meta["frames_on"])
+    assert all((labels[f] > 0).any() == (f in on) for f in range(8))
+    assert {int(c) for c in labels[labels > 0]} == {COLOUR_CLASSES.index(s.meta["colour"])}
+    d = sv.make_sample("direction", (9, 0, 2), cfg)
+    per_frame = token_colour_labels(d.video[None], grid=3)[0].reshape(8, 9)
+    assert bool((per_frame > 0).any(1).all())  # the ball is in every frame
+
+
+def test_colour_label_order_is_the_pooled_token_order_of_hf():
+    """Labels are row-major per frame; so is HF's bilinear pooling of the patch grid."""
+    from replicate.embedded.model import build_model
+    from replicate.embedded.tokenizer import build_tokenizer
+    from replicate.embedded.train import TrainConfig
+
+    cfg = TrainConfig()
+    model = build_model(build_tokenizer(cfg.data), cfg.arch)
+    side = cfg.arch.image_size // cfg.arch.patch_size  # 6 patches
+    rows, cols = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    patch_xy = torch.stack([rows, cols], -1).float().reshape(1, side * side, 2)  # conv flatten order
+    pooled = model.model.apply_pooling(patch_xy)[0]
+    g = (side + 1) // 2
+    centre = torch.tensor([[2 * (k // g) + 0.5, 2 * (k % g) + 0.5] for k in range(g * g)])
+    assert torch.allclose(pooled, centre)
+
+
+def test_colour_labels_reject_bad_videos():
+    with pytest.raises(ValueError, match="uint8"):
+        token_colour_labels(torch.zeros(1, 2, 84, 84, 3), grid=3)
+    with pytest.raises(ValueError, match="divisible by grid=5"):
+        token_colour_labels(_grey(), grid=5)
+
+
+def test_summary_targets_are_family_blocks():
+    fams = ("colour", "order", "count", "direction")
+    samples = [sv.make_sample(f, (9, 0, i), sv.SynthConfig(frames=8)) for i, f in enumerate(fams)]
+    t = summary_targets(samples, fams)
+    assert t.tolist() == [4 * i + s.answer_index for i, s in enumerate(samples)]
+    assert summary_classes(fams) == 16
+    with pytest.raises(ValueError, match=r"families \['colour'\] not in"):
+        summary_targets(samples[:1], ("order",))
+
+
+def test_probe_losses_are_weighted_and_zero_weights_are_skipped():
+    torch.manual_seed(0)
+    cfg = sv.SynthConfig(frames=8, size=84, small_object_px=10, event_object_px=12, light_px=12, ball_px=10)
+    samples = [sv.make_sample("count", (9, 0, i), cfg) for i in range(2)]
+    probes = AuxProbes(hidden=16, grid=3, families=cfg.families)
+    feats, summary = torch.randn(2, 8 * 9 + 1, 16), torch.randn(2, 16)
+    with torch.no_grad():
+        full = probes.losses(AuxWeights(1.0, 1.0, 1.0), feats, summary, samples)
+        half = probes.losses(AuxWeights(0.5, 0.0, 2.0), feats, summary, samples)
+    assert set(full) == {"colour", "position", "summary"} and set(half) == {"colour", "summary"}
+    assert float(half["colour"]) == pytest.approx(0.5 * float(full["colour"]))
+    assert float(half["summary"]) == pytest.approx(2.0 * float(full["summary"]))
+    assert not AuxWeights(0, 0, 0).active()
+    with pytest.raises(ValueError, match="72 colour labels for 40 video tokens"):
+        probes.losses(AuxWeights(), feats[:, :41], summary, samples)
+
+
+def test_summary_layer_must_name_a_decoder_layer():
+    from replicate.embedded.train import TrainConfig
+
+    assert TrainConfig().summary_at == TrainConfig().arch.text_layers - 1
+    with pytest.raises(ValueError, match=r"summary_layer must be in \[1, 3\]"):
+        TrainConfig(summary_layer=0)
+
+
+def test_probes_speed_up_learning_on_a_short_run_and_stay_out_of_the_checkpoint(tmp_path):
+    """Same seed and steps: the probes give a lower answer loss, and the saved directory is a
+    plain HF model (no probe weights)."""
+    from safetensors.torch import load_file
+
+    from replicate.embedded.train import smoke_config, train
+
+    cfg = replace(smoke_config(), steps=24, log_every=24)
+    _, _, with_probes = train(cfg, tmp_path / "m", log=lambda *_: None)
+    _, _, without = train(replace(cfg, aux=AuxWeights(0.0, 0.0, 0.0)), None, log=lambda *_: None)
+    assert set(with_probes["final_aux_losses"]) == {"colour", "position", "summary"}
+    assert without["final_aux_losses"] == {}
+    keys = load_file(str(tmp_path / "m" / "model.safetensors")).keys()
+    assert not [k for k in keys if "probe" in k or k.startswith(("colour", "position", "summary"))]
+    assert sum(with_probes["losses"][-8:]) < sum(without["losses"][-8:])
