@@ -23,7 +23,7 @@ part of it, and evaluation uses the answer letter's logit only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -102,14 +102,18 @@ class AuxProbes(torch.nn.Module):
         self.summary = torch.nn.Linear(hidden, summary_classes(families))
 
     def losses(self, weights: AuxWeights, video_feats: torch.Tensor, summary_hidden: torch.Tensor,
-               samples: Sequence[SynthSample]) -> dict[str, torch.Tensor]:
+               samples: Sequence[SynthSample], colour_labels: Optional[torch.Tensor] = None
+               ) -> dict[str, torch.Tensor]:
         """Weighted losses by name. ``video_feats``: (B, F*g*g + 1, D) pooled features with the
-        newline last; ``summary_hidden``: (B, D) LLM hidden state at the newline."""
+        newline last; ``summary_hidden``: (B, D) LLM hidden state at the newline;
+        ``colour_labels``: ``token_colour_labels`` of the samples when the caller has them."""
         out: dict[str, torch.Tensor] = {}
         tokens = video_feats[:, :-1]
         B, N, _ = tokens.shape
         if weights.colour > 0:
-            labels = token_colour_labels(torch.stack([s.video for s in samples]), self.grid)
+            labels = colour_labels
+            if labels is None:
+                labels = token_colour_labels(torch.stack([s.video for s in samples]), self.grid)
             if labels.shape[1] != N:
                 raise ValueError(f"{labels.shape[1]} colour labels for {N} video tokens")
             out["colour"] = weights.colour * F.cross_entropy(self.colour(tokens).flatten(0, 1), labels.flatten())

@@ -29,7 +29,7 @@ import torch
 from .evaluate import collate, evaluate
 from .model import (TinyArch, build_inputs_embeds, build_model, preprocessor_dict, tokens_per_frame,
                     video_features)
-from .supervision import AuxProbes, AuxWeights
+from .supervision import AuxProbes, AuxWeights, token_colour_labels
 from .synthvqa import SPLITS, SynthConfig, make_sample, make_split, save_config
 from .tokenizer import build_tokenizer
 
@@ -84,11 +84,22 @@ class TrainConfig:
     # layers (None: text_layers - 1, the last layer whose output the answer position attends to).
     aux: AuxWeights = field(default_factory=AuxWeights)
     summary_layer: Optional[int] = None
+    # Background-token dropout: a share ``thin_prob`` of the training samples sees only a random
+    # U(thin_keep_min, 1) fraction of its background video tokens (masked as keys, original
+    # positions kept: what a pruned input looks like to the LLM). Tokens showing an event colour
+    # are always kept, so no question becomes unanswerable. Without it the model had never seen a
+    # video with a token missing, and random 50 % dropping alone cost 35 pp (measured: 64.7 % vs
+    # 100 %, direction at chance), which said more about that shift than about the methods.
+    thin_prob: float = 0.5
+    thin_keep_min: float = 0.1
 
     def __post_init__(self) -> None:
         layer = self.summary_layer
         if layer is not None and not 1 <= layer <= self.arch.text_layers:
             raise ValueError(f"summary_layer must be in [1, {self.arch.text_layers}] (text_layers), got {layer}")
+        if not 0.0 <= self.thin_prob <= 1.0 or not 0.0 < self.thin_keep_min <= 1.0:
+            raise ValueError(f"thin_prob must be in [0, 1] and thin_keep_min in (0, 1], got "
+                             f"{self.thin_prob} and {self.thin_keep_min}")
 
     @property
     def summary_at(self) -> int:
@@ -150,21 +161,52 @@ def tokens_grid(config) -> int:
     return math.isqrt(tokens_per_frame(config))
 
 
-def _losses(model, probes: Optional[AuxProbes], cfg: TrainConfig, samples, batch):
+def thinning_mask(colour_labels: torch.Tensor, step: int, cfg: TrainConfig) -> torch.Tensor:
+    """(B, N) bool keep-mask of the video tokens (newline excluded) for training step ``step``;
+    seeded by (seed, step), so runs stay reproducible."""
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    B, N = colour_labels.shape
+    thin = torch.rand(B, generator=g) < cfg.thin_prob
+    share = cfg.thin_keep_min + (1.0 - cfg.thin_keep_min) * torch.rand(B, 1, generator=g)
+    drawn = torch.rand(B, N, generator=g) < share
+    return (colour_labels > 0) | ~thin[:, None] | drawn
+
+
+def masked_video_tokens(attention_mask: torch.Tensor, is_video: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Attention mask with the dropped video placeholders zeroed: ``keep`` (B, Nv) lists each row's
+    placeholders in order. Position ids are unchanged, so for every kept token this equals
+    removing the dropped ones and keeping original positions (tested)."""
+    counts = is_video.sum(1)
+    if bool((counts != keep.shape[1]).any()):
+        raise ValueError(f"keep has {keep.shape[1]} columns; rows have {counts.tolist()} video placeholders")
+    mask = attention_mask.clone()
+    mask[is_video] = mask[is_video] * keep.flatten().to(mask.dtype)  # row-major: placeholders in order
+    return mask
+
+
+def _losses(model, probes: Optional[AuxProbes], cfg: TrainConfig, samples, batch, step: int = 0):
     """(answer loss, {aux name: weighted loss}) for one batch."""
     feats = video_features(model, batch.pixel_values_videos)
     embeds = build_inputs_embeds(model, batch.input_ids, feats)
-    out = model.model.language_model(inputs_embeds=embeds, attention_mask=batch.attention_mask,
+    is_video = batch.input_ids == model.config.video_token_id
+    labels = None
+    mask = batch.attention_mask
+    if probes is not None or cfg.thin_prob > 0:
+        labels = token_colour_labels(torch.stack([s.video for s in samples]), tokens_grid(model.config))
+    if cfg.thin_prob > 0:
+        keep = torch.ones(is_video.shape[0], feats.shape[1], dtype=torch.bool)
+        keep[:, :-1] = thinning_mask(labels, step, cfg)
+        mask = masked_video_tokens(mask, is_video, keep)
+    out = model.model.language_model(inputs_embeds=embeds, attention_mask=mask,
                                      use_cache=False, output_hidden_states=probes is not None)
     rows = torch.arange(embeds.shape[0])
     h = out.last_hidden_state[rows, batch.answer_pos]
     loss = torch.nn.functional.cross_entropy(model.lm_head(h).float(), batch.labels)
     if probes is None:
         return loss, {}
-    is_video = batch.input_ids == model.config.video_token_id
     newline = (is_video.long() * torch.arange(is_video.shape[1])).argmax(1)  # last placeholder
     summary_hidden = out.hidden_states[cfg.summary_at][rows, newline]
-    return loss, probes.losses(cfg.aux, feats, summary_hidden, samples)
+    return loss, probes.losses(cfg.aux, feats, summary_hidden, samples, colour_labels=labels)
 
 
 def train(cfg: TrainConfig, out: Optional[str | Path] = None, log=print) -> tuple[object, object, dict]:
@@ -214,7 +256,7 @@ def _train(cfg: TrainConfig, out, log):
             p_hold = p
         scale = object_scale(step, cfg, p, p_hold)
         samples = _train_batch(step, cfg, scale)
-        loss, aux = _losses(model, probes, cfg, samples, collate(samples, tokenizer, model.config))
+        loss, aux = _losses(model, probes, cfg, samples, collate(samples, tokenizer, model.config), step)
         opt.zero_grad(set_to_none=True)
         (loss + sum(aux.values())).backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

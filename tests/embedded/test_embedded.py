@@ -9,7 +9,7 @@ import torch
 
 from replicate.embedded import synthvqa as sv
 from replicate.embedded.evaluate import collate, evaluate, option_logits
-from replicate.embedded.model import (build_inputs_embeds, build_model, lm_logits, num_video_tokens,
+from replicate.embedded.model import (build_inputs_embeds, build_model, lm_hidden, lm_logits, num_video_tokens,
                                       preprocess_video, tokens_per_frame, video_features, TinyArch)
 from replicate.embedded.tokenizer import VIDEO, build_tokenizer, encode_prompt, letter_ids, token_id
 
@@ -161,6 +161,14 @@ def test_manual_inputs_embeds_path_equals_hf_forward(tok, model):
     torch.testing.assert_close(mine[real], ref[real], rtol=1e-4, atol=1e-5)
 
 
+def _embeds(model, tok, sample):
+    """(inputs_embeds (1, L, D), video mask (1, L), sample) of one unpadded sample."""
+    b = collate([sample], tok, model.config)
+    with torch.no_grad():
+        e = build_inputs_embeds(model, b.input_ids, video_features(model, b.pixel_values_videos))
+    return e, b.input_ids == model.config.video_token_id, sample
+
+
 def test_identity_hook_matches_unhooked_scores_and_hook_can_drop_tokens(tok, model):
     s = sv.make_split("val", 4, cfg=CFG)
     base = option_logits(model, tok, s)
@@ -177,6 +185,24 @@ def test_identity_hook_matches_unhooked_scores_and_hook_can_drop_tokens(tok, mod
 
     r = evaluate(model, tok, s, inputs_embeds_hook=keep_half)
     assert r["n"] == 4 and len(seen) == 4
+
+    def keep_half_with_positions(embeds, vmask, sample):  # same, original position ids kept
+        idx = torch.nonzero(vmask[0]).squeeze(1)
+        keep = torch.ones(embeds.shape[1], dtype=torch.bool)
+        keep[idx[1::2]] = False
+        return embeds[:, keep], torch.arange(embeds.shape[1])[keep][None]
+
+    def mask_half(embeds, vmask, sample):  # reference: the dropped tokens masked out as keys
+        idx = torch.nonzero(vmask[0]).squeeze(1)
+        mask = torch.ones(1, embeds.shape[1], dtype=torch.long)
+        mask[0, idx[1::2]] = 0
+        return lm_hidden(model, embeds, mask)[:, -1]
+
+    with torch.no_grad():
+        ref = torch.stack([model.lm_head(mask_half(*_embeds(model, tok, x))) for x in s])[:, 0]
+    got = option_logits(model, tok, s, inputs_embeds_hook=keep_half_with_positions)
+    letters = torch.tensor(letter_ids(tok, 4))
+    torch.testing.assert_close(got, ref[:, letters], rtol=0, atol=1e-4)
     for full, n_video, kept in seen:  # 129 video tokens: odd positions 1,3,..,127 dropped
         assert n_video == 129 and kept == full - 64
 

@@ -123,3 +123,57 @@ def test_probes_speed_up_learning_on_a_short_run_and_stay_out_of_the_checkpoint(
     keys = load_file(str(tmp_path / "m" / "model.safetensors")).keys()
     assert not [k for k in keys if "probe" in k or k.startswith(("colour", "position", "summary"))]
     assert sum(with_probes["losses"][-8:]) < sum(without["losses"][-8:])
+
+
+# ------------------------------------------------------------------ background-token thinning
+def _labels():
+    lab = torch.zeros(64, 72, dtype=torch.long)
+    lab[:, 5] = 2  # one event token per row
+    return lab
+
+
+def test_thinning_keeps_event_tokens_and_is_seeded_by_step():
+    from replicate.embedded.train import TrainConfig, thinning_mask
+
+    cfg = TrainConfig(thin_prob=0.5, thin_keep_min=0.1)
+    keep = thinning_mask(_labels(), step=3, cfg=cfg)
+    assert bool(keep[:, 5].all())                                   # events are never dropped
+    thinned = ~keep.all(1)
+    assert 16 < int(thinned.sum()) < 48                              # about half the rows
+    share = keep[thinned].float().mean(1)
+    assert float(share.min()) >= 0.02 and float(share.max()) <= 1.0
+    assert torch.equal(keep, thinning_mask(_labels(), 3, cfg))
+    assert not torch.equal(keep, thinning_mask(_labels(), 4, cfg))
+    assert bool(thinning_mask(_labels(), 3, TrainConfig(thin_prob=0.0)).all())
+    assert bool(thinning_mask(_labels(), 3, TrainConfig(thin_prob=1.0, thin_keep_min=1.0)).all())
+    with pytest.raises(ValueError, match=r"thin_keep_min in \(0, 1\], got 0.5 and 0.0"):
+        TrainConfig(thin_prob=0.5, thin_keep_min=0.0)
+
+
+def test_masking_dropped_tokens_equals_removing_them_with_original_positions():
+    from replicate.embedded.evaluate import collate
+    from replicate.embedded.model import build_inputs_embeds, build_model, lm_hidden, video_features
+    from replicate.embedded.tokenizer import build_tokenizer
+    from replicate.embedded.train import TrainConfig, masked_video_tokens
+
+    cfg = TrainConfig()
+    tok = build_tokenizer(cfg.data)
+    model = build_model(tok, cfg.arch)
+    samples = [sv.make_sample(f, (9, 0, i), cfg.data) for i, f in enumerate(("count", "direction"))]
+    b = collate(samples, tok, model.config)
+    is_video = b.input_ids == model.config.video_token_id
+    keep = torch.rand(2, 73, generator=torch.Generator().manual_seed(0)) < 0.4
+    keep[:, -1] = True
+    with torch.no_grad():
+        embeds = build_inputs_embeds(model, b.input_ids, video_features(model, b.pixel_values_videos))
+        masked = lm_hidden(model, embeds, masked_video_tokens(b.attention_mask, is_video, keep))
+        for i in range(2):
+            n = int(b.attention_mask[i].sum())
+            kept = torch.ones(n, dtype=torch.bool)
+            kept[is_video[i, :n].nonzero().flatten()] = keep[i]
+            pos = torch.arange(n)[kept][None]
+            # explicit mask: without one, transformers treats position gaps as packed sequences
+            removed = lm_hidden(model, embeds[i:i + 1, :n][:, kept], torch.ones_like(pos), pos)
+            torch.testing.assert_close(removed[0, -1], masked[i, n - 1], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="keep has 72 columns; rows have \\[73, 73\\]"):
+        masked_video_tokens(b.attention_mask, is_video, keep[:, :72])
