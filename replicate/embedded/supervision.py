@@ -15,7 +15,7 @@ needs:
 ``summary``   the LLM's hidden state at the video's last placeholder (the ``image_newline``),
               after ``summary_layer`` decoder layers, predicts (family, answer). The last layer's
               attention from the answer position can then read one summary token instead of
-              assembling the answer from 70 scattered tokens.
+              assembling the answer from 72 scattered tokens.
 
 The saved checkpoint is a plain ``LlavaOnevisionForConditionalGeneration``: the probes are not
 part of it, and evaluation uses the answer letter's logit only.
