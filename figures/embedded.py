@@ -22,6 +22,12 @@ def _plt():
 MARKERS = "osD^v<>PX*hp"
 
 
+def _colour(i: int):
+    """A distinct colour per method: tab10 repeats after 10 and the grid has 12 methods."""
+    plt = _plt()
+    return plt.get_cmap("tab20")(i % 20)
+
+
 def _save(fig, png: str | Path, pdf: Optional[str | Path]) -> None:
     from replicate.io import atomic_path
 
@@ -39,7 +45,8 @@ def accuracy_vs_retention(acc):
     van = ok[ok["method"] == "vanilla"]
     for i, (label, g) in enumerate(ok[ok["method"] != "vanilla"].groupby("label")):
         g = g.sort_values("retention")
-        ax.plot(100 * g["retention"], 100 * g["accuracy"], marker=MARKERS[i % len(MARKERS)], label=label)
+        ax.plot(100 * g["retention"], 100 * g["accuracy"], marker=MARKERS[i % len(MARKERS)], label=label,
+                color=_colour(i))
     if len(van):
         ax.axhline(100 * float(van["accuracy"].iloc[0]), color="k", ls="--", label="vanilla")
     ax.set_xlabel("retention (% of video tokens)")
@@ -65,7 +72,8 @@ def accuracy_vs_flops(acc):
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ok = acc[(acc["status"] == "ok") & acc["paper_macs"].notna()].reset_index(drop=True)
     for i, (label, g) in enumerate(ok.groupby("label")):
-        ax.scatter(g["paper_macs"] / 1e6, 100 * g["accuracy"], label=label, s=22, marker=MARKERS[i % len(MARKERS)])
+        ax.scatter(g["paper_macs"] / 1e6, 100 * g["accuracy"], label=label, s=22, marker=MARKERS[i % len(MARKERS)],
+                   color=_colour(i))
     pts = list(zip(ok["paper_macs"].astype(float), ok["accuracy"].astype(float)))
     if pts:
         front = pareto_front(pts)
