@@ -1,8 +1,9 @@
 """Train the tiny LLaVA-OneVision from scratch on SynthVideoQA, on CPU.
 
-Loss: cross-entropy of the answer letter at the answer position only (the assistant's single
-answer token). AdamW with linear warm-up and cosine decay; fresh training samples every step
-(seeded by (split, seed, index), so runs are reproducible and never see a val/test sample).
+Loss: cross-entropy of the answer letter at the answer position (the assistant's single answer
+token), plus the auxiliary probes of ``supervision.py`` (training only; not in the checkpoint).
+AdamW with linear warm-up and cosine decay; fresh training samples every step (seeded by (split,
+seed, index), so runs are reproducible and never see a val/test sample).
 
 Output (a normal HF checkpoint directory, loadable with
 ``LlavaOnevisionForConditionalGeneration.from_pretrained``): model weights + config, tokenizer,
