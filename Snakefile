@@ -30,7 +30,7 @@ validate(config, str(REPO / "replicate" / "schemas" / "config.schema.yaml"))  # 
 
 from replicate import evaluators as EVALUATORS
 from replicate import tiers as TIERS
-from replicate.claims import CLAIMS_FILE, HEADLINE_IDS, REPORTED_DIR, load_claims
+from replicate.claims import ANALOGUE_HEADLINE_IDS, CLAIMS_FILE, HEADLINE_IDS, REPORTED_DIR, load_claims
 from replicate.provenance import config_hash
 
 CLAIMS = load_claims(CLAIMS_FILE)

@@ -65,7 +65,7 @@ rule claims_report:
         summary="results/claims/summary.json",
         readme="results/claims/README_table.md",
     params:
-        headline=list(HEADLINE_IDS),
+        headline=[*HEADLINE_IDS, *ANALOGUE_HEADLINE_IDS],
     log:
         "logs/claims/report.log",
     conda:

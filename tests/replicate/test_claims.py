@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
-from replicate.claims import (HEADLINE_IDS, REPORTED_DIR, ClaimsError, load_claims, ratio_rounding_band,
-                              validate_claim)
+from replicate.claims import (ANALOGUE_HEADLINE_IDS, HEADLINE_IDS, REPORTED_DIR, ClaimsError, load_claims,
+                              ratio_rounding_band, validate_claim)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,7 @@ def test_every_claims_table_row_is_present(claims):
 
 def test_headline_tiers_are_not_cpu_and_analytic_ones_name_an_evaluator(claims):
     assert all(claims[i]["tier"] != "cpu" for i in HEADLINE_IDS)
+    assert all(claims[i]["tier"] == "cpu" for i in ANALOGUE_HEADLINE_IDS)  # labelled analogues
     from replicate.evaluators import EVALUATORS
 
     for c in claims.values():
