@@ -96,10 +96,7 @@ def option_logits(model, tokenizer, samples: Sequence[SynthSample], *,
             embeds = build_inputs_embeds(model, batch.input_ids, feats)
             res = inputs_embeds_hook(embeds, batch.input_ids == model.config.video_token_id, chunk[0])
             embeds, pos = res if isinstance(res, tuple) else (res, None)
-            # An explicit all-ones mask: given position ids with gaps and no mask, transformers
-            # reads each gap as the start of a new packed sequence and blocks attention across it.
-            mask = None if pos is None else torch.ones(pos.shape, dtype=torch.long)
-            h = lm_hidden(model, embeds, mask, pos)[:, -1]
+            h = lm_hidden(model, embeds, None, pos)[:, -1]
         logits = model.lm_head(h)[:, letters].float()
         for j, s in enumerate(chunk):
             k = len(s.options)

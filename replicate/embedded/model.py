@@ -86,10 +86,14 @@ def build_model(tokenizer, arch: Optional[TinyArch] = None, seed: int = 0):
     return model.eval()
 
 
+def pooled_side(config) -> int:
+    """Side of the pooled token grid per frame: ceil(g/2) for a g x g patch grid (HF ``apply_pooling``)."""
+    return math.ceil(config.vision_config.image_size // config.vision_config.patch_size / 2)
+
+
 def tokens_per_frame(config) -> int:
-    """Pooled tokens per frame: ceil(g/2)^2 for a g x g patch grid (HF ``apply_pooling``)."""
-    g = config.vision_config.image_size // config.vision_config.patch_size
-    return math.ceil(g / 2) ** 2
+    """Pooled tokens per frame: ceil(g/2)^2 for a g x g patch grid."""
+    return pooled_side(config) ** 2
 
 
 def num_video_tokens(config, frames: int) -> int:
@@ -148,6 +152,10 @@ def build_inputs_embeds(model, input_ids: torch.Tensor, video_feats: torch.Tenso
 def lm_hidden(model, inputs_embeds: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
               position_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Last hidden states of the language model (no LM head)."""
+    if position_ids is not None and attention_mask is None:
+        # Given position ids with gaps and no mask, transformers reads each gap as the start of a
+        # new packed sequence and blocks attention across it; pruned inputs keep such gaps.
+        attention_mask = torch.ones(position_ids.shape, dtype=torch.long, device=inputs_embeds.device)
     out = model.model.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                                      position_ids=position_ids, use_cache=False)
     return out.last_hidden_state

@@ -28,8 +28,7 @@ from typing import Optional
 import torch
 
 from .evaluate import collate, evaluate
-from .model import (TinyArch, build_inputs_embeds, build_model, preprocessor_dict, tokens_per_frame,
-                    video_features)
+from .model import TinyArch, build_inputs_embeds, build_model, pooled_side, preprocessor_dict, video_features
 from .supervision import AuxProbes, AuxWeights, token_colour_labels
 from .synthvqa import SPLITS, SynthConfig, make_sample, make_split, save_config
 from .tokenizer import build_tokenizer
@@ -158,11 +157,6 @@ def _train_batch(step: int, cfg: TrainConfig, scale: float):
             for j in range(cfg.batch_size)]
 
 
-def tokens_grid(config) -> int:
-    """Side of the pooled token grid per frame (2 for 56-px frames, 3 for 84 px)."""
-    return math.isqrt(tokens_per_frame(config))
-
-
 def thinning_mask(colour_labels: torch.Tensor, step: int, cfg: TrainConfig) -> torch.Tensor:
     """(B, N) bool keep-mask of the video tokens (newline excluded) for training step ``step``;
     seeded by (seed, step), so runs stay reproducible."""
@@ -194,7 +188,7 @@ def _losses(model, probes: Optional[AuxProbes], cfg: TrainConfig, samples, batch
     labels = None
     mask = batch.attention_mask
     if probes is not None or cfg.thin_prob > 0:
-        labels = token_colour_labels(torch.stack([s.video for s in samples]), tokens_grid(model.config))
+        labels = token_colour_labels(torch.stack([s.video for s in samples]), pooled_side(model.config))
     if cfg.thin_prob > 0:
         keep = torch.ones(is_video.shape[0], feats.shape[1], dtype=torch.bool)
         keep[:, :-1] = thinning_mask(labels, step, cfg)
@@ -227,7 +221,7 @@ def _train(cfg: TrainConfig, out, log):
     model = build_model(tokenizer, cfg.arch, seed=cfg.seed)
     if cfg.data.size != cfg.arch.image_size:
         raise ValueError(f"data size {cfg.data.size} != model image_size {cfg.arch.image_size}")
-    grid = tokens_grid(model.config)
+    grid = pooled_side(model.config)
     probes = AuxProbes(cfg.arch.text_hidden, grid, cfg.data.families) if cfg.aux.active() else None
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
