@@ -24,12 +24,27 @@ from methods.runtime import InnerPlan
 from methods.types import Reduction, VideoTokens
 
 
+#: Stages a method can act in: ``in_vit`` (inside the vision tower: ``encode_in_vit``),
+#: ``pre_llm`` (VideoTokens -> Reduction: ``reduce``), ``inner_llm`` (``inner_plan`` at layer K).
+STAGES = ("in_vit", "pre_llm", "inner_llm")
+
+
 class Method:
     """Base class of every registered method. Subclasses set ``Config`` (a frozen dataclass)."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Config: ClassVar[type]
+    #: where the method acts, as data (a subset of STAGES, in request order)
+    stages: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        unknown = sorted(set(cls.stages) - set(STAGES))
+        if unknown:
+            raise TypeError(f"{cls.__name__}.stages has unknown stage(s) {unknown}; allowed: {list(STAGES)}")
+        if ("pre_llm" in cls.stages) != (cls.reduce is not Method.reduce):
+            raise TypeError(f"{cls.__name__}: declare 'pre_llm' in stages exactly when reduce() is defined")
 
     def __init__(self, config: Any = None, **options: Any):
         if config is None:
@@ -68,7 +83,12 @@ class Method:
     # ---- stages ---------------------------------------------------------------------------
     @property
     def has_pre_llm(self) -> bool:
-        return type(self).reduce is not Method.reduce
+        return "pre_llm" in self.stages
+
+    @property
+    def runs_in_vit(self) -> bool:
+        """True when the method replaces the adapter's tower forward (``encode_in_vit``)."""
+        return "in_vit" in self.stages
 
     def reduce(self, tokens: VideoTokens) -> Reduction:  # pragma: no cover - overridden
         raise NotImplementedError(f"{self.name} has no pre-LLM stage")

@@ -1,5 +1,8 @@
-"""Model adapters: one per model family. LLaVA-OneVision / LLaVA-Video via HF ``LlavaOnevision*``."""
-from .llava_onevision import SETTINGS, Generation, LlavaOnevisionAdapter, PromptInputs
+"""Model adapters on one protocol (:mod:`methods.adapters.base`), one module per model family.
+LLaVA-OneVision / LLaVA-Video via HF ``LlavaOnevision*``: :mod:`methods.adapters.llava_onevision`."""
+from .base import Generation, PromptInputs, VideoLLMAdapter
+from .llava_onevision import SETTINGS, LlavaOnevisionAdapter
 from .text import ByteTokenizer
 
-__all__ = ["LlavaOnevisionAdapter", "PromptInputs", "Generation", "SETTINGS", "ByteTokenizer"]
+__all__ = ["LlavaOnevisionAdapter", "PromptInputs", "Generation", "SETTINGS", "ByteTokenizer",
+           "VideoLLMAdapter"]

@@ -88,7 +88,7 @@ class PrunedVideoTokens(VideoTokens):
 
 def tower_layers_run(adapter) -> int:
     """Number of encoder layers needed for the adapter's feature layer."""
-    li = adapter._feature_layer()
+    li = adapter.feature_layer_index()
     if li < 1:
         raise ValueError(f"vision_feature_layer selects the embeddings (index {li}); in-ViT pruning needs "
                          f"at least one encoder layer")
@@ -189,10 +189,10 @@ def pool_kept(adapter, hidden: torch.Tensor, patch_keep: torch.Tensor) -> torch.
     in their footprint come out as zeros (they are not emitted)."""
     proj = adapter.model.model.multi_modal_projector(hidden)
     if bool(patch_keep.all()):
-        return adapter._pool(proj)
+        return adapter.pool_like_features(proj)
     m = patch_keep.to(proj.dtype)[..., None]
-    num = adapter._pool(proj * m)
-    den = adapter._pool(m)
+    num = adapter.pool_like_features(proj * m)
+    den = adapter.pool_like_features(m)
     den = torch.where(den > 1.0 - 1e-6, torch.ones_like(den), den)
     safe = torch.where(den > 0, den, torch.ones_like(den))   # no 0/0 (and no NaN gradients)
     return torch.where(den > 0, num / safe, torch.zeros_like(num))

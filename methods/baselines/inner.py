@@ -31,6 +31,7 @@ class VanillaConfig:
 class Vanilla(Method):
     description = "no reduction (the unmodified model)"
     Config = VanillaConfig
+    stages = ()
 
     def nominal_name_and_options(self):
         return "vanilla", {}
@@ -58,6 +59,7 @@ class FastVConfig:
 class FastV(Method):
     description = "FastV: drop low-attention visual tokens after layer K (inside the LLM)"
     Config = FastVConfig
+    stages = ("inner_llm",)
 
     def inner_plan(self, num_layers):
         c = self.config
@@ -91,6 +93,7 @@ class PDropConfig:
 class PDrop(Method):
     description = "PyramidDrop: keep lam of the visual tokens at each of 3 stage boundaries"
     Config = PDropConfig
+    stages = ("inner_llm",)
 
     def boundaries(self, num_layers: int) -> tuple[int, ...]:
         if self.config.layers is not None:

@@ -33,6 +33,7 @@ class DyCoke(Method):
                    "retention); its decode-time dynamic KV pruning is declared but NOT applied "
                    "(the runtime's decode loop has no hook for it)")
     Config = DyCokeConfig
+    stages = ("pre_llm",)
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
         return dycoke_reduce(tokens, self.config)
@@ -83,6 +84,7 @@ class PruneVid(Method):
                    "merging before the LLM (budget from retention); keeps alpha of the video tokens "
                    "after layer selected_layer by last-token attention")
     Config = PruneVidFullConfig
+    stages = ("pre_llm", "inner_llm")
 
     def pre_config(self) -> PruneVidConfig:
         return PruneVidConfig(**{n: getattr(self.config, n) for n in _PRE_FIELDS})

@@ -22,6 +22,7 @@ _HOLI_FIELDS = [f.name for f in dataclasses.fields(HoliTomConfig)]
 class HoliTomWithoutMerge(Method):
     description = "HoliTom stages I+II (temporal DP segmentation + spatial merging), no inner-LLM merge"
     Config = HoliTomConfig
+    stages = ("pre_llm",)
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
         return holitom_reduce(tokens, self.config)
@@ -56,6 +57,7 @@ HoliTomFullConfig = dataclasses.make_dataclass(
 class HoliTom(Method):
     description = "HoliTom: stages I+II before the LLM, Stage III similarity merge at layer K=18 (R=0.5)"
     Config = HoliTomFullConfig
+    stages = ("pre_llm", "inner_llm")
 
     def pre_config(self) -> HoliTomConfig:
         return HoliTomConfig(**{n: getattr(self.config, n) for n in _HOLI_FIELDS})
@@ -84,6 +86,7 @@ if TangoConfig is not None:
         description = ("Tango: diversity-driven selection + ST-RoPE clustering before the LLM; "
                        "optional intra-LLM blend merge (intra_llm=True, LLaVA-Video)")
         Config = TangoConfig
+        stages = ("pre_llm", "inner_llm")
 
         def reduce(self, tokens: VideoTokens) -> Reduction:
             return tango_reduce(tokens, self.config)
@@ -112,6 +115,7 @@ if FastVIDConfig is not None:
     class FastVID(Method):
         description = "FastVID: DySeg on global features + STPrune (MAP-head salient + density merging)"
         Config = FastVIDConfig
+        stages = ("pre_llm",)
 
         def reduce(self, tokens: VideoTokens) -> Reduction:
             return fastvid_reduce(tokens, self.config)

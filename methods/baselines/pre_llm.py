@@ -85,6 +85,7 @@ def visionzip_frame(feat: torch.Tensor, attn: torch.Tensor, keys: torch.Tensor, 
 class VisionZip(Method):
     description = "VisionZip (HoliTom's OV/Video port): dominant attention top-k + merged contextual tokens per frame"
     Config = VisionZipConfig
+    stages = ("pre_llm",)
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
         attn = tokens.require("vit_attn_received")
@@ -134,6 +135,7 @@ class RandomConfig:
 class RandomSubset(Method):
     description = "random pre-LLM subset (seeded), original order"
     Config = RandomConfig
+    stages = ("pre_llm",)
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
         F, N, D = tokens.features.shape
@@ -168,6 +170,7 @@ def pooled_grid(grid: tuple[int, int], retention: float) -> tuple[int, int]:
 class UniformPool(Method):
     description = "uniform spatial average pooling of each frame to the retention"
     Config = UniformPoolConfig
+    stages = ("pre_llm",)
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
         F, N, D = tokens.features.shape

@@ -4,25 +4,26 @@ Deterministic and generation-free: the prediction is the option letter with the 
 the answer position (the last prompt token, right after ``<|im_start|>assistant\\n``), the way
 lmms-eval's MVBench/VideoMME tasks read a single-letter answer.
 
-Pruning plugs in through ``inputs_embeds_hook``; the path it sits in is explicit:
-video -> ``video_features`` -> ``build_inputs_embeds`` -> hook -> LLM -> logits at the last token.
+Two paths, the same numbers unpruned (tests/harness holds the logits equal):
+
+- no method: batched HF-layout forward (``video_features`` -> ``build_inputs_embeds`` -> LLM),
+  what training's validation uses;
+- a :class:`methods.base.Method`: one request per sample through ``methods.pipeline.run`` (the
+  one request pipeline every pruned evaluation uses), on a ``LlavaOnevisionAdapter`` over the
+  same model.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import torch
 
-from .model import build_inputs_embeds, lm_hidden, num_video_tokens, preprocess_video, video_features
+from .model import (CLIP_MEAN, CLIP_STD, build_inputs_embeds, lm_hidden, num_video_tokens, preprocess_video,
+                    video_features)
 from .synthvqa import SynthSample
 from .tokenizer import encode_prompt, letter_ids
-
-#: hook(inputs_embeds (1, L, D), video_mask (1, L) bool, sample) -> new inputs_embeds (1, L', D)
-#: or (inputs_embeds, position_ids (1, L')). The answer is read at the hook output's last position.
-InputsEmbedsHook = Callable[[torch.Tensor, torch.Tensor, SynthSample],
-                            Union[torch.Tensor, tuple[torch.Tensor, Optional[torch.Tensor]]]]
 
 
 @dataclass
@@ -77,43 +78,60 @@ def answer_hidden(model, batch: Batch) -> torch.Tensor:
     return hidden[torch.arange(hidden.shape[0]), batch.answer_pos]
 
 
-@torch.no_grad()
-def option_logits(model, tokenizer, samples: Sequence[SynthSample], *,
-                  inputs_embeds_hook: Optional[InputsEmbedsHook] = None,
-                  batch_size: int = 16) -> torch.Tensor:
-    """(n, max_options) logits of the letters A.. at the answer position (-inf past a sample's options)."""
-    n_opt = max(len(s.options) for s in samples)
-    letters = torch.tensor(letter_ids(tokenizer, n_opt))
-    out = torch.full((len(samples), n_opt), float("-inf"))
-    step = batch_size if inputs_embeds_hook is None else 1
-    for start in range(0, len(samples), step):
-        chunk = samples[start:start + step]
-        batch = collate(chunk, tokenizer, model.config)
-        if inputs_embeds_hook is None:
-            h = answer_hidden(model, batch)
-        else:
-            feats = video_features(model, batch.pixel_values_videos)
-            embeds = build_inputs_embeds(model, batch.input_ids, feats)
-            res = inputs_embeds_hook(embeds, batch.input_ids == model.config.video_token_id, chunk[0])
-            embeds, pos = res if isinstance(res, tuple) else (res, None)
-            h = lm_hidden(model, embeds, None, pos)[:, -1]
+def pipeline_option_logits(adapter, method, sample: SynthSample, letters: torch.Tensor, label: str = ""):
+    """(n_options,) option-letter logits of one sample through ``methods.pipeline.run`` (prefill
+    only, no KV cache) and the request's ``RequestResult``."""
+    from methods.pipeline import run
+
+    pix = preprocess_video(sample.video, adapter.image_size)
+    r = run(adapter, method, pix, sample.prompt, timestamps=sample.timestamps, use_cache=False, label=label)
+    return r.logits[letters[:len(sample.options)]], r
+
+
+def adapter_for(model, tokenizer):
+    """A LlavaOnevisionAdapter over ``model`` with this tier's tokenizer and CLIP normalisation."""
+    from methods.adapters import LlavaOnevisionAdapter
+
+    return LlavaOnevisionAdapter(model, tokenizer=tokenizer, image_mean=CLIP_MEAN, image_std=CLIP_STD)
+
+
+def _batched_option_logits(model, tokenizer, samples, letters, out, batch_size: int) -> None:
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start:start + batch_size]
+        h = answer_hidden(model, collate(chunk, tokenizer, model.config))
         logits = model.lm_head(h)[:, letters].float()
         for j, s in enumerate(chunk):
             k = len(s.options)
             out[start + j, :k] = logits[j, :k]
+
+
+@torch.no_grad()
+def option_logits(model, tokenizer, samples: Sequence[SynthSample], *, method=None,
+                  batch_size: int = 16) -> torch.Tensor:
+    """(n, max_options) logits of the letters A.. at the answer position (-inf past a sample's
+    options). ``method``: a Method run through the pipeline, or None (batched, unpruned)."""
+    n_opt = max(len(s.options) for s in samples)
+    letters = torch.tensor(letter_ids(tokenizer, n_opt))
+    out = torch.full((len(samples), n_opt), float("-inf"))
+    if method is None:
+        _batched_option_logits(model, tokenizer, samples, letters, out, batch_size)
+        return out
+    adapter = adapter_for(model, tokenizer)
+    for i, s in enumerate(samples):
+        lg, _ = pipeline_option_logits(adapter, method, s, letters)
+        out[i, :lg.shape[0]] = lg
     return out
 
 
-def evaluate(model, tokenizer, samples: Sequence[SynthSample], *,
-             inputs_embeds_hook: Optional[InputsEmbedsHook] = None, batch_size: int = 16) -> dict:
-    """Accuracy overall and per family; ``predictions`` lists the chosen letters."""
+def evaluate(model, tokenizer, samples: Sequence[SynthSample], *, method=None, batch_size: int = 16) -> dict:
+    """Accuracy overall and per family; ``predictions`` lists the chosen letters. ``method``: a
+    Method (through ``methods.pipeline``) or None (the unpruned model, batched)."""
     if not samples:
         raise ValueError("evaluate needs at least one sample")
     was_training = model.training
     model.eval()
     try:
-        logits = option_logits(model, tokenizer, samples, inputs_embeds_hook=inputs_embeds_hook,
-                               batch_size=batch_size)
+        logits = option_logits(model, tokenizer, samples, method=method, batch_size=batch_size)
     finally:
         model.train(was_training)
     pred = logits.argmax(-1).tolist()

@@ -1,10 +1,11 @@
 """One accuracy cell of the cpu tier: a method at a retention on SynthVideoQA, through the adapter.
 
 Per sample: uint8 video -> ``replicate.embedded.model.preprocess_video`` (the training
-preprocessing) -> ``adapter.encode_video`` -> the method's pre-LLM ``reduce`` (if any) ->
-``adapter.build_inputs`` (qwen chat template, ``<video>\\n{question}``: the same prompt as
-``replicate.embedded.tokenizer.chat_prompt``) -> ``adapter.prefill`` with the method's inner plan
--> option-letter logits at the last position -> argmax. Unpruned, this equals
+preprocessing) -> ``methods.pipeline.run`` (encode, the method's reduction, the qwen chat prompt
+``<video>\\n{question}`` -- the same prompt as ``replicate.embedded.tokenizer.chat_prompt`` --,
+prefill with the method's inner plan, no decode) -> option-letter logits at the last position ->
+argmax. The per-sample request is
+``replicate.embedded.evaluate.pipeline_option_logits``; unpruned, it equals the batched path of
 ``replicate.embedded.evaluate`` (tests/harness holds the logits equal).
 
 The dataset is always labelled ``SynthVideoQA-<split>``: these are analogues of the papers'
@@ -57,31 +58,20 @@ def cell_costs(arch, schedule) -> dict[str, Any]:
             "exact_flops": int(exact.total()), "exact_flops_by_stage": exact.by_stage()}
 
 
-def option_logits_for(adapter, method, sample, letters: torch.Tensor, image_size: int):
-    """(n_options,) option-letter logits of one sample and the (inputs, PrefillResult)."""
-    from replicate.embedded.model import preprocess_video
-
-    pix = preprocess_video(sample.video, image_size)
-    tokens = adapter.encode_video(pix, sample.timestamps)
-    reduction = method.reduce(tokens) if method is not None and method.has_pre_llm else None
-    inputs = adapter.build_inputs(sample.prompt, tokens, reduction)
-    logits, res = adapter.prefill(inputs, use_cache=False)
-    return logits[letters[:len(sample.options)]], inputs, res
-
-
 @torch.no_grad()
 def evaluate_adapter(adapter, method, samples, tokenizer, *, progress: bool = True, desc: str = "") -> dict:
     """Accuracy of ``method`` (a Method or None) over ``samples``; records the first schedule."""
     from methods.base import apply_method
+    from replicate.embedded.evaluate import pipeline_option_logits
     from replicate.embedded.tokenizer import letter_ids
 
     n_opt = max(len(s.options) for s in samples)
     letters = torch.tensor(letter_ids(tokenizer, n_opt))
-    image_size = adapter.image_size
     correct: list[bool] = []
     fam: dict[str, list[bool]] = defaultdict(list)
     logits_all = torch.full((len(samples), n_opt), float("-inf"))
     visual, layer_avg, first = [], [], None
+    label = getattr(method, "name", "vanilla") or "vanilla"
     it = samples
     if progress:
         from tqdm import tqdm
@@ -90,7 +80,8 @@ def evaluate_adapter(adapter, method, samples, tokenizer, *, progress: bool = Tr
     ctx = apply_method(adapter, method) if method is not None else None
     try:
         for i, s in enumerate(it):
-            lg, inputs, res = option_logits_for(adapter, method, s, letters, image_size)
+            lg, r = pipeline_option_logits(adapter, method, s, letters, label=label)
+            res = r.prefill
             logits_all[i, :lg.shape[0]] = lg
             ok = int(lg.argmax()) == s.answer_index
             correct.append(ok)
@@ -98,7 +89,7 @@ def evaluate_adapter(adapter, method, samples, tokenizer, *, progress: bool = Tr
             visual.append(int(res.llm_visual[0]))
             layer_avg.append(sum(res.llm_visual) / len(res.llm_visual))
             if first is None:
-                first = adapter.schedule(inputs, res, label=getattr(method, "name", "vanilla") or "vanilla")
+                first = r.schedule
     finally:
         if ctx is not None:
             ctx.remove()
@@ -127,7 +118,7 @@ def run_accuracy_cell(model_dir: str | Path, method: str, options: Optional[Mapp
     torch.manual_seed(seed)
     adapter, data_cfg = load_checkpoint(model_dir)
     L = adapter.num_layers
-    tower_layers = len(adapter.model.model.vision_tower.encoder.layers)
+    tower_layers = adapter.vision_layers
     base = {"dataset": f"{DATASET}-{split}", "split": split, "method": method, "retention": retention,
             "rtag": rtag(retention), "n_requested": n_samples, "seed": seed,
             "model_dir": str(model_dir), "llm_layers": L, "vision_layers": tower_layers,

@@ -1,12 +1,13 @@
 """Efficiency harness: TTFT split, decode throughput and peak memory per (method, retention).
 
+Every request goes through ``methods.pipeline.run`` with a ``StageTimer`` observing it.
 TTFT = vision + other + LLM prefill, timed per request (batch 1):
 
-- ``vision``: ``adapter.encode_video`` (SigLIP tower, projector, pooling and the saliency signals the
+- ``vision``: the ``encode`` stage (SigLIP tower, projector, pooling and the saliency signals the
   methods read -- computed for every method, vanilla included, so this part is identical across
   methods as in HoliTom's figure, where the ViT bar is 500 ms for all);
-- ``other``: the method's pre-LLM reduction plus splicing the prompt (``build_inputs``);
-- ``llm``: ``adapter.prefill`` with the method's inner plan, KV cache on (what generation needs),
+- ``other``: the method's pre-LLM reduction plus splicing the prompt (``reduce`` + ``build_inputs``);
+- ``llm``: the ``prefill`` stage with the method's inner plan, KV cache on (what generation needs),
   up to the first token's logits.
 
 Decode: ``--decode-tokens`` greedy steps after a prefill (EOS ignored), tokens/s = steps / time.
@@ -16,12 +17,9 @@ process's peak RSS (VmHWM from /proc/self/status: a high-water mark over the who
 cannot be reset per method, labelled as such). CUDA: ``torch.cuda.Event`` pairs with a
 synchronize, bf16 by default, ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``.
 
-Every measurement is written beside the cost model's prediction for the same recorded schedule:
-on CPU the per-stage efficiencies of the ``cpu-2core`` entry are fitted on the vanilla run
-(``costmodel.fit_efficiency``) and used to predict the others; on CUDA the entry matching the
-device name (h100-sxm / h200) is used unfitted. The cost model's "other" stage (projector +
-pooling) is inside our measured vision stage, so it is added to the predicted vision time; the
-methods' own reduction time is not modelled (predicted other = 0, said so in each file).
+Every measurement is written beside the cost model's prediction for the same recorded schedule
+(``replicate.harness.predictions``; the hardware entry from ``costmodel.hardware.detect_hardware``).
+The models timed are in ``replicate.harness.bench_models``.
 
 Entry point (needs only torch + transformers + this repository; no snakemake, no fvcore)::
 
@@ -33,65 +31,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .options import NO_RETENTION, cell_options, method_label, rtag
+from costmodel.hardware import detect_hardware
 
-#: Mid-size random-weight LLaVA-OV for CPU timing: SigLIP 2 layers / hidden 128 at 224 px (16x16
-#: patches -> 8x8 = 64 pooled tokens per frame), Qwen2 4 layers / hidden 512 / 8 heads / 2 KV heads
-#: (GQA). At 32 frames the LLM sees 2048 + 1 video tokens: prefill ~0.5 s on 2 threads
-#: (environment.md: 4-layer hidden-512 at 2000 tokens = 565 ms) and dominates TTFT.
-CPU_BENCH_CONFIG: dict[str, Any] = dict(
-    vision_config=dict(model_type="siglip_vision_model", hidden_size=128, intermediate_size=512,
-                       num_hidden_layers=2, num_attention_heads=4, patch_size=14, image_size=224,
-                       vision_use_head=False),
-    text_config=dict(model_type="qwen2", hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
-                     num_attention_heads=8, num_key_value_heads=2, vocab_size=1000,
-                     max_position_embeddings=8192, rope_theta=1000000.0),
-    image_token_index=998, video_token_index=999,
-    vision_feature_select_strategy="full", vision_feature_layer=-1)
-CPU_BENCH_FRAMES = 32
-ARCHS = ("cpu-bench", "llava-onevision-7b")
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+from .bench_models import ARCHS, DTYPES, build_adapter, default_frames, make_pixels
+from .options import NO_RETENTION, cell_options, method_label, rtag
+from .predictions import add_predictions
+
 DEFAULT_METHODS = ("vanilla", "fastv", "visionzip", "holitom-wo-m", "holitom", "tango")
 QUESTION = ("Question: What happens in the video?\nOptions:\n(A) a red ball moves left\n"
             "(B) a blue square appears\n(C) nothing changes\n(D) the light flashes twice\n"
             "Answer with the option's letter from the given choices directly.")
-STAGES = ("vision_s", "other_s", "llm_s", "ttft_s")
-
-
-# ------------------------------------------------------------------------------------ timing
-class Timer:
-    """Segment timer: ``mark()`` records a point; ``segments()`` returns the seconds between marks.
-    CUDA: events recorded on the current stream, one synchronize at the end."""
-
-    def __init__(self, device: str):
-        self.cuda = str(device).startswith("cuda")
-        self.points: list = []
-
-    def mark(self) -> None:
-        if self.cuda:
-            import torch
-
-            ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
-            self.points.append(ev)
-        else:
-            self.points.append(time.perf_counter())
-
-    def segments(self) -> list[float]:
-        if self.cuda:
-            import torch
-
-            torch.cuda.synchronize()
-            return [a.elapsed_time(b) / 1000.0 for a, b in zip(self.points, self.points[1:])]
-        return [b - a for a, b in zip(self.points, self.points[1:])]
 
 
 def process_peak_rss_mb() -> Optional[float]:
@@ -105,130 +62,88 @@ def process_peak_rss_mb() -> Optional[float]:
     return None
 
 
-# ------------------------------------------------------------------------------------ model
-def build_adapter(arch: str, *, device: str = "cpu", dtype: str = "fp32", seed: int = 0):
-    """Random-weight adapter of ``arch`` (cpu-bench or a full-size name) on ``device``."""
-    import torch
-
-    from methods.adapters import LlavaOnevisionAdapter
-
-    if arch not in ARCHS:
-        raise ValueError(f"unknown --arch {arch!r}; allowed: {list(ARCHS)}")
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; allowed: {list(DTYPES)}")
-    cfg = CPU_BENCH_CONFIG if arch == "cpu-bench" else arch
-    return LlavaOnevisionAdapter.from_config(cfg, dtype=getattr(torch, DTYPES[dtype]), device=device, seed=seed,
-                                             attn_implementation="sdpa")
-
-
-def make_pixels(adapter, frames: int, seed: int = 0):
-    """Deterministic random normalised frames (timing does not depend on pixel values)."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    s = adapter.image_size
-    px = torch.randn(frames, 3, s, s, generator=g)
-    return px.to(device=adapter.device, dtype=adapter.dtype), torch.arange(frames, dtype=torch.float32) * 0.5
-
-
 # ------------------------------------------------------------------------------------ one cell
-def _decode(adapter, logits, res, steps: int) -> None:
-    import torch
-
-    from methods.runtime import llm_decode_step
-
-    emb = adapter.lm.embed_tokens
-    tok = int(logits.argmax())
-    for i in range(steps):
-        h = llm_decode_step(adapter.lm, emb(torch.tensor([[tok]], device=adapter.device)), res.cache,
-                            res.next_position + i)
-        tok = int(adapter.model.lm_head(h[0, -1]).argmax())  # greedy; EOS ignored
-
-
-class _Cell:
+class EfficiencyCell:
     """One (method, retention) being timed: its options, Method and collected measurements."""
 
     def __init__(self, adapter, method: str, retention: Optional[float], options: Optional[dict] = None):
         from methods.registry import get_method
 
-        tower_layers = len(adapter.model.model.vision_tower.encoder.layers)
         self.method, self.retention = method, retention
-        self.opts = cell_options(method, retention, adapter.num_layers, overrides=options, vision_layers=tower_layers)
+        self.opts = cell_options(method, retention, adapter.num_layers, overrides=options,
+                                 vision_layers=adapter.vision_layers)
         self.m = get_method(method, **self.opts["applied"])
-        self.runs: list[list[float]] = []
-        self.dec: list[float] = []
-        self.last = None
+        self.split_runs: list[list[float]] = []   # per repeat: [vision, other, llm] seconds
+        self.decode_runs: list[float] = []        # per repeat: seconds of the decode stage
+        self.last = None                          # RequestResult of the last timed request
 
-    def once(self, adapter, pixels, timestamps, question: str):
-        t = Timer(str(adapter.device))
-        t.mark()
-        tokens = adapter.encode_video(pixels, timestamps)
-        t.mark()
-        red = self.m.reduce(tokens) if self.m.has_pre_llm else None
-        inputs = adapter.build_inputs(question, tokens, red)
-        t.mark()
-        logits, res = adapter.prefill(inputs, use_cache=True)
-        t.mark()
-        return t, inputs, logits, res
+    def request(self, adapter, pixels, timestamps, question: str, decode_steps: int, timer=None):
+        """One request of this cell through the pipeline (``timer``: a StageTimer or None)."""
+        from methods.pipeline import run
+
+        return run(adapter, self.m, pixels, question, timestamps=timestamps, decode_steps=decode_steps,
+                   use_cache=True, timer=timer, label=self.method)
+
+    def timed(self, adapter, pixels, timestamps, question: str, decode_steps: int) -> None:
+        from methods.pipeline import StageTimer
+
+        timer = StageTimer(str(adapter.device))
+        self.last = self.request(adapter, pixels, timestamps, question, decode_steps, timer)
+        s = self.last.seconds
+        self.split_runs.append([s["encode"], s["reduce"] + s["build_inputs"], s["prefill"]])
+        self.decode_runs.append(s["decode"])
 
 
-def measure_cells(adapter, cells: Sequence[_Cell], pixels, timestamps, *, repeats: int = 3, warmup: int = 1,
-                  decode_tokens: int = 16, question: str = QUESTION) -> list[dict[str, Any]]:
+def peak_memory(adapter, cell: EfficiencyCell, pixels, timestamps, question: str, decode_steps: int) -> dict:
+    """Peak memory of one request (CUDA), or the process's peak RSS so far (CPU)."""
+    import torch
+
+    if not str(adapter.device).startswith("cuda"):
+        return {"process_peak_rss_mb": process_peak_rss_mb(),
+                "kind": "process peak RSS (VmHWM): high-water mark of the whole process so far, "
+                        "not resettable per method"}
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    cell.request(adapter, pixels, timestamps, question, decode_steps)
+    torch.cuda.synchronize()
+    return {"peak_allocated_gb": torch.cuda.max_memory_allocated() / 1e9,
+            "kind": "torch.cuda.max_memory_allocated after reset_peak_memory_stats (one request)"}
+
+
+def cell_result(c: EfficiencyCell, memory: dict, *, repeats: int, warmup: int, decode_tokens: int) -> dict:
+    """The measured fields of one cell: medians of the TTFT split, decode tokens/s, the schedule."""
+    med = [statistics.median(r[i] for r in c.split_runs) for i in range(3)]
+    measured = {"vision_s": med[0], "other_s": med[1], "llm_s": med[2], "ttft_s": sum(med),
+                "ttft_runs_s": [sum(r) for r in c.split_runs], "ttft_min_s": min(sum(r) for r in c.split_runs),
+                "split_runs_s": c.split_runs,
+                "decode_tokens_per_s": decode_tokens / statistics.median(c.decode_runs),
+                "decode_runs_s": c.decode_runs}
+    last = c.last
+    return {"method": c.method, "label": method_label(c.method, c.opts["applied"]),
+            "retention": c.retention, "rtag": rtag(c.retention), "options": c.opts,
+            "measured": measured, "memory": memory, "repeats": repeats, "warmup": warmup,
+            "decode_tokens": decode_tokens, "order": "round-robin over methods per repeat",
+            "visual_tokens_llm": int(last.prefill.llm_visual[0]), "prompt_tokens": int(last.inputs.length),
+            "schedule": asdict(last.schedule)}
+
+
+def measure_cells(adapter, cells: Sequence[EfficiencyCell], pixels, timestamps, *, repeats: int = 3,
+                  warmup: int = 1, decode_tokens: int = 16, question: str = QUESTION) -> list[dict[str, Any]]:
     """Time ``cells`` round-robin (repeat r of every cell before repeat r + 1 of any), so slow drifts
     of a shared machine's load hit every method alike; medians per cell."""
     import torch
 
-    from methods.base import apply_method
-
     if repeats < 1 or warmup < 0 or decode_tokens < 1:
         raise ValueError(f"need repeats >= 1, warmup >= 0, decode_tokens >= 1; got {repeats}, {warmup}, {decode_tokens}")
-    cuda = str(adapter.device).startswith("cuda")
     with torch.inference_mode():
         for c in cells:
-            with apply_method(adapter, c.m):
-                for _ in range(warmup):
-                    _, _, logits, res = c.once(adapter, pixels, timestamps, question)
-                    _decode(adapter, logits, res, min(decode_tokens, 2))
+            for _ in range(warmup):
+                c.request(adapter, pixels, timestamps, question, min(decode_tokens, 2))
         for _ in range(repeats):
             for c in cells:
-                with apply_method(adapter, c.m):
-                    t, inputs, logits, res = c.once(adapter, pixels, timestamps, question)
-                    c.runs.append(t.segments())
-                    td = Timer(str(adapter.device))
-                    td.mark()
-                    _decode(adapter, logits, res, decode_tokens)
-                    td.mark()
-                    c.dec.append(td.segments()[0])
-                    c.last = (inputs, res)
-        out = []
-        for c in cells:
-            with apply_method(adapter, c.m):
-                if cuda:
-                    torch.cuda.synchronize()
-                    torch.cuda.reset_peak_memory_stats()
-                    _, inputs, logits, res = c.once(adapter, pixels, timestamps, question)
-                    _decode(adapter, logits, res, decode_tokens)
-                    torch.cuda.synchronize()
-                    memory = {"peak_allocated_gb": torch.cuda.max_memory_allocated() / 1e9,
-                              "kind": "torch.cuda.max_memory_allocated after reset_peak_memory_stats (one request)"}
-                else:
-                    memory = {"process_peak_rss_mb": process_peak_rss_mb(),
-                              "kind": "process peak RSS (VmHWM): high-water mark of the whole process so far, "
-                                      "not resettable per method"}
-                inputs, res = c.last
-                sched = adapter.schedule(inputs, res, decode_steps=decode_tokens, label=c.method)
-            med = [statistics.median(r[i] for r in c.runs) for i in range(3)]
-            measured = {"vision_s": med[0], "other_s": med[1], "llm_s": med[2], "ttft_s": sum(med),
-                        "ttft_runs_s": [sum(r) for r in c.runs], "ttft_min_s": min(sum(r) for r in c.runs),
-                        "split_runs_s": c.runs,
-                        "decode_tokens_per_s": decode_tokens / statistics.median(c.dec), "decode_runs_s": c.dec}
-            out.append({"method": c.method, "label": method_label(c.method, c.opts["applied"]),
-                        "retention": c.retention, "rtag": rtag(c.retention), "options": c.opts,
-                        "measured": measured, "memory": memory, "repeats": repeats, "warmup": warmup,
-                        "decode_tokens": decode_tokens, "order": "round-robin over methods per repeat",
-                        "visual_tokens_llm": int(res.llm_visual[0]), "prompt_tokens": int(inputs.length),
-                        "schedule": _asdict(sched), "_schedule_obj": sched})
-    return out
+                c.timed(adapter, pixels, timestamps, question, decode_tokens)
+        return [cell_result(c, peak_memory(adapter, c, pixels, timestamps, question, decode_tokens),
+                            repeats=repeats, warmup=warmup, decode_tokens=decode_tokens) for c in cells]
 
 
 def time_cell(adapter, method: str, retention: Optional[float], pixels, timestamps, *, repeats: int = 3,
@@ -236,101 +151,29 @@ def time_cell(adapter, method: str, retention: Optional[float], pixels, timestam
               question: str = QUESTION) -> dict[str, Any]:
     """Measured TTFT split (median of ``repeats``), decode tokens/s, memory and the recorded
     schedule of one (method, retention) on ``adapter``. Raises ValueError for bad options."""
-    cell = _Cell(adapter, method, retention, options)
+    cell = EfficiencyCell(adapter, method, retention, options)
     return measure_cells(adapter, [cell], pixels, timestamps, repeats=repeats, warmup=warmup,
                          decode_tokens=decode_tokens, question=question)[0]
 
 
-def _asdict(s) -> dict:
-    from dataclasses import asdict
-
-    return asdict(s)
-
-
-# ------------------------------------------------------------------------------------ predictions
-def detect_hardware(device: str) -> str:
-    """costmodel hardware entry for ``device``: cpu-2core, or h100-sxm / h200 by the CUDA name."""
-    if not str(device).startswith("cuda"):
-        return "cpu-2core"
+# ------------------------------------------------------------------------------------ a run
+def runnable_cells(adapter, jobs, pixels, timestamps, base: dict) -> tuple[list[EfficiencyCell], list[dict]]:
+    """(cells that run on this model, ``not-applicable`` result dicts of those that cannot, with why)."""
     import torch
 
-    name = torch.cuda.get_device_name(torch.device(device)).lower()
-    if "h200" in name:
-        return "h200"
-    if "h100" in name:
-        return "h100-sxm"
-    if "a800" in name:
-        return "a800"
-    if "a100" in name:
-        return "a100-80g"
-    raise ValueError(f"no costmodel hardware entry for CUDA device {name!r}")
+    runnable, rejected = [], []
+    for m, r in jobs:
+        try:
+            c = EfficiencyCell(adapter, m, r)
+            with torch.inference_mode():  # one untimed pass: a method that cannot run here says why
+                c.request(adapter, pixels, timestamps, QUESTION, 0)
+            runnable.append(c)
+        except ValueError as exc:
+            rejected.append({**base, "method": m, "retention": r, "rtag": rtag(r), "status": "not-applicable",
+                             "reason": str(exc)})
+    return runnable, rejected
 
 
-def _raw_prediction(arch, sched, hardware: str, dtype: str, efficiency: Optional[dict] = None) -> dict:
-    """Predicted seconds mapped onto the measured stages (cost-model other = projector + pooling,
-    which runs inside our vision stage)."""
-    from costmodel import predict_latency
-
-    p = predict_latency(arch, sched, hardware, dtype=dtype, efficiency=efficiency)
-    return {"vision_s": p["vision_s"] + p["other_s"], "llm_s": p["prefill_s"],
-            "decode_s_per_token": p["decode_s_per_token"]}
-
-
-def add_predictions(cells: list[dict], arch, *, hardware: str, dtype: str) -> dict[str, Any]:
-    """Write ``predicted`` and ``measured_over_predicted`` into every cell; returns the fit info.
-    CPU (``cpu-2core``): efficiencies fitted on the vanilla cell; otherwise the table's defaults."""
-    from costmodel import fit_efficiency
-
-    fit: dict[str, Any] = {"hardware": hardware, "dtype": dtype}
-    ok = [c for c in cells if c.get("status") == "ok"]
-    if hardware == "cpu-2core":
-        van = [c for c in ok if c["method"] == "vanilla"]
-        if not van:
-            raise ValueError("fitting the cpu-2core efficiencies needs the vanilla cell")
-        ones = {s: 1.0 for s in ("vision", "other", "prefill", "decode")}
-        raw_v = _raw_prediction(arch, van[0]["_schedule_obj"], hardware, dtype, ones)
-        mv = van[0]["measured"]
-        eff = {"vision_s": fit_efficiency([mv["vision_s"]], [raw_v["vision_s"]]),
-               "llm_s": fit_efficiency([mv["llm_s"]], [raw_v["llm_s"]]),
-               "decode_s_per_token": fit_efficiency([1.0 / mv["decode_tokens_per_s"]], [raw_v["decode_s_per_token"]])}
-        fit.update(method="fit_efficiency on the vanilla cell (one point per stage); predicted = roofline at "
-                          "efficiency 1 / fitted efficiency", efficiency=eff,
-                   note="an efficiency > 1 means the placeholder cpu-2core peak is below what this CPU reaches")
-        for c in ok:
-            raw = _raw_prediction(arch, c["_schedule_obj"], hardware, dtype, ones)
-            c["predicted"] = {k: raw[k] / eff[k] for k in raw}
-    else:
-        fit.update(method="unfitted: costmodel default efficiencies of the hardware entry")
-        for c in ok:
-            c["predicted"] = _raw_prediction(arch, c["_schedule_obj"], hardware, dtype)
-    for c in ok:
-        p = c["predicted"]
-        p["other_s"] = 0.0
-        p["other_note"] = "the method's own reduction is not modelled by the cost model"
-        p["ttft_s"] = p["vision_s"] + p["llm_s"]
-        p["decode_tokens_per_s"] = 1.0 / p.pop("decode_s_per_token")
-        m = c["measured"]
-        c["measured_over_predicted"] = {
-            "ttft": m["ttft_s"] / p["ttft_s"], "vision": m["vision_s"] / p["vision_s"],
-            "llm": m["llm_s"] / p["llm_s"], "decode_tokens_per_s": m["decode_tokens_per_s"] / p["decode_tokens_per_s"]}
-        c["prediction_fit"] = fit
-    van = [c for c in ok if c["method"] == "vanilla"]
-    if van:
-        v = van[0]
-        for c in ok:
-            c["speedup_vs_vanilla"] = {
-                "ttft_measured": v["measured"]["ttft_s"] / c["measured"]["ttft_s"],
-                "ttft_predicted": v["predicted"]["ttft_s"] / c["predicted"]["ttft_s"],
-                "llm_measured": v["measured"]["llm_s"] / c["measured"]["llm_s"],
-                "llm_predicted": v["predicted"]["llm_s"] / c["predicted"]["llm_s"],
-                "decode_measured": c["measured"]["decode_tokens_per_s"] / v["measured"]["decode_tokens_per_s"],
-                "decode_predicted": c["predicted"]["decode_tokens_per_s"] / v["predicted"]["decode_tokens_per_s"]}
-            c["speedup_vs_vanilla"]["ttft_measured_over_predicted"] = (
-                c["speedup_vs_vanilla"]["ttft_measured"] / c["speedup_vs_vanilla"]["ttft_predicted"])
-    return fit
-
-
-# ------------------------------------------------------------------------------------ a run
 def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[float], device: str = "cpu",
                    dtype: str = "fp32", frames: Optional[int] = None, repeats: int = 3, warmup: int = 1,
                    decode_tokens: int = 16, threads: Optional[int] = None, seed: int = 0,
@@ -344,7 +187,7 @@ def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[fl
     torch.manual_seed(seed)
     if "vanilla" not in methods:
         methods = ["vanilla", *methods]  # the baseline of every ratio
-    frames = frames or (CPU_BENCH_FRAMES if arch == "cpu-bench" else 32)
+    frames = frames or default_frames(arch)
     adapter = build_adapter(arch, device=device, dtype=dtype, seed=seed)
     pixels, ts = make_pixels(adapter, frames, seed)
     hw = hardware or detect_hardware(device)
@@ -353,20 +196,7 @@ def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[fl
             for r in ([None] if m in NO_RETENTION else retentions)]
     base = {"arch": arch, "device": device, "dtype": dtype, "frames": frames, "threads": torch.get_num_threads(),
             "attn_implementation": "sdpa", "weights": "random (timing does not depend on weight values)"}
-    cells: list[dict] = []
-    runnable: list[_Cell] = []
-    for m, r in jobs:
-        try:
-            c = _Cell(adapter, m, r)
-            with torch.inference_mode():  # one untimed pass: a method that cannot run here says why
-                from methods.base import apply_method
-
-                with apply_method(adapter, c.m):
-                    c.once(adapter, pixels, ts, QUESTION)
-            runnable.append(c)
-        except ValueError as exc:
-            cells.append({**base, "method": m, "retention": r, "rtag": rtag(r), "status": "not-applicable",
-                          "reason": str(exc)})
+    runnable, cells = runnable_cells(adapter, jobs, pixels, ts, base)
     if progress:
         print(f"[efficiency] {arch}: timing {[c.method for c in runnable]} round-robin, {repeats} repeats",
               file=sys.stderr, flush=True)
@@ -396,7 +226,7 @@ def write_cells(cells: list[dict], out: str | Path, *, provenance: dict, summary
     out = Path(out)
     rows = []
     for c in cells:
-        clean = {k: v for k, v in c.items() if not k.startswith("_")}
+        clean = dict(c)
         clean["provenance"] = provenance
         write_json(out / c["method"] / f"{c['rtag']}.json", clean)
         rows.append(summary_row(clean))
@@ -431,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build the model with random weights (the only mode: timing does not depend on weights)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="default: fp32 on cpu, bf16 on cuda")
-    p.add_argument("--frames", type=int, default=None, help=f"default: {CPU_BENCH_FRAMES} (cpu-bench), 32 (full size)")
+    p.add_argument("--frames", type=int, default=None,
+                   help=f"default: {default_frames('cpu-bench')} (cpu-bench), {default_frames(ARCHS[-1])} (full size)")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated registered methods")
     p.add_argument("--retention", default="0.10", help="comma-separated retentions, e.g. 0.10,0.25")
     p.add_argument("--repeats", type=int, default=5)

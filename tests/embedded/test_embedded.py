@@ -169,42 +169,35 @@ def _embeds(model, tok, sample):
     return e, b.input_ids == model.config.video_token_id, sample
 
 
-def test_identity_hook_matches_unhooked_scores_and_hook_can_drop_tokens(tok, model):
+def test_method_path_runs_the_pipeline_and_equals_the_batched_path_unpruned(tok, model):
+    from methods.registry import get_method
+
     s = sv.make_split("val", 4, cfg=CFG)
     base = option_logits(model, tok, s)
-    same = option_logits(model, tok, s, inputs_embeds_hook=lambda e, m, x: e)
-    torch.testing.assert_close(same, base, rtol=1e-4, atol=1e-5)
-    seen = []
+    same = option_logits(model, tok, s, method=get_method("vanilla"))
+    torch.testing.assert_close(same, base, rtol=1e-4, atol=1e-4)
+    pruned = option_logits(model, tok, s, method=get_method("random", retention=0.5))
+    assert torch.isfinite(pruned).all() and not torch.allclose(pruned, base, atol=1e-4)
+    r = evaluate(model, tok, s, method=get_method("random", retention=0.5))
+    assert r["n"] == 4 and len(r["predictions"]) == 4
 
-    def keep_half(embeds, vmask, sample):  # drop every other video token
-        idx = torch.nonzero(vmask[0]).squeeze(1)
-        keep = torch.ones(embeds.shape[1], dtype=torch.bool)
-        keep[idx[1::2]] = False
-        seen.append((embeds.shape[1], int(vmask.sum()), int(keep.sum())))
-        return embeds[:, keep]
 
-    r = evaluate(model, tok, s, inputs_embeds_hook=keep_half)
-    assert r["n"] == 4 and len(seen) == 4
-
-    def keep_half_with_positions(embeds, vmask, sample):  # same, original position ids kept
-        idx = torch.nonzero(vmask[0]).squeeze(1)
-        keep = torch.ones(embeds.shape[1], dtype=torch.bool)
-        keep[idx[1::2]] = False
-        return embeds[:, keep], torch.arange(embeds.shape[1])[keep][None]
-
-    def mask_half(embeds, vmask, sample):  # reference: the dropped tokens masked out as keys
-        idx = torch.nonzero(vmask[0]).squeeze(1)
-        mask = torch.ones(1, embeds.shape[1], dtype=torch.long)
-        mask[0, idx[1::2]] = 0
-        return lm_hidden(model, embeds, mask)[:, -1]
-
-    with torch.no_grad():
-        ref = torch.stack([model.lm_head(mask_half(*_embeds(model, tok, x))) for x in s])[:, 0]
-    got = option_logits(model, tok, s, inputs_embeds_hook=keep_half_with_positions)
+def test_position_gaps_without_mask_attend_like_masked_keys(tok, model):
+    """lm_hidden with pruned inputs and their original position ids equals masking the dropped keys."""
+    s = sv.make_split("val", 2, cfg=CFG)
     letters = torch.tensor(letter_ids(tok, 4))
-    torch.testing.assert_close(got, ref[:, letters], rtol=0, atol=1e-4)
-    for full, n_video, kept in seen:  # 129 video tokens: odd positions 1,3,..,127 dropped
-        assert n_video == 129 and kept == full - 64
+    for x in s:
+        embeds, vmask, _ = _embeds(model, tok, x)
+        idx = torch.nonzero(vmask[0]).squeeze(1)
+        keep = torch.ones(embeds.shape[1], dtype=torch.bool)
+        keep[idx[1::2]] = False                      # 129 video tokens: odd ones dropped
+        assert int(keep.sum()) == embeds.shape[1] - 64
+        mask = keep.long()[None]
+        with torch.no_grad():
+            ref = model.lm_head(lm_hidden(model, embeds, mask)[:, -1])[0, letters]
+            got = model.lm_head(lm_hidden(model, embeds[:, keep], None,
+                                          torch.arange(embeds.shape[1])[keep][None])[:, -1])[0, letters]
+        torch.testing.assert_close(got, ref, rtol=0, atol=1e-4)
 
 
 def test_preprocess_normalises_with_clip_stats():

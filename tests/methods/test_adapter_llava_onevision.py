@@ -164,9 +164,9 @@ def test_from_pretrained_round_trip(ov, tmp_path):
 def test_full_size_config_by_name_on_meta():
     from transformers import LlavaOnevisionConfig
 
-    from methods.adapters.llava_onevision import _arch_config_dict, _strip_private
+    from methods.adapters.llava_onevision_loading import arch_config_dict, strip_private
 
-    cfg = LlavaOnevisionConfig(**_strip_private(_arch_config_dict("llava-onevision-7b")))
+    cfg = LlavaOnevisionConfig(**strip_private(arch_config_dict("llava-onevision-7b")))
     assert cfg.text_config.num_hidden_layers == 28 and cfg.text_config.hidden_size == 3584
     assert cfg.vision_config.image_size == 384 and cfg.vision_config.num_hidden_layers == 26
 

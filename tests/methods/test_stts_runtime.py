@@ -167,7 +167,7 @@ def test_bilinear_mapping_on_odd_grid(odd):
         run = run_tower(tower, px, 4, prune_at=0, keep_groups=keep)
         feats = pool_kept(odd, run.hidden, run.patch_keep)
         proj = odd.model.model.multi_modal_projector(run.hidden)
-        ref = odd._pool(odd.model.model.multi_modal_projector(_hf_hidden(odd, px)))
+        ref = odd.pool_like_features(odd.model.model.multi_modal_projector(_hf_hidden(odd, px)))
     # footprint {3,4}x{3,4} ∩ group {4,5}x{4,5} = patch (4,4): the token is that patch's projection
     assert torch.allclose(feats[1, 10], proj[1, 4 * 7 + 4], atol=1e-6)
     # tokens whose footprint misses the kept patches are zero; (2,3) reads patch (4,5) of the kept
@@ -334,7 +334,7 @@ def test_real_geometry_27x27_every_group_reaches_its_pooled_token():
     ov = LlavaOnevisionAdapter.tiny("llava-onevision", image_size=378)
     assert check_pooling_groups(ov, 2) == (14, 14)
     one_group = groups_to_patch_mask(torch.eye(196, dtype=torch.bool), (27, 27), 2)   # (196, 729)
-    weight = ov._pool(one_group.float()[..., None])[..., 0]                            # (196, 196)
+    weight = ov.pool_like_features(one_group.float()[..., None])[..., 0]                            # (196, 196)
     assert float(weight.diagonal().min()) > 0.2
     # aligned rows/cols (i <= 6) put all their weight in their own group
     aligned = torch.tensor([i * 14 + j for i in range(7) for j in range(7)])

@@ -1,0 +1,96 @@
+"""The adapter protocol: what :mod:`methods.pipeline` needs from one model family.
+
+An adapter wraps one HF model instance of one family (LLaVA-OneVision / LLaVA-Video today;
+Qwen2.5-VL and Molmo2 to come) and knows *where things are* in it: the vision tower and the
+saliency signals it can give, how a prompt is laid out around the video, which decoder stack
+:mod:`methods.runtime` runs, and the model's :class:`costmodel.arch.ArchSpec`. It does not order
+the stages of a request: :func:`methods.pipeline.run` does, for every caller.
+
+A new family implements the members below (a subclass of nothing; ``isinstance(x,
+VideoLLMAdapter)`` checks the names at run time):
+
+- ``method``: the attached :class:`methods.base.Method` or None (set by ``apply_method``);
+  ``encode_video`` runs the method's in-ViT stage when it declares one (``method.runs_in_vit``).
+- ``num_layers``, ``device``, ``dtype``, ``tokenizer`` (with ``decode`` for ``Generation.text``).
+- ``encode_video(pixel_values, timestamps)`` -> :class:`methods.types.VideoTokens`.
+- ``build_inputs(question, tokens, reduction, duration)`` -> :class:`PromptInputs`.
+- ``prefill(inputs, plan, use_cache, all_logits, forced_keeps)`` -> (logits, ``PrefillResult``):
+  ``plan`` None means the attached method's inner plan.
+- ``decode_step(token, prefill, step)`` -> (vocab,) logits of one cached greedy step.
+- ``embed_text(ids)`` -> (n, D) input embeddings (the cache-free decode oracle appends them).
+- ``schedule(inputs, prefill, decode_steps, label)`` -> the TokenSchedule a prefill actually ran.
+- ``arch_spec(name, default_frames)`` -> ``ArchSpec`` of this model instance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol, runtime_checkable
+
+import torch
+
+from costmodel.schedule import TokenSchedule
+from methods.runtime import InnerPlan, PrefillResult
+from methods.types import Reduction, VideoTokens
+
+
+@dataclass
+class PromptInputs:
+    """One prompt ready for the LLM (batch 1)."""
+
+    inputs_embeds: torch.Tensor          # (1, L, D)
+    position_ids: torch.Tensor           # (L,)
+    kinds: torch.Tensor                  # (L,) TEXT / VISUAL / NEWLINE
+    input_ids: Optional[torch.Tensor]    # (1, L) HF-compatible ids (unpruned prompts only)
+    frames: int
+    tower_tokens: int                    # tokens per frame inside the vision tower
+    info: dict = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return int(self.inputs_embeds.shape[1])
+
+
+@dataclass
+class Generation:
+    """Greedy output. ``schedule.decode_steps`` counts decode forward passes: ``len(tokens) - 1``
+    (the first token comes from the prefill logits; costmodel's step i attends kv + i + 1 keys)."""
+
+    tokens: list[int]
+    schedule: TokenSchedule
+    prefill_logits: torch.Tensor         # (vocab,) logits of the first generated token
+    text: str = ""
+    step_logits: list = field(default_factory=list)  # (vocab,) logits behind every generated token
+
+
+@runtime_checkable
+class VideoLLMAdapter(Protocol):
+    """The members :mod:`methods.pipeline` calls (see the module docstring)."""
+
+    method: Any
+    tokenizer: Any
+
+    @property
+    def num_layers(self) -> int: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    def encode_video(self, pixel_values: torch.Tensor, timestamps=None) -> VideoTokens: ...
+
+    def build_inputs(self, question: str, tokens: VideoTokens, reduction: Optional[Reduction] = None,
+                     duration: Optional[float] = None) -> PromptInputs: ...
+
+    def prefill(self, inputs: PromptInputs, plan: Optional[InnerPlan] = None, use_cache: bool = True,
+                all_logits: bool = False, forced_keeps=None) -> tuple[torch.Tensor, PrefillResult]: ...
+
+    def decode_step(self, token: int, prefill: PrefillResult, step: int) -> torch.Tensor: ...
+
+    def embed_text(self, ids: torch.Tensor) -> torch.Tensor: ...
+
+    def schedule(self, inputs: PromptInputs, prefill: PrefillResult, decode_steps: int = 0,
+                 label: str = "") -> TokenSchedule: ...
+
+    def arch_spec(self, name: Optional[str] = None, default_frames: int = 32): ...

@@ -1,0 +1,121 @@
+"""Building HF ``LlavaOnevisionForConditionalGeneration`` instances: local checkpoints, random
+weights from a config or an architecture name, and the tiny test model. Never downloads."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Union
+
+import torch
+
+EXPECTED_MODEL_TYPE = "llava_onevision"
+SIGLIP_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # SigLIP processor default
+
+#: Full-size configurations (numbers from papers.md A.1/A.2: SigLIP so400m 26 layers as in the HF
+#: port, Qwen2-7B). Used only when costmodel ships no HF config JSON for the name.
+FULL_SIZE_CONFIGS = {
+    "llava-onevision-7b": dict(
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=1152, intermediate_size=4304,
+                           num_hidden_layers=26, num_attention_heads=16, patch_size=14, image_size=384,
+                           vision_use_head=False),
+        text_config=dict(model_type="qwen2", hidden_size=3584, intermediate_size=18944,
+                         num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
+                         vocab_size=152064, max_position_embeddings=32768, rope_theta=1000000.0),
+        image_token_index=151646, video_token_index=151647,
+        vision_feature_select_strategy="full", vision_feature_layer=-1),
+}
+FULL_SIZE_CONFIGS["llava-video-7b"] = FULL_SIZE_CONFIGS["llava-onevision-7b"]
+
+
+def tiny_config(layers: int = 4, image_size: int = 56, vocab_size: int = 1000) -> dict:
+    """Tiny random model of the real architecture (environment.md): SigLIP 2 layers / hidden 64 /
+    patch 14; Qwen2 ``layers`` layers / hidden 128 / 4 heads / 2 KV heads."""
+    return dict(
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=64, intermediate_size=128,
+                           num_hidden_layers=2, num_attention_heads=4, patch_size=14,
+                           image_size=image_size, vision_use_head=False),
+        text_config=dict(model_type="qwen2", hidden_size=128, intermediate_size=256,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         vocab_size=vocab_size, max_position_embeddings=8192),
+        image_token_index=vocab_size - 2, video_token_index=vocab_size - 1,
+        vision_feature_select_strategy="full", vision_feature_layer=-1)
+
+
+def _check_checkpoint_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise ValueError(f"checkpoint directory {str(path)!r} does not exist (expected a local HF "
+                         f"checkpoint with model_type {EXPECTED_MODEL_TYPE!r})")
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise ValueError(f"{str(path)!r} has no config.json (expected an HF checkpoint with "
+                         f"model_type {EXPECTED_MODEL_TYPE!r})")
+    model_type = json.loads(cfg_file.read_text()).get("model_type")
+    if model_type != EXPECTED_MODEL_TYPE:
+        raise ValueError(f"{str(path)!r} holds model_type {model_type!r}; expected "
+                         f"{EXPECTED_MODEL_TYPE!r} (LlavaOnevisionForConditionalGeneration)")
+
+
+def load_checkpoint(path, dtype=torch.float32, device="cpu") -> tuple:
+    """(eval model, tokenizer or None, image_mean, image_std) of a local checkpoint directory."""
+    from transformers import LlavaOnevisionForConditionalGeneration
+
+    path = Path(path)
+    _check_checkpoint_dir(path)
+    model = LlavaOnevisionForConditionalGeneration.from_pretrained(
+        str(path), dtype=dtype, attn_implementation="sdpa", local_files_only=True).to(device).eval()
+    mean, std = SIGLIP_MEAN_STD
+    pre = path / "preprocessor_config.json"
+    if pre.is_file():
+        d = json.loads(pre.read_text())
+        mean, std = d.get("image_mean", mean), d.get("image_std", std)
+    tokenizer = None
+    if any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
+        from transformers import AutoTokenizer
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    return model, tokenizer, mean, std
+
+
+def random_model(config_or_arch_name: Union[str, dict, object], dtype=torch.float32, device="cpu",
+                 seed: int = 0, attn_implementation: str = "sdpa"):
+    """Eval model with random weights (seeded) from an HF config, a dict, or an architecture name."""
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+
+    cfg = config_or_arch_name
+    if isinstance(cfg, str):
+        cfg = arch_config_dict(cfg)
+    if isinstance(cfg, dict):
+        d = strip_private(cfg)
+        if d.get("model_type", EXPECTED_MODEL_TYPE) != EXPECTED_MODEL_TYPE:
+            raise ValueError(f"config has model_type {d.get('model_type')!r}; expected {EXPECTED_MODEL_TYPE!r}")
+        d.pop("model_type", None)
+        cfg = LlavaOnevisionConfig(**d)
+    cfg._attn_implementation = attn_implementation
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = LlavaOnevisionForConditionalGeneration(cfg)
+    return model.to(dtype=dtype).eval()
+
+
+def strip_private(d):
+    """Drop project keys (``_video``, ``_source...``) that are not HF config fields."""
+    if isinstance(d, dict):
+        return {k: strip_private(v) for k, v in d.items() if not str(k).startswith("_")}
+    return d
+
+
+def arch_config_dict(name: str) -> dict:
+    """An HF config dict for a named full-size architecture: costmodel's shipped JSON if present,
+    else :data:`FULL_SIZE_CONFIGS`."""
+    from costmodel.arch import ARCH_DIR
+
+    f = ARCH_DIR / f"{name}.json"
+    if f.is_file():
+        d = json.loads(f.read_text())
+        if d.get("model_type") == EXPECTED_MODEL_TYPE:
+            return d
+        raise ValueError(f"architecture {name!r} has model_type {d.get('model_type')!r}; this adapter "
+                         f"needs {EXPECTED_MODEL_TYPE!r}")
+    if name not in FULL_SIZE_CONFIGS:
+        raise ValueError(f"unknown architecture {name!r}; allowed: {sorted(FULL_SIZE_CONFIGS)} "
+                         f"(or an HF config / dict)")
+    return FULL_SIZE_CONFIGS[name]

@@ -1,0 +1,107 @@
+"""Prompt builder of LLaVA-OneVision / LLaVA-Video: chat text, the visual span's layout, embeddings.
+
+The visual span is the video's tokens (or a Reduction of them) with newline tokens laid out per
+the setting's policy: ``one_token`` (one ``image_newline`` after the whole video, LLaVA-OV) or
+``grid`` (one after every pooled row that keeps a token, LLaVA-Video). Positions are contiguous
+unless the reduction asks for ``original`` ones (each token at its source's unpruned position).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from methods.runtime import NEWLINE, TEXT, VISUAL
+from methods.types import Reduction, VideoTokens
+
+from .base import PromptInputs
+from .text import VIDEO_MARK, encode_text, qwen_chat, time_instruction
+
+
+def prompt_text(question: str, tokens: VideoTokens, time_prompt: bool,
+                duration: Optional[float] = None) -> str:
+    """The chat text with ``<video>`` where the visual span goes (LLaVA-Video adds its time prompt)."""
+    user = f"{VIDEO_MARK}\n{question}"
+    if time_prompt:
+        times = tokens.times().tolist()
+        if duration is None:
+            duration = float(times[-1]) if times else 0.0
+        user = f"{VIDEO_MARK}{time_instruction(times, duration)}\n{question}"
+    return qwen_chat(user)
+
+
+def _visual_features(tokens: VideoTokens, reduction: Optional[Reduction]):
+    """(features (M, D), flat source index (M,)) of the tokens entering the LLM."""
+    F_, N, D = tokens.features.shape
+    dev = tokens.features.device
+    if reduction is None:
+        return tokens.features.reshape(F_ * N, D), torch.arange(F_ * N, device=dev)
+    if reduction.features.shape[1] != D:
+        raise ValueError(f"Reduction features have D={reduction.features.shape[1]}, model expects {D}")
+    src = reduction.source.to(dev)
+    if src.numel() and (int(src.min()) < 0 or int(src.max()) >= F_ * N):
+        raise ValueError(f"Reduction.source must lie in [0, {F_ * N}), got "
+                         f"[{int(src.min())}, {int(src.max())}]")
+    return reduction.features, src
+
+
+def visual_layout(tokens: VideoTokens, reduction: Optional[Reduction], newline: torch.Tensor,
+                  policy: str):
+    """Visual span: (embeddings, kinds, offsets inside the *unpruned* span, unpruned span length)."""
+    F_, N, _ = tokens.features.shape
+    h, w = tokens.grid
+    dev = tokens.features.device
+    feats, src = _visual_features(tokens, reduction)
+    newline = newline.to(feats.dtype)
+    if policy == "one_token":
+        offsets = torch.cat([src, torch.tensor([F_ * N], device=dev)])
+        emb = torch.cat([feats, newline[None]])
+        kinds = torch.cat([torch.full((feats.shape[0],), VISUAL), torch.tensor([NEWLINE])])
+        return emb, kinds, offsets, F_ * N + 1
+    if policy == "grid":
+        f, n = src // N, src % N
+        row, col = n // w, n % w
+        tok_off = f * h * (w + 1) + row * (w + 1) + col
+        rows = torch.unique(f * h + row)          # (frame, row) pairs with >= 1 token, sorted
+        nl_off = (rows // h) * h * (w + 1) + (rows % h) * (w + 1) + w
+        offsets = torch.cat([tok_off, nl_off])
+        emb = torch.cat([feats, newline[None].expand(rows.numel(), -1)])
+        kinds = torch.cat([torch.full((feats.shape[0],), VISUAL), torch.full((rows.numel(),), NEWLINE)])
+        order = torch.argsort(offsets, stable=True)
+        return emb[order], kinds[order], offsets[order], F_ * h * (w + 1)
+    return feats, torch.full((feats.shape[0],), VISUAL), src, F_ * N
+
+
+@torch.no_grad()
+def build_inputs(adapter, question: str, tokens: VideoTokens, reduction: Optional[Reduction] = None,
+                 duration: Optional[float] = None) -> PromptInputs:
+    """Chat prompt with the video (or its reduction) spliced in, newlines laid out per policy."""
+    if tokens.newline_policy != adapter.newline_policy:
+        raise ValueError(f"VideoTokens newline policy {tokens.newline_policy!r} does not match the "
+                         f"adapter setting {adapter.setting!r} ({adapter.newline_policy!r})")
+    text = prompt_text(question, tokens, adapter.time_prompt, duration)
+    before, after = text.split(VIDEO_MARK)
+    pre_ids = encode_text(adapter.tokenizer, before)
+    post_ids = encode_text(adapter.tokenizer, after)
+    dev = adapter.device
+    vis, vkinds, offsets, span = visual_layout(tokens, reduction, adapter.model.model.image_newline,
+                                               adapter.newline_policy)
+    vis = vis.to(device=dev, dtype=adapter.dtype)
+    pre = adapter.embed_text(torch.tensor(pre_ids, device=dev, dtype=torch.long))
+    post = adapter.embed_text(torch.tensor(post_ids, device=dev, dtype=torch.long))
+    embeds = torch.cat([pre, vis, post])[None]
+    P, M, S = len(pre_ids), vis.shape[0], len(post_ids)
+    kinds = torch.cat([torch.full((P,), TEXT), vkinds.cpu(), torch.full((S,), TEXT)]).to(dev)
+    if reduction is not None and reduction.positions == "original":
+        pos = torch.cat([torch.arange(P), P + offsets.cpu(), P + span + torch.arange(S)])
+    else:
+        pos = torch.arange(P + M + S)
+    input_ids = None
+    if reduction is None:
+        input_ids = torch.tensor(pre_ids + [adapter.config.video_token_id] * M + post_ids, device=dev)[None]
+    info = {"visual": int((vkinds == VISUAL).sum()), "newline": int((vkinds == NEWLINE).sum()),
+            "text": P + S, "unpruned_span": span}
+    if getattr(tokens, "vision_load", None) is not None:  # in-ViT pruning: the tower load it ran
+        info["vision_load"] = tuple(tokens.vision_load)
+    return PromptInputs(embeds, pos.to(dev), kinds, input_ids, frames=tokens.frames,
+                        tower_tokens=adapter.tower_tokens, info=info)

@@ -1,0 +1,51 @@
+"""Random-weight models the efficiency harness times (timing does not depend on weight values)."""
+from __future__ import annotations
+
+from typing import Any
+
+#: Mid-size random-weight LLaVA-OV for CPU timing: SigLIP 2 layers / hidden 128 at 224 px (16x16
+#: patches -> 8x8 = 64 pooled tokens per frame), Qwen2 4 layers / hidden 512 / 8 heads / 2 KV heads
+#: (GQA). At 32 frames the LLM sees 2048 + 1 video tokens: prefill ~0.5 s on 2 threads
+#: (environment.md: 4-layer hidden-512 at 2000 tokens = 565 ms) and dominates TTFT.
+CPU_BENCH_CONFIG: dict[str, Any] = dict(
+    vision_config=dict(model_type="siglip_vision_model", hidden_size=128, intermediate_size=512,
+                       num_hidden_layers=2, num_attention_heads=4, patch_size=14, image_size=224,
+                       vision_use_head=False),
+    text_config=dict(model_type="qwen2", hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
+                     num_attention_heads=8, num_key_value_heads=2, vocab_size=1000,
+                     max_position_embeddings=8192, rope_theta=1000000.0),
+    image_token_index=998, video_token_index=999,
+    vision_feature_select_strategy="full", vision_feature_layer=-1)
+CPU_BENCH_FRAMES = 32
+FULL_SIZE_FRAMES = 32
+ARCHS = ("cpu-bench", "llava-onevision-7b")
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def default_frames(arch: str) -> int:
+    return CPU_BENCH_FRAMES if arch == "cpu-bench" else FULL_SIZE_FRAMES
+
+
+def build_adapter(arch: str, *, device: str = "cpu", dtype: str = "fp32", seed: int = 0):
+    """Random-weight adapter of ``arch`` (cpu-bench or a full-size name) on ``device``."""
+    import torch
+
+    from methods.adapters import LlavaOnevisionAdapter
+
+    if arch not in ARCHS:
+        raise ValueError(f"unknown --arch {arch!r}; allowed: {list(ARCHS)}")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; allowed: {list(DTYPES)}")
+    cfg = CPU_BENCH_CONFIG if arch == "cpu-bench" else arch
+    return LlavaOnevisionAdapter.from_config(cfg, dtype=getattr(torch, DTYPES[dtype]), device=device, seed=seed,
+                                             attn_implementation="sdpa")
+
+
+def make_pixels(adapter, frames: int, seed: int = 0):
+    """Deterministic random normalised frames (timing does not depend on pixel values)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    s = adapter.image_size
+    px = torch.randn(frames, 3, s, s, generator=g)
+    return px.to(device=adapter.device, dtype=adapter.dtype), torch.arange(frames, dtype=torch.float32) * 0.5
