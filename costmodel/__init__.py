@@ -1,12 +1,13 @@
 """Analytic cost model of video LLMs: architectures, token schedules, FLOPs in two conventions
 (``paper`` and ``exact``), KV/weight memory, roofline latency, and fvcore/FlopCounterMode oracles
-(``costmodel.oracles``, imported on demand because it needs torch/transformers/fvcore)."""
+(``costmodel.oracles``, imported on demand because it needs torch/transformers/fvcore). It knows
+token schedules and building blocks for them (``costmodel.nominal``), never method names: a
+method's nominal schedule is ``methods.nominal.nominal_schedule``."""
 from .arch import ARCH_NAMES, ArchSpec, LLMSpec, VisionSpec, load_arch, load_config, tiny_arch, tiny_config
 from .flops import (CostRow, CostTable, FLOPCOUNTER_KINDS, FVCORE_KINDS, decode_step_costs, exact_costs,
                     paper_flops, paper_table)
 from .latency import HARDWARE_NAMES, amdahl_ttft_bound, fit_efficiency, load_hardware, predict_latency
 from .memory import kv_bytes_per_token, kv_cache_bytes, memory_report, param_counts, weight_bytes
-from .nominal import NOMINAL_METHODS, nominal_schedule
 from .schedule import TokenSchedule, VisionLoad, staged, uniform_vision
 
 __all__ = [
@@ -15,6 +16,5 @@ __all__ = [
     "paper_flops", "paper_table",
     "HARDWARE_NAMES", "amdahl_ttft_bound", "fit_efficiency", "load_hardware", "predict_latency",
     "kv_bytes_per_token", "kv_cache_bytes", "memory_report", "param_counts", "weight_bytes",
-    "NOMINAL_METHODS", "nominal_schedule",
     "TokenSchedule", "VisionLoad", "staged", "uniform_vision",
 ]

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Optional
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,12 +25,12 @@ MARKERS = "osD^v<>PX*hp"
 
 def _colour(i: int):
     """A distinct colour per method: tab10 repeats after 10 and the grid has 12 methods."""
-    plt = _plt()
+    plt = pyplot()
     return plt.get_cmap("tab20")(i % 20)
 
 
-def _save(fig, png: str | Path, pdf: Optional[str | Path]) -> None:
-    from replicate.io import atomic_path
+def save_figure(fig, png: str | Path, pdf: Optional[str | Path]) -> None:
+    from figures.files import atomic_path
 
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
@@ -39,7 +40,7 @@ def _save(fig, png: str | Path, pdf: Optional[str | Path]) -> None:
 
 
 def accuracy_vs_retention(acc):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ok = acc[acc["status"] == "ok"]
     van = ok[ok["method"] == "vanilla"]
@@ -68,7 +69,7 @@ def pareto_front(points):
 
 
 def accuracy_vs_flops(acc):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ok = acc[(acc["status"] == "ok") & acc["paper_macs"].notna()].reset_index(drop=True)
     for i, (label, g) in enumerate(ok.groupby("label")):
@@ -88,7 +89,7 @@ def accuracy_vs_flops(acc):
 
 
 def ttft_breakdown(eff):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ok = eff[eff["status"] == "ok"].reset_index(drop=True)
     names = [f"{m}\n{r}" for m, r in zip(ok["method"], ok["rtag"])]
@@ -118,11 +119,11 @@ def write_embedded_figures(accuracy_csv, efficiency_csv, out_dir="results/figure
     acc = pd.read_csv(accuracy_csv)
     eff = pd.read_csv(efficiency_csv)
     written = []
-    plt = _plt()
+    plt = pyplot()
     for name, fig in (("accuracy_vs_retention", accuracy_vs_retention(acc)),
                       ("accuracy_vs_flops", accuracy_vs_flops(acc)), ("ttft_breakdown", ttft_breakdown(eff))):
         png, pdf = out / f"embedded_{name}.png", out / f"embedded_{name}.pdf"
-        _save(fig, png, pdf)
+        save_figure(fig, png, pdf)
         plt.close(fig)
         written += [png, pdf]
     return written

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from figures.embedded import _plt, _save
+from figures.embedded import pyplot, save_figure
 
 CPU_LABEL = "CPU, random-weight cpu-bench model"
 PAPER_LABEL = "paper (LLaVA-OV-7B, GPU; type not stated)"
@@ -101,7 +101,7 @@ def table_latex(frame, *, synth: bool = False) -> str:
 
 
 def write_table(frame, stem: str | Path, title: str, *, synth: bool = False) -> list[Path]:
-    from replicate import io
+    from figures import files as io
 
     stem = Path(stem)
     paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".tex")]
@@ -127,7 +127,7 @@ def _no_data(ax, text: str) -> None:
 
 def ttft_figure(reported, eff=None):
     """Stacked ViT / other / LLM bars: paper (ms) | cpu-bench measured (ms)."""
-    plt = _plt()
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     x = range(len(reported))
     bottom = [0.0] * len(reported)
@@ -161,7 +161,7 @@ def ttft_figure(reported, eff=None):
 
 
 def decode_figure(reported, eff=None):
-    plt = _plt()
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     a.bar(range(len(reported)), [float(v) for v in reported["tok_s"]], color="C0")
     a.set_xticks(range(len(reported)))
@@ -184,7 +184,7 @@ def decode_figure(reported, eff=None):
 def ksweep_figure(reported, analytic, cpu=None):
     """(a) reported avg vs K; (b) analytic FLOPs vs K and vs R; (c) SynthVideoQA accuracy vs paper K;
     (d) SynthVideoQA accuracy vs R (and merge variants as text)."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     (a, b), (c, d) = axes
     rep = reported.sort_values("k")
@@ -233,7 +233,7 @@ def ksweep_figure(reported, analytic, cpu=None):
 
 
 def frames_figure(reported, analytic, cpu_frames: Optional[Mapping[str, Any]] = None):
-    plt = _plt()
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     for label, g in reported.groupby("label"):
         g = g.sort_values("frames")
@@ -276,12 +276,12 @@ def write_figures(reported_dir: str | Path, analytic_csv: str | Path, out_dir: s
               "decode": lambda: decode_figure(pd.read_csv(rd / "holitom_decode.csv"), eff),
               "ksweep": lambda: ksweep_figure(pd.read_csv(rd / "holitom_k_sweep.csv"), analytic, cpu),
               "frames": lambda: frames_figure(pd.read_csv(rd / "holitom_frames_sweep.csv"), analytic, frames)}
-    plt = _plt()
+    plt = pyplot()
     out, written = Path(out_dir), []
     for name in names:
         fig = makers[name]()
         png, pdf_path = out / f"holitom_{name}.png", (out / f"holitom_{name}.pdf") if pdf else None
-        _save(fig, png, pdf_path)
+        save_figure(fig, png, pdf_path)
         plt.close(fig)
         written += [png] + ([pdf_path] if pdf_path else [])
     return written

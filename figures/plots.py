@@ -42,7 +42,7 @@ def write_flops_vs_retention(flops_csv: str | Path, *, png: str, pdf: str | None
     import pandas as pd
     import matplotlib.pyplot as plt
 
-    from replicate import io
+    from figures import files as io
 
     fig = flops_vs_retention(pd.read_csv(flops_csv), models, methods)
     for path in (png, pdf):

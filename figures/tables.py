@@ -73,7 +73,7 @@ def to_latex(frame) -> str:
 
 
 def write_holitom_flops_table(claims_json: str | Path, *, md: str, tex: str, csv: str):
-    from replicate import io
+    from figures import files as io
 
     frame = holitom_flops_table(load_results(claims_json))
     io.write_csv(csv, frame)

@@ -12,8 +12,9 @@ Public names are imported lazily so ``import methods.types`` stays light.
 from __future__ import annotations
 
 _LAZY = {
-    "Method": "methods.base", "MethodHandle": "methods.base", "apply_method": "methods.base",
-    "register_method": "methods.registry", "get_method": "methods.registry",
+    "Method": "methods.base", "MethodHandle": "methods.attach", "apply_method": "methods.attach",
+    "METHODS": "methods.registry", "get_method": "methods.registry", "run": "methods.pipeline",
+    "nominal_schedule": "methods.nominal",
     "list_methods": "methods.registry", "describe_methods": "methods.registry",
     "VideoTokens": "methods.types", "Reduction": "methods.types", "check_retention": "methods.types",
     "LlavaOnevisionAdapter": "methods.adapters",

@@ -1,18 +1,12 @@
-"""Method base class and ``apply_method``: attach a method to one model instance, undoably.
+"""The Method base class.
 
-A :class:`Method` has a typed frozen config (``Config``), up to two stages -- ``reduce`` (pre-LLM:
-VideoTokens -> Reduction) and ``inner_plan`` (inside the LLM at layer K: keep fraction, scoring,
-merge) -- and a nominal TokenSchedule (delegated to ``costmodel.nominal`` where the method is
-modelled there).
+A :class:`Method` has a typed frozen config (``Config``: the one home of its options and
+defaults), its stages as data (``stages``: ``in_vit`` / ``pre_llm`` / ``inner_llm``) with their
+code -- ``encode_in_vit`` (the pruned tower forward), ``reduce`` (pre-LLM: VideoTokens ->
+Reduction) and ``inner_plan`` (inside the LLM at layer K: keep fraction, scoring, merge) -- and its
+nominal TokenSchedule (``methods.nominal``, built from ``costmodel.nominal``'s blocks).
 
-Attaching (FrameFusion-style API, instance-scoped)::
-
-    with apply_method(adapter, "fastv", k=2, keep=0.5) as h:
-        out = h.adapter.run(pixels, "What happens?")
-    # or: h = apply_method(model, "fastv"); ...; h.remove()
-
-The adapter runs the LLM with its own decoder-layer loop (methods.runtime), so attaching only
-sets ``adapter.method``; the HF model object is never modified and other instances are untouched.
+Attaching a method to a model instance: :func:`methods.attach.apply_method`.
 """
 from __future__ import annotations
 
@@ -99,12 +93,12 @@ class Method:
 
     # ---- cost -----------------------------------------------------------------------------
     def nominal_name_and_options(self) -> Optional[tuple[str, dict]]:
-        """(costmodel.nominal method name, kwargs incl. retention) or None if not modelled there."""
+        """(``methods.nominal`` recipe name, kwargs incl. retention) or None if there is no recipe."""
         return None
 
     def nominal_schedule(self, arch, frames: int, text_tokens: int = 0, decode_steps: int = 0) -> TokenSchedule:
         """Nominal TokenSchedule on ``arch`` (an ArchSpec, an architecture name, or an adapter)."""
-        from costmodel.nominal import nominal_schedule
+        from methods.nominal import nominal_schedule
 
         spec = resolve_arch(arch)
         named = self.nominal_name_and_options()
@@ -127,51 +121,3 @@ def resolve_arch(arch):
     if hasattr(arch, "arch_spec"):
         return arch.arch_spec()
     return arch
-
-
-class MethodHandle:
-    """Returned by :func:`apply_method`; ``remove()`` (or leaving the ``with`` block) detaches."""
-
-    def __init__(self, adapter, method: Method):
-        self.adapter = adapter
-        self.method = method
-        self._previous = adapter.method
-        self._attached = True
-        adapter.method = method
-
-    def remove(self) -> None:
-        if self._attached:
-            if self.adapter.method is not self.method:
-                raise RuntimeError("methods must be removed in reverse order of attachment")
-            self.adapter.method = self._previous
-            self._attached = False
-
-    def __enter__(self) -> "MethodHandle":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-
-def apply_method(target, method, **options) -> MethodHandle:
-    """Attach ``method`` (a name, or a Method) to an adapter or an HF LLaVA-OV model instance.
-
-    An HF model is wrapped in a ``LlavaOnevisionAdapter`` (setting ``llava-onevision``); pass an
-    adapter to choose the setting. Bad K / retention / option values raise ValueError here."""
-    from methods.registry import get_method
-
-    if isinstance(method, str):
-        method = get_method(method, **options)
-    elif options:
-        raise ValueError("options are only accepted with a method name")
-    if not isinstance(method, Method):
-        raise ValueError(f"method must be a registered name or a Method, got {type(method).__name__}")
-    adapter = target
-    if not hasattr(target, "prefill"):
-        from methods.adapters import LlavaOnevisionAdapter
-
-        adapter = LlavaOnevisionAdapter(target)
-    plan = method.inner_plan(adapter.num_layers)
-    if plan is not None:
-        plan.validate(adapter.num_layers)
-    return MethodHandle(adapter, method)

@@ -30,7 +30,7 @@ DEFAULT_METHODS = {
 }
 
 
-def _median_time(fn, repeats: int, warmup: int = 1) -> dict:
+def median_time(fn, repeats: int, warmup: int = 1) -> dict:
     for _ in range(warmup):
         fn()
     times = []
@@ -82,7 +82,7 @@ def bench_reductions(frames=32, grid=(14, 14), dim=3584, key_dim=72, repeats=5, 
         m = get_method(name, **opts)
         with torch.inference_mode():
             red = m.reduce(tokens)
-            res = _median_time(lambda: m.reduce(tokens), repeats)
+            res = median_time(lambda: m.reduce(tokens), repeats)
         res.update(options=opts, kept=int(red.num_tokens), input_tokens=tokens.num_tokens)
         out[name] = res
     return {"shape": {"frames": frames, "grid": list(grid), "dim": dim, "dtype": "float32", "device": "cpu"},

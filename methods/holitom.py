@@ -255,3 +255,70 @@ def holitom_reduce(tokens: VideoTokens, cfg: HoliTomConfig) -> Reduction:
         "per_segment": per_segment,
     }
     return Reduction(features=features, source=source, positions="contiguous", info=info)
+
+
+# ---- registered Methods (methods.registry): stages I+II, and I+II+III through methods.runtime ----
+import dataclasses  # noqa: E402  (the wrappers below are data about the algorithm above)
+
+from methods.base import Method  # noqa: E402
+from methods.paper_options import HOLITOM_INNER_K, HOLITOM_INNER_R, HOLITOM_MERGE  # noqa: E402
+from methods.runtime import MERGES, InnerPlan, InnerStage  # noqa: E402
+
+_HOLI_FIELDS = [f.name for f in dataclasses.fields(HoliTomConfig)]
+
+
+class HoliTomWithoutMerge(Method):
+    name = "holitom-wo-m"
+    description = "HoliTom stages I+II (temporal DP segmentation + spatial merging), no inner-LLM merge"
+    Config = HoliTomConfig
+    stages = ("pre_llm",)
+
+    def reduce(self, tokens: VideoTokens) -> Reduction:
+        return holitom_reduce(tokens, self.config)
+
+    def nominal_name_and_options(self):
+        return "holitom-wo-m", {"retention": float(self.config.retention)}
+
+
+def _holitom_post_init(self):
+    HoliTomConfig(**{n: getattr(self, n) for n in _HOLI_FIELDS})  # validates the pre-LLM part
+    if isinstance(self.inner_k, bool) or not isinstance(self.inner_k, int) or self.inner_k < 1:
+        raise ValueError(f"inner_k must be an int layer index >= 1, got {self.inner_k!r}")
+    if not 0.0 <= float(self.inner_r) < 1.0:
+        raise ValueError(f"inner_r (fraction merged away) must be in [0, 1), got {self.inner_r!r}")
+    if self.merge not in MERGES:
+        raise ValueError(f"merge must be one of {list(MERGES)}, got {self.merge!r}")
+
+
+HoliTomFullConfig = dataclasses.make_dataclass(
+    "HoliTomFullConfig",
+    [(f.name, f.type, f) for f in dataclasses.fields(HoliTomConfig)]
+    + [("inner_k", "int", dataclasses.field(default=HOLITOM_INNER_K)),
+       ("inner_r", "float", dataclasses.field(default=HOLITOM_INNER_R)),
+       ("merge", "str", dataclasses.field(default=HOLITOM_MERGE))],
+    frozen=True, namespace={"__post_init__": _holitom_post_init,
+                            "__doc__": "HoliTomConfig plus Stage III: merge away inner_r of the "
+                                       "visual tokens before layer inner_k (HOLITOM_k/HOLITOM_r), "
+                                       "merge rule running-pairwise (official) or mean/blend/drop."})
+
+
+class HoliTom(Method):
+    name = "holitom"
+    description = "HoliTom: stages I+II before the LLM, Stage III similarity merge at layer K=18 (R=0.5)"
+    Config = HoliTomFullConfig
+    stages = ("pre_llm", "inner_llm")
+
+    def pre_config(self) -> HoliTomConfig:
+        return HoliTomConfig(**{n: getattr(self.config, n) for n in _HOLI_FIELDS})
+
+    def reduce(self, tokens: VideoTokens) -> Reduction:
+        return holitom_reduce(tokens, self.pre_config())
+
+    def inner_plan(self, num_layers) -> Optional[InnerPlan]:
+        c = self.config
+        return InnerPlan((InnerStage(c.inner_k, 1.0 - float(c.inner_r)),), scoring="last",
+                         merge=c.merge).validate(num_layers)
+
+    def nominal_name_and_options(self):
+        c = self.config
+        return "holitom", {"retention": float(c.retention), "k": c.inner_k, "r": float(c.inner_r)}

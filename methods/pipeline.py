@@ -97,7 +97,7 @@ def _attached(adapter, method):
     """Attach ``method`` for the request unless it already is (or is None: the attached one runs)."""
     if method is None or adapter.method is method:
         return nullcontext()
-    from methods.base import apply_method
+    from methods.attach import apply_method
 
     return apply_method(adapter, method)
 

@@ -1,42 +1,52 @@
-"""Registry of methods: ``register_method(name)``, ``get_method(name, **options)``, ``list_methods()``."""
+"""The method registry: one explicit list, ``METHODS``. ``get_method(name, **options)``,
+``list_methods()``, ``method_class(name)``, ``describe_methods()``.
+
+A new method is a :class:`methods.base.Method` subclass with a ``name``; add the class to
+``METHODS`` below (nothing registers itself on import).
+"""
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from methods.base import Method
+from methods.baselines.dycoke import DyCoke
+from methods.baselines.fastvid import FastVID
+from methods.baselines.inner_llm import FastV, PDrop, Vanilla
+from methods.baselines.pre_llm import RandomSubset, UniformPool, VisionZip
+from methods.baselines.prunevid import PruneVid
+from methods.holitom import HoliTom, HoliTomWithoutMerge
+from methods.stts_method import STTS
+from methods.tango import Tango
 
-_REGISTRY: dict[str, type[Method]] = {}
-_LOADED = False
+#: papers' methods, then baselines
+METHODS: tuple[type[Method], ...] = (
+    HoliTom, HoliTomWithoutMerge, Tango, STTS,
+    Vanilla, FastV, PDrop, VisionZip, RandomSubset, UniformPool, DyCoke, PruneVid, FastVID,
+)
 
 
-def register_method(name: str):
-    """Class decorator: register a :class:`Method` subclass under ``name``."""
-    def deco(cls: type[Method]) -> type[Method]:
+def build_registry(classes) -> dict[str, type[Method]]:
+    """name -> class; a non-Method, a nameless class or a duplicate name is an error naming it."""
+    out: dict[str, type[Method]] = {}
+    for cls in classes:
         if not (isinstance(cls, type) and issubclass(cls, Method)):
-            raise TypeError(f"register_method({name!r}) needs a Method subclass, got {cls!r}")
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"method {name!r} is already registered by {_REGISTRY[name].__name__}")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-    return deco
+            raise TypeError(f"the method registry needs Method subclasses, got {cls!r}")
+        if not cls.name:
+            raise TypeError(f"{cls.__name__} has no name")
+        if cls.name in out:
+            raise ValueError(f"method {cls.name!r} is defined twice: {out[cls.name].__name__}, {cls.__name__}")
+        out[cls.name] = cls
+    return out
 
 
-def _ensure_loaded() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        importlib.import_module("methods.baselines")
+_REGISTRY = build_registry(METHODS)
 
 
 def list_methods() -> list[str]:
-    _ensure_loaded()
     return sorted(_REGISTRY)
 
 
 def method_class(name: str) -> type[Method]:
-    _ensure_loaded()
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]

@@ -272,3 +272,32 @@ def tango_reduce(tokens: VideoTokens, cfg: TangoConfig) -> Reduction:
         info={"method": "tango", "segments": segments, "segment_retention": ratios,
               "retention": cfg.retention, "pre_llm_retention": r, "tau": tau},
     )
+
+
+# ---- registered Method (methods.registry) ----
+from methods.base import Method  # noqa: E402
+from methods.runtime import InnerPlan, InnerStage  # noqa: E402
+
+
+class Tango(Method):
+    name = "tango"
+    description = ("Tango: diversity-driven selection + ST-RoPE clustering before the LLM; "
+                   "optional intra-LLM blend merge (intra_llm=True, LLaVA-Video)")
+    Config = TangoConfig
+    stages = ("pre_llm", "inner_llm")
+
+    def reduce(self, tokens: VideoTokens) -> Reduction:
+        return tango_reduce(tokens, self.config)
+
+    def inner_plan(self, num_layers) -> Optional[InnerPlan]:
+        c = self.config
+        if not c.intra_llm:
+            return None
+        return InnerPlan((InnerStage(c.intra_k, float(c.intra_keep)),), scoring="last",
+                         merge="blend", blend_weight=0.6).validate(num_layers)
+
+    def nominal_name_and_options(self):
+        c = self.config
+        if c.intra_llm:
+            return "tango-intra", {"retention": float(c.retention), "k": c.intra_k, "p": float(c.intra_keep)}
+        return "tango", {"retention": float(c.retention)}

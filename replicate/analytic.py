@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 BUDGET_ROUNDINGS = ("per_frame_ceil", "global_round")
-# budget_rounding -> costmodel.nominal's `budget` option (for methods whose retention is a
+# budget_rounding -> methods.nominal's `budget` option (for methods whose retention is a
 # pre-LLM budget of whole tokens, i.e. those that accept `budget`)
 _NOMINAL_BUDGET = {"per_frame_ceil": "per_frame", "global_round": "global"}
 # claim-setting keys that are nominal_schedule options for a method
@@ -52,7 +52,8 @@ class Setting:
         return Setting(self.model, "vanilla", self.frames, None)
 
 
-def _arch(model: str):
+def arch_of(model: str):
+    """The costmodel ArchSpec of a model name (KeyError naming the allowed ones)."""
     from costmodel.arch import ARCH_NAMES, load_arch
 
     if model not in ARCH_NAMES:
@@ -63,7 +64,7 @@ def _arch(model: str):
 def setting_from_claim(setting: Mapping[str, Any]) -> Setting:
     """The analytic Setting of a claim's `setting` block (frames default to the arch's)."""
     model, method = setting["model"], setting.get("method", "vanilla")
-    frames = setting.get("frames") or _arch(model).default_frames
+    frames = setting.get("frames") or arch_of(model).default_frames
     options = dict(setting.get("options") or {})
     for name in SETTING_OPTIONS.get(method, ()):
         if name in setting:
@@ -80,7 +81,7 @@ def grid_settings(grid: Iterable[Mapping[str, Any]]) -> list[Setting]:
         frames_list = entry.get("frames") or [None]
         for model in entry["models"]:
             for frames in frames_list:
-                f = int(frames or _arch(model).default_frames)
+                f = int(frames or arch_of(model).default_frames)
                 for method in entry["methods"]:
                     if method == "vanilla":
                         out.append(Setting(model, method, f, None))
@@ -106,7 +107,7 @@ def unique(settings: Iterable[Setting]) -> list[Setting]:
 
 
 def _has_budget(setting: Setting) -> bool:
-    from costmodel.nominal import method_options
+    from methods.nominal import method_options
 
     return setting.retention is not None and "budget" in method_options(setting.method)
 
@@ -128,9 +129,9 @@ def effective_retention(setting: Setting, tokens_per_frame: int, rounding: str) 
 
 
 def schedule_for(setting: Setting, rounding: str = "per_frame_ceil"):
-    from costmodel.nominal import nominal_schedule
+    from methods.nominal import nominal_schedule
 
-    arch = _arch(setting.model)
+    arch = arch_of(setting.model)
     return arch, nominal_schedule(arch, setting.method, frames=setting.frames, retention=setting.retention,
                                   **budget_options(setting, rounding), **dict(setting.options))
 
@@ -227,7 +228,7 @@ def predict_speedups(claims: Iterable[Mapping[str, Any]], hardware: str, dtype: 
     """Roofline predictions (costmodel.latency) for the gpu-tier speedup claims whose method has a
     nominal schedule. A prediction is evidence beside a claim, never its measured value."""
     from costmodel.latency import predict_latency
-    from costmodel.nominal import NOMINAL_METHODS, nominal_schedule
+    from methods.nominal import NOMINAL_METHODS, nominal_schedule
 
     rows = []
     for claim in claims:
@@ -240,7 +241,7 @@ def predict_speedups(claims: Iterable[Mapping[str, Any]], hardware: str, dtype: 
         baseline = claim["setting"].get("baseline", "vanilla")
         if s.method not in NOMINAL_METHODS or baseline != "vanilla":
             continue
-        arch = _arch(s.model)
+        arch = arch_of(s.model)
         kw = dict(frames=s.frames, text_tokens=PREDICTION_TEXT_TOKENS, decode_steps=PREDICTION_DECODE_STEPS)
         method = predict_latency(arch, nominal_schedule(arch, s.method, retention=s.retention, **kw,
                                                         **budget_options(s, rounding), **dict(s.options)),

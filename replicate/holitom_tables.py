@@ -25,27 +25,27 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-PAPER_K, PAPER_R, OFFICIAL_MERGE = 18, 0.5, "running-pairwise"
+from methods.paper_options import HOLITOM_INNER_K as PAPER_K
+from methods.paper_options import HOLITOM_INNER_R as PAPER_R
+from methods.paper_options import HOLITOM_MERGE as OFFICIAL_MERGE
+from replicate.harness.options import rtag
+
 MERGE_LABELS = {"running-pairwise": "running-pairwise (official)",
                 "mean": "mean (vectorised; Tango-style re-implementation)"}
 BENCHES = ("mvbench", "egoschema", "longvideobench", "videomme", "avg")
 MODEL_SHORT = {"llava-onevision-72b": "ov72b", "llava-video-7b": "video7b"}
 SYNTH_LABEL = "SynthVideoQA (cpu tier, tiny model: an analogue, not the paper's benchmarks)"
 
-DEFAULTS: dict[str, Any] = {
-    "model": "llava-onevision-7b", "retentions": [0.10, 0.15, 0.20, 0.25], "sweep_retention": 0.10,
-    "k_sweep": [2, 7, 14, 18, 21], "k_sweep_r": 0.5, "r_sweep": [0.3, 0.4, 0.5, 0.6, 0.7], "r_sweep_k": 14,
-    "frames": [16, 32, 64, 128], "frames_retention": 0.20, "frames_methods": ["holitom-wo-m", "vanilla"],
-    "merges": ["running-pairwise", "mean"],
-    "cpu": {"retention_methods": ["holitom", "holitom-wo-m"], "retentions": [0.10, 0.15, 0.20, 0.25],
-            "sweeps": True},
-}
-
-
 def settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``holitom:`` config section with defaults filled in (nested ``cpu`` too)."""
-    h = {**DEFAULTS, **dict(config.get("holitom") or {})}
-    h["cpu"] = {**DEFAULTS["cpu"], **dict(h.get("cpu") or {})}
+    """The ``holitom:`` config section, keys it leaves out (nested ``cpu`` too) taken from the
+    shipped ``replicate/config.yaml``: the one home of the sweeps' defaults."""
+    import yaml
+
+    from replicate.configuration import CONFIG_FILE
+
+    shipped = (yaml.safe_load(CONFIG_FILE.read_text()) or {})["holitom"]
+    h = {**shipped, **dict(config.get("holitom") or {})}
+    h["cpu"] = {**shipped["cpu"], **dict(h.get("cpu") or {})}
     return h
 
 
@@ -58,19 +58,14 @@ def default_tau(retention: Optional[float]) -> Optional[float]:
     return HoliTomConfig(retention=float(retention)).effective_tau
 
 
-def rtag(retention: Optional[float]) -> str:
-    from replicate.harness.options import rtag as _rtag
-
-    return _rtag(retention)
-
 
 # ----------------------------------------------------------------------------- analytic tier
 def analytic_settings(h: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """(sweep, replicate.analytic.Setting) pairs of every sweep (vanilla baselines included)."""
-    from replicate.analytic import Setting, _arch
+    from replicate.analytic import Setting, arch_of
 
     model = h["model"]
-    F = int(_arch(model).default_frames)
+    F = int(arch_of(model).default_frames)
     out: list[tuple[str, Any]] = [("retention", Setting(model, "vanilla", F, None))]
     for r in h["retentions"]:
         out.append(("retention", Setting(model, "holitom-wo-m", F, float(r))))

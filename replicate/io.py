@@ -1,53 +1,24 @@
 """Atomic result writing: a failed or interrupted job never leaves a half-written file behind.
 
-Every writer goes to a temporary file in the destination directory, flushes and fsyncs it, then
-``os.replace``s it over the target (atomic on POSIX within one filesystem).
+``atomic_path``, ``write_text`` and ``write_csv`` are ``figures.files``'s (one implementation for
+figures and workflow); ``write_json`` adds the workflow's JSON conventions.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from figures.files import atomic_path, write_csv, write_text
 
-@contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
-                               dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-    return Path(path)
+__all__ = ["atomic_path", "write_text", "write_csv", "write_json"]
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """NaN/inf are rejected: they are not JSON, and a result that holds one is a bug upstream."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_default,
                                        allow_nan=False) + "\n")
-
-
-def write_csv(path: str | os.PathLike, frame) -> Path:
-    """Write a pandas DataFrame as CSV atomically (no index)."""
-    return write_text(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
 def _default(obj: Any) -> Any:

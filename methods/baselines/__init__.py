@@ -1,6 +1,5 @@
-"""Registered methods: baselines (vanilla, fastv, pdrop, visionzip, random, uniform-pool, dycoke,
-prunevid) and the paper methods (holitom, holitom-wo-m, tango, fastvid, stts).
-
-Imported directly, not behind ImportError guards: a method that fails to import is a bug to see,
-not a method to drop silently from the registry."""
-from . import inner, more, paper, pre_llm, stts_method  # noqa: F401  (importing registers)
+"""Baselines the papers compare against: vanilla, FastV, PyramidDrop (``inner_llm``), VisionZip,
+random subset, uniform pooling (``pre_llm``), DyCoke, PruneVid, FastVID (one module each, the
+algorithm and its registered Method). The papers' own methods are ``methods.holitom``,
+``methods.tango`` and ``methods.stts`` / ``methods.stts_method``; the registry is
+``methods.registry``."""

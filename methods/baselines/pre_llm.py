@@ -12,7 +12,6 @@ from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 from methods.base import Method, resolve_arch
 from methods.primitives.merge import assign_nearest, scatter_mean
 from methods.primitives.rng import make_generator
-from methods.registry import register_method
 from methods.types import Reduction, VideoTokens, check_retention
 
 
@@ -81,8 +80,8 @@ def visionzip_frame(feat: torch.Tensor, attn: torch.Tensor, keys: torch.Tensor, 
     return out[order], src[order]
 
 
-@register_method("visionzip")
 class VisionZip(Method):
+    name = "visionzip"
     description = "VisionZip (HoliTom's OV/Video port): dominant attention top-k + merged contextual tokens per frame"
     Config = VisionZipConfig
     stages = ("pre_llm",)
@@ -131,8 +130,8 @@ class RandomConfig:
             raise ValueError(f"seed must be an int, got {self.seed!r}")
 
 
-@register_method("random")
 class RandomSubset(Method):
+    name = "random"
     description = "random pre-LLM subset (seeded), original order"
     Config = RandomConfig
     stages = ("pre_llm",)
@@ -166,8 +165,8 @@ def pooled_grid(grid: tuple[int, int], retention: float) -> tuple[int, int]:
     return (min(h, max(1, round_half_up(h * s))), min(w, max(1, round_half_up(w * s))))
 
 
-@register_method("uniform-pool")
 class UniformPool(Method):
+    name = "uniform-pool"
     description = "uniform spatial average pooling of each frame to the retention"
     Config = UniformPoolConfig
     stages = ("pre_llm",)
@@ -194,7 +193,7 @@ class UniformPool(Method):
 def _pre_llm_schedule(spec, frames: int, per_frame: int, text_tokens: int, decode_steps: int,
                       label: str, rows: Optional[int]):
     """Schedule of a pre-LLM method keeping ``per_frame`` tokens in every frame."""
-    from costmodel.nominal import nominal_schedule
+    from methods.nominal import nominal_schedule
 
     base = nominal_schedule(spec, "vanilla", frames=frames, text_tokens=text_tokens, decode_steps=decode_steps)
     kept = frames * per_frame

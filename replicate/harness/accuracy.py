@@ -61,7 +61,7 @@ def cell_costs(arch, schedule) -> dict[str, Any]:
 @torch.no_grad()
 def evaluate_adapter(adapter, method, samples, tokenizer, *, progress: bool = True, desc: str = "") -> dict:
     """Accuracy of ``method`` (a Method or None) over ``samples``; records the first schedule."""
-    from methods.base import apply_method
+    from methods.attach import apply_method
     from replicate.embedded.evaluate import pipeline_option_logits
     from replicate.embedded.tokenizer import letter_ids
 

@@ -17,15 +17,17 @@ cell so nothing is implicit):
   (block prune_at + 1 must exist for the soft-bias block; the tiny tower has 2);
 - vanilla: no retention (rtag ``full``).
 
-Dependencies: the standard library and costmodel.nominal (light; used by the GPU entry point too).
+Dependencies: the standard library, costmodel.nominal and methods.paper_options (light; read while
+the workflow parses its rules, and by the GPU entry point).
 """
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
 from costmodel.nominal import round_half_up  # the nominal schedules' rounding
+from methods import paper_options as P
 
-PAPER_LAYERS = 28
+PAPER_LAYERS = P.PAPER_LLM_LAYERS
 #: option name(s) that are LLM layer indices, per method (values given for 28 layers)
 LAYER_OPTIONS: dict[str, tuple[str, ...]] = {
     "fastv": ("k",),
@@ -37,15 +39,15 @@ LAYER_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 #: options naming the layer *after* which pruning happens (pruning at index + 1): in [0, L-2]
 AFTER_LAYER_OPTIONS = ("selected_layer",)
-#: paper defaults (28-layer indices) the harness states explicitly
+#: paper defaults (28-layer indices) the harness states explicitly (values: methods.paper_options)
 PAPER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "fastv": {"k": 2},
-    "pdrop": {"layers": [7, 14, 21]},
-    "holitom": {"inner_k": 18, "inner_r": 0.5},
-    "prunevid": {"selected_layer": 10},
-    "tango": {"intra_k": 18},
-    "dycoke": {"decode_layer": 3},
-    "stts": {"prune_at": 3},
+    "fastv": {"k": P.FASTV_K},
+    "pdrop": {"layers": [round_half_up(b * PAPER_LAYERS / 32) for b in P.PDROP_BOUNDARIES_OF_32]},
+    "holitom": {"inner_k": P.HOLITOM_INNER_K, "inner_r": P.HOLITOM_INNER_R},
+    "prunevid": {"selected_layer": P.PRUNEVID_SELECTED_LAYER},
+    "tango": {"intra_k": P.TANGO_INTRA_K},
+    "dycoke": {"decode_layer": P.DYCOKE_DECODE_LAYER},
+    "stts": {"prune_at": P.STTS_PRUNE_AT},
 }
 NO_RETENTION = ("vanilla",)
 

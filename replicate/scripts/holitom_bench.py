@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from methods.bench import _median_time, random_video_tokens
+from methods.bench import median_time, random_video_tokens
 from methods.holitom import HoliTomConfig, consecutive_cosine, holitom_reduce, temporal_segments
 from replicate.io import write_json
 from replicate.provenance import provenance
@@ -44,9 +44,9 @@ def run(frames, grid, dim, retentions, static_fraction, repeats, threads, seed=0
             red = holitom_reduce(tokens, cfg)
             out[f"r{float(r):.2f}"] = {
                 "retention": float(r), "tau": cfg.effective_tau,
-                "stage1": _median_time(lambda: temporal_segments(consecutive_cosine(tokens.features),
+                "stage1": median_time(lambda: temporal_segments(consecutive_cosine(tokens.features),
                                                                  cfg.effective_tau, cfg.max_window), repeats),
-                "stages_1_2": _median_time(lambda: holitom_reduce(tokens, cfg), repeats),
+                "stages_1_2": median_time(lambda: holitom_reduce(tokens, cfg), repeats),
                 "input_tokens": tokens.num_tokens, "kept_tokens": int(red.num_tokens),
                 "temporally_reduced": int(seg.total_reduced)}
     return {"what": "HoliTom stages I-II (methods.holitom.holitom_reduce) on CPU, median of repeats",

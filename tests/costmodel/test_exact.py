@@ -1,7 +1,8 @@
 """The `exact` convention: hand-computed rows, units, and its relation to the `paper` convention."""
 import pytest
 
-from costmodel import TokenSchedule, decode_step_costs, exact_costs, load_arch, nominal_schedule, paper_flops
+from costmodel import TokenSchedule, decode_step_costs, exact_costs, load_arch, paper_flops
+from methods.nominal import nominal_schedule
 from costmodel.flops import FLOPCOUNTER_KINDS, STAGES
 
 OV = load_arch("llava-onevision-7b")

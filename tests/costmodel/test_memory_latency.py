@@ -2,7 +2,8 @@
 import pytest
 
 from costmodel import (amdahl_ttft_bound, fit_efficiency, kv_bytes_per_token, kv_cache_bytes, load_arch,
-                       load_hardware, nominal_schedule, param_counts, predict_latency, weight_bytes)
+                       load_hardware, param_counts, predict_latency, weight_bytes)
+from methods.nominal import nominal_schedule
 from costmodel.latency import HARDWARE_NAMES
 
 OV = load_arch("llava-onevision-7b")

@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from costmodel import NOMINAL_METHODS, TokenSchedule, VisionLoad, load_arch, nominal_schedule
+from costmodel import TokenSchedule, VisionLoad, load_arch
+from methods.nominal import NOMINAL_METHODS, nominal_schedule
 
 OV = load_arch("llava-onevision-7b")
 VID = load_arch("llava-video-7b")
@@ -122,7 +123,7 @@ def test_every_method_builds_and_round_trips(method):
 
 
 def test_method_options_lists_defaults_and_rejects_unknown_methods():
-    from costmodel.nominal import method_options
+    from methods.nominal import method_options
 
     assert method_options("holitom") == {"k": 18, "r": 0.5, "budget": "global"}
     assert "budget" not in method_options("fastv")

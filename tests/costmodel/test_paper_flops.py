@@ -6,7 +6,8 @@ pre-LLM budget is per frame, F·ceil(r·N) (HoliTom's per-frame ceil(L·r)), not
 """
 import pytest
 
-from costmodel import load_arch, nominal_schedule, paper_flops
+from costmodel import load_arch, paper_flops
+from methods.nominal import nominal_schedule
 from costmodel.flops import paper_layer
 
 T = 1e12

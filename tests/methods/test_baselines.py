@@ -6,7 +6,7 @@ import torch
 
 from costmodel.flops import exact_costs, paper_flops
 from methods.adapters import LlavaOnevisionAdapter
-from methods.base import apply_method
+from methods.attach import apply_method
 from methods.baselines.pre_llm import frame_budgets, visionzip_frame
 from methods.registry import get_method
 from methods.types import VideoTokens

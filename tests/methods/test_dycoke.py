@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from methods.base import apply_method
-from methods.dycoke import (DyCokeConfig, dycoke_decode_keep, dycoke_decode_refresh, dycoke_reduce,
+from methods.attach import apply_method
+from methods.baselines.dycoke import (DyCokeConfig, dycoke_decode_keep, dycoke_decode_refresh, dycoke_reduce,
                             ttm_budgets, ttm_keep_mask, ttm_references, ttm_similarity)
 from methods.registry import get_method
 from methods.types import VideoTokens

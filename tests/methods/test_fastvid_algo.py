@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods.fastvid import FastVIDConfig, anchor_frames, fastvid_frame_budget, fastvid_reduce
+from methods.baselines.fastvid import FastVIDConfig, anchor_frames, fastvid_frame_budget, fastvid_reduce
 from methods.types import VideoTokens
 
 

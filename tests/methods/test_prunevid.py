@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from methods.base import apply_method
+from methods.attach import apply_method
 from methods.primitives import make_generator
-from methods.prunevid import (PruneVidConfig, apportion, cluster_merge, label_segments,
+from methods.baselines.prunevid import (PruneVidConfig, apportion, cluster_merge, label_segments,
                               mean_pairwise_cosine, prunevid_reduce, refine_labels, temporal_segments)
 from methods.registry import get_method
 from methods.types import VideoTokens

@@ -9,8 +9,9 @@ import torch
 import methods
 from methods.__main__ import main
 from methods.adapters import LlavaOnevisionAdapter
-from methods.base import Method, apply_method
-from methods.registry import get_method, list_methods, register_method
+from methods.attach import apply_method
+from methods.base import Method
+from methods.registry import METHODS, build_registry, get_method, list_methods
 
 
 def test_registered_methods():
@@ -37,13 +38,35 @@ def test_errors_name_the_value_and_the_allowed():
         get_method("fastv", scoring="first")
 
 
-def test_register_method_rejects_non_methods_and_duplicates():
+def test_registry_rejects_non_methods_nameless_classes_and_duplicates():
     with pytest.raises(TypeError):
-        register_method("x")(object)
-    with pytest.raises(ValueError, match="already registered"):
-        @register_method("fastv")
-        class Other(Method):  # noqa: F841
-            Config = type(get_method("vanilla").config)
+        build_registry([object])
+
+    class Nameless(Method):
+        Config = type(get_method("vanilla").config)
+
+    with pytest.raises(TypeError, match="Nameless has no name"):
+        build_registry([Nameless])
+
+    class Other(Method):
+        name = "fastv"
+        Config = type(get_method("vanilla").config)
+
+    with pytest.raises(ValueError, match="'fastv' is defined twice"):
+        build_registry([*METHODS, Other])
+
+
+def test_stages_are_declared_data_that_match_the_code():
+    with pytest.raises(TypeError, match="declare 'pre_llm'"):
+        class Undeclared(Method):  # noqa: F841
+            name = "undeclared"
+
+            def reduce(self, tokens):
+                return None
+    with pytest.raises(TypeError, match="unknown stage"):
+        class Misspelt(Method):  # noqa: F841
+            stages = ("pre-llm",)
+    assert {m.name: m.stages for m in METHODS}["stts"] == ("in_vit", "pre_llm")
 
 
 def test_apply_method_is_instance_scoped_and_undoable():

@@ -10,8 +10,8 @@ import torch
 from costmodel.schedule import VisionLoad
 from methods.adapters import LlavaOnevisionAdapter
 from methods.adapters.vision_prune import PrunedVideoTokens, pool_kept, run_tower
-from methods.base import apply_method
-from methods.baselines.stts_method import STTS, STTSMethodConfig, stts_losses
+from methods.attach import apply_method
+from methods.stts_method import STTS, STTSMethodConfig, stts_losses
 from methods.registry import get_method
 from methods.stts import TemporalTokenScorer, attention_bias, pack_first_fit_decreasing
 from methods.types import Reduction

@@ -23,7 +23,6 @@ import torch
 from methods.adapters.vision_prune import (PrunedVideoTokens, check_pooling_groups, encode_video_pruned,
                                            pool_kept, run_tower, tower_layers_run)
 from methods.base import Method
-from methods.registry import register_method
 from methods.stts import STTSConfig, TemporalTokenScorer, auxiliary_loss, novelty_targets
 from methods.types import Reduction, VideoTokens
 
@@ -75,8 +74,8 @@ class STTSMethodConfig:
                           rescale_min=float(self.rescale_min), aux_coef=float(self.aux_coef), group=self.group)
 
 
-@register_method("stts")
 class STTS(Method):
+    name = "stts"
     description = ("STTS on the LLaVA-OV SigLIP tower: learned 2x2-group spatio-temporal scorer after ViT "
                    "block prune_at, soft attention bias in block prune_at+1, hard prune of the video-global "
                    "topk fraction of groups (first frame kept) with first-fit-decreasing packing of later "

@@ -7,9 +7,16 @@ from typing import Literal, Optional
 from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 
 from methods.base import Method
-from methods.registry import register_method
+from methods.paper_options import FASTV_K, PDROP_BOUNDARIES_OF_32, PDROP_LAMBDA
 from methods.runtime import MODES, SCORINGS, InnerPlan, InnerStage
 from methods.types import check_retention
+
+
+def pdrop_boundaries(num_layers: int, layers=None) -> tuple[int, ...]:
+    """PyramidDrop's stage boundaries: ``layers``, else (8, 16, 24)/32 of the depth."""
+    if layers:
+        return tuple(layers)
+    return tuple(round_half_up(b * num_layers / 32) for b in PDROP_BOUNDARIES_OF_32)
 
 
 def _check_choice(value, allowed, name):
@@ -27,8 +34,8 @@ class VanillaConfig:
     pass
 
 
-@register_method("vanilla")
 class Vanilla(Method):
+    name = "vanilla"
     description = "no reduction (the unmodified model)"
     Config = VanillaConfig
     stages = ()
@@ -43,7 +50,7 @@ class FastVConfig:
     ``scoring``: 'last' (last token's head-averaged row; HoliTom/Tango variant) or 'mean' (all query
     rows; the FastV paper). ``mode='mask'`` masks instead of removing (oracle, no speed-up)."""
 
-    k: int = 2
+    k: int = FASTV_K
     keep: float = 0.5
     scoring: Literal["last", "mean"] = "last"
     mode: Literal["inplace", "mask"] = "inplace"
@@ -55,8 +62,8 @@ class FastVConfig:
         _check_choice(self.mode, MODES, "mode")
 
 
-@register_method("fastv")
 class FastV(Method):
+    name = "fastv"
     description = "FastV: drop low-attention visual tokens after layer K (inside the LLM)"
     Config = FastVConfig
     stages = ("inner_llm",)
@@ -74,7 +81,7 @@ class PDropConfig:
     """PyramidDrop: 4 stages; at each boundary keep ``lam`` of the remaining visual tokens, ranked by
     the last instruction token's attention. ``layers`` None -> (8, 16, 24)/32 of the depth."""
 
-    lam: float = 0.5
+    lam: float = PDROP_LAMBDA
     layers: Optional[tuple[int, ...]] = None
     scoring: Literal["last", "mean"] = "last"
     mode: Literal["inplace", "mask"] = "inplace"
@@ -89,16 +96,14 @@ class PDropConfig:
         _check_choice(self.mode, MODES, "mode")
 
 
-@register_method("pdrop")
 class PDrop(Method):
+    name = "pdrop"
     description = "PyramidDrop: keep lam of the visual tokens at each of 3 stage boundaries"
     Config = PDropConfig
     stages = ("inner_llm",)
 
     def boundaries(self, num_layers: int) -> tuple[int, ...]:
-        if self.config.layers is not None:
-            return self.config.layers
-        return tuple(round_half_up(b * num_layers / 32) for b in (8, 16, 24))
+        return pdrop_boundaries(num_layers, self.config.layers)
 
     def inner_plan(self, num_layers):
         bounds = self.boundaries(num_layers)

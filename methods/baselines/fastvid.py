@@ -122,3 +122,20 @@ def fastvid_reduce(tokens: VideoTokens, cfg: FastVIDConfig) -> Reduction:
     return Reduction(features=feats[order].to(X.dtype), source=idx[order], positions="original",
                      info={"method": "fastvid", "segments": segments, "salient_per_frame": n_sal,
                            "context_per_frame": n_ctx, "retention": cfg.retention})
+
+
+# ---- registered Method (methods.registry) ----
+from methods.base import Method  # noqa: E402
+
+
+class FastVID(Method):
+    name = "fastvid"
+    description = "FastVID: DySeg on global features + STPrune (MAP-head salient + density merging)"
+    Config = FastVIDConfig
+    stages = ("pre_llm",)
+
+    def reduce(self, tokens: VideoTokens) -> Reduction:
+        return fastvid_reduce(tokens, self.config)
+
+    def nominal_name_and_options(self):
+        return "fastvid", {"retention": float(self.config.retention)}

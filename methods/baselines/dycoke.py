@@ -46,7 +46,7 @@ Two stages:
 
     The project runtime (methods.runtime.llm_decode_step) has no per-step hook to re-select KV
     entries, so **stage (b) is declared but not applied at run time** (see
-    methods.baselines.more.DyCoke); the cost model's ``dycoke`` schedule does not model it either.
+    methods.baselines.dycoke.DyCoke); the cost model's ``dycoke`` schedule does not model it either.
 """
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ import torch
 
 from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 
-from .types import Reduction, VideoTokens, check_retention
+from methods.paper_options import DYCOKE_DECODE_LAYER
+from methods.types import Reduction, VideoTokens, check_retention
 
 WINDOW = 4  # frames per TTM window (official)
 
@@ -77,7 +78,7 @@ class DyCokeConfig:
     """
 
     retention: float
-    decode_layer: int = 3
+    decode_layer: int = DYCOKE_DECODE_LAYER
     decode_prune: float = 0.7
     decode_sim_threshold: float = 0.9
 
@@ -219,3 +220,43 @@ def dycoke_decode_refresh(attn_row: torch.Tensor, prev_row: Optional[torch.Tenso
     if sim < threshold:
         return dycoke_decode_keep(attn_row, p), sim
     return None, sim
+
+
+# ---- registered Method (methods.registry) ----
+from methods.base import Method  # noqa: E402
+
+
+@dataclass(frozen=True)
+class DecodeKVPolicy:
+    """DyCoke stage (b) as declared (not applied): before layer ``layer`` at every decode step,
+    keep the top ``1 - prune`` of the image KV entries by layer ``layer - 1``'s attention of the
+    current token, re-selected when the cosine to the previous step's attention < ``sim_threshold``
+    (pure rules: methods.baselines.dycoke.dycoke_decode_keep / dycoke_decode_refresh)."""
+
+    layer: int
+    prune: float
+    sim_threshold: float
+    applied: bool = False
+
+
+class DyCoke(Method):
+    name = "dycoke"
+    description = ("DyCoke: temporal token merging in 4-frame windows before the LLM (budget from "
+                   "retention); its decode-time dynamic KV pruning is declared but NOT applied "
+                   "(the runtime's decode loop has no hook for it)")
+    Config = DyCokeConfig
+    stages = ("pre_llm",)
+
+    def reduce(self, tokens: VideoTokens) -> Reduction:
+        return dycoke_reduce(tokens, self.config)
+
+    def decode_policy(self) -> DecodeKVPolicy:
+        """Stage (b) as the official code defines it; ``applied`` is False: llm_decode_step offers
+        no per-step KV re-selection, so generation attends to the whole (TTM-reduced) cache."""
+        c = self.config
+        return DecodeKVPolicy(c.decode_layer, float(c.decode_prune), float(c.decode_sim_threshold))
+
+    def nominal_name_and_options(self):
+        # The pre-LLM counts agree exactly (round_half_up(r*F*N)); costmodel's "dycoke" does not
+        # model stage (b) either, and neither does the runtime.
+        return "dycoke", {"retention": float(self.config.retention)}

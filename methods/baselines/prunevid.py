@@ -23,7 +23,7 @@ defaults from ``scripts/eval.sh``). The released code is for PLLaVA only (anchor
    Output order per segment: [static; dynamic of frame 0; dynamic of frame 1; ...].
 4. **Inside the LLM** (not here): question-to-video attention at layer ``selected_layer`` (eval.sh:
    10 for PLLaVA-7B's 32 layers) keeps the top ``alpha`` (eval.sh: 0.4) of the video tokens, in the
-   KV cache too. Expressed as an InnerPlan stage by methods.baselines.more.PruneVid.
+   KV cache too. Expressed as an InnerPlan stage by methods.baselines.prunevid.PruneVid.
 
 Budget. PruneVid has no retention knob; to compare at HoliTom's pre-LLM retentions (its table puts
 PruneVid at the same 10-25 % as VisionZip) the default here is ``retention`` mode: exactly
@@ -49,8 +49,8 @@ import torch
 
 from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 
-from .primitives import dpc_knn_centers_batched, make_generator, scatter_mean
-from .types import Reduction, VideoTokens, check_retention
+from methods.primitives import dpc_knn_centers_batched, make_generator, scatter_mean
+from methods.types import Reduction, VideoTokens, check_retention
 
 OFFICIAL_MIN_CLUSTER_SET = 14  # official: sets of <= 14 tokens are not clustered
 
@@ -309,3 +309,97 @@ def prunevid_reduce(tokens: VideoTokens, cfg: PruneVidConfig) -> Reduction:
         "budget_short": 0 if target is None else target - out,
     }
     return Reduction(features, source, positions="contiguous", info=info)
+
+
+# ---- registered Method (methods.registry) ----
+import dataclasses  # noqa: E402
+
+from methods.base import Method, resolve_arch  # noqa: E402
+from methods.paper_options import PRUNEVID_SELECTED_LAYER  # noqa: E402
+from methods.runtime import MODES, InnerPlan, InnerStage  # noqa: E402
+
+
+_PRE_FIELDS = [f.name for f in dataclasses.fields(PruneVidConfig)]
+
+
+def _prunevid_post_init(self) -> None:
+    PruneVidConfig(**{n: getattr(self, n) for n in _PRE_FIELDS})  # validates the pre-LLM part
+    if self.selected_layer is not None and (isinstance(self.selected_layer, bool)
+                                            or not isinstance(self.selected_layer, int)
+                                            or self.selected_layer < 0):
+        raise ValueError(f"selected_layer must be None (no inner-LLM stage) or an int layer index >= 0, "
+                         f"got {self.selected_layer!r}")
+    check_retention(self.alpha, "alpha")
+    if self.mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
+
+
+PruneVidFullConfig = dataclasses.make_dataclass(
+    "PruneVidFullConfig",
+    [(f.name, f.type, f) for f in dataclasses.fields(PruneVidConfig)]
+    + [("selected_layer", "Optional[int]", dataclasses.field(default=PRUNEVID_SELECTED_LAYER)),
+       ("alpha", "float", dataclasses.field(default=0.4)),
+       ("mode", "str", dataclasses.field(default="inplace"))],
+    frozen=True, namespace={"__post_init__": _prunevid_post_init,
+                            "__doc__": "PruneVidConfig plus stage 4: after LLM layer selected_layer "
+                                       "(0-indexed; eval.sh 10) keep the top alpha (eval.sh 0.4) of the "
+                                       "video tokens by that layer's attention from the last prompt "
+                                       "token; selected_layer=None turns stage 4 off."})
+
+
+class PruneVid(Method):
+    name = "prunevid"
+    description = ("PruneVid: DPC-KNN temporal segments, static-token averaging, DPC-KNN spatial "
+                   "merging before the LLM (budget from retention); keeps alpha of the video tokens "
+                   "after layer selected_layer by last-token attention")
+    Config = PruneVidFullConfig
+    stages = ("pre_llm", "inner_llm")
+
+    def pre_config(self) -> PruneVidConfig:
+        return PruneVidConfig(**{n: getattr(self.config, n) for n in _PRE_FIELDS})
+
+    def reduce(self, tokens: VideoTokens) -> Reduction:
+        return prunevid_reduce(tokens, self.pre_config())
+
+    def inner_plan(self, num_layers) -> Optional[InnerPlan]:
+        """Stage 4 through the shared runtime. The official code runs layer ``M = selected_layer``
+        with its attention returned, then prunes, so layers > M see the kept tokens: that is an
+        InnerStage at ``K = M + 1`` (scores from layer K-1 = M). Scoring: the last prompt token's
+        head-averaged row (the end of the question); the official scoring code (``elastic_cache``)
+        is not in the released sources we could read, so its exact reduction over question tokens
+        and heads is not reproduced. Unlike the official cache pruning, layers < K keep their full
+        KV cache."""
+        c = self.config
+        if c.selected_layer is None:
+            return None
+        return InnerPlan((InnerStage(c.selected_layer + 1, float(c.alpha)),), scoring="last",
+                         mode=c.mode).validate(num_layers)
+
+    def nominal_name_and_options(self):
+        """costmodel's "prunevid" is the pre-LLM count only, so it matches only without stage 4 and
+        in retention mode; otherwise None (nominal_schedule below composes stage 4 itself)."""
+        c = self.config
+        if c.retention is None or c.selected_layer is not None:
+            return None
+        return "prunevid", {"retention": float(c.retention)}
+
+    def nominal_schedule(self, arch, frames, text_tokens=0, decode_steps=0):
+        c = self.config
+        if c.retention is None:
+            raise NotImplementedError(
+                "prunevid with cluster_ratio (official fixed ratio) keeps a content-dependent number of "
+                "tokens and has no nominal schedule; use retention=")
+        if c.selected_layer is None:
+            return super().nominal_schedule(arch, frames, text_tokens, decode_steps)
+        from methods.nominal import nominal_schedule
+        from costmodel.schedule import replace_fields
+
+        spec = resolve_arch(arch)
+        base = nominal_schedule(spec, "prunevid", frames=frames, retention=float(c.retention),
+                                text_tokens=text_tokens, decode_steps=decode_steps)
+        L = len(base.llm_visual)
+        visual = self.inner_plan(L).nominal_visual(base.llm_visual[0], L)
+        return replace_fields(base, llm_visual=visual,
+                              label=f"{base.label}/alpha={c.alpha:g}@K={c.selected_layer + 1}",
+                              notes=base.notes + (f"prunevid stage 4: keep {c.alpha:g} of the video tokens "
+                                                  f"from layer {c.selected_layer + 1}",))

@@ -1,0 +1,45 @@
+"""Atomic file writing: a failed or interrupted job never leaves a half-written file behind.
+
+Every writer goes to a temporary file in the destination directory, flushes and fsyncs it, then
+``os.replace``s it over the target (atomic on POSIX within one filesystem). It lives here, at the
+bottom of the package graph, so that figures and the workflow (``replicate.io``) share one
+implementation and ``figures`` imports nothing from ``replicate``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
+                               dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return Path(path)
+
+
+def write_csv(path: str | os.PathLike, frame) -> Path:
+    """Write a pandas DataFrame as CSV atomically (no index)."""
+    return write_text(path, frame.to_csv(index=False, lineterminator="\n"))
