@@ -9,6 +9,7 @@ sets ``adapter.method``; the HF model object is never modified and other instanc
 """
 from __future__ import annotations
 
+from methods.adapters.base import VideoLLMAdapter
 from methods.base import Method
 from methods.registry import get_method
 
@@ -49,7 +50,7 @@ def apply_method(target, method, **options) -> MethodHandle:
     if not isinstance(method, Method):
         raise ValueError(f"method must be a registered name or a Method, got {type(method).__name__}")
     adapter = target
-    if not hasattr(target, "prefill"):
+    if not isinstance(target, VideoLLMAdapter):  # an HF model instance
         from methods.adapters import LlavaOnevisionAdapter
 
         adapter = LlavaOnevisionAdapter(target)

@@ -149,6 +149,81 @@ def _dynamic_path(x: torch.Tensor, attn: torch.Tensor, frames: torch.Tensor, dyn
     return torch.cat([dom_pos, ctx_pos], dim=1), n_dom, merged
 
 
+class _ReducedSequence:
+    """The output being assembled in ``one_token`` order: the flat source index of every output
+    token (in pieces), and the output rows whose features are merged rather than copied."""
+
+    def __init__(self, device):
+        self.device = device
+        self.sources: list[torch.Tensor] = []
+        self.merged_rows: list[torch.Tensor] = []
+        self.merged_feats: list[torch.Tensor] = []
+        self.length = 0
+
+    def add(self, sources: torch.Tensor, merged_rows=None, merged_feats=None) -> None:
+        """Append tokens; ``merged_rows`` are relative to this piece's first row."""
+        self.sources.append(sources)
+        if merged_rows is not None:
+            self.merged_rows.append(self.length + merged_rows)
+            self.merged_feats.append(merged_feats)
+        self.length += sources.numel()
+
+    def gather(self, x: torch.Tensor, newline_policy: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features (M, D), source (M,)): one gather of the copied tokens, one scatter of the merged
+        ones; ``grid`` orders the output by source index."""
+        F, N, D = x.shape
+        source = (torch.cat(self.sources) if self.sources
+                  else torch.zeros(0, dtype=torch.long, device=self.device)).long()
+        rows = torch.cat(self.merged_rows) if self.merged_rows else None
+        if newline_policy == "grid":
+            order = torch.argsort(source)
+            source = source[order]
+            if rows is not None:
+                inverse = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=self.device))
+                rows = inverse[rows]
+        features = x.reshape(F * N, D).index_select(0, source)
+        if rows is not None:
+            features.index_copy_(0, rows, torch.cat(self.merged_feats).to(x.dtype))
+        return features, source
+
+
+def _static_stage(x, sim, s: int, e: int, tau: float, r_prime: float, cfg: HoliTomConfig, gen,
+                  out: _ReducedSequence) -> tuple[int, int, torch.Tensor]:
+    """Stage I on a multi-frame segment: merge its static positions into ``round(S * r')`` tokens.
+    Returns (static positions S, static tokens out, the segment's dynamic positions)."""
+    N = x.shape[1]
+    mask = static_mask(sim, s, e, tau)
+    static_pos = mask.nonzero().flatten()
+    dyn_pos = (~mask).nonzero().flatten()
+    n_static = static_pos.numel()
+    n_static_out = round(n_static * r_prime)
+    if n_static_out > 0:
+        # One token per static position, the mean over the window's frames (mean over all
+        # positions first: a contiguous pass, faster than fancy indexing).
+        static_feat = x[s:e + 1].mean(0, dtype=torch.float32).index_select(0, static_pos)  # (S, D)
+        merged, centres = density_merge_batched(static_feat.unsqueeze(0), n_static_out, cfg.k, cfg.beta, gen)
+        # always written as merged: even unmerged static tokens are frame means, not copies
+        out.add(s * N + static_pos[centres[0]], torch.arange(n_static_out, device=x.device), merged[0])
+    return n_static, n_static_out, dyn_pos
+
+
+def _emit_dynamic(out: _ReducedSequence, s: int, e: int, N: int, pos, n_dom: int, ctx) -> int:
+    """Append the kept dynamic tokens of frames s..e (``pos``: (frames, kept) positions, the first
+    ``n_dom`` dominant copies, the rest contextual merges ``ctx``); returns how many."""
+    if pos is None or not pos.numel():
+        return 0
+    nf, n_keep = e - s + 1, pos.shape[1]
+    device = pos.device
+    frame_base = torch.arange(s, e + 1, device=device).unsqueeze(1) * N
+    rows = feats = None
+    if ctx is not None:
+        rows = (torch.arange(nf, device=device).unsqueeze(1) * n_keep
+                + torch.arange(n_dom, n_keep, device=device)).flatten()
+        feats = ctx.reshape(-1, ctx.shape[-1])
+    out.add((pos + frame_base).flatten(), rows, feats)
+    return nf * n_keep
+
+
 def holitom_reduce(tokens: VideoTokens, cfg: HoliTomConfig) -> Reduction:
     """HoliTom stages I and II on one video. See the module docstring for the algorithm.
 
@@ -170,90 +245,38 @@ def holitom_reduce(tokens: VideoTokens, cfg: HoliTomConfig) -> Reduction:
 
     sim = consecutive_cosine(x)
     seg = temporal_segments(sim, tau, cfg.max_window)
-    total = F * N
-    r_prime = rescaled_retention(cfg.retention, seg.total_reduced, total)
+    r_prime = rescaled_retention(cfg.retention, seg.total_reduced, F * N)
     gen = make_generator(cfg.seed, device)
-    all_pos = torch.arange(N, device=device)
 
     # Single-frame segments: the dynamic path on all N tokens, batched over those frames.
     singles = [s for s, e in seg.segments if s == e]
     if singles:
-        frames = torch.tensor(singles, device=device)
-        s_pos, s_dom, s_ctx = _dynamic_path(x, attn, frames, all_pos, r_prime, cfg, gen)
+        s_pos, s_dom, s_ctx = _dynamic_path(x, attn, torch.tensor(singles, device=device),
+                                            torch.arange(N, device=device), r_prime, cfg, gen)
         single_row = {f: i for i, f in enumerate(singles)}
 
-    src_pieces: list[torch.Tensor] = []
-    merged_rows: list[torch.Tensor] = []   # output rows (in one_token order) of merged tokens
-    merged_feats: list[torch.Tensor] = []
-    offset = 0
+    out = _ReducedSequence(device)
     per_segment = []
     for s, e in seg.segments:
-        nf = e - s + 1
-        if nf == 1:
+        if s == e:
             i = single_row[s]
             pos, n_dom, ctx = s_pos[i:i + 1], s_dom, (None if s_ctx is None else s_ctx[i:i + 1])
             n_static, n_static_out, L = 0, 0, N
         else:
-            mask = static_mask(sim, s, e, tau)
-            static_pos = mask.nonzero().flatten()
-            dyn_pos = (~mask).nonzero().flatten()
-            n_static, L = static_pos.numel(), dyn_pos.numel()
-            n_static_out = round(n_static * r_prime)
-            if n_static_out > 0:
-                # Stage I: one token per static position, the mean over the window's frames
-                # (mean over all positions first: a contiguous pass, faster than fancy indexing).
-                static_feat = x[s:e + 1].mean(0, dtype=torch.float32).index_select(0, static_pos)  # (S, D)
-                merged, centres = density_merge_batched(
-                    static_feat.unsqueeze(0), n_static_out, cfg.k, cfg.beta, gen)
-                src_pieces.append(s * N + static_pos[centres[0]])
-                # always written: even unmerged static tokens are frame means, not copies
-                merged_rows.append(torch.arange(offset, offset + n_static_out, device=device))
-                merged_feats.append(merged[0])
-                offset += n_static_out
+            n_static, n_static_out, dyn_pos = _static_stage(x, sim, s, e, tau, r_prime, cfg, gen, out)
+            L = dyn_pos.numel()
             pos, n_dom, ctx = None, 0, None
             if L:
                 pos, n_dom, ctx = _dynamic_path(x, attn, torch.arange(s, e + 1, device=device),
                                                 dyn_pos, r_prime, cfg, gen)
-        n_dyn_out = 0
-        if pos is not None and pos.numel():
-            n_keep = pos.shape[1]
-            frame_base = torch.arange(s, e + 1, device=device).unsqueeze(1) * N
-            src_pieces.append((pos + frame_base).flatten())
-            if ctx is not None:
-                rows = offset + torch.arange(nf, device=device).unsqueeze(1) * n_keep \
-                    + torch.arange(n_dom, n_keep, device=device)
-                merged_rows.append(rows.flatten())
-                merged_feats.append(ctx.reshape(-1, D))
-            n_dyn_out = nf * n_keep
-            offset += n_dyn_out
+        n_dyn_out = _emit_dynamic(out, s, e, N, pos, n_dom, ctx)
         per_segment.append({"segment": (s, e), "static_positions": n_static,
                             "static_out": n_static_out, "dynamic_positions": L,
                             "dynamic_out": n_dyn_out})
-
-    source = (torch.cat(src_pieces) if src_pieces
-              else torch.zeros(0, dtype=torch.long, device=device)).long()
-    rows = torch.cat(merged_rows) if merged_rows else None
-    if tokens.newline_policy == "grid":
-        order = torch.argsort(source)
-        source = source[order]
-        if rows is not None:
-            inverse = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=device))
-            rows = inverse[rows]
-    features = x.reshape(total, D).index_select(0, source)
-    if rows is not None:
-        features.index_copy_(0, rows, torch.cat(merged_feats).to(x.dtype))
-
-    info = {
-        "method": "holitom",
-        "segments": list(seg.segments),
-        "total_reduced": seg.total_reduced,
-        "retention": float(cfg.retention),
-        "retention_rescaled": float(r_prime),
-        "tau": tau,
-        "tokens_in": total,
-        "tokens_out": int(features.shape[0]),
-        "per_segment": per_segment,
-    }
+    features, source = out.gather(x, tokens.newline_policy)
+    info = {"method": "holitom", "segments": list(seg.segments), "total_reduced": seg.total_reduced,
+            "retention": float(cfg.retention), "retention_rescaled": float(r_prime), "tau": tau,
+            "tokens_in": F * N, "tokens_out": int(features.shape[0]), "per_segment": per_segment}
     return Reduction(features=features, source=source, positions="contiguous", info=info)
 
 

@@ -16,7 +16,6 @@ model's rule unchanged. Both numbers are written so the choice is visible.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+
+from replicate.provenance import provenance
 
 from .evaluate import collate, evaluate
 from .model import TinyArch, build_inputs_embeds, build_model, pooled_side, preprocessor_dict, video_features
@@ -69,13 +70,10 @@ class TrainConfig:
     # shared, slower machine (then the step count depends on the machine; metrics record it).
     time_budget_s: Optional[float] = None
     # Curriculum on object size: a needle of 1 token in ~100 leaves a from-scratch LLM at chance
-    # for thousands of steps (measured); objects start ``curriculum_scale`` x bigger, stay so for
-    # ``curriculum_hold`` steps (counted in steps, not time: on a busy machine a purely time-based
-    # curriculum shrank the objects before the model had left the plateau -- measured chance
-    # accuracy at step 550), then shrink linearly to real size by progress ``curriculum_end``.
-    # Before the auxiliary probes (answer loss only, 56 px, 2500 steps): hold 300 / end 0.6 with
-    # init_std 0.05 gave 57.3 % test accuracy (seed 0); hold 800 / end 0.75 with init_std 0.02
-    # gave 36.2 % (measured). With the probes the plateau lasts ~100 steps instead of ~1000.
+    # for thousands of steps; objects start ``curriculum_scale`` x bigger, stay so for
+    # ``curriculum_hold`` steps (counted in steps, not time, so a busy machine cannot shrink the
+    # objects before the model has left the plateau), then shrink linearly to real size by
+    # progress ``curriculum_end``.
     curriculum_scale: float = 2.5
     curriculum_hold: int = 300
     curriculum_end: float = 0.6
@@ -285,19 +283,14 @@ def _train(cfg: TrainConfig, out, log):
         "first_loss": losses[0], "final_loss": sum(losses[-10:]) / len(losses[-10:]),
         "final_aux_losses": {k: sum(v[-10:]) / len(v[-10:]) for k, v in aux_losses.items()},
         "losses": losses, "history": history, "config": cfg.to_dict(),
-        "provenance": {"torch": torch.__version__, "transformers": _tf_version(), "device": "cpu",
-                       "threads": cfg.threads, "dtype": "float32", "python": platform.python_version(),
-                       "attn_implementation": getattr(model.config, "_attn_implementation", None)},
+        "provenance": provenance(None, device="cpu", dtype="float32", seed=cfg.seed,
+                                 attn_implementation=getattr(model.config, "_attn_implementation", None),
+                                 extra={"threads": cfg.threads}),
     }
     log(f"test acc {test['accuracy']:.4f} {test['per_family']} train {train_seconds:.0f}s")
     if out is not None:
         save_checkpoint(model, tokenizer, cfg, metrics, out)
     return model, tokenizer, metrics
-
-
-def _tf_version() -> str:
-    import transformers
-    return transformers.__version__
 
 
 def save_checkpoint(model, tokenizer, cfg: TrainConfig, metrics: dict, out: str | Path) -> Path:

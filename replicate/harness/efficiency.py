@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -210,13 +209,10 @@ def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[fl
 
 
 def provenance_block(device: str, dtype: str, seed: int, config=None) -> dict:
-    """replicate.provenance when importable (it is on a bare GPU box too: stdlib + git)."""
-    try:
-        from replicate.provenance import provenance
+    """The result files' provenance (replicate.provenance) for this run."""
+    from replicate.provenance import provenance
 
-        return provenance(config, device=device, dtype=dtype, seed=seed, attn_implementation="sdpa")
-    except Exception as exc:  # noqa: BLE001 - provenance must not fail a measurement
-        return {"error": f"replicate.provenance unavailable: {exc}", "python": platform.python_version()}
+    return provenance(config, device=device, dtype=dtype, seed=seed, attn_implementation="sdpa")
 
 
 def write_cells(cells: list[dict], out: str | Path, *, provenance: dict, summary_name: str = "summary.json") -> Path:

@@ -1,7 +1,22 @@
-# Shared helpers for the rule files (functions only; included first by the Snakefile).
+# Shared constants and helpers of the rule files (included first by the Snakefile, so no rule file
+# depends on the order the others are included in). Config values come from replicate/config.yaml,
+# validated against the schema (which fills its defaults): no rule restates a default.
 import re
 
 CONDA_ENV = str(REPO / "envs" / "environment.yaml")
+
+# cpu tier (embedded.smk trains and grids; holitom.smk reuses the model and the grid's cells)
+EMB = config["embedded"]
+EFF = config["efficiency"]
+EMB_MODEL = "results/embedded/model"
+EMB_MODEL_FILES = {k: f"{EMB_MODEL}/{f}" for k, f in
+                   (("metrics", "metrics.json"), ("config", "config.json"), ("weights", "model.safetensors"),
+                    ("synth", "synthvqa.json"))}
+
+
+wildcard_constraints:
+    emb_method="[a-z0-9-]+",
+    emb_rtag="full|r[0-9]+\\.[0-9]+",
 
 
 def runnable_tiers():

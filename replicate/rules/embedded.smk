@@ -8,13 +8,7 @@
 #   scheduled where the gpu tier can run: replicate/tiers.py)
 from replicate.harness.options import NO_RETENTION as _NO_RET, rtag as _rtag
 
-EMB = config.get("embedded", {})
-EFF = config.get("efficiency", {})
-EMB_MODEL = "results/embedded/model"
-EMB_MODEL_FILES = {k: f"{EMB_MODEL}/{f}" for k, f in
-                   (("metrics", "metrics.json"), ("config", "config.json"), ("weights", "model.safetensors"),
-                    ("synth", "synthvqa.json"))}
-
+# EMB, EFF, EMB_MODEL_FILES and the emb_method / emb_rtag constraints: common.smk (shared with holitom.smk)
 
 # (method, rtag) of a grid: methods that prune nothing run once at `full`
 _cells = lambda methods, retentions: [(m, _rtag(None)) if m in _NO_RET else (m, _rtag(r))  # noqa: E731
@@ -26,11 +20,6 @@ EFF_CPU_CELLS = sorted(set(_cells(["vanilla", *EFF_CPU.get("methods", [])], EFF_
 EFF_GPU_CELLS = sorted(set(_cells(["vanilla", *EFF_GPU.get("methods", [])], EFF_GPU.get("retentions", []))))
 EMB_FIGURES = [f"results/figures/embedded_{n}.{ext}" for n in ("accuracy_vs_retention", "accuracy_vs_flops",
                                                                 "ttft_breakdown") for ext in ("png", "pdf")]
-
-
-wildcard_constraints:
-    emb_method="[a-z0-9-]+",
-    emb_rtag="full|r[0-9]+\\.[0-9]+",
 
 
 rule embedded_train:
@@ -62,13 +51,13 @@ rule cpu_accuracy_cell:
         "results/cpu/accuracy/{emb_method}/{emb_rtag}.json",
     params:
         model_dir=lambda wc, input: os.path.dirname(input.metrics),
-        n_samples=EMB.get("n_samples", 500),
-        seed=EMB.get("seed", 0),
-        split=EMB.get("split", "test"),
+        n_samples=EMB["n_samples"],
+        seed=EMB["seed"],
+        split=EMB["split"],
         options=lambda wc: EMB.get("options", {}).get(wc.emb_method, {}),
     log:
         "logs/cpu/accuracy/{emb_method}/{emb_rtag}.log",
-    threads: EMB.get("threads", 1)
+    threads: EMB["threads"]
     conda:
         CONDA_ENV
     resources:

@@ -7,7 +7,7 @@
 #   bench:    results/bench/holitom_stages.json
 #   tables:   results/tables/holitom_{main,backbones}.{md,tex,csv}; figures: results/figures/holitom_*.{png,pdf}
 #
-# Included after embedded.smk (name order), so EMB, EMB_MODEL_FILES and the emb_rtag constraint exist.
+# EMB, EMB_MODEL_FILES and the emb_rtag constraint come from common.smk (included first).
 from replicate import holitom_tables as HOLI
 
 HOLI_CFG = HOLI.settings(config)
@@ -55,13 +55,13 @@ rule holitom_cpu_cell:
         "results/holitom/cpu/holitom/k{hk}-R{hr}-{hmerge}/{emb_rtag}.json",
     params:
         model_dir=lambda wc, input: os.path.dirname(input.metrics),
-        n_samples=EMB.get("n_samples", 1000),
-        seed=EMB.get("seed", 0),
-        split=EMB.get("split", "test"),
+        n_samples=EMB["n_samples"],
+        seed=EMB["seed"],
+        split=EMB["split"],
         base_options=EMB.get("options", {}).get("holitom", {}),
     log:
         "logs/holitom/cpu/k{hk}-R{hr}-{hmerge}/{emb_rtag}.log",
-    threads: EMB.get("threads", 1)
+    threads: EMB["threads"]
     conda:
         CONDA_ENV
     resources:
@@ -79,13 +79,13 @@ rule holitom_wo_m_cpu_cell:
         "results/holitom/cpu/holitom-wo-m/{emb_rtag}.json",
     params:
         model_dir=lambda wc, input: os.path.dirname(input.metrics),
-        n_samples=EMB.get("n_samples", 1000),
-        seed=EMB.get("seed", 0),
-        split=EMB.get("split", "test"),
+        n_samples=EMB["n_samples"],
+        seed=EMB["seed"],
+        split=EMB["split"],
         options=EMB.get("options", {}).get("holitom-wo-m", {}),
     log:
         "logs/holitom/cpu/holitom-wo-m/{emb_rtag}.log",
-    threads: EMB.get("threads", 1)
+    threads: EMB["threads"]
     conda:
         CONDA_ENV
     resources:

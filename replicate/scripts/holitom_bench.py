@@ -1,16 +1,15 @@
 """Rule holitom_bench: HoliTom Stages I-II on a full-size LLaVA-OV video on CPU -> results/bench/holitom_stages.json.
 
-Input: F x 14 x 14 x 3584 fp32 random features (methods.bench.random_video_tokens) given static
+Input: F x 14 x 14 x 3584 fp32 random features (replicate.harness.method_bench.random_video_tokens) given static
 structure, so Stage I finds multi-frame segments as on real videos: frames are grouped in windows of
 4, and in each window a ``static_fraction`` of the positions repeat the window's first frame plus
 small noise (cosine ~0.99 > tau). Timed: Stage I alone (consecutive cosine + DP segmentation) and
 the whole ``holitom_reduce`` (Stages I + II), median of ``repeats`` after one warm-up each.
 """
-import sys
 
 import torch
 
-from methods.bench import median_time, random_video_tokens
+from replicate.harness.method_bench import median_time, random_video_tokens
 from methods.holitom import HoliTomConfig, consecutive_cosine, holitom_reduce, temporal_segments
 from replicate.io import write_json
 from replicate.provenance import provenance
@@ -51,7 +50,7 @@ def run(frames, grid, dim, retentions, static_fraction, repeats, threads, seed=0
                 "temporally_reduced": int(seg.total_reduced)}
     return {"what": "HoliTom stages I-II (methods.holitom.holitom_reduce) on CPU, median of repeats",
             "shape": {"frames": frames, "grid": [grid, grid], "dim": dim, "dtype": "float32", "device": "cpu"},
-            "input": {"generator": "methods.bench.random_video_tokens + static windows", "window": WINDOW,
+            "input": {"generator": "replicate.harness.method_bench.random_video_tokens + static windows", "window": WINDOW,
                       "static_fraction": static_fraction, "noise": NOISE, "seed": seed},
             "threads": torch.get_num_threads(), "results": out,
             "provenance": provenance(config, device="cpu", dtype="fp32", seed=seed,

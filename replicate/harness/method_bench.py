@@ -1,6 +1,6 @@
 """Micro-benchmarks of the methods package (not a test; numbers go to JSON with provenance).
 
-``python -m methods.bench --out results/bench/methods.json`` times
+``python -m replicate.harness.method_bench --out results/bench/methods.json`` times
 
 1. every registered pre-LLM reduction on a full-size LLaVA-OV video: F=32 frames x N=196 tokens x
    D=3584 fp32 on CPU, random features and saliency, median of ``--repeats`` after one warm-up;
@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
+
+from replicate.io import write_json
 
 DEFAULT_METHODS = {
     "visionzip": {"retention": 0.1},
@@ -118,25 +118,16 @@ def bench_adapter_overhead(frames=8, repeats=20, layers=4, image_size=56) -> dic
             "target_overhead": 0.05}
 
 
-def provenance() -> dict:
-    import transformers
+def bench_provenance() -> dict:
+    """replicate.provenance's block plus the thread settings the timings depend on."""
+    from replicate.provenance import provenance
 
-    commit = None
-    try:
-        import subprocess
-
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parents[1], timeout=10).stdout.strip() or None
-    except Exception:  # pragma: no cover
-        pass
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "threads": torch.get_num_threads(), "python": platform.python_version(),
-            "machine": platform.machine(), "git_commit": commit, "device": "cpu",
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    return provenance(device="cpu", dtype="float32",
+                      extra={"threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")})
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m methods.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m replicate.harness.method_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output JSON path")
     p.add_argument("--frames", type=int, default=32)
@@ -147,15 +138,11 @@ def main(argv=None) -> int:
     p.add_argument("--methods", nargs="*", default=None, help="subset of pre-LLM methods to time")
     args = p.parse_args(argv)
     methods = None if args.methods is None else {m: DEFAULT_METHODS.get(m, {"retention": 0.1}) for m in args.methods}
-    result = {"provenance": provenance(),
+    result = {"provenance": bench_provenance(),
               "reductions": bench_reductions(args.frames, (args.grid, args.grid), args.dim, repeats=args.repeats,
                                              methods=methods),
               "adapter_overhead": bench_adapter_overhead(repeats=args.overhead_repeats)}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
-    tmp.replace(out)  # no half-written result
+    write_json(args.out, result)
     print(json.dumps({k: v.get("median_s", v.get("skipped")) for k, v in result["reductions"]["methods"].items()}))
     print(f"adapter overhead: llm {result['adapter_overhead']['llm_prefill']['overhead']:+.1%}, "
           f"end-to-end {result['adapter_overhead']['end_to_end']['overhead']:+.1%}")
