@@ -23,7 +23,7 @@ The models timed are in ``replicate.harness.bench_models``.
 
 Entry point (needs only torch + transformers + this repository; no snakemake, no fvcore)::
 
-    python -m replicate.harness.efficiency --arch llava-onevision-7b --random-weights --device cuda \\
+    python -m replicate.harness.efficiency --arch llava-onevision-7b --device cuda \\
         --dtype bf16 --frames 32 --methods vanilla,fastv,visionzip,holitom-wo-m,holitom,tango \\
         --retention 0.10 --repeats 5 --out DIR
 """
@@ -251,10 +251,9 @@ def summary_row(c: dict) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m replicate.harness.efficiency",
                                 description="TTFT split, decode tokens/s and peak memory per method, beside "
-                                            "the cost model's prediction (random weights).")
+                                            "the cost model's prediction (random weights: timing does "
+                                            "not depend on weight values).")
     p.add_argument("--arch", default="cpu-bench", choices=ARCHS)
-    p.add_argument("--random-weights", action="store_true",
-                   help="build the model with random weights (the only mode: timing does not depend on weights)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="default: fp32 on cpu, bf16 on cuda")
     p.add_argument("--frames", type=int, default=None,

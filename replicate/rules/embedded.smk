@@ -132,7 +132,7 @@ rule gpu_efficiency:
         mem_mb=32000,
         runtime=60,
     shell:
-        '"{params.python}" -m replicate.harness.efficiency --arch {params.arch} --random-weights --device cuda '
+        '"{params.python}" -m replicate.harness.efficiency --arch {params.arch} --device cuda '
         "--dtype {params.dtype} --frames {params.frames} --methods {params.methods} "
         "--retention {params.retentions} --repeats {params.repeats} --warmup {params.warmup} "
         "--decode-tokens {params.decode} --out {params.outdir:q} > {log:q} 2>&1"
