@@ -88,7 +88,7 @@ MinJobAge=600
 $node State=UNKNOWN
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
-    if cmp -s "$CONF.new" "$CONF"; then rm -f "$CONF.new"; else mv "$CONF.new" "$CONF"; fi
+    if cmp -s "$CONF.new" "$CONF"; then rm -f "$CONF.new"; else mv "$CONF.new" "$CONF"; CONF_CHANGED=1; fi
 }
 
 start_munge() {
@@ -117,16 +117,21 @@ wait_idle() {
 start() {
     require_root
     install_packages
+    CONF_CHANGED=0
     write_conf
+    if [[ $CONF_CHANGED == 1 ]] && { alive "$CTLD_PID" || alive "$SLURMD_PID"; }; then
+        echo "slurm-local: slurm.conf changed; restarting slurmctld and slurmd"
+        stop_pidfiles "$SLURMD_PID" "$CTLD_PID"
+    fi
     start_munge
     alive "$CTLD_PID" || slurmctld
     alive "$SLURMD_PID" || slurmd
     wait_idle
 }
 
-stop() {
+stop_pidfiles() {
     local pidfile pid
-    for pidfile in "$SLURMD_PID" "$CTLD_PID" "$MUNGE_PID"; do
+    for pidfile in "$@"; do
         alive "$pidfile" || continue
         pid=$(cat "$pidfile")
         kill "$pid"
@@ -134,6 +139,10 @@ stop() {
         kill -0 "$pid" 2>/dev/null && die "PID $pid ($pidfile) did not stop"
         rm -f "$pidfile"
     done
+}
+
+stop() {
+    stop_pidfiles "$SLURMD_PID" "$CTLD_PID" "$MUNGE_PID"
     echo "slurm-local: stopped"
 }
 
