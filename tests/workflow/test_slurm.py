@@ -9,6 +9,7 @@ Deselected by default (marker `slurm`); run with `python -m pytest -m slurm test
 (.ci/run does). Time: see .ci/run."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -38,6 +39,8 @@ RUN_TIMEOUT = 2400  # s per smoke run; the 2-core CI machine needs ~6 min when i
 
 @pytest.fixture(scope="module")
 def local_slurm():
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.fail('the slurm executor plugin is not installed: pip install -e ".[slurm]"')
     was_running = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True).returncode == 0
     start = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=900)
     assert start.returncode == 0, f"envs/slurm-local.sh start failed:\n{start.stdout}{start.stderr}"
