@@ -239,12 +239,24 @@ def validate_limits(config: Mapping[str, Any]) -> None:
             for model in cell.get("models", []):
                 for f in cell.get("frames", []) or []:
                     check_frames_fit(model, f, f"config key analytic.grid[{i}].frames")
+        check_checkpoint_dirs(config)
         hol = config.get("holitom") or {}
         for f in hol.get("frames", []) or []:
             check_frames_fit(hol.get("model", "llava-onevision-7b"), f, "config key holitom.frames")
     except LimitError as exc:
         msg = str(exc)
         raise ConfigError(msg if msg.startswith("config key") else f"config key {msg}") from None
+
+
+def check_checkpoint_dirs(config: Mapping[str, Any]) -> None:
+    """A checkpoint path that exists must be an HF checkpoint dir (config.json); an empty or missing
+    one is a tier that cannot run (replicate.tiers writes the reason into its claims)."""
+    from replicate.limits import LimitError
+
+    for name, value in ((config.get("paths") or {}).get("checkpoints") or {}).items():
+        if isinstance(value, str) and value and Path(value).exists() and not (Path(value) / "config.json").is_file():
+            raise LimitError(f"config key paths.checkpoints.{name}: {value!r} has no config.json "
+                             f"(expected a local HF checkpoint directory)")
 
 
 def check_all(config: Mapping[str, Any], *, schema_path: Path = SCHEMA_FILE) -> None:
