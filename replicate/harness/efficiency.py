@@ -339,6 +339,8 @@ def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[fl
     the cost model's predictions. Cells that cannot run say so (``status: not-applicable``)."""
     import torch
 
+    from methods.types import NotApplicable
+
     if threads and not str(device).startswith("cuda"):
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
@@ -364,7 +366,7 @@ def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[fl
                 with apply_method(adapter, c.m):
                     c.once(adapter, pixels, ts, QUESTION)
             runnable.append(c)
-        except ValueError as exc:
+        except NotApplicable as exc:  # the method's own rule; any other error fails the run loudly
             cells.append({**base, "method": m, "retention": r, "rtag": rtag(r), "status": "not-applicable",
                           "reason": str(exc)})
     if progress:
@@ -446,12 +448,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from .validate import HarnessArgumentError, validate_args
+
+    try:  # every argument, before a model is built or anything is timed
+        checked = validate_args(args, archs=ARCHS, cpu_bench_config=CPU_BENCH_CONFIG)
+    except HarnessArgumentError as exc:
+        raise SystemExit(f"error: {exc}")
     dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    try:
-        rets = [float(x) for x in args.retention.split(",") if x.strip()]
-    except ValueError:
-        raise SystemExit(f"--retention must be comma-separated numbers, got {args.retention!r}")
+    methods, rets = checked["methods"], checked["retentions"]
     if args.device.startswith("cuda"):
         import torch
 
