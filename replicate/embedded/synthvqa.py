@@ -300,6 +300,15 @@ class SynthSplit(Sequence):
         fams = self.cfg.families
         return make_sample(fams[i % len(fams)], (SPLITS[self.name], self.seed, i), self.cfg)
 
+    def families(self) -> list[str]:
+        """Family of every sample (families cycle), without generating any video."""
+        fams = self.cfg.families
+        return [fams[i % len(fams)] for i in range(self.n)]
+
+    def chance_accuracy(self) -> float:
+        """Mean 1 / (number of options): the option count is fixed per family."""
+        return sum(1.0 / len(OPTIONS[f]) for f in self.families()) / max(1, self.n)
+
     def __repr__(self) -> str:
         return f"SynthSplit({self.name!r}, n={self.n}, seed={self.seed})"
 

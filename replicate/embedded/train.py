@@ -230,7 +230,7 @@ def _train(cfg: TrainConfig, out, log):
     params = decay + no_decay
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
-    val = make_split("val", cfg.n_val, cfg.seed, cfg.data)
+    val = list(make_split("val", cfg.n_val, cfg.seed, cfg.data))  # evaluated repeatedly: generated once
     losses: list[float] = []
     aux_losses: dict[str, list[float]] = {}
     history = []
