@@ -327,3 +327,13 @@ def prepare_config(config: dict, *, overwrite: Mapping[str, Any] | None = None, 
     coerce_cli_values(config)
     check_all(config)
     return config
+
+
+# ---------------------------------------------------------------- claim targets
+def unknown_claim_message(claim_id: str, known: list[str]) -> str:
+    """What a mistyped ``results/claims/<id>.json`` target says: the close ids (difflib)."""
+    import difflib
+
+    close = difflib.get_close_matches(claim_id, known, n=5, cutoff=0.5)
+    hint = f"close ids: {close}" if close else f"{len(known)} ids exist (see replicate/claims.yaml)"
+    return f"unknown claim id {claim_id!r} (target results/claims/{claim_id}.json); {hint}"
