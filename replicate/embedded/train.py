@@ -352,7 +352,10 @@ def main(argv=None) -> None:
         cfg = replace(cfg, time_budget_s=a.time_budget)
     if a.threads is not None:
         cfg = replace(cfg, threads=a.threads)
-    _, _, m = train(cfg, a.out)
+    from replicate.io import output_lock
+
+    with output_lock(a.out):  # one trainer per output folder, even after Snakemake was killed
+        _, _, m = train(cfg, a.out)
     print(json.dumps({k: m[k] for k in ("test_accuracy", "test_per_family", "train_seconds", "steps")}))
 
 
