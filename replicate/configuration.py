@@ -6,6 +6,7 @@ the allowed keys. The Snakefile calls it before ``snakemake.utils.validate`` (wh
 from __future__ import annotations
 
 import copy
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -278,9 +279,9 @@ def _profile_configfiles(argv: list[str], repo: Path) -> list[Path]:
                 dirs.append(Path(arg.split("=", 1)[1]))
     files: list[Path] = []
     for d in dirs:
-        d = d if d.is_absolute() else Path.cwd() / d
-        if not d.exists() and (repo / d.name).exists():
-            d = repo / d.name
+        if not d.is_absolute():  # --directory has already chdir'ed: try the shell's cwd and the repo too
+            bases = [Path(os.environ.get("PWD", ".")), Path.cwd(), repo, repo / "profiles"]
+            d = next((b / d for b in bases if (b / d).exists()), d)
         main = d if d.is_file() else d / "config.yaml"
         if not main.is_file():
             continue

@@ -520,3 +520,13 @@ def test_dry_run_fails_naming_the_key(results_dir, config, needle):
 def test_dry_run_mistyped_claim_target(results_dir):
     proc = _snakemake(results_dir.parent, "results/claims/tango-speedup-cpu-r1.json")
     assert proc.returncode != 0 and "tango-speedup-cpu-r10" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_dry_run_profile_and_configfile_layer(results_dir, tmp_path):
+    extra = tmp_path / "x.yaml"
+    extra.write_text("embedded:\n  n_samples: 3\n")
+    proc = _snakemake(results_dir.parent, "--profile", str(REPO / "profiles" / "smoke"), "--configfile", str(extra))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "smoke.yaml'] layered" in out
+    assert any(line.split()[:2] == ["cpu_accuracy_cell", "3"] for line in out.splitlines())  # the smoke grid
