@@ -241,12 +241,32 @@ def validate_limits(config: Mapping[str, Any]) -> None:
                 for f in cell.get("frames", []) or []:
                     check_frames_fit(model, f, f"config key analytic.grid[{i}].frames")
         check_checkpoint_dirs(config)
+        check_efficiency_frames(config)
         hol = config.get("holitom") or {}
         for f in hol.get("frames", []) or []:
             check_frames_fit(hol.get("model", "llava-onevision-7b"), f, "config key holitom.frames")
     except LimitError as exc:
         msg = str(exc)
         raise ConfigError(msg if msg.startswith("config key") else f"config key {msg}") from None
+
+
+def check_efficiency_frames(config: Mapping[str, Any]) -> None:
+    """efficiency.{cpu,gpu}.frames within the timed architecture's context (the harness's own check)."""
+    from replicate.harness.efficiency import CPU_BENCH_CONFIG
+    from replicate.harness.validate import arch_limits
+    from replicate.limits import LimitError
+
+    for side, default_arch in (("cpu", "cpu-bench"), ("gpu", "llava-onevision-7b")):
+        run = ((config.get("efficiency") or {}).get(side)) or {}
+        frames = run.get("frames")
+        if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
+            continue  # the schema names it
+        arch = run.get("arch", default_arch)
+        per_frame, context = arch_limits(arch, CPU_BENCH_CONFIG)
+        if context is not None and frames * per_frame > context:
+            raise LimitError(f"config key efficiency.{side}.frames: {frames} frames of {arch} are "
+                             f"{frames * per_frame} visual tokens, more than its context length {context}; "
+                             f"at most {context // per_frame} frames fit")
 
 
 def check_checkpoint_dirs(config: Mapping[str, Any]) -> None:

@@ -148,6 +148,8 @@ CONFIG_CASES = [
     ({"tiers": {"cpu": "maybe"}}, ["tiers.cpu"]),
     ({"embeded": {"n_samples": 4}}, ["embeded"]),
     ({"efficiency": {"cpu": {"frames": 0}}}, ["efficiency.cpu.frames"]),
+    ({"efficiency": {"cpu": {"frames": 2000}}}, ["efficiency.cpu.frames", "context length"]),
+    ({"efficiency": {"gpu": {"frames": 100000}}}, ["efficiency.gpu.frames", "at most 167 frames"]),
     ({"efficiency": {"cpu": {"methods": ["bogus"]}}}, ["efficiency.cpu.methods"]),
     ({"analytic": {"budget_rounding": "floor", "grid": BASE_CONFIG["analytic"]["grid"]}},
      ["analytic.budget_rounding", "per_frame_ceil"]),
