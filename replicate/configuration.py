@@ -358,3 +358,8 @@ def unknown_claim_message(claim_id: str, known: list[str]) -> str:
     close = difflib.get_close_matches(claim_id, known, n=5, cutoff=0.5)
     hint = f"close ids: {close}" if close else f"{len(known)} ids exist (see replicate/claims.yaml)"
     return f"unknown claim id {claim_id!r} (target results/claims/{claim_id}.json); {hint}"
+
+
+def raise_unknown_claim(claim_id: str, known: list[str]):
+    """Input function of rule unknown_claim: always raises (the DAG stops with the close ids)."""
+    raise ValueError(unknown_claim_message(claim_id, known))
