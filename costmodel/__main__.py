@@ -86,9 +86,10 @@ def check_context(name: str, arch, frames, text_tokens: int, decode_steps: int) 
     f = frames if frames is not None else arch.default_frames
     tokens = f * arch.tokens_per_frame + text_tokens + decode_steps
     if context and tokens > context:
+        fit = (context - text_tokens - decode_steps) // arch.tokens_per_frame
         raise ValueError(f"--frames {f}: {f * arch.tokens_per_frame} visual tokens + {text_tokens} text + "
                          f"{decode_steps} decode = {tokens} exceed {name}'s context length {context} "
-                         f"(max_position_embeddings); at most {(context - text_tokens - decode_steps) // arch.tokens_per_frame} frames fit")
+                         f"(max_position_embeddings); at most {fit} frames fit")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,7 +53,8 @@ clip = load_video(sys.argv[1], int(sys.argv[2]), 384)
 wall = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"frames": int(sys.argv[2]), "baseline_rss_mb": before / 1024, "peak_rss_mb": peak / 1024,
-                  "load_video_extra_mb": (peak - before) / 1024, "wall_s": wall, "decodable_frames": clip.total_frames}))
+                  "load_video_extra_mb": (peak - before) / 1024, "wall_s": wall,
+                  "decodable_frames": clip.total_frames}))
 """
 
 

@@ -230,12 +230,21 @@ def _check_option_ranges(where: str, method: str, cls, opts: dict, retentions: l
 
 
 # ---------------------------------------------------------------- values the schema cannot express
-def validate_limits(config: Mapping[str, Any]) -> None:
-    """NaN/inf anywhere; frames that overflow the architecture's context length."""
-    from replicate.limits import LimitError, check_finite, check_frames_fit
+def validate_finite(config: Mapping[str, Any]) -> None:
+    """NaN/inf anywhere (JSON schema's range keywords let NaN through: every comparison is False)."""
+    from replicate.limits import LimitError, check_finite
 
     try:
         check_finite(dict(config), "")
+    except LimitError as exc:
+        raise ConfigError(f"config key {str(exc).lstrip('.')}") from None
+
+
+def validate_limits(config: Mapping[str, Any]) -> None:
+    """Frames that overflow the architecture's context length; checkpoint dirs without config.json."""
+    from replicate.limits import LimitError, check_frames_fit
+
+    try:
         for i, cell in enumerate((config.get("analytic") or {}).get("grid") or []):
             for model in cell.get("models", []):
                 for f in cell.get("frames", []) or []:
@@ -281,9 +290,10 @@ def check_checkpoint_dirs(config: Mapping[str, Any]) -> None:
 
 
 def check_all(config: Mapping[str, Any], *, schema_path: Path = SCHEMA_FILE) -> None:
-    """Schema (named key and allowed values), finite numbers, context length, method options."""
-    validate_limits(config)
+    """Finite numbers, schema (named key and allowed values), context length, method options."""
+    validate_finite(config)
     validate_config(config, schema_path=schema_path)
+    validate_limits(config)
     validate_method_options(config)
 
 

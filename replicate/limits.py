@@ -34,8 +34,9 @@ def context_length(arch: Any) -> Optional[int]:
         from costmodel.arch import load_config
 
         arch = load_config(arch)
-    text = arch.get("text_config", {}) if isinstance(arch, Mapping) else {}
-    value = text.get("max_position_embeddings", arch.get("max_position_embeddings") if isinstance(arch, Mapping) else None)
+    if not isinstance(arch, Mapping):
+        return None
+    value = arch.get("text_config", {}).get("max_position_embeddings", arch.get("max_position_embeddings"))
     return int(value) if value else None
 
 
@@ -55,8 +56,7 @@ def check_frames_fit(arch_name: str, frames: int, where: str, *, tokens_per_fram
     ctx = context if context is not None else context_length(arch_name)
     if ctx is None:
         return
-    per = tokens_per_frame if tokens_per_frame is not None else None
-    tokens = per * frames if per is not None else visual_tokens(arch_name, frames)
+    tokens = tokens_per_frame * frames if tokens_per_frame is not None else visual_tokens(arch_name, frames)
     if tokens > ctx:
         max_frames = ctx // (tokens // frames)
         raise LimitError(f"{where}: {frames} frames of {arch_name} are {tokens} visual tokens, more than its "
