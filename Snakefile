@@ -22,10 +22,12 @@ if str(REPO) not in sys.path:  # the packages are installed editable; this cover
 
 configfile: str(REPO / "replicate" / "config.yaml")
 
-from replicate.configuration import coerce_cli_values, validate_config
+from replicate.configuration import prepare_config
 
-coerce_cli_values(config)  # --config gpu=true
-validate_config(config)  # names the bad key and the allowed ones
+# profiles layer under --configfile; --config strings coerced by the schema's types; the bad key named
+# (schema, NaN/inf, context length, each method's own options)
+prepare_config(config, overwrite=workflow.config_settings.overwrite_config, argv=sys.argv, repo=REPO,
+               cli_configfiles=workflow.config_settings.configfiles)
 validate(config, str(REPO / "replicate" / "schemas" / "config.schema.yaml"))  # also fills defaults
 
 from replicate import evaluators as EVALUATORS

@@ -78,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_context(name: str, arch, frames, text_tokens: int, decode_steps: int) -> None:
+    """ValueError when the unpruned prompt (visual + text) plus decode steps exceeds the LLM's
+    context length (max_position_embeddings of the shipped config; skipped where none is stated)."""
+    from .arch import load_config
+
+    if frames is not None and frames < 1:
+        return  # nominal_schedule names the bad --frames
+    context = load_config(name).get("text_config", {}).get("max_position_embeddings")
+    f = frames if frames is not None else arch.default_frames
+    tokens = f * arch.tokens_per_frame + text_tokens + decode_steps
+    if context and tokens > context:
+        fit = (context - text_tokens - decode_steps) // arch.tokens_per_frame
+        raise ValueError(f"--frames {f}: {f * arch.tokens_per_frame} visual tokens + {text_tokens} text + "
+                         f"{decode_steps} decode = {tokens} exceed {name}'s context length {context} "
+                         f"(max_position_embeddings); at most {fit} frames fit")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -86,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options = dict(parse_option(o) for o in args.option)
         arch = load_arch(args.model)
+        check_context(args.model, arch, args.frames, args.text_tokens, args.decode_steps)
         schedule = nominal_schedule(arch, args.method, frames=args.frames, retention=args.retention,
                                     text_tokens=args.text_tokens, decode_steps=args.decode_steps, **options)
     except (ValueError, KeyError) as err:

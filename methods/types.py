@@ -24,6 +24,11 @@ SALIENCY_SIGNALS = {
 }
 
 
+
+class NotApplicable(ValueError):
+    """A method's own rule says it cannot run this setting (e.g. DyCoke below ~25 % retention):
+    the harness writes ``status: not-applicable`` with this message. Any other error fails the job."""
+
 @dataclass
 class VideoTokens:
     """Visual tokens of one video after projection and pooling, plus the signals methods use."""

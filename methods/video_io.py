@@ -1,11 +1,17 @@
 """Decode a local video with PyAV and preprocess it for a SigLIP tower (no torchvision).
 
-Steps: decode every frame (timestamps from the stream's pts), pick ``F`` frames uniformly
-(``round(linspace(0, n - 1, F))``, as LLaVA-NeXT/lmms-eval sample), resize to ``size x size`` with
-bilinear ``torch.nn.functional.interpolate`` (``align_corners=False``, antialias), scale 1/255 and
-normalise with the processor's mean/std. LLaVA-OV's SigLIP processor uses mean = std = 0.5 per
-channel; ``load_preprocessor_stats`` reads them from a checkpoint's ``preprocessor_config.json``
-when there is one and falls back to 0.5/0.5 otherwise.
+Steps: index the stream's packets (demux only, no decoding: one timestamp per frame), pick ``F``
+frames uniformly (``round(linspace(0, n - 1, F))``, as LLaVA-NeXT/lmms-eval sample), then seek to
+each picked frame and decode only from its keyframe to it, so memory holds ``F`` frames whatever
+the video's length (an hour of 720p is ~100 k frames; decoding them all into RAM needed ~2.8 GB for
+30 s). Resize to ``size x size`` with bilinear ``torch.nn.functional.interpolate``
+(``align_corners=False``, antialias), scale 1/255 and normalise with the processor's mean/std.
+LLaVA-OV's SigLIP processor uses mean = std = 0.5 per channel; ``load_preprocessor_stats`` reads
+them from a checkpoint's ``preprocessor_config.json`` when there is one and falls back to 0.5/0.5.
+
+A truncated file (the container declares more frames than it holds, or decoding stops early) is
+sampled from its decodable span with a warning (``on_truncated="warn"``, the default) or refused
+(``"error"``). Every decoder error is re-raised as ValueError naming the file.
 """
 from __future__ import annotations
 
@@ -26,8 +32,13 @@ class VideoClip:
     pixel_values: torch.Tensor   # (F, 3, size, size) normalised float32
     timestamps: torch.Tensor     # (F,) seconds
     duration: float              # seconds (last decoded frame's end, or the container duration)
-    total_frames: int            # decodable frames in the file
+    total_frames: int            # decodable frames in the file (the span sampled from)
     path: str
+    declared_frames: int = 0     # frames the container header declares (0: not stated)
+    truncated: bool = False      # fewer frames decodable than declared: sampled from the decodable span
+
+
+ON_TRUNCATED = ("warn", "error")
 
 
 def load_preprocessor_stats(checkpoint_dir) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -43,37 +54,84 @@ def uniform_indices(total: int, frames: int) -> np.ndarray:
     return np.round(np.linspace(0, total - 1, frames)).astype(np.int64)
 
 
-def decode_frames(path) -> tuple[list[np.ndarray], list[float], float]:
-    """All decodable RGB frames (H, W, 3 uint8), their timestamps (s) and the duration (s)."""
+def _open(path):
     import av
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"video file {str(path)!r} does not exist")
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{str(path)!r} has no video stream")
-            stream = container.streams.video[0]
-            tb = float(stream.time_base) if stream.time_base is not None else None
-            frames, times = [], []
-            for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if frame.pts is not None and tb is not None:
-                    times.append(float(frame.pts) * tb)
-                else:
-                    times.append(float(frame.time) if frame.time is not None else float(len(times)))
-            duration = float(container.duration) / 1e6 if container.duration else 0.0
-    except ValueError:
-        raise
+        container = av.open(str(path))
     except Exception as exc:  # av.error.InvalidDataError and friends
         raise ValueError(f"cannot decode video {str(path)!r}: {exc}") from exc
-    if times:
-        start = times[0]
-        times = [t - start for t in times]
-        rate = (times[-1] / (len(times) - 1)) if len(times) > 1 else 0.0
-        duration = max(duration, times[-1] + rate)
-    return frames, times, duration
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{str(path)!r} has no video stream")
+    return container
+
+
+def index_frames(path) -> tuple[list[int], int, float, float, bool, list[int]]:
+    """(sorted pts of every demuxed frame, declared frame count, time base, container duration (s),
+    whether demuxing stopped on an error, sorted keyframe pts). Reads packets only: nothing decoded."""
+    container = _open(path)
+    with container:
+        stream = container.streams.video[0]
+        tb = float(stream.time_base) if stream.time_base is not None else 0.0
+        pts, keys, broken = [], [], False
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is not None and packet.size:
+                    pts.append(int(packet.pts))
+                    if packet.is_keyframe:
+                        keys.append(int(packet.pts))
+        except Exception:  # noqa: BLE001 - a damaged tail: the span before it is what exists
+            broken = True
+        duration = float(container.duration) / 1e6 if container.duration else 0.0
+        return sorted(pts), int(stream.frames or 0), tb, duration, broken, sorted(keys)
+
+
+def decode_at(path, targets: Sequence[int], keyframes: Sequence[int] = ()) -> dict[int, np.ndarray]:
+    """RGB frames (H, W, 3 uint8) at the given pts, decoding only from the keyframe before each
+    (no seek when the next target is in the group of pictures being decoded). A pts that cannot be
+    decoded is missing from the result (the caller reports truncation)."""
+    import bisect
+
+    container = _open(path)
+    out: dict[int, np.ndarray] = {}
+    with container:
+        stream = container.streams.video[0]
+        frames_iter, position = None, None
+        for t in sorted(set(int(x) for x in targets)):
+            k = bisect.bisect_right(list(keyframes), t) - 1
+            same_gop = position is not None and k >= 0 and keyframes[k] <= position
+            try:
+                if frames_iter is None or not same_gop:
+                    container.seek(t, stream=stream, backward=True, any_frame=False)
+                    frames_iter = container.decode(stream)
+                for frame in frames_iter:
+                    if frame.pts is None or frame.pts < t:
+                        continue
+                    position = int(frame.pts)
+                    out[t] = frame.to_ndarray(format="rgb24")
+                    break
+            except Exception:  # noqa: BLE001 - undecodable from here on: reported as truncation
+                break
+    return out
+
+
+def decodable_pts(path, pts: Sequence[int]) -> list[int]:
+    """The pts that actually decode (one sequential pass, frames discarded as they come): used only
+    for a truncated file, to find the span that can be sampled."""
+    container = _open(path)
+    got = []
+    with container:
+        try:
+            for frame in container.decode(container.streams.video[0]):
+                if frame.pts is not None:
+                    got.append(int(frame.pts))
+        except Exception:  # noqa: BLE001 - the damaged tail
+            pass
+    return sorted(set(got) & set(pts)) if pts else sorted(got)
 
 
 def preprocess(frames: np.ndarray, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -89,14 +147,46 @@ def preprocess(frames: np.ndarray, size: int, mean: Sequence[float], std: Sequen
 
 
 def load_video(path, frames: int, size: int, mean: Sequence[float] = SIGLIP_MEAN,
-               std: Sequence[float] = SIGLIP_STD) -> VideoClip:
-    """Decode ``path``, sample ``frames`` frames uniformly, preprocess to ``size``."""
+               std: Sequence[float] = SIGLIP_STD, *, on_truncated: str = "warn") -> VideoClip:
+    """Sample ``frames`` frames of ``path`` uniformly (decoding only those), preprocess to ``size``."""
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
         raise ValueError(f"frames must be an int >= 1, got {frames!r}")
-    decoded, times, duration = decode_frames(path)
-    if len(decoded) < frames:
-        raise ValueError(f"video {str(path)!r} has {len(decoded)} decodable frames but {frames} were requested")
-    idx = uniform_indices(len(decoded), frames)
-    pixels = preprocess(np.stack([decoded[i] for i in idx]), size, mean, std)
-    ts = torch.tensor([times[i] for i in idx], dtype=torch.float32)
-    return VideoClip(pixels, ts, duration, len(decoded), str(path))
+    if on_truncated not in ON_TRUNCATED:
+        raise ValueError(f"on_truncated must be one of {list(ON_TRUNCATED)}, got {on_truncated!r}")
+    pts, declared, tb, duration, broken, keys = index_frames(path)
+    truncated = broken or (declared > 0 and len(pts) < declared)
+    if truncated:
+        pts = decodable_pts(path, pts)
+    picked, decoded = _decode_uniform(path, pts, frames, keys)
+    if len(decoded) < len(set(picked)):  # the index promised frames the decoder cannot produce
+        truncated = True
+        pts = decodable_pts(path, pts)
+        picked, decoded = _decode_uniform(path, pts, frames, keys)
+    if truncated:
+        _report_truncation(path, len(pts), declared, on_truncated)
+    if len(pts) < frames or len(decoded) < len(set(picked)):
+        raise ValueError(f"video {str(path)!r} has {len(pts)} decodable frames but {frames} were requested")
+    times = [(p - pts[0]) * tb for p in pts]
+    rate = (times[-1] / (len(times) - 1)) if len(times) > 1 else 0.0
+    duration = max(duration if not truncated else 0.0, times[-1] + rate)
+    # one frame at a time: a float copy of F full-resolution frames would be the peak (354 MB at 32 x 720p)
+    pixels = torch.cat([preprocess(decoded[p][None], size, mean, std) for p in picked])
+    ts = torch.tensor([(p - pts[0]) * tb for p in picked], dtype=torch.float32)
+    return VideoClip(pixels, ts, duration, len(pts), str(path), declared_frames=declared, truncated=truncated)
+
+
+def _decode_uniform(path, pts: list[int], frames: int, keys) -> tuple[list[int], dict[int, np.ndarray]]:
+    if len(pts) < frames:
+        return [], {}
+    picked = [pts[i] for i in uniform_indices(len(pts), frames)]
+    return picked, decode_at(path, picked, keys)
+
+
+def _report_truncation(path, decodable: int, declared: int, on_truncated: str) -> None:
+    import warnings
+
+    msg = (f"video {str(path)!r} is truncated: {decodable} of {declared or 'an unknown number of'} declared "
+           f"frames decode")
+    if on_truncated == "error":
+        raise ValueError(msg + " (on_truncated='error'; pass on_truncated='warn' to sample the decodable span)")
+    warnings.warn(msg + "; sampling from the decodable span only", RuntimeWarning, stacklevel=3)

@@ -33,6 +33,13 @@ COLUMNS = ["key", "model", "method", "frames", "retention", "retention_effective
            "exact_vision_tflops", "exact_prefill_over_paper"]
 
 
+def _shortest(x: float) -> str:
+    """Shortest text that reads back as ``x`` ("0.1", "1", "0.1234567"): lossless where ``:g`` kept 6
+    significant digits (and equal to it wherever 6 digits suffice, so existing keys are unchanged)."""
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
+
+
 @dataclass(frozen=True)
 class Setting:
     model: str
@@ -43,7 +50,7 @@ class Setting:
 
     @property
     def key(self) -> str:
-        r = "full" if self.retention is None else f"r{self.retention:g}"
+        r = "full" if self.retention is None else f"r{_shortest(self.retention)}"
         opts = ",".join(f"{k}={v}" for k, v in self.options)
         return f"{self.model}|{self.method}|F{self.frames}|{r}" + (f"|{opts}" if opts else "")
 

@@ -133,7 +133,9 @@ def inner_cell_path(k: int, r: float, merge: str, retention: float, *, embedded_
     in_grid = "holitom" in embedded_methods and any(abs(float(x) - retention) < 1e-9 for x in embedded_retentions)
     if (int(k), float(r), merge) == (PAPER_K, PAPER_R, OFFICIAL_MERGE) and not embedded_override and in_grid:
         return f"results/cpu/accuracy/holitom/{rtag(retention)}.json"
-    return f"results/holitom/cpu/holitom/k{int(k)}-R{float(r):.2f}-{merge}/{rtag(retention)}.json"
+    from replicate.harness.options import number_tag  # lossless: R 0.125 is not R0.12
+
+    return f"results/holitom/cpu/holitom/k{int(k)}-R{number_tag(r, 'inner_r')}-{merge}/{rtag(retention)}.json"
 
 
 def plain_cell_path(method: str, retention: float, *, embedded_override: bool = False,

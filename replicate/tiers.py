@@ -69,6 +69,8 @@ def _paper_status(config: Mapping[str, Any], claim: Mapping[str, Any] | None) ->
             missing.append(f"no {what} for {name}: config key {key} is empty")
         elif not Path(value).exists():
             missing.append(f"{what} path {value} (config key {key}) does not exist")
+        elif section == "checkpoints" and not (Path(value) / "config.json").is_file():
+            missing.append(f"checkpoint path {value} (config key {key}) has no config.json (not an HF checkpoint dir)")
     if missing:
         return TierStatus("paper", False, "; ".join(missing))
     return TierStatus("paper", True)

@@ -58,7 +58,7 @@ import torch
 from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 
 from methods.paper_options import DYCOKE_DECODE_LAYER
-from methods.types import Reduction, VideoTokens, check_retention
+from methods.types import NotApplicable, Reduction, VideoTokens, check_retention
 
 WINDOW = 4  # frames per TTM window (official)
 
@@ -118,7 +118,7 @@ def ttm_budgets(frames: int, tokens_per_frame: int, retention: float) -> torch.T
     total = max(1, round_half_up(r * frames * N))
     rest = total - n_ref * N
     if rest < 0:
-        raise ValueError(
+        raise NotApplicable(
             f"dycoke keeps the first frame of every {WINDOW}-frame window whole, so with F={frames} frames "
             f"retention must be >= {n_ref}/{frames} = {n_ref / frames:.4f}; got {retention!r}")
     budgets = torch.full((frames,), N, dtype=torch.long)

@@ -277,19 +277,55 @@ def make_sample(family: str, seed: Sequence[int] | int, cfg: Optional[SynthConfi
     return SynthSample(torch.from_numpy(video), QUESTIONS[family], options, answer, family, ts, meta)
 
 
-def make_split(name: str, n: int, seed: int = 0, cfg: Optional[SynthConfig] = None) -> list[SynthSample]:
-    """``n`` samples of split ``name``; families cycle so the split is balanced.
+class SynthSplit(Sequence):
+    """``n`` samples of a split, each generated when it is read (memory holds one sample, not n:
+    ``n_samples: 100000000`` no longer builds every video up front). Indexing and iteration give the
+    same samples as the former list; ``list(split)`` materialises it."""
+
+    def __init__(self, name: str, n: int, seed: int, cfg: SynthConfig):
+        self.name, self.n, self.seed, self.cfg = name, n, seed, cfg
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.n))]
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(f"sample index must be an int, got {type(i).__name__}")
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(f"sample {i} out of range for a split of {self.n}")
+        fams = self.cfg.families
+        return make_sample(fams[i % len(fams)], (SPLITS[self.name], self.seed, i), self.cfg)
+
+    def families(self) -> list[str]:
+        """Family of every sample (families cycle), without generating any video."""
+        fams = self.cfg.families
+        return [fams[i % len(fams)] for i in range(self.n)]
+
+    def chance_accuracy(self) -> float:
+        """Mean 1 / (number of options): the option count is fixed per family."""
+        return sum(1.0 / len(OPTIONS[f]) for f in self.families()) / max(1, self.n)
+
+    def __repr__(self) -> str:
+        return f"SynthSplit({self.name!r}, n={self.n}, seed={self.seed})"
+
+
+def make_split(name: str, n: int, seed: int = 0, cfg: Optional[SynthConfig] = None) -> SynthSplit:
+    """``n`` samples of split ``name`` (a lazy sequence); families cycle so the split is balanced.
 
     Sample i is seeded by (split id, seed, i): splits never share a seed, and a prefix of a longer
     split equals the shorter split.
     """
     if name not in SPLITS:
         raise ValueError(f"unknown split {name!r}; allowed: {list(SPLITS)}")
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    cfg = cfg or SynthConfig()
-    fams = cfg.families
-    return [make_sample(fams[i % len(fams)], (SPLITS[name], seed, i), cfg) for i in range(n)]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    return SynthSplit(name, n, seed, cfg or SynthConfig())
 
 
 def vocabulary_texts(cfg: Optional[SynthConfig] = None) -> list[str]:

@@ -228,7 +228,7 @@ def _train(cfg: TrainConfig, out, log):
     params = decay + no_decay
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
-    val = make_split("val", cfg.n_val, cfg.seed, cfg.data)
+    val = list(make_split("val", cfg.n_val, cfg.seed, cfg.data))  # evaluated repeatedly: generated once
     losses: list[float] = []
     aux_losses: dict[str, list[float]] = {}
     history = []
@@ -345,7 +345,10 @@ def main(argv=None) -> None:
         cfg = replace(cfg, time_budget_s=a.time_budget)
     if a.threads is not None:
         cfg = replace(cfg, threads=a.threads)
-    _, _, m = train(cfg, a.out)
+    from replicate.io import output_lock
+
+    with output_lock(a.out):  # one trainer per output folder, even after Snakemake was killed
+        _, _, m = train(cfg, a.out)
     print(json.dumps({k: m[k] for k in ("test_accuracy", "test_per_family", "train_seconds", "steps")}))
 
 

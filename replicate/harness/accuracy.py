@@ -21,6 +21,8 @@ from typing import Any, Mapping, Optional
 
 import torch
 
+from methods.types import NotApplicable
+
 from .options import cell_options, method_label, rtag
 
 DATASET = "SynthVideoQA"
@@ -101,6 +103,19 @@ def evaluate_adapter(adapter, method, samples, tokenizer, *, progress: bool = Tr
             "schedule": first}
 
 
+def _raise_unless_method_rule(method, retention, num_layers, vision_layers, options, exc) -> None:
+    """Options the user gave that the method rejects fail the job (a bad setting must not become a
+    not-applicable cell over a good one); a retention the method itself cannot run is its rule."""
+    from methods.registry import get_method
+
+    if options:
+        try:
+            get_method(method, **cell_options(method, retention, num_layers, vision_layers=vision_layers)["applied"])
+        except ValueError:
+            return  # rejected without the user's options too: the method's rule
+        raise ValueError(f"{method} options {dict(options)} rejected at retention {retention}: {exc}") from exc
+
+
 def run_accuracy_cell(model_dir: str | Path, method: str, options: Optional[Mapping[str, Any]] = None,
                       retention: Optional[float] = None, *, n_samples: int, seed: int = 0, split: str = "test",
                       threads: Optional[int] = None, progress: bool = True,
@@ -132,13 +147,14 @@ def run_accuracy_cell(model_dir: str | Path, method: str, options: Optional[Mapp
         base["label"] = method_label(method, opts["applied"])
         m = get_method(method, **opts["applied"])
     except ValueError as exc:
+        _raise_unless_method_rule(method, retention, L, tower_layers, options, exc)
         return {**base, "status": "not-applicable", "reason": f"options rejected: {exc}", "accuracy": None}
     samples = make_split(split, n_samples, seed, data_cfg)
     t0 = time.perf_counter()
     try:
         r = evaluate_adapter(adapter, m, samples, adapter.tokenizer, progress=progress,
                              desc=f"{method} {rtag(retention)}")
-    except ValueError as exc:
+    except NotApplicable as exc:  # the method's own rule (DyCoke below 25 %); any other error fails the job
         return {**base, "status": "not-applicable", "reason": f"method failed on this model: {exc}",
                 "accuracy": None}
     arch = adapter.arch_spec("synthvqa-tiny", default_frames=data_cfg.frames)
@@ -147,6 +163,6 @@ def run_accuracy_cell(model_dir: str | Path, method: str, options: Optional[Mapp
             "per_family_n": r["per_family_n"], "mean_visual_tokens_llm": r["mean_visual_tokens_llm"],
             "mean_visual_tokens_layer_avg": r["mean_visual_tokens_layer_avg"],
             "vanilla_visual_tokens": data_cfg.frames * adapter.tokens_per_frame,
-            "chance_accuracy": sum(1.0 / len(x.options) for x in samples) / len(samples),
+            "chance_accuracy": samples.chance_accuracy(),  # lazy split: no video regenerated
             "schedule_first_sample": _schedule_dict(sched), **cell_costs(arch, sched),
             "seconds": time.perf_counter() - t0}

@@ -160,6 +160,8 @@ def runnable_cells(adapter, jobs, pixels, timestamps, base: dict) -> tuple[list[
     """(cells that run on this model, ``not-applicable`` result dicts of those that cannot, with why)."""
     import torch
 
+    from methods.types import NotApplicable
+
     runnable, rejected = [], []
     for m, r in jobs:
         try:
@@ -167,7 +169,7 @@ def runnable_cells(adapter, jobs, pixels, timestamps, base: dict) -> tuple[list[
             with torch.inference_mode():  # one untimed pass: a method that cannot run here says why
                 c.request(adapter, pixels, timestamps, QUESTION, 0)
             runnable.append(c)
-        except ValueError as exc:
+        except NotApplicable as exc:  # the method's own rule; any other error fails the run loudly
             rejected.append({**base, "method": m, "retention": r, "rtag": rtag(r), "status": "not-applicable",
                              "reason": str(exc)})
     return runnable, rejected
@@ -180,6 +182,8 @@ def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[fl
     """Time every (method, retention) (vanilla once, at ``full``) on one random-weight model and add
     the cost model's predictions. Cells that cannot run say so (``status: not-applicable``)."""
     import torch
+
+    from methods.types import NotApplicable
 
     if threads and not str(device).startswith("cuda"):
         torch.set_num_threads(int(threads))
@@ -272,12 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from .validate import HarnessArgumentError, validate_args
+
+    try:  # every argument, before a model is built or anything is timed
+        checked = validate_args(args, archs=ARCHS, cpu_bench_config=CPU_BENCH_CONFIG)
+    except HarnessArgumentError as exc:
+        raise SystemExit(f"error: {exc}")
     dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    try:
-        rets = [float(x) for x in args.retention.split(",") if x.strip()]
-    except ValueError:
-        raise SystemExit(f"--retention must be comma-separated numbers, got {args.retention!r}")
+    methods, rets = checked["methods"], checked["retentions"]
     if args.device.startswith("cuda"):
         import torch
 

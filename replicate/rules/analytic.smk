@@ -12,7 +12,8 @@ rule analytic_flops:
     params:
         grid=config["analytic"]["grid"],
         rounding=config["analytic"].get("budget_rounding", "per_frame_ceil"),
-        config_hash=CONFIG_HASH,
+        # a rerun trigger on the keys this rule reads only (the whole-config hash reran it on any edit)
+        config_hash=config_hash({"analytic": config["analytic"]}),
     log:
         "logs/analytic/flops.log",
     conda:

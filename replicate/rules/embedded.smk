@@ -6,7 +6,7 @@
 #   -> figures: results/figures/embedded_*.{png,pdf}
 #   gpu tier: results/gpu/efficiency/{method}/{rtag}.json + summary.json (resources gpu=1; only
 #   scheduled where the gpu tier can run: replicate/tiers.py)
-from replicate.harness.options import NO_RETENTION as _NO_RET, rtag as _rtag
+from replicate.harness.options import NO_RETENTION as _NO_RET, number_tag as _number_tag, rtag as _rtag
 
 # EMB, EFF, EMB_MODEL_FILES and the emb_method / emb_rtag constraints: common.smk (shared with holitom.smk)
 
@@ -117,7 +117,7 @@ rule gpu_efficiency:
         dtype=EFF_GPU.get("dtype", "bf16"),
         frames=EFF_GPU.get("frames", 32),
         methods=",".join(EFF_GPU.get("methods", ["vanilla"])),
-        retentions=",".join(f"{r:.2f}" for r in EFF_GPU.get("retentions", [0.10])),
+        retentions=",".join(_number_tag(r, "efficiency.gpu.retentions") for r in EFF_GPU.get("retentions", [0.10])),
         repeats=EFF_GPU.get("repeats", 5),
         warmup=EFF_GPU.get("warmup", 2),
         decode=EFF_GPU.get("decode_tokens", 32),

@@ -10,6 +10,7 @@ the whole ``holitom_reduce`` (Stages I + II), median of ``repeats`` after one wa
 import torch
 
 from replicate.harness.method_bench import median_time, random_video_tokens
+from replicate.harness.options import rtag
 from methods.holitom import HoliTomConfig, consecutive_cosine, holitom_reduce, temporal_segments
 from replicate.io import write_json
 from replicate.provenance import provenance
@@ -41,7 +42,7 @@ def run(frames, grid, dim, retentions, static_fraction, repeats, threads, seed=0
             sim = consecutive_cosine(tokens.features)
             seg = temporal_segments(sim, cfg.effective_tau, cfg.max_window)
             red = holitom_reduce(tokens, cfg)
-            out[f"r{float(r):.2f}"] = {
+            out[rtag(r)] = {  # lossless tag (replicate.harness.options.rtag)
                 "retention": float(r), "tau": cfg.effective_tau,
                 "stage1": median_time(lambda: temporal_segments(consecutive_cosine(tokens.features),
                                                                  cfg.effective_tau, cfg.max_window), repeats),

@@ -48,6 +48,8 @@ def test_paper_nonexistent_path_and_then_present(config, tmp_path):
     assert st.reason == (f"checkpoint path {tmp_path / 'nope'} (config key paths.checkpoints.llava-onevision-7b) "
                          "does not exist")
     (tmp_path / "nope").mkdir()
+    assert "has no config.json" in tier_status("paper", config, _paper_claim()).reason  # not an HF checkpoint
+    (tmp_path / "nope" / "config.json").write_text("{}")
     assert tier_status("paper", config, _paper_claim()).runnable
 
 
