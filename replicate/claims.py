@@ -27,7 +27,7 @@ HEADLINE_IDS = (
     "stts-tokens-pruned-50", "stts-efficiency-128f", "stts-efficiency-256f",
     "stts-accuracy-drop-13tasks", "stts-test-time-scaling",
     "holitom-flops-ov7b-r10", "holitom-perf-kept-ov7b-r10", "holitom-ttft-ov7b-r10",
-    "holitom-decode-ov7b-r10", "holitom-outer-reduction-r10",
+    "holitom-decode-ov7b-r10", "holitom-outer-reduction-r10", "holitom-best-k-ov7b",
 )
 #: The cpu tier's SynthVideoQA analogues of headline claims (kind: analogue, verdict `analogue`):
 #: their own README table, never beside the papers' numbers.

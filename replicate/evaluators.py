@@ -179,7 +179,7 @@ def vit_tail_reduction(claim, ctx):
 HOLITOM_BENCH = "results/bench/holitom_stages.json"
 
 
-@register("bench_outer_reduction", tier="analytic", inputs=(HOLITOM_BENCH,))
+@register("bench_outer_reduction", tier="analytic", inputs=(HOLITOM_BENCH, ANALYTIC_FLOPS, ANALYTIC_SCHEDULES))
 def bench_outer_reduction(claim, ctx):
     """Percent of the video tokens HoliTom's Stages I-II remove, from their real output (rule
     holitom_bench runs methods.holitom.holitom_reduce on a full-size input and counts what it kept).
@@ -197,7 +197,10 @@ def bench_outer_reduction(claim, ctx):
         raise ValueError(f"no retention {key} in {HOLITOM_BENCH} (have {sorted(bench['results'])})")
     cell = bench["results"][key]
     kept, total = int(cell["kept_tokens"]), int(cell["input_tokens"])
+    _, nominal = _row(claim, ctx)
     return Measurement(100.0 * (1 - kept / total), {
+        "cost_model_prediction": 100.0 * (1 - int(nominal["llm_visual_first"]) / int(nominal["vanilla_visual"])),
+        "cost_model_basis": f"nominal schedule {nominal['key']} ({nominal['budget_rounding']} budget)",
         "result_file": HOLITOM_BENCH, "kept_tokens": kept, "input_tokens": total,
         "kept_per_frame": cell.get("kept_per_frame"), "temporally_reduced": cell.get("temporally_reduced"),
         "tau": cell.get("tau"), "shape": shape, "input": bench.get("input"),

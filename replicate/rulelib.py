@@ -92,11 +92,11 @@ def verify_claims(*, ids: Sequence[str], claims_file: str, outputs: Sequence[str
 
 
 def claims_report(all_json: str, *, report: str, summary: str, readme: str, headline: Sequence[str],
-                  log_path: str | None = None) -> None:
+                  log_path: str | None = None, project: Sequence[str] = (), analogues: Sequence[str] = ()) -> None:
     results = json.loads(Path(all_json).read_text())
     io.write_text(report, render_report(results, headline=headline))
     io.write_json(summary, _summary(results))
-    io.write_text(readme, render_readme_table(results, headline))
+    io.write_text(readme, render_readme_table(results, headline, project, analogues))
     _log(log_path, f"report of {len(results)} claims")
 
 

@@ -1,3 +1,5 @@
+from replicate.claims import PROJECT_HEADLINE_IDS
+
 # Claims: one JSON per claim with reported, measured, verdict, reason, evidence and provenance.
 #
 # `verify_all` writes every claim in one job (hundreds of claims would otherwise be hundreds of
@@ -65,7 +67,9 @@ rule claims_report:
         summary="results/claims/summary.json",
         readme="results/claims/README_table.md",
     params:
-        headline=[*HEADLINE_IDS, *ANALOGUE_HEADLINE_IDS],
+        headline=list(HEADLINE_IDS),
+        project=lambda wc: list(PROJECT_HEADLINE_IDS),
+        analogues=lambda wc: list(ANALOGUE_HEADLINE_IDS),
     log:
         "logs/claims/report.log",
     conda:
