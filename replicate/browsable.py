@@ -100,8 +100,12 @@ def bundle(category: str, *, all_json: str, files: Sequence[str], claims_out: st
 
 def _flat(path: str, ext: str) -> str:
     """results/figures/notebook/holitom/x.png -> notebook-holitom-x.png (unique, one level)."""
-    parts = Path(path).with_suffix("").parts
-    keep = [p for p in parts if p not in ("results", "figures", "tables")]
+    parts = list(Path(path).with_suffix("").parts)
+    if "results" in parts:  # relative to the results directory, wherever the run was
+        parts = parts[len(parts) - parts[::-1].index("results"):]
+    else:
+        parts = parts[-1:]
+    keep = [p for p in parts if p not in ("figures", "tables")]
     return "-".join(keep) + ext
 
 
