@@ -98,15 +98,6 @@ REPORT_STATIC = [
 ]
 
 
-def report_assets(wildcards):
-    """The figures and tables of one category that this machine's default run builds."""
-    from replicate.browsable import assets_for
-
-    files = [f for f in {*REPORT_STATIC, *runnable_targets(TIER_TARGETS)} if not f.startswith("results/report/")]
-    found = assets_for(wildcards.category, files)
-    return found["figures"] + found["tables"]
-
-
 rule report_bundle:
     input:
         claims="results/claims/all.json",
