@@ -77,6 +77,18 @@ def cpu_accuracy(claim, ctx: Context) -> Measurement:
                                                         "n": row["n"]})
 
 
+def _timing_settings(row: Mapping[str, Any], ctx: Context, method: str, tag: str) -> tuple[int, int]:
+    """(repeats, warmup) of a timed cell: from the table if it has them, else the cell's own JSON
+    (results/cpu/efficiency/<method>/<rtag>.json, written by the same rule)."""
+    if row.get("repeats") is not None:
+        return int(row["repeats"]), int(row.get("warmup") or 0)
+    cell = ctx.path(f"results/cpu/efficiency/{method}/{tag}.json")
+    if not cell.exists():
+        raise ValueError(f"cannot tell how cell {method}/{tag} was timed (no repeats column, no {cell.name})")
+    data = ctx.json(str(cell.relative_to(ctx.results_root)))
+    return int(data["repeats"]), int(data.get("warmup") or 0)
+
+
 @register("cpu_speedup_vs_model", tier="cpu", inputs=(EFFICIENCY_CSV,))
 def cpu_speedup_vs_model(claim, ctx: Context) -> Measurement:
     s = claim["setting"]
@@ -84,8 +96,8 @@ def cpu_speedup_vs_model(claim, ctx: Context) -> Measurement:
     meas, pred = row.get("speedup_ttft_measured"), row.get("speedup_ttft_predicted")
     if meas is None or pred is None:
         raise ValueError("speedups missing from the efficiency table (vanilla cell absent)")
-    repeats, warmup = row.get("repeats"), row.get("warmup")
-    if repeats is not None and (int(repeats) < MIN_REPEATS or int(warmup or 0) < 1):
+    repeats, warmup = _timing_settings(row, ctx, s["method"], _tag(s, s["method"]))
+    if int(repeats) < MIN_REPEATS or int(warmup) < 1:
         raise ValueError(f"timed with repeats={repeats}, warmup={warmup}: the +-25 % band needs medians of >= "
                          f"{MIN_REPEATS} repeats after a warm-up (one cold run varies by more than the band)")
     return Measurement(float(meas) / float(pred), {

@@ -217,3 +217,15 @@ def test_every_evaluator_of_this_registry_has_a_refutation_here():
                  if any(c.get("evaluator") == name for c in CLAIMS.values())}
     assert not unclaimed, f"evaluators used by claims without a refutation test: {sorted(unclaimed)}"
     assert "replicate.embedded_evaluators" in sys.modules
+
+
+def test_cpu_speedup_reads_the_timing_settings_from_the_cell_json(tmp_path, cfg):
+    """No repeats column in the table: the cell's own JSON says it was one cold run -> not-run."""
+    io.write_csv(tmp_path / "results/cpu/efficiency.csv", pd.DataFrame([
+        {"method": "tango", "rtag": "r0.10", "status": "ok", "speedup_ttft_measured": 1.5,
+         "speedup_ttft_predicted": 1.6}]))
+    io.write_json(tmp_path / "results/cpu/efficiency/tango/r0.10.json", {"repeats": 1, "warmup": 0})
+    res = _verify(tmp_path, CLAIMS["project-costmodel-cpu-ttft-tango-r10"], cfg)
+    assert res["verdict"] == "not-run" and "repeats=1, warmup=0" in res["reason"]
+    io.write_json(tmp_path / "results/cpu/efficiency/tango/r0.10.json", {"repeats": 5, "warmup": 1})
+    assert _verify(tmp_path, CLAIMS["project-costmodel-cpu-ttft-tango-r10"], cfg)["verdict"] == "confirmed"
