@@ -250,3 +250,36 @@ def render_readme_table(results: Sequence[Mapping[str, Any]], headline: Sequence
         lines += ["SynthVideoQA / CPU analogues (a tiny model trained here; not compared with the papers):", "",
                   *_analogue_rows(pick(analogues)), ""]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- README
+README_START, README_END = "<!-- claims-table:start -->", "<!-- claims-table:end -->"
+
+
+def splice_readme(readme: str, table: str) -> str:
+    """README text with the generated claims tables (results/claims/README_table.md) between the
+    markers; the hand-written paragraph right after the start marker (run facts) is kept."""
+    if README_START not in readme or README_END not in readme:
+        raise ValueError(f"README has no {README_START} ... {README_END} block")
+    head, rest = readme.split(README_START, 1)
+    block, tail = rest.split(README_END, 1)
+    intro = block.split("\n|", 1)[0].rstrip() if "\n|" in block else block.rstrip()
+    return f"{head}{README_START}{intro}\n\n{table.strip()}\n{README_END}{tail}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """python -m replicate.report README.md results/claims/README_table.md: refresh the README's table."""
+    import sys
+    from pathlib import Path
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2:
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    readme, table = Path(args[0]), Path(args[1])
+    readme.write_text(splice_readme(readme.read_text(), table.read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -75,3 +75,13 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert not target.exists() and list(target.parent.iterdir()) == []
     io.write_json(target, {"a": 1})
     assert target.read_text() == '{\n  "a": 1\n}\n' and len(list(target.parent.iterdir())) == 1
+
+
+def test_splice_readme_replaces_only_the_generated_tables():
+    from replicate.report import splice_readme
+
+    readme = "intro\n<!-- claims-table:start -->\nRun facts.\n\n| old |\n|---|\n\nold line\n<!-- claims-table:end -->\nrest\n"
+    out = splice_readme(readme, "| new |\n|---|\n\nAll 3 claims.\n")
+    assert out == "intro\n<!-- claims-table:start -->\nRun facts.\n\n| new |\n|---|\n\nAll 3 claims.\n<!-- claims-table:end -->\nrest\n"
+    with pytest.raises(ValueError, match="claims-table:start"):
+        splice_readme("no markers", "| x |")
