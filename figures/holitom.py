@@ -59,7 +59,7 @@ def _display(frame, *, synth: bool):
         out = [str(r["model"]), str(r["label"]), _fmt(r["pre_llm_pct"], 0)]
         for q, _ in QUANTITIES:
             tier, verdict = str(r.get(f"{q}_tier") or ""), r.get(f"{q}_verdict")
-            if verdict in ("confirmed", "refuted"):  # the claim checker's verdict within the claim's tolerance
+            if verdict in ("confirmed", "refuted", "config-unpublished"):  # the claim checker's verdict within the claim's tolerance
                 tier = f"{tier}, {verdict}"
             out += [_fmt(r.get(f"{q}_reported"), 1), cell(r.get(f"{q}_reproduced")), tier]
         if synth:

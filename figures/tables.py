@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 FLOPS_PREFIXES = {"holitom-t1-flops-": "holitom-t1-ratio-", "holitom-t2-flops-": "holitom-t2-ratio-"}
 COLUMNS = ["table", "model", "method", "pre_llm", "reported_tflops", "reproduced_tflops", "reported_ratio_pct",
            "reproduced_ratio_pct", "match", "note"]
-MARK = {"confirmed": "yes", "refuted": "NO", "not-run": "not run"}
+MARK = {"confirmed": "yes", "refuted": "NO", "not-run": "not run", "config-unpublished": "config unpublished"}
 
 
 def load_results(path: str | Path) -> list[dict[str, Any]]:
@@ -34,7 +34,8 @@ def holitom_flops_table(results: Iterable[Mapping[str, Any]]):
             setting = res.get("setting") or {}
             verdicts = [res["verdict"]] + ([ratio["verdict"]] if ratio else [])
             match = ("yes" if all(v == "confirmed" for v in verdicts)
-                     else "not run" if all(v == "not-run" for v in verdicts) else "NO")
+                     else "not run" if all(v == "not-run" for v in verdicts)
+                     else "config unpublished" if "config-unpublished" in verdicts else "NO")
             retention = setting.get("retention")
             rows.append({
                 "table": "3.1" if flops_prefix.startswith("holitom-t1") else "3.2",

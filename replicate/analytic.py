@@ -98,8 +98,21 @@ def grid_settings(grid: Iterable[Mapping[str, Any]]) -> list[Setting]:
     return out
 
 
+def candidate_settings(claim: Mapping[str, Any]) -> list[Setting]:
+    """Settings of the candidate configurations of a claim whose configuration is unpublished."""
+    out = []
+    for cand in (claim.get("config_unpublished") or {}).get("candidates", []):
+        opts = {k: tuple(v) if isinstance(v, list) else v for k, v in cand.items()}
+        out.append(setting_from_claim({**claim["setting"], "options": {**claim["setting"].get("options", {}), **opts}}))
+    return out
+
+
 def claim_settings(claims: Iterable[Mapping[str, Any]]) -> list[Setting]:
-    return [setting_from_claim(c["setting"]) for c in claims if c.get("tier") == "analytic"]
+    out = []
+    for c in claims:
+        if c.get("tier") == "analytic":
+            out += [setting_from_claim(c["setting"]), *candidate_settings(c)]
+    return out
 
 
 def unique(settings: Iterable[Setting]) -> list[Setting]:
@@ -223,45 +236,97 @@ def lookup(frame, setting: Setting):
 # ---------------------------------------------------------------------------- latency predictions
 PREDICTION_TEXT_TOKENS = 100   # prompt template + question, an assumption stated in every row
 PREDICTION_DECODE_STEPS = 64
-PREDICTION_COLUMNS = ["id", "model", "method", "baseline", "frames", "retention", "hardware", "dtype",
-                      "text_tokens", "decode_steps", "baseline_ttft_ms", "method_ttft_ms", "ttft_speedup",
+PREDICTION_COLUMNS = ["id", "model", "method", "baseline", "frames", "retention", "hardware", "dtype", "attention",
+                      "hardware_basis", "text_tokens", "decode_steps", "predicted", "predicted_unit",
+                      "baseline_ttft_ms", "method_ttft_ms", "ttft_speedup", "vision_ms", "other_ms", "llm_ms",
                       "baseline_decode_tok_s", "method_decode_tok_s", "decode_speedup", "llm_only_ttft_bound",
                       "reported", "quantity"]
+#: gpu-tier quantities the roofline predicts (a training step is not a forward pass: not predicted)
+PREDICTED_QUANTITIES = ("ttft_speedup", "decode_speedup", "efficiency_speedup", "latency_ms", "throughput_tok_s")
+DEFAULT_TARGET = {"hardware": "h100-sxm", "dtype": "bf16", "attention": "sdpa",
+                  "basis": "config default (no `predictions` entry for this paper)"}
+
+
+def _ttft_part(claim_id: str) -> str:
+    parts = claim_id.split("-")
+    for p, col in (("vit", "vision_ms"), ("other", "other_ms"), ("llm", "llm_ms")):
+        if p in parts:
+            return col
+    return "method_ttft_ms"
+
+
+def _predicted_value(claim: Mapping[str, Any], row: Mapping[str, Any]) -> tuple[float, str]:
+    q = claim["quantity"]
+    if q in ("ttft_speedup", "efficiency_speedup"):
+        return row["ttft_speedup"], "x"
+    if q == "decode_speedup":
+        return row["decode_speedup"], "x"
+    if q == "latency_ms":
+        return row[_ttft_part(claim["id"])], "ms"
+    return row["method_decode_tok_s"], "tok/s"
+
+
+def _predictable(claim: Mapping[str, Any]) -> bool:
+    return (claim.get("tier") == "gpu" and claim["quantity"] in PREDICTED_QUANTITIES
+            and claim.get("evaluator") != "gpu_training_speedup"
+            and claim["setting"].get("baseline", "vanilla") == "vanilla")
+
+
+def predict_claim(claim: Mapping[str, Any], target: Mapping[str, Any], rounding: str = "per_frame_ceil") -> dict:
+    """The roofline prediction (costmodel.latency) of one gpu-tier claim on ``target`` hardware."""
+    from costmodel.latency import predict_latency
+
+    s = setting_from_claim(claim["setting"])
+    arch = arch_of(s.model)
+    kw = dict(frames=s.frames, text_tokens=PREDICTION_TEXT_TOKENS, decode_steps=PREDICTION_DECODE_STEPS)
+    hw, dtype = target["hardware"], target["dtype"]
+    method = predict_latency(arch, _nominal(arch, s, rounding, kw), hw, dtype)
+    base = predict_latency(arch, _nominal(arch, setting_from_claim({"model": s.model, "frames": s.frames}),
+                                          rounding, kw), hw, dtype)
+    row = {
+        "id": claim["id"], "model": s.model, "method": s.method, "baseline": "vanilla", "frames": s.frames,
+        "retention": s.retention, "hardware": hw, "dtype": dtype, "attention": target["attention"],
+        "hardware_basis": target["basis"], "text_tokens": PREDICTION_TEXT_TOKENS, "decode_steps": PREDICTION_DECODE_STEPS,
+        "baseline_ttft_ms": 1e3 * base["ttft_s"], "method_ttft_ms": 1e3 * method["ttft_s"],
+        "ttft_speedup": base["ttft_s"] / method["ttft_s"], "vision_ms": 1e3 * method["vision_s"],
+        "other_ms": 1e3 * method["other_s"], "llm_ms": 1e3 * method["prefill_s"],
+        "baseline_decode_tok_s": base["decode_tokens_per_s"], "method_decode_tok_s": method["decode_tokens_per_s"],
+        "decode_speedup": method["decode_tokens_per_s"] / base["decode_tokens_per_s"],
+        # Amdahl: the TTFT speedup if the LLM prefill cost nothing (vision + other stay)
+        "llm_only_ttft_bound": base["ttft_s"] / (base["vision_s"] + base["other_s"]),
+        "reported": claim["reported"]["value"], "quantity": claim["quantity"],
+    }
+    row["predicted"], row["predicted_unit"] = _predicted_value(claim, row)
+    return row
+
+
+def _nominal(arch, s: Setting, rounding: str, kw: dict):
+    from methods.nominal import nominal_schedule
+
+    return nominal_schedule(arch, s.method, retention=s.retention, **kw, **budget_options(s, rounding), **dict(s.options))
+
+
+def predict_claims(claims: Iterable[Mapping[str, Any]], targets: Mapping[str, Mapping[str, Any]],
+                   rounding: str = "per_frame_ceil") -> list[dict]:
+    """Roofline predictions for every gpu-tier claim the cost model can predict, each on its paper's
+    hardware (``targets[paper]``: claims.yaml `predictions`). A prediction is shown beside a claim,
+    never as its measured value. Claims whose method has no nominal schedule are skipped."""
+    from methods.nominal import NOMINAL_METHODS
+
+    rows = []
+    for claim in claims:
+        if not _predictable(claim) or claim["setting"].get("method", "vanilla") not in NOMINAL_METHODS:
+            continue
+        target = targets.get(claim["paper"], DEFAULT_TARGET)
+        try:
+            rows.append(predict_claim(claim, target, rounding))
+        except ValueError:  # e.g. a setting the nominal schedule cannot express: no prediction
+            continue
+    return rows
 
 
 def predict_speedups(claims: Iterable[Mapping[str, Any]], hardware: str, dtype: str = "bf16",
                      rounding: str = "per_frame_ceil") -> list[dict]:
-    """Roofline predictions (costmodel.latency) for the gpu-tier speedup claims whose method has a
-    nominal schedule. A prediction is evidence beside a claim, never its measured value."""
-    from costmodel.latency import predict_latency
-    from methods.nominal import NOMINAL_METHODS, nominal_schedule
-
-    rows = []
-    for claim in claims:
-        if claim.get("tier") != "gpu" or claim["quantity"] not in ("ttft_speedup", "decode_speedup",
-                                                                    "efficiency_speedup"):
-            continue
-        if claim.get("evaluator") == "gpu_training_speedup":
-            continue  # a forward-pass roofline says nothing about a training step
-        s = setting_from_claim(claim["setting"])
-        baseline = claim["setting"].get("baseline", "vanilla")
-        if s.method not in NOMINAL_METHODS or baseline != "vanilla":
-            continue
-        arch = arch_of(s.model)
-        kw = dict(frames=s.frames, text_tokens=PREDICTION_TEXT_TOKENS, decode_steps=PREDICTION_DECODE_STEPS)
-        method = predict_latency(arch, nominal_schedule(arch, s.method, retention=s.retention, **kw,
-                                                        **budget_options(s, rounding), **dict(s.options)),
-                                 hardware, dtype)
-        base = predict_latency(arch, nominal_schedule(arch, "vanilla", **kw), hardware, dtype)
-        rows.append({
-            "id": claim["id"], "model": s.model, "method": s.method, "baseline": baseline, "frames": s.frames,
-            "retention": s.retention, "hardware": hardware, "dtype": dtype,
-            "text_tokens": PREDICTION_TEXT_TOKENS, "decode_steps": PREDICTION_DECODE_STEPS,
-            "baseline_ttft_ms": 1e3 * base["ttft_s"], "method_ttft_ms": 1e3 * method["ttft_s"],
-            "ttft_speedup": base["ttft_s"] / method["ttft_s"],
-            "baseline_decode_tok_s": base["decode_tokens_per_s"], "method_decode_tok_s": method["decode_tokens_per_s"],
-            "decode_speedup": method["decode_tokens_per_s"] / base["decode_tokens_per_s"],
-            "llm_only_ttft_bound": base["ttft_s"] / (base["vision_s"] + base["other_s"]),
-            "reported": claim["reported"]["value"], "quantity": claim["quantity"],
-        })
-    return rows
+    """predict_claims with one hardware for every paper (kept for callers that pass one device)."""
+    target = {"hardware": hardware, "dtype": dtype, "attention": "sdpa", "basis": f"one device for all: {hardware}"}
+    return predict_claims(claims, {p: target for p in ("tango", "stts", "holitom", "project")}, rounding)

@@ -27,11 +27,14 @@ HEADLINE_IDS = (
     "stts-tokens-pruned-50", "stts-efficiency-128f", "stts-efficiency-256f",
     "stts-accuracy-drop-13tasks", "stts-test-time-scaling",
     "holitom-flops-ov7b-r10", "holitom-perf-kept-ov7b-r10", "holitom-ttft-ov7b-r10",
-    "holitom-decode-ov7b-r10", "holitom-outer-reduction-r10",
+    "holitom-decode-ov7b-r10", "holitom-outer-reduction-r10", "holitom-best-k-ov7b",
 )
-#: The cpu tier's analogues of headline claims (SynthVideoQA accuracy, CPU speed-up), listed after
-#: the headline claims in the README table.
-ANALOGUE_HEADLINE_IDS = ("holitom-perf-kept-synth-r10", "tango-perf-kept-synth-r10", "tango-speedup-cpu-r10")
+#: The cpu tier's SynthVideoQA analogues of headline claims (kind: analogue, verdict `analogue`):
+#: their own README table, never beside the papers' numbers.
+ANALOGUE_HEADLINE_IDS = ("holitom-perf-kept-synth-r10", "tango-perf-kept-synth-r10")
+#: Claims of this project (kind: project), e.g. the cost model against CPU timings.
+PROJECT_HEADLINE_IDS = ("project-costmodel-cpu-ttft-tango-r10",)
+CLAIM_KINDS = ("paper", "project", "analogue")
 
 MODEL_SHORT = {
     "llava-onevision-7b": "ov7b", "llava-onevision-72b": "ov72b", "llava-video-7b": "video7b",
@@ -176,6 +179,11 @@ def _setting(spec: Mapping[str, Any], row: Mapping[str, Any], *, retention: floa
     return setting
 
 
+def claim_kind(claim: Mapping[str, Any]) -> str:
+    """paper (default), project or analogue."""
+    return claim.get("kind", "paper")
+
+
 def _claim(spec, cid, quantity, value, unit, kind, setting, text, *, tol_kind=None, **tol_ctx) -> dict[str, Any]:
     tier, evaluator = _kind_meta(spec, kind)
     claim = {
@@ -192,6 +200,9 @@ def _claim(spec, cid, quantity, value, unit, kind, setting, text, *, tol_kind=No
     }
     if evaluator:
         claim["evaluator"] = evaluator
+    unpublished = spec.get("config_unpublished_by_method", {}).get(setting.get("method"))
+    if unpublished and kind in ("flops", "ratio"):  # the FLOPs depend on the unpublished stages
+        claim["config_unpublished"] = copy.deepcopy(unpublished)
     return claim
 
 

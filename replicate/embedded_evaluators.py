@@ -7,13 +7,13 @@ ValueError with its reason, which verify.py turns into ``not-run``.
 Comparison rules (the claims in claims.yaml state them too):
 
 - ``cpu_perf_kept``: measured = perf_kept_pct of the cell (accuracy / vanilla accuracy * 100 on
-  SynthVideoQA-test, same samples). Compared with the paper's number by the claim's tolerance,
-  normally ``comparator: at_least`` (an analogue: "keeps at least about as much as the paper says").
-  Not run when the vanilla accuracy is within 10 pp of chance (an under-trained model).
+  SynthVideoQA-test, same samples). Its claims are ``kind: analogue``: recorded with verdict
+  ``analogue``, never compared with the paper's number. Not run when the vanilla accuracy is
+  within 10 pp of chance (an under-trained model).
 - ``cpu_speedup_vs_model``: measured = (measured TTFT speedup vs vanilla) / (the cost model's
   predicted TTFT speedup for the same recorded schedules, cpu-2core efficiencies fitted on the
-  vanilla cell). The claim's reported value is 1 (agreement with the model), not the paper's
-  GPU speedup.
+  vanilla cell). A claim of this project (``paper: project``): reported value 1 (agreement with
+  the model). Not run on cells timed with fewer than 3 repeats or no warm-up.
 - ``gpu_ttft_speedup`` / ``gpu_decode_speedup``: vanilla TTFT / method TTFT and method decode
   tok/s / vanilla decode tok/s from results/gpu/efficiency/summary.json.
 """
@@ -30,6 +30,8 @@ EFFICIENCY_CSV = "results/cpu/efficiency.csv"
 GPU_SUMMARY = "results/gpu/efficiency/summary.json"
 #: perf_kept is only meaningful when vanilla is clearly above chance (else not-run, with the reason)
 MIN_ABOVE_CHANCE = 0.10
+#: cpu_speedup_vs_model judges medians of at least this many timed repeats (after a warm-up)
+MIN_REPEATS = 3
 
 
 def _tag(setting: Mapping[str, Any], method: str) -> str:
@@ -75,6 +77,18 @@ def cpu_accuracy(claim, ctx: Context) -> Measurement:
                                                         "n": row["n"]})
 
 
+def _timing_settings(row: Mapping[str, Any], ctx: Context, method: str, tag: str) -> tuple[int, int]:
+    """(repeats, warmup) of a timed cell: from the table if it has them, else the cell's own JSON
+    (results/cpu/efficiency/<method>/<rtag>.json, written by the same rule)."""
+    if row.get("repeats") is not None:
+        return int(row["repeats"]), int(row.get("warmup") or 0)
+    cell = ctx.path(f"results/cpu/efficiency/{method}/{tag}.json")
+    if not cell.exists():
+        raise ValueError(f"cannot tell how cell {method}/{tag} was timed (no repeats column, no {cell.name})")
+    data = ctx.json(str(cell.relative_to(ctx.results_root)))
+    return int(data["repeats"]), int(data.get("warmup") or 0)
+
+
 @register("cpu_speedup_vs_model", tier="cpu", inputs=(EFFICIENCY_CSV,))
 def cpu_speedup_vs_model(claim, ctx: Context) -> Measurement:
     s = claim["setting"]
@@ -82,6 +96,10 @@ def cpu_speedup_vs_model(claim, ctx: Context) -> Measurement:
     meas, pred = row.get("speedup_ttft_measured"), row.get("speedup_ttft_predicted")
     if meas is None or pred is None:
         raise ValueError("speedups missing from the efficiency table (vanilla cell absent)")
+    repeats, warmup = _timing_settings(row, ctx, s["method"], _tag(s, s["method"]))
+    if int(repeats) < MIN_REPEATS or int(warmup) < 1:
+        raise ValueError(f"timed with repeats={repeats}, warmup={warmup}: the +-25 % band needs medians of >= "
+                         f"{MIN_REPEATS} repeats after a warm-up (one cold run varies by more than the band)")
     return Measurement(float(meas) / float(pred), {
         "result_file": EFFICIENCY_CSV, "ttft_speedup_measured": meas, "ttft_speedup_predicted": pred,
         "llm_speedup_measured": row.get("speedup_llm_measured"), "llm_speedup_predicted": row.get("speedup_llm_predicted"),

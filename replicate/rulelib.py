@@ -37,12 +37,17 @@ def analytic_flops(*, claims: Sequence[Mapping[str, Any]], grid: Sequence[Mappin
 
 
 def predictions(*, claims, hardware: str, dtype: str, rounding: str, csv_path: str,
-                log_path: str | None = None) -> None:
+                log_path: str | None = None, targets=None) -> None:
+    """Per-claim predictions; ``targets`` (claims.yaml `predictions`, per paper) name the hardware,
+    else every paper uses ``hardware``/``dtype``."""
     import pandas as pd
 
-    rows = analytic.predict_speedups(claims, hardware, dtype, rounding)
+    if targets:
+        rows = analytic.predict_claims(claims, targets, rounding)
+    else:
+        rows = analytic.predict_speedups(claims, hardware, dtype, rounding)
     io.write_csv(csv_path, pd.DataFrame(rows, columns=analytic.PREDICTION_COLUMNS))
-    _log(log_path, f"{len(rows)} predictions on {hardware}/{dtype}")
+    _log(log_path, f"{len(rows)} predictions on " + ", ".join(sorted({f"{r['hardware']}/{r['dtype']}" for r in rows})))
 
 
 def exact_vs_paper(flops_csv: str, *, csv_path: str, md_path: str, log_path: str | None = None) -> None:
@@ -87,11 +92,11 @@ def verify_claims(*, ids: Sequence[str], claims_file: str, outputs: Sequence[str
 
 
 def claims_report(all_json: str, *, report: str, summary: str, readme: str, headline: Sequence[str],
-                  log_path: str | None = None) -> None:
+                  log_path: str | None = None, project: Sequence[str] = (), analogues: Sequence[str] = ()) -> None:
     results = json.loads(Path(all_json).read_text())
     io.write_text(report, render_report(results, headline=headline))
     io.write_json(summary, _summary(results))
-    io.write_text(readme, render_readme_table(results, headline))
+    io.write_text(readme, render_readme_table(results, headline, project, analogues))
     _log(log_path, f"report of {len(results)} claims")
 
 

@@ -1,4 +1,16 @@
-"""Turn one claim into a verdict: confirmed, refuted or not-run (with the exact reason)."""
+"""Turn one claim into a verdict: confirmed, refuted or not-run (with the exact reason).
+
+Two more outcomes keep verdicts honest:
+
+- ``config-unpublished``: a cell depends on a configuration the paper does not publish (claim field
+  ``config_unpublished``); a value outside the band refutes our assumed default, not the paper, so
+  the verdict says so and the evidence holds the candidate configurations' values.
+- ``analogue``: a claim of ``kind: analogue`` (SynthVideoQA / CPU, a tiny model) is measured and
+  recorded, never judged against the paper's number.
+
+Every claim JSON also carries ``predicted``: the cost model's number for the paper's setting and
+hardware (rule analytic_predictions) where it can predict one, ``None`` otherwise.
+"""
 from __future__ import annotations
 
 import math
@@ -9,7 +21,7 @@ from . import evaluators as ev
 from .provenance import provenance
 from .tiers import tier_status
 
-VERDICTS = ("confirmed", "refuted", "not-run")
+VERDICTS = ("confirmed", "refuted", "not-run", "config-unpublished", "analogue")
 _EPS = 1e-9
 
 
@@ -35,22 +47,65 @@ def judge(measured: float, reported: float, tolerance: Mapping[str, Any]) -> tup
     elif comparator == "at_least":
         ok = measured >= reported - half - _EPS
         rule = f"measured {measured:.4g} {'>=' if ok else '<'} reported - tol = {reported - half:.4g}"
+    elif comparator == "argmax_within":
+        raise ValueError("comparator argmax_within needs the candidates' scores: use judge_argmax()")
     elif comparator == "at_most":
         ok = measured <= reported + half + _EPS
         rule = f"measured {measured:.4g} {'<=' if ok else '>'} reported + tol = {reported + half:.4g}"
     else:
-        raise ValueError(f"unknown comparator {comparator!r}; allowed: within, at_least, at_most")
+        raise ValueError(f"unknown comparator {comparator!r}; allowed: within, at_least, at_most, argmax_within")
+    return ("confirmed" if ok else "refuted"), rule
+
+
+def judge_argmax(reported: Any, scores: Mapping[Any, float], tolerance: Mapping[str, Any]) -> tuple[str, str]:
+    """An argmax claim ("K = 18 is best"): confirmed when the reported candidate's score is within
+    ``tolerance.abs`` of the best score, i.e. tied for best inside the noise band."""
+    by_key = {float(k): float(v) for k, v in scores.items()}
+    if float(reported) not in by_key:
+        raise ValueError(f"no score for the reported candidate {reported!r}; have {sorted(by_key)}")
+    best_key = max(by_key, key=by_key.get)
+    gap = by_key[best_key] - by_key[float(reported)]
+    half = bound(reported, tolerance)
+    ok = gap <= half + _EPS
+    rule = (f"best {best_key:g} scores {by_key[best_key]:.4g}; {float(reported):g} scores "
+            f"{by_key[float(reported)]:.4g}: gap {gap:.4g} {'<=' if ok else '>'} {half:.4g}")
     return ("confirmed" if ok else "refuted"), rule
 
 
 def _base(claim: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": claim["id"], "paper": claim["paper"], "quantity": claim["quantity"],
+    kind = claim.get("kind", "paper")
+    out = {
+        "id": claim["id"], "paper": claim["paper"], "kind": kind, "quantity": claim["quantity"],
         "claim": claim.get("claim"), "source": claim.get("source"), "tier": claim["tier"],
         "setting": claim.get("setting"), "reported": claim["reported"]["value"],
-        "unit": claim["reported"]["unit"], "tolerance": claim["tolerance"],
-        "evaluator": claim.get("evaluator"), "measured": None, "evidence": {},
+        "unit": claim["reported"]["unit"], "tolerance": claim.get("tolerance"),
+        "evaluator": claim.get("evaluator"), "measured": None, "predicted": None, "evidence": {},
     }
+    if kind == "analogue":  # the paper's number is context, never a value to compare with
+        out.update(reported=None, analogue_of=claim.get("analogue_of"),
+                   paper_value_context=claim["reported"]["value"])
+    return out
+
+
+def _outcome(claim: Mapping[str, Any], measured: float, evidence: Mapping[str, Any]) -> tuple[str, str]:
+    """(verdict, reason) of a measured claim, by its kind and comparator."""
+    if claim.get("kind") == "analogue":
+        return "analogue", (f"{claim.get('analogue_of', 'analogue')} analogue measured on {claim['setting']['model']}: "
+                            "recorded, not compared with the paper's number")
+    tol = claim["tolerance"]
+    if tol.get("comparator") == "argmax_within":
+        if "scores" not in evidence:
+            raise ValueError("argmax_within needs the evaluator's evidence 'scores' {candidate: score}")
+        verdict, rule = judge_argmax(claim["reported"]["value"], evidence["scores"], tol)
+    else:
+        verdict, rule = judge(measured, claim["reported"]["value"], tol)
+    if verdict == "refuted" and claim.get("config_unpublished"):
+        cands = evidence.get("config_unpublished", {}).get("candidates", [])
+        fits = [c for c in cands if judge(c["value"], claim["reported"]["value"], tol)[0] == "confirmed"]
+        return "config-unpublished", (f"configuration unpublished: the assumed default is outside the band ({rule}); "
+                                      f"{len(fits)} of {len(cands)} undocumented candidate configurations fit "
+                                      f"({'; '.join(str(c['options']) for c in fits) or 'none'})")
+    return verdict, (rule if verdict == "confirmed" else f"outside tolerance: {rule}")
 
 
 def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", config: Mapping[str, Any],
@@ -65,9 +120,11 @@ def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", con
     out["provenance"] = provenance(config, device=device if claim["tier"] == "gpu" and cuda else "cpu",
                                    dtype=config.get("dtype") if claim["tier"] in ("gpu", "paper") else None,
                                    seed=seeds[0])
+    out["predicted"], prediction_evidence = _prediction(claim, Path(results_dir), cache)
+    out["evidence"] = dict(prediction_evidence)
     status = tier_status(claim["tier"], config, claim, cuda=cuda)
     if not status.runnable:
-        out["evidence"] = _prediction(claim, Path(results_dir), cache)
+        out["evidence"] = prediction_evidence
         return {**out, "verdict": "not-run", "reason": f"{claim['tier']} tier cannot run: {status.reason}"}
     evaluator = ev.get(claim.get("evaluator"))
     if evaluator is None:
@@ -84,25 +141,50 @@ def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", con
         m = evaluator.fn(claim, ctx)
     except (KeyError, ValueError) as exc:
         return {**out, "verdict": "not-run", "reason": f"evaluator {evaluator.name!r} failed: {exc}"}
-    verdict, rule = judge(m.measured, claim["reported"]["value"], claim["tolerance"])
-    reason = rule if verdict == "confirmed" else f"outside tolerance: {rule}"
-    return {**out, "measured": m.measured, "verdict": verdict, "reason": reason, "evidence": m.evidence}
+    try:
+        verdict, reason = _outcome(claim, m.measured, m.evidence)
+    except ValueError as exc:
+        return {**out, "verdict": "not-run", "reason": f"evaluator {evaluator.name!r}: {exc}"}
+    out["predicted"] = out["predicted"] or _cost_model_value(claim, m)
+    return {**out, "measured": m.measured, "verdict": verdict, "reason": reason,
+            "evidence": {**prediction_evidence, **m.evidence}}
 
 
 PREDICTIONS = "results/analytic/predictions.csv"
 
 
-def _prediction(claim: Mapping[str, Any], root: Path, cache: dict[str, Any] | None) -> dict[str, Any]:
-    """The analytic roofline prediction of a gpu speedup claim, if rule analytic_predictions wrote one."""
+def _cost_model_value(claim: Mapping[str, Any], m: "ev.Measurement") -> dict | None:
+    """The cost model's number for an analytic claim: the measurement itself when the evaluator read
+    the cost model's FLOPs table, or the evaluator's ``cost_model_prediction`` evidence."""
+    if claim["tier"] != "analytic":
+        return None
+    if "cost_model_prediction" in m.evidence:
+        return {"value": float(m.evidence["cost_model_prediction"]), "unit": claim["reported"]["unit"],
+                "source": m.evidence.get("cost_model_basis", "cost model (nominal schedule)")}
+    if m.evidence.get("result_file") == ev.ANALYTIC_FLOPS:
+        return {"value": m.measured, "unit": claim["reported"]["unit"], "source": "cost model (analytic tier)",
+                "note": "the reproduced value is the cost model's own number"}
+    return None
+
+
+def _prediction(claim: Mapping[str, Any], root: Path, cache: dict[str, Any] | None) -> tuple[dict | None, dict]:
+    """(predicted block, evidence) of a claim from rule analytic_predictions' file, if it has a row."""
     if claim["tier"] != "gpu" or not (root / PREDICTIONS).exists():
-        return {}
+        return None, {}
     frame = ev.Context(root, {}, cache if cache is not None else {}).csv(PREDICTIONS)
     hit = frame[frame["id"] == claim["id"]]
     if hit.empty:
-        return {}
+        return None, {}
     row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in hit.iloc[0].to_dict().items()}
-    return {"analytic_prediction": row, "result_file": PREDICTIONS,
-            "note": "roofline prediction on the config hardware, not a measurement; the verdict needs the gpu tier"}
+    if row.get("predicted") is None:  # an older predictions file (speedups only)
+        return None, {"analytic_prediction": row, "result_file": PREDICTIONS}
+    predicted = {"value": float(row["predicted"]), "unit": row["predicted_unit"], "hardware": row["hardware"],
+                 "dtype": row["dtype"], "attention": row.get("attention"), "hardware_basis": row.get("hardware_basis"),
+                 "source": "cost model (costmodel.latency roofline)"}
+    if claim["quantity"] in ("ttft_speedup", "efficiency_speedup"):
+        predicted["amdahl_ttft_bound"] = row.get("llm_only_ttft_bound")
+    return predicted, {"analytic_prediction": row, "result_file": PREDICTIONS,
+                       "note": "roofline prediction on the paper's (or the named assumed) hardware, not a measurement"}
 
 
 def verify_many(claims, *, results_dir: str | Path = ".", config: Mapping[str, Any],

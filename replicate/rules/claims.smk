@@ -1,3 +1,5 @@
+from replicate.claims import PROJECT_HEADLINE_IDS
+
 # Claims: one JSON per claim with reported, measured, verdict, reason, evidence and provenance.
 #
 # `verify_all` writes every claim in one job (hundreds of claims would otherwise be hundreds of
@@ -65,7 +67,9 @@ rule claims_report:
         summary="results/claims/summary.json",
         readme="results/claims/README_table.md",
     params:
-        headline=[*HEADLINE_IDS, *ANALOGUE_HEADLINE_IDS],
+        headline=list(HEADLINE_IDS),
+        project=lambda wc: list(PROJECT_HEADLINE_IDS),
+        analogues=lambda wc: list(ANALOGUE_HEADLINE_IDS),
     log:
         "logs/claims/report.log",
     conda:
@@ -75,3 +79,49 @@ rule claims_report:
         runtime=2,
     script:
         "../scripts/claims_report.py"
+
+
+# Browsable report: `snakemake --cores all && snakemake --report results/report.html`. Snakemake's
+# --report reads a finished run, so the default target builds the report's assets (one bundle per
+# category: that paper's claims table, figures and tables) and the second command renders them.
+from replicate.browsable import CATEGORIES as REPORT_CATEGORIES
+
+report: "../report_captions/workflow.rst"
+
+# figures and tables `all` builds outside TIER_TARGETS (see the Snakefile's rule all)
+REPORT_STATIC = [
+    "results/analytic/exact_vs_paper.md",
+    "results/tables/holitom_flops.md",
+    "results/figures/flops_vs_retention.png",
+    "results/figures/notebook/holitom_flops.md",
+    "results/figures/notebook/flops_vs_retention.png",
+]
+
+
+rule report_bundle:
+    input:
+        claims="results/claims/all.json",
+        assets=report_assets,
+    output:
+        claims=report("results/report/{category}/claims.html", category="{category}", subcategory="claims table",
+                      caption="../report_captions/claims.rst", labels={"page": "claims"}),
+        figures=report(directory("results/report/{category}/figures"), patterns=["{name}.png"],
+                       category="{category}", subcategory="figures", caption="../report_captions/figures.rst",
+                       labels={"figure": "{name}"}),
+        tables=report(directory("results/report/{category}/tables"), patterns=["{name}.html"],
+                      category="{category}", subcategory="tables", caption="../report_captions/tables.rst",
+                      labels={"table": "{name}"}),
+    wildcard_constraints:
+        category="|".join(REPORT_CATEGORIES),
+    log:
+        "logs/claims/report_{category}.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=500,
+        runtime=2,
+    script:
+        "../scripts/report_bundle.py"
+
+
+TIER_TARGETS["analytic"] += [f"results/report/{c}/claims.html" for c in REPORT_CATEGORIES]

@@ -50,3 +50,13 @@ def single_claim_inputs(wildcards):
 
 def claim_id_pattern():
     return "|".join(re.escape(i) for i in CLAIM_IDS)
+
+
+def report_assets(wildcards):
+    """The figures and tables of one report category that this machine's default run builds
+    (REPORT_STATIC: replicate/rules/claims.smk)."""
+    from replicate.browsable import assets_for
+
+    files = [f for f in {*REPORT_STATIC, *runnable_targets(TIER_TARGETS)} if not f.startswith("results/report/")]
+    found = assets_for(wildcards.category, files)
+    return found["figures"] + found["tables"]

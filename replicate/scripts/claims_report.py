@@ -3,4 +3,5 @@ from replicate.rulelib import claims_report
 
 claims_report(snakemake.input[0], report=snakemake.output.report, summary=snakemake.output.summary,  # noqa: F821
               readme=snakemake.output.readme, headline=snakemake.params.headline,  # noqa: F821
+              project=snakemake.params.project, analogues=snakemake.params.analogues,  # noqa: F821
               log_path=snakemake.log[0])  # noqa: F821

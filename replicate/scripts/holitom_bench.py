@@ -48,6 +48,8 @@ def run(frames, grid, dim, retentions, static_fraction, repeats, threads, seed=0
                                                                  cfg.effective_tau, cfg.max_window), repeats),
                 "stages_1_2": median_time(lambda: holitom_reduce(tokens, cfg), repeats),
                 "input_tokens": tokens.num_tokens, "kept_tokens": int(red.num_tokens),
+                # frame of each kept token's origin (a static token counts at its segment's first frame)
+                "kept_per_frame": torch.bincount(red.source.reshape(-1) // (grid * grid), minlength=frames).tolist(),
                 "temporally_reduced": int(seg.total_reduced)}
     return {"what": "HoliTom stages I-II (methods.holitom.holitom_reduce) on CPU, median of repeats",
             "shape": {"frames": frames, "grid": [grid, grid], "dim": dim, "dtype": "float32", "device": "cpu"},

@@ -27,9 +27,9 @@ def results_fixture(tmp_path):
                 method="holitom", retention=0.1),
         _result("holitom-t1-ratio-holitom-r10", "confirmed", 6.9, 6.906, model="llava-onevision-7b",
                 method="holitom", retention=0.1),
-        _result("holitom-t1-flops-pdrop", "refuted", 10.5, 18.03, model="llava-onevision-7b", method="pdrop",
-                note="stage config unknown"),
-        _result("holitom-t1-ratio-pdrop", "refuted", 25.7, 44.2, model="llava-onevision-7b", method="pdrop"),
+        _result("holitom-t1-flops-pdrop", "config-unpublished", 10.5, 18.03, model="llava-onevision-7b",
+                method="pdrop", note="stage config unknown"),
+        _result("holitom-t1-ratio-pdrop", "config-unpublished", 25.7, 44.2, model="llava-onevision-7b", method="pdrop"),
         _result("holitom-t1-acc-holitom-r10-avg", "not-run", 57.9, None, model="llava-onevision-7b"),
     ]
     claims = tmp_path / "all.json"
@@ -51,7 +51,7 @@ def test_flops_table_pairs_flops_and_ratio_rows(results_fixture):
         (2.8, 2.81, 6.9, "yes")
     assert hol["pre_llm"] == "10 %"
     pdrop = table[table["method"] == "pdrop"].iloc[0]
-    assert pdrop["match"] == "NO" and pdrop["note"] == "stage config unknown"
+    assert pdrop["match"] == "config unpublished" and pdrop["note"] == "stage config unknown"
     assert r"\begin{tabular}" in to_latex(table) and "6.9" in to_latex(table)
 
 

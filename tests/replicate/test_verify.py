@@ -119,11 +119,15 @@ def test_evaluator_registry_rejects_duplicates():
 def test_not_run_gpu_claim_carries_the_prediction_as_evidence(tmp_path, registry, config):
     out = tmp_path / "results" / "analytic"
     out.mkdir(parents=True)
-    pd.DataFrame([{"id": "holitom-ttft-ov7b-r10", "ttft_speedup": 3.4}]).to_csv(out / "predictions.csv", index=False)
+    pd.DataFrame([{"id": "holitom-ttft-ov7b-r10", "ttft_speedup": 3.4, "predicted": 3.4, "predicted_unit": "x",
+                   "hardware": "a100-80g", "dtype": "bf16", "attention": "sdpa", "hardware_basis": "assumed",
+                   "llm_only_ttft_bound": 4.5}]).to_csv(out / "predictions.csv", index=False)
     res = verify_claim(registry["holitom-ttft-ov7b-r10"], results_dir=tmp_path, config=config, cuda=False)
     assert res["verdict"] == "not-run" and res["measured"] is None
     assert res["evidence"]["analytic_prediction"]["ttft_speedup"] == 3.4
     assert "not a measurement" in res["evidence"]["note"]
+    assert res["predicted"]["value"] == 3.4 and res["predicted"]["hardware"] == "a100-80g"
+    assert res["predicted"]["amdahl_ttft_bound"] == 4.5
 
 
 def test_a_plugin_module_registers_an_evaluator_for_a_new_tier(tmp_path, monkeypatch, registry, config):
