@@ -40,7 +40,7 @@ from typing import Any, Optional, Sequence
 
 from costmodel.hardware import detect_hardware
 
-from .bench_models import ARCHS, DTYPES, build_adapter, default_frames, make_pixels
+from .bench_models import ARCHS, CPU_BENCH_CONFIG, DTYPES, build_adapter, default_frames, make_pixels
 from .options import NO_RETENTION, cell_options, method_label, rtag
 from .predictions import add_predictions
 
