@@ -77,12 +77,14 @@ def test_paper_flops_ratio_refuted_when_the_inner_merge_is_ignored(tmp_path, cfg
 def _stts_llm_gets_everything(monkeypatch):
     """Bug: STTS prunes in the ViT bookkeeping but the LLM and the post-prune ViT blocks still get
     every token (the kept mask is never applied)."""
-    import costmodel.nominal as nominal
+    import methods.nominal as nominal
+    from costmodel.nominal import full_vision
 
-    def unpruned(arch, frames, topk, prune_at):
-        return nominal.full_vision(arch, frames), arch.tokens_per_frame * frames
+    def unpruned(arch, frames, retention, opts, given):
+        kept = arch.tokens_per_frame * frames
+        return (kept,) * arch.llm.layers, kept, full_vision(arch, frames), ()
 
-    monkeypatch.setattr(nominal, "_stts", unpruned)
+    monkeypatch.setitem(nominal.RECIPES, "stts", unpruned)
 
 
 @pytest.mark.parametrize("cid", ["stts-tokens-pruned-50", "stts-tokens-pruned-vit-50"])
