@@ -1,0 +1,2 @@
+# paper tier: placeholder, filled below
+EVALUATOR_PLUGINS += ["replicate.paper.evaluators"]
