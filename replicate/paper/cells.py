@@ -77,6 +77,13 @@ class Cell:
     def method_options(self) -> dict[str, Any]:
         return dict(self.options)
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Cell":
+        opts = tuple(sorted((k, _freeze(v)) for k, v in (d.get("options") or {}).items()))
+        ret = d.get("retention")
+        return cls(d["checkpoint"], d["model"], int(d["frames"]), d["method"],
+                   None if ret is None else float(ret), opts, d["dataset"], d["benchmark"])
+
     def as_dict(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint, "model": self.model, "frames": self.frames, "method": self.method,
                 "retention": self.retention, "options": self.method_options, "dataset": self.dataset,
