@@ -133,10 +133,23 @@ def _cells(setting: Mapping[str, Any], config, *, method: str, checkpoint: str, 
     return out
 
 
+def setting_retention(setting: Mapping[str, Any]) -> Optional[float]:
+    """The claim's retention; STTS settings state the pruned fraction instead (retention = 1 - topk)."""
+    if setting.get("retention") is not None:
+        return float(setting["retention"])
+    topk = (setting.get("options") or {}).get("topk")
+    return None if topk is None else round(1.0 - float(topk), 6)
+
+
 def method_cells(claim: Mapping[str, Any], config: Mapping[str, Any]) -> list[Cell]:
     s = claim["setting"]
+    retention = setting_retention(s)
+    if retention is None and s["method"] not in (*NO_RETENTION, "pdrop"):
+        # only HoliTom's frames sweep states no retention (papers.md §3.3); the config's assumption
+        # (holitom.frames_retention, 0.20: see its comment) is used and is part of the cell's tag
+        retention = config.get("holitom", {}).get("frames_retention")
     return _cells(s, config, method=s["method"], checkpoint=s.get("checkpoint") or s["model"],
-                  options=method_options_of(s, s["method"]), retention=s.get("retention"))
+                  options=method_options_of(s, s["method"]), retention=retention)
 
 
 def baseline_cells(claim: Mapping[str, Any], config: Mapping[str, Any], baseline: str = "vanilla") -> list[Cell]:
@@ -146,7 +159,9 @@ def baseline_cells(claim: Mapping[str, Any], config: Mapping[str, Any], baseline
     if baseline in NO_RETENTION:
         return _cells(s, config, method=baseline, checkpoint=s["model"], options=(), retention=None)
     return _cells(s, config, method=baseline, checkpoint=s.get("checkpoint") or s["model"],
-                  options=method_options_of(s, baseline), retention=s.get("retention"))
+                  options=tuple(sorted((SETTING_OPTIONS.get(baseline, {})[k], s[k])
+                                       for k in SETTING_OPTIONS.get(baseline, {}) if k in s)),
+                  retention=setting_retention(s))
 
 
 def best_k_cells(claim, config) -> dict[int, list[Cell]]:

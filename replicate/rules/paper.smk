@@ -87,8 +87,14 @@ rule paper_cell_summary:
     resources:
         mem_mb=500,
         runtime=2,
-    script:
-        "../scripts/paper_cell_summary.py"
+    run:  # in the Snakemake process (no interpreter start per cell); logic in replicate.paper.shard
+        from replicate.io import write_json
+        from replicate.paper.shard import summarise_cell
+
+        summary = summarise_cell(_PC.Cell.from_dict(params.cell), list(input))
+        write_json(output[0], summary)
+        with open(log[0], "w") as fh:
+            print(f"{summary['status']}: {summary.get('headline_accuracy')} {summary.get('reason') or ''}", file=fh)
 
 
 rule paper_index:
@@ -104,8 +110,12 @@ rule paper_index:
     resources:
         mem_mb=500,
         runtime=2,
-    script:
-        "../scripts/paper_index.py"
+    run:
+        from replicate.paper.shard import write_index
+
+        index = write_index(list(input), output[0], {"paper": {"rehearsal": params.rehearsal}})
+        with open(log[0], "w") as fh:
+            print(f"{len(index['cells'])} cells", file=fh)
 
 
 TIER_RESULTS["paper"] += [_PC.CELLS_INDEX]
