@@ -5,8 +5,8 @@
 
 ``make`` writes, under DIR:
 
-- ``checkpoints/<name>/``: a tiny random-weight LLaVA-OneVision per checkpoint the paper claims
-  name, in the HF on-disk layout (config.json, sharded model-*.safetensors + index,
+- ``checkpoints/<name>/``: a tiny random-weight LLaVA-OneVision per checkpoint the selected paper
+  claims name, in the HF on-disk layout (config.json, sharded model-*.safetensors + index,
   generation_config.json, tokenizer.json / tokenizer_config.json / special_tokens_map.json (a
   byte-level tokenizer built here), preprocessor_config.json, processor_config.json,
   chat_template.json); ``checkpoints/siglip-so400m/``: a tiny SigLIP (config.json with
@@ -15,7 +15,7 @@
   (``REHEARSAL.json`` in the directory says so, and the cell records it).
 - ``datasets/<benchmark>/``: each benchmark in its real layout (replicate.benchmarks.fixtures;
   Video-MME as the HF parquet), clips encoded with PyAV with enough frames for the claims' frame
-  counts; ``datasets/stts-13tasks/<benchmark>/`` for the suite.
+  counts (the most any selected claim uses); ``datasets/stts-13tasks/<benchmark>`` links to them.
 - ``config.yaml``: ``paths.*`` pointing at those, ``paper.rehearsal: true``.
 
 The Snakemake run uses the same rules as a real run; only the paths and the sizes differ. Its
@@ -107,25 +107,41 @@ def write_siglip_checkpoint(out: Path, seed: int = 0) -> Path:
 
 
 def write_datasets(root: Path, n: int, frames: int) -> dict[str, str]:
+    """Every benchmark in its layout; the suite directory links to them (its members' layout)."""
     from replicate.benchmarks.fixtures import make_fixture
 
     paths = {}
+    suite = root / "stts-13tasks"
+    suite.mkdir(parents=True, exist_ok=True)
     for name in BENCHMARK_DIRS:
-        kw = dict(n_frames=frames, size=32, parquet=name == "videomme")
-        paths[name] = str(make_fixture(name, root / name, n, **kw))
-        make_fixture(name, root / "stts-13tasks" / name, n, **kw)
-    paths["stts-13tasks"] = str(root / "stts-13tasks")
+        paths[name] = str(make_fixture(name, root / name, n, n_frames=frames, size=32, parquet=name == "videomme"))
+        (suite / name).symlink_to(Path("..") / name, target_is_directory=True)
+    paths["stts-13tasks"] = str(suite)
     return paths
 
 
-def make(directory: str | Path, *, n: int = 4, frames: int = 128, claims: str | list[str] = "all",
-         shards: int = 2) -> Path:
+def needs(claims_selected: str | list[str]) -> tuple[set[str], int]:
+    """(checkpoint names, most frames) the selected paper claims' cells use."""
+    from replicate.claims import load_claims
+
+    from . import cells as C
+
+    config = {"paper": {"claims": claims_selected}, "holitom": {"frames_retention": 0.20}}
+    cells = {c for claim in C.selected_claims(load_claims(), config) for c in C.claim_cells(claim, config)}
+    return {c.checkpoint for c in cells}, max((c.frames for c in cells), default=32)
+
+
+def make(directory: str | Path, *, n: int = 4, claims: str | list[str] = "all", shards: int = 2) -> Path:
     """Write checkpoints, datasets and DIR/config.yaml; returns the config path."""
     d = Path(directory).resolve()
+    names, frames = needs(claims)
     ckpts = {}
     for i, name in enumerate(LLAVA_CHECKPOINTS):
-        ckpts[name] = str(write_llava_checkpoint(d / "checkpoints" / name, seed=i))
+        if name in names:
+            ckpts[name] = str(write_llava_checkpoint(d / "checkpoints" / name, seed=i))
     for i, name in enumerate(MOLMO_CHECKPOINTS):
+        if name not in names:
+            continue
         note = {"stands_in_for": name, "family": "llava_onevision",
                 "why": "this checkout has no Molmo2 adapter (methods/adapters/molmo2.py); the STTS method runs "
                        "in the tower of this tiny LLaVA-OneVision instead"}
