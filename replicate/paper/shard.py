@@ -65,7 +65,7 @@ def request(adapter, clip, prompt: str, max_new_tokens: int):
 
     The only call into the model from this package, so the pipeline can be swapped in here."""
     return adapter.run(clip.pixel_values, prompt, timestamps=clip.timestamps, max_new_tokens=max_new_tokens,
-                       duration=clip.duration)
+                       duration=clip.duration, eos_token_id=getattr(adapter.tokenizer, "eos_token_id", None))
 
 
 def letter_ids(tokenizer, n: int) -> list[int]:

@@ -47,6 +47,17 @@ def test_a_finished_shard_is_never_rewritten_and_an_error_shard_is_retried(paper
     assert run_shard(c, 0, 1, paper_config(), err, progress=False)["status"] == "ok"
 
 
+def test_generate_mode_keeps_the_text_and_parses_the_letter(paper_config, tmp_path):
+    from replicate.benchmarks.prompts import parse_letter
+
+    c = cell(benchmark="egoschema")
+    out = tmp_path / "g.jsonl"
+    assert run_shard(c, 0, 1, paper_config(answer="generate", max_new_tokens=3), out, progress=False)["answer_mode"] == "generate"
+    for r in read_shard(out)[1]:
+        assert isinstance(r["prediction"], str)
+        assert r["pred_index"] == parse_letter(r["prediction"], len(r["options"]))
+
+
 def _broken(paper_inputs, tmp_path, what):
     """A config whose checkpoint or dataset is broken in one way; returns (config, file named)."""
     ckpt, data = paper_inputs["checkpoint"], paper_inputs["datasets"]["videomme"]
