@@ -224,3 +224,23 @@ def required_cells(claims: Iterable[Mapping[str, Any]], config: Mapping[str, Any
     """Sorted unique cells of the selected claims whose paths are configured."""
     cells = {c for claim in selected_claims(claims, config) for c in claim_cells(claim, config)}
     return sorted((c for c in cells if buildable(c, config)), key=lambda c: c.dir)
+
+
+def cell_at(cells_by_dir: Mapping[str, Cell], checkpoint: str, frames: str, tag: str, bench: str) -> Cell:
+    """The cell behind a path's wildcards (rule paper_shard / paper_cell_summary)."""
+    key = f"{CELLS_ROOT}/{checkpoint}/f{frames}/{tag}/{bench}"
+    if key not in cells_by_dir:
+        raise ValueError(f"{key} is not a cell of the selected paper claims with configured paths")
+    return cells_by_dir[key]
+
+
+def cell_paths(cell: Cell, config: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """The config paths one cell reads (a shard's params: editing another path reruns nothing)."""
+    from .checkpoints import MAP_HEAD_METHODS, SIGLIP_KEY
+
+    ckpts = config.get("paths", {}).get("checkpoints", {})
+    out = {"checkpoints": {cell.checkpoint: ckpts.get(cell.checkpoint, "")},
+           "datasets": {cell.dataset: config.get("paths", {}).get("datasets", {}).get(cell.dataset, "")}}
+    if cell.method in MAP_HEAD_METHODS:
+        out["checkpoints"][SIGLIP_KEY] = ckpts.get(SIGLIP_KEY, "")
+    return out

@@ -314,6 +314,23 @@ def write_index(summaries: list[str | Path], out: str | Path, config: Mapping[st
     return index
 
 
+def summary_job(cell: Mapping[str, Any], shards: list[str], out: str, log: str) -> None:
+    """Rule paper_cell_summary."""
+    from replicate.io import write_json, write_text
+
+    summary = summarise_cell(Cell.from_dict(cell), shards)
+    write_json(out, summary)
+    write_text(log, f"{summary['status']}: {summary.get('headline_accuracy')} {summary.get('reason') or ''}\n")
+
+
+def index_job(summaries: list[str], out: str, log: str, rehearsal: bool) -> None:
+    """Rule paper_index."""
+    from replicate.io import write_text
+
+    index = write_index(summaries, out, {"paper": {"rehearsal": rehearsal}})
+    write_text(log, f"{len(index['cells'])} cells\n")
+
+
 def clean_errors(root: str | Path = CELLS_ROOT) -> list[Path]:
     """Delete shards whose header says error (and their cell summaries) so a rerun retries them."""
     removed = []

@@ -10,11 +10,13 @@
 # resources gpu / mem_mb / runtime so profiles/gpu and profiles/slurm spread them; the vanilla cell
 # of a (checkpoint, frames, benchmark) is shared by every method's comparisons.
 from replicate.paper import cells as _PC
+from replicate.paper import shard as _PS
 
 PAPER = config.get("paper", {})
 PAPER_SHARDS = int(PAPER.get("shards", 8))
 PAPER_CELLS = _PC.required_cells(CLAIMS, config)
 PAPER_CELL_BY_DIR = {c.dir: c for c in PAPER_CELLS}
+_pcell = lambda wc: _PC.cell_at(PAPER_CELL_BY_DIR, wc.pckpt, wc.pframes, wc.ptag, wc.pbench)  # noqa: E731
 PAPER_SUMMARIES = [c.summary_path for c in PAPER_CELLS]
 #: what a shard's result depends on besides its cell: a change reruns the shard, nothing else does
 PAPER_RUN_KEYS = ("answer", "max_new_tokens", "limit", "device", "dtype", "rehearsal")
@@ -34,31 +36,13 @@ localrules:
     paper_index,
 
 
-def paper_cell(wc):
-    key = f"{_PC.CELLS_ROOT}/{wc.pckpt}/f{wc.pframes}/{wc.ptag}/{wc.pbench}"
-    if key not in PAPER_CELL_BY_DIR:
-        raise ValueError(f"{key} is not a cell of the selected paper claims with configured paths")
-    return PAPER_CELL_BY_DIR[key]
-
-
-def paper_cell_paths(wc):
-    """The config paths this cell reads (only these: editing another path reruns nothing here)."""
-    cell = paper_cell(wc)
-    ckpts = config["paths"]["checkpoints"]
-    out = {"checkpoints": {cell.checkpoint: ckpts.get(cell.checkpoint, "")},
-           "datasets": {cell.dataset: config["paths"]["datasets"].get(cell.dataset, "")}}
-    if cell.method in ("tango", "fastvid"):  # replicate.paper.checkpoints.MAP_HEAD_METHODS
-        out["checkpoints"]["siglip-so400m"] = ckpts.get("siglip-so400m", "")
-    return out
-
-
 rule paper_shard:
     """One shard of one cell: per-sample predictions (JSONL), tqdm in the log."""
     output:
-        _PC.CELLS_ROOT + "/{pckpt}/f{pframes}/{ptag}/{pbench}/shard-{pshard}-of-{pn}.jsonl",
+        "results/paper/cells/{pckpt}/f{pframes}/{ptag}/{pbench}/shard-{pshard}-of-{pn}.jsonl",
     params:
-        cell=lambda wc: paper_cell(wc).as_dict(),
-        paths=paper_cell_paths,
+        cell=lambda wc: _pcell(wc).as_dict(),
+        paths=lambda wc: _PC.cell_paths(_pcell(wc), config),
         run={k: PAPER.get(k) for k in PAPER_RUN_KEYS},
         seeds=config.get("seeds", [0]),
     log:
@@ -77,24 +61,18 @@ rule paper_shard:
 rule paper_cell_summary:
     """Merge a cell's shards and score them as lmms-eval does."""
     input:
-        lambda wc: [paper_cell(wc).shard_path(i, PAPER_SHARDS) for i in range(PAPER_SHARDS)],
+        lambda wc: [_pcell(wc).shard_path(i, PAPER_SHARDS) for i in range(PAPER_SHARDS)],
     output:
-        _PC.CELLS_ROOT + "/{pckpt}/f{pframes}/{ptag}/{pbench}/summary.json",
+        "results/paper/cells/{pckpt}/f{pframes}/{ptag}/{pbench}/summary.json",
     params:
-        cell=lambda wc: paper_cell(wc).as_dict(),
+        cell=lambda wc: _pcell(wc).as_dict(),
     log:
         "logs/paper/{pckpt}/f{pframes}/{ptag}/{pbench}/summary.log",
     resources:
         mem_mb=500,
         runtime=2,
-    run:  # in the Snakemake process (no interpreter start per cell); logic in replicate.paper.shard
-        from replicate.io import write_json
-        from replicate.paper.shard import summarise_cell
-
-        summary = summarise_cell(_PC.Cell.from_dict(params.cell), list(input))
-        write_json(output[0], summary)
-        with open(log[0], "w") as fh:
-            print(f"{summary['status']}: {summary.get('headline_accuracy')} {summary.get('reason') or ''}", file=fh)
+    run:  # in the Snakemake process: no interpreter start per cell
+        _PS.summary_job(params.cell, list(input), output[0], log[0])
 
 
 rule paper_index:
@@ -111,11 +89,7 @@ rule paper_index:
         mem_mb=500,
         runtime=2,
     run:
-        from replicate.paper.shard import write_index
-
-        index = write_index(list(input), output[0], {"paper": {"rehearsal": params.rehearsal}})
-        with open(log[0], "w") as fh:
-            print(f"{len(index['cells'])} cells", file=fh)
+        _PS.index_job(list(input), output[0], log[0], params.rehearsal)
 
 
 TIER_RESULTS["paper"] += [_PC.CELLS_INDEX]
