@@ -131,7 +131,7 @@ def needs(claims_selected: str | list[str]) -> tuple[set[str], int]:
     return {c.checkpoint for c in cells}, max((c.frames for c in cells), default=32)
 
 
-def make(directory: str | Path, *, n: int = 4, claims: str | list[str] = "all", shards: int = 2) -> Path:
+def make(directory: str | Path, *, n: int = 12, claims: str | list[str] = "all", shards: int = 2) -> Path:
     """Write checkpoints, datasets and DIR/config.yaml; returns the config path."""
     d = Path(directory).resolve()
     names, frames = needs(claims)
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m replicate.paper.rehearsal", description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=["make", "run"])
     ap.add_argument("directory")
-    ap.add_argument("--samples", type=int, default=4, help="questions per benchmark (default 4)")
+    ap.add_argument("--samples", type=int, default=12, help="questions per benchmark (default 12: with fewer, a random tiny model can score 0 on every one and perf-kept is undefined)")
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--claims", nargs="*", default=None, help="paper claim ids (default: all)")
     args, rest = ap.parse_known_args(argv)

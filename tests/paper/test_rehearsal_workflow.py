@@ -46,7 +46,7 @@ def test_dag_has_one_job_per_cell_shard_and_one_shared_vanilla_cell(tmp_path):
 @pytest.mark.workflow
 def test_rehearsal_gives_computed_verdicts_for_the_headline_claims(tmp_path):
     t0 = time.perf_counter()
-    proc = rehearsal.run(tmp_path, claims=HEADLINE, n=6, shards=1, timeout=3000)
+    proc = rehearsal.run(tmp_path, claims=HEADLINE, n=12, shards=1, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     for cid in HEADLINE:
         out = json.loads((tmp_path / "work" / "results" / "claims" / f"{cid}.json").read_text())
@@ -101,7 +101,7 @@ def test_every_holitom_and_tango_table_cell_gets_a_verdict_in_process(tmp_path):
     import replicate.paper.evaluators  # noqa: F401
 
     config = yaml.safe_load((REPO / "replicate" / "config.yaml").read_text())
-    made = yaml.safe_load(rehearsal.make(tmp_path, n=4, shards=1).read_text())
+    made = yaml.safe_load(rehearsal.make(tmp_path, n=12, shards=1).read_text())
     config["paths"], config["paper"], config["tiers"] = made["paths"], made["paper"], made["tiers"]
     claims = load_claims()
     summaries = []
