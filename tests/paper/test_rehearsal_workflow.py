@@ -72,7 +72,12 @@ def test_interrupted_run_redoes_only_unfinished_shards(tmp_path):
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 1200
-    while not _shards(work) and time.time() < deadline and proc.poll() is None:
+
+    def next_shard_running() -> bool:  # one shard finished and registered: the next job has started
+        done = len(_shards(work))
+        return done >= 1 and len(list((work / "logs" / "paper").rglob("shard-*.log"))) > done
+
+    while not next_shard_running() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C while the next shard runs
     proc.wait(timeout=300)
