@@ -1,8 +1,9 @@
 """Tiny fake copies of each benchmark in its real on-disk layout, for tests and the smoke run.
 
-``make_fixture(name, root, n)`` writes ``n`` questions (annotations in json, since parquet needs
-pyarrow) and one short clip per question: 8 frames of 64x64 in a solid colour, encoded with
-PyAV (libx264, or mpeg4 where libx264 is not built in). The right answer is always the colour of
+``make_fixture(name, root, n)`` writes ``n`` questions (annotations in json; ``parquet=True`` writes
+Video-MME's HF parquet instead, which needs pyarrow) and one short clip per question: ``n_frames``
+(default 8) frames of ``size`` px (default 64) in a solid colour, encoded with PyAV (libx264, or
+mpeg4 where libx264 is not built in). The right answer is always the colour of
 the clip, so a model that sees the video could in principle answer it. Multi-task benchmarks
 (MVBench, MLVU) spread the ``n`` questions round-robin over two sub-tasks.
 """
@@ -73,19 +74,37 @@ def _item(i: int, n_options: int = 4) -> tuple[list[str], int, str]:
     return opts, ans, opts[ans]
 
 
-def make_fixture(name: str, root: Path | str, n: int = 3) -> Path:
+def make_fixture(name: str, root: Path | str, n: int = 3, *, n_frames: int = 8, size: int = 64,
+                 parquet: bool = False) -> Path:
     """Write a tiny ``name`` dataset under ``root`` (created) and return ``root``."""
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; allowed: {', '.join(BENCHMARKS)}")
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
+    if parquet and name != "videomme":
+        raise ValueError(f"parquet fixtures are written for videomme only (its HF layout), not {name!r}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    globals()[f"_make_{name}"](root, n)
+    _VIDEO_ARGS.clear()
+    _VIDEO_ARGS.update(n_frames=n_frames, size=size)
+    try:
+        if parquet:
+            _make_videomme(root, n, parquet=True)
+        else:
+            globals()[f"_make_{name}"](root, n)
+    finally:
+        _VIDEO_ARGS.clear()
     return root
 
 
-def _make_videomme(root: Path, n: int) -> None:
+_VIDEO_ARGS: dict = {}  # frame count / size of the fixture being written (make_fixture's arguments)
+
+
+def _video(path: Path, colour: tuple[int, int, int]) -> bool:
+    return write_tiny_video(path, colour, **_VIDEO_ARGS)
+
+
+def _make_videomme(root: Path, n: int, parquet: bool = False) -> None:
     durations = ("short", "medium", "long")
     rows = []
     for i in range(n):
@@ -106,8 +125,14 @@ def _make_videomme(root: Path, n: int) -> None:
                 "answer": "ABCD"[ans],
             }
         )
-        write_tiny_video(root / "data" / f"{vid}.mp4", COLOURS[colour])
-    _dump(root / "videomme" / "test.json", rows)
+        _video(root / "data" / f"{vid}.mp4", COLOURS[colour])
+    if parquet:  # the HF copy: videomme/test-00000-of-00001.parquet
+        import pandas as pd
+
+        (root / "videomme").mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_parquet(root / "videomme" / "test-00000-of-00001.parquet", index=False)
+    else:
+        _dump(root / "videomme" / "test.json", rows)
 
 
 def _make_mvbench(root: Path, n: int) -> None:
@@ -122,7 +147,7 @@ def _make_mvbench(root: Path, n: int) -> None:
         if task == "action_sequence":  # this sub-task carries clip bounds in the real data
             row.update(start=0.0, end=1.0)
         per_task[task].append(row)
-        write_tiny_video(root / "video" / folder / video, COLOURS[colour])
+        _video(root / "video" / folder / video, COLOURS[colour])
     for task, rows in per_task.items():
         if rows:
             _dump(root / "json" / f"{task}.json", rows)
@@ -137,7 +162,7 @@ def _make_egoschema(root: Path, n: int) -> None:
         questions.append({"q_uid": uid, "question": f"What colour did c see in clip {i}?", **{f"option {j}": o for j, o in enumerate(opts)}})
         if i < n:
             answers[uid] = ans
-        write_tiny_video(root / "videos" / f"{uid}.mp4", COLOURS[colour])
+        _video(root / "videos" / f"{uid}.mp4", COLOURS[colour])
     _dump(root / "questions.json", questions)
     _dump(root / "subset_answers.json", answers)
 
@@ -162,7 +187,7 @@ def _make_longvideobench(root: Path, n: int) -> None:
                 "duration": 1.0,
             }
         )
-        write_tiny_video(root / "videos" / f"{vid}.mp4", COLOURS[colour])
+        _video(root / "videos" / f"{vid}.mp4", COLOURS[colour])
     _dump(root / "lvb_val.json", rows)
 
 
@@ -176,7 +201,7 @@ def _make_mlvu(root: Path, n: int) -> None:
         per_task[fname].append(
             {"video": video, "duration": 1.0, "question": f"What is the colour of clip {i}?", "candidates": opts, "answer": opts[ans], "question_type": task}
         )
-        write_tiny_video(root / "video" / fname / video, COLOURS[colour])
+        _video(root / "video" / fname / video, COLOURS[colour])
     for fname, rows in per_task.items():
         if rows:
             _dump(root / "json" / f"{fname}.json", rows)

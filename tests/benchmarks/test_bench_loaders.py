@@ -310,3 +310,14 @@ def test_duplicate_sample_ids_are_an_error(fixture_root):
     (root / "videomme" / "test.json").write_text(json.dumps(rows))
     with pytest.raises(ValueError, match=r"duplicate sample ids .*'001-1'"):
         load_benchmark("videomme", root)
+
+
+def test_videomme_parquet_fixture_reads_like_the_json_one(tmp_path):
+    """The HF layout (videomme/test-*.parquet, pyarrow is a dependency) gives the same samples."""
+    from replicate.benchmarks import load_benchmark, make_fixture
+
+    pq = load_benchmark("videomme", make_fixture("videomme", tmp_path / "pq", 4, parquet=True))
+    js = load_benchmark("videomme", make_fixture("videomme", tmp_path / "js", 4))
+    assert (tmp_path / "pq" / "videomme" / "test-00000-of-00001.parquet").is_file()
+    assert [(s.sample_id, s.options, s.answer_index, s.meta) for s in pq] == \
+           [(s.sample_id, s.options, s.answer_index, s.meta) for s in js]

@@ -1,0 +1,246 @@
+"""Accuracy cells of the paper tier: which ones the claims need, and where their files live.
+
+A cell is one (checkpoint, frames, method + options, retention, benchmark); it is computed in
+``paper.shards`` shards (one Snakemake job each) and summarised once. The vanilla cell of a
+(checkpoint, frames, benchmark) is shared by every method's perf-kept, gain and drop.
+
+Files (paths relative to the workflow's working directory)::
+
+    results/paper/cells/<checkpoint>/f<frames>/<method tag>/<benchmark>/shard-<i>-of-<n>.jsonl
+    results/paper/cells/<checkpoint>/f<frames>/<method tag>/<benchmark>/summary.json
+    results/paper/cells.json      index of every cell this machine could build (evaluator input)
+
+``<benchmark>`` is the loader name, or ``<suite>.<loader>`` for a member of a benchmark suite such
+as ``stts-13tasks`` (``paths.datasets.stts-13tasks/<loader>/`` in that loader's layout).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional
+
+from replicate.benchmarks.base import BENCHMARKS
+from replicate.harness.options import NO_RETENTION, rtag
+
+CELLS_ROOT = "results/paper/cells"
+CELLS_INDEX = "results/paper/cells.json"
+PAPER_EVALUATORS = ("lmms_eval_accuracy", "lmms_eval_perf_kept", "lmms_eval_accuracy_gain",
+                    "lmms_eval_accuracy_drop", "lmms_eval_runtime", "lmms_eval_best_k")
+#: claim-setting key -> Method option name, per method (the claims use the papers' short names)
+SETTING_OPTIONS: dict[str, dict[str, str]] = {
+    "holitom": {"k": "inner_k", "r": "inner_r", "tau": "tau"},
+    "holitom-wo-m": {"tau": "tau"},
+    "tango": {"tau": "tau"},
+    "fastv": {"k": "k"},
+}
+#: STTS's 13 tasks are not listed in what was read (papers.md §3.4): the suite is the benchmarks
+#: with a loader here that Molmo2's evaluation includes (config paper.suites overrides it)
+DEFAULT_SUITES = {"stts-13tasks": ["mvbench", "egoschema", "longvideobench", "videomme", "mlvu"]}
+#: HoliTom's K sweep (papers.md §2 H6), used by lmms_eval_best_k
+DEFAULT_BEST_K = [2, 7, 14, 18, 21]
+
+
+@dataclass(frozen=True)
+class Cell:
+    checkpoint: str                 # name under paths.checkpoints
+    model: str                      # architecture name (costmodel/archs): paper layer count, frames
+    frames: int
+    method: str
+    retention: Optional[float]
+    options: tuple                  # ((Method option, value), ...) sorted, paper-level values
+    dataset: str                    # name under paths.datasets
+    benchmark: str                  # loader name (replicate.benchmarks)
+
+    @property
+    def tag(self) -> str:
+        """Method tag of the path: ``vanilla``, ``holitom_r0.10_inner_k18_inner_r0.5_tau0.65``."""
+        if self.method in NO_RETENTION and not self.options:
+            return self.method
+        parts = [self.method, rtag(self.retention)] + [f"{k}{_fmt(v)}" for k, v in self.options]
+        return "_".join(parts)
+
+    @property
+    def bench_tag(self) -> str:
+        return self.benchmark if self.dataset == self.benchmark else f"{self.dataset}.{self.benchmark}"
+
+    @property
+    def dir(self) -> str:
+        return f"{CELLS_ROOT}/{self.checkpoint}/f{self.frames}/{self.tag}/{self.bench_tag}"
+
+    def shard_path(self, i: int, n: int) -> str:
+        return f"{self.dir}/shard-{i:03d}-of-{n:03d}.jsonl"
+
+    @property
+    def summary_path(self) -> str:
+        return f"{self.dir}/summary.json"
+
+    @property
+    def method_options(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Cell":
+        opts = tuple(sorted((k, _freeze(v)) for k, v in (d.get("options") or {}).items()))
+        ret = d.get("retention")
+        return cls(d["checkpoint"], d["model"], int(d["frames"]), d["method"],
+                   None if ret is None else float(ret), opts, d["dataset"], d["benchmark"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint, "model": self.model, "frames": self.frames, "method": self.method,
+                "retention": self.retention, "options": self.method_options, "dataset": self.dataset,
+                "benchmark": self.benchmark, "tag": self.tag, "summary": self.summary_path}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return "-".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def _freeze(v: Any) -> Any:
+    return tuple(_freeze(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+def suites(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    return {**DEFAULT_SUITES, **(config.get("paper", {}).get("suites") or {})}
+
+
+def benchmark_members(dataset: str, config: Mapping[str, Any]) -> list[str]:
+    """Loader names behind a dataset key: itself, or a suite's members. Raises for no loader."""
+    if dataset in BENCHMARKS:
+        return [dataset]
+    found = suites(config)
+    if dataset in found:
+        return list(found[dataset])
+    raise ValueError(f"no loader for benchmark {dataset!r} (replicate/benchmarks has: {', '.join(BENCHMARKS)}; "
+                     f"suites: {', '.join(sorted(found))})")
+
+
+def method_options_of(setting: Mapping[str, Any], method: str) -> tuple:
+    """Paper-level Method options a claim setting states for ``method`` (sorted, hashable)."""
+    opts = {SETTING_OPTIONS[method][k]: setting[k] for k in SETTING_OPTIONS.get(method, {}) if k in setting}
+    opts.update(setting.get("options") or {})
+    return tuple(sorted((k, _freeze(v)) for k, v in opts.items()))
+
+
+def _cells(setting: Mapping[str, Any], config, *, method: str, checkpoint: str, options: tuple,
+           retention: Optional[float]) -> list[Cell]:
+    frames = int(setting.get("frames") or 32)
+    out = []
+    for dataset in setting.get("benchmarks", []):
+        for bench in benchmark_members(dataset, config):
+            out.append(Cell(checkpoint, setting["model"], frames, method,
+                            None if method in NO_RETENTION else retention, options, dataset, bench))
+    return out
+
+
+def setting_retention(setting: Mapping[str, Any]) -> Optional[float]:
+    """The claim's retention; STTS settings state the pruned fraction instead (retention = 1 - topk)."""
+    if setting.get("retention") is not None:
+        return float(setting["retention"])
+    topk = (setting.get("options") or {}).get("topk")
+    return None if topk is None else round(1.0 - float(topk), 6)
+
+
+def method_cells(claim: Mapping[str, Any], config: Mapping[str, Any]) -> list[Cell]:
+    s = claim["setting"]
+    retention = setting_retention(s)
+    if retention is None and s["method"] not in (*NO_RETENTION, "pdrop"):
+        # only HoliTom's frames sweep states no retention (papers.md §3.3); the config's assumption
+        # (holitom.frames_retention, 0.20: see its comment) is used and is part of the cell's tag
+        retention = config.get("holitom", {}).get("frames_retention")
+    return _cells(s, config, method=s["method"], checkpoint=s.get("checkpoint") or s["model"],
+                  options=method_options_of(s, s["method"]), retention=retention)
+
+
+def baseline_cells(claim: Mapping[str, Any], config: Mapping[str, Any], baseline: str = "vanilla") -> list[Cell]:
+    """The comparison cells: vanilla runs on the model's own checkpoint (``paths.checkpoints.<model>``);
+    a pruning baseline (random, ...) on the method's checkpoint at the same options."""
+    s = claim["setting"]
+    if baseline in NO_RETENTION:
+        return _cells(s, config, method=baseline, checkpoint=s["model"], options=(), retention=None)
+    return _cells(s, config, method=baseline, checkpoint=s.get("checkpoint") or s["model"],
+                  options=tuple(sorted((SETTING_OPTIONS.get(baseline, {})[k], s[k])
+                                       for k in SETTING_OPTIONS.get(baseline, {}) if k in s)),
+                  retention=setting_retention(s))
+
+
+def best_k_cells(claim, config) -> dict[int, list[Cell]]:
+    s = dict(claim["setting"])
+    out = {}
+    for k in config.get("paper", {}).get("best_k", DEFAULT_BEST_K):
+        s["k"] = int(k)
+        out[int(k)] = method_cells({**claim, "setting": s}, config)
+    return out
+
+
+def claim_cells(claim: Mapping[str, Any], config: Mapping[str, Any]) -> list[Cell]:
+    """Every cell the claim's evaluator reads (empty for a non-paper or unknown evaluator)."""
+    name = claim.get("evaluator")
+    if name not in PAPER_EVALUATORS:
+        return []
+    try:
+        if name == "lmms_eval_best_k":
+            return [c for cells in best_k_cells(claim, config).values() for c in cells]
+        cells = method_cells(claim, config)
+        if name in ("lmms_eval_perf_kept", "lmms_eval_accuracy_drop", "lmms_eval_accuracy_gain"):
+            base = claim["setting"].get("baseline", "vanilla")
+            if _runnable_method(base):
+                cells += baseline_cells(claim, config, base)
+        return cells
+    except ValueError:  # no loader for a benchmark: the evaluator says so
+        return []
+
+
+def _runnable_method(name: str) -> bool:
+    from methods.registry import list_methods
+
+    return name in list_methods()
+
+
+def selected_claims(claims: Iterable[Mapping[str, Any]], config: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Paper-tier claims whose cells this run builds (config ``paper.claims``: ``all`` or ids)."""
+    chosen = config.get("paper", {}).get("claims", "all")
+    picked = [c for c in claims if c.get("tier") == "paper" and c.get("evaluator") in PAPER_EVALUATORS]
+    if chosen == "all":
+        return picked
+    known = {c["id"] for c in picked}
+    bad = sorted(set(chosen) - known)
+    if bad:
+        raise ValueError(f"config key paper.claims names unknown paper-tier claim(s) {bad[:5]}")
+    return [c for c in picked if c["id"] in set(chosen)]
+
+
+def path_configured(config: Mapping[str, Any], section: str, name: str) -> bool:
+    return bool(str(config.get("paths", {}).get(section, {}).get(name, "") or "").strip())
+
+
+def buildable(cell: Cell, config: Mapping[str, Any]) -> bool:
+    """Whether both config paths of the cell are set (a set but broken path fails in the cell job,
+    which records the error naming the key and the file)."""
+    return path_configured(config, "checkpoints", cell.checkpoint) and path_configured(config, "datasets", cell.dataset)
+
+
+def required_cells(claims: Iterable[Mapping[str, Any]], config: Mapping[str, Any]) -> list[Cell]:
+    """Sorted unique cells of the selected claims whose paths are configured."""
+    cells = {c for claim in selected_claims(claims, config) for c in claim_cells(claim, config)}
+    return sorted((c for c in cells if buildable(c, config)), key=lambda c: c.dir)
+
+
+def cell_at(cells_by_dir: Mapping[str, Cell], checkpoint: str, frames: str, tag: str, bench: str) -> Cell:
+    """The cell behind a path's wildcards (rule paper_shard / paper_cell_summary)."""
+    key = f"{CELLS_ROOT}/{checkpoint}/f{frames}/{tag}/{bench}"
+    if key not in cells_by_dir:
+        raise ValueError(f"{key} is not a cell of the selected paper claims with configured paths")
+    return cells_by_dir[key]
+
+
+def cell_paths(cell: Cell, config: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """The config paths one cell reads (a shard's params: editing another path reruns nothing)."""
+    from .checkpoints import MAP_HEAD_METHODS, SIGLIP_KEY
+
+    ckpts = config.get("paths", {}).get("checkpoints", {})
+    out = {"checkpoints": {cell.checkpoint: ckpts.get(cell.checkpoint, "")},
+           "datasets": {cell.dataset: config.get("paths", {}).get("datasets", {}).get(cell.dataset, "")}}
+    if cell.method in MAP_HEAD_METHODS:
+        out["checkpoints"][SIGLIP_KEY] = ckpts.get(SIGLIP_KEY, "")
+    return out

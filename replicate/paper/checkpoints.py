@@ -1,0 +1,155 @@
+"""Local checkpoints of the paper tier: the model (``paths.checkpoints.<name>``) and the SigLIP
+so400m attention-pooling (MAP) head (``paths.checkpoints.siglip-so400m``). Nothing is downloaded.
+
+The family is read from the checkpoint's own ``config.json`` (``model_type``), so a directory in the
+HF layout is all a user points the config at. HF's LLaVA-OneVision / LLaVA-Video checkpoints carry
+no MAP head (``vision_use_head=False``); Tango and FastVID take their saliency from it, so on a
+full-size tower they need the head from the original SigLIP checkpoint and fail without it (never a
+silent random head). A tiny tower (rehearsal, tests) without that path keeps the adapter's seeded
+random head, and the cell says so.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+SIGLIP_KEY = "siglip-so400m"
+#: methods whose saliency is the MAP-head probe attention (methods/tango.py, methods/fastvid.py:
+#: SALIENCY = "map_head_attn"; tests hold this set equal to those modules)
+MAP_HEAD_METHODS = frozenset({"tango", "fastvid"})
+SO400M_HIDDEN = 1152
+#: checkpoint name -> adapter setting (pooling, newlines, time prompt: methods/adapters/llava_onevision.py)
+SETTING_BY_MODEL = {"llava-video-7b": "llava-video"}
+_HEAD_PREFIXES = ("vision_model.head.", "head.")
+_LN_PREFIXES = ("vision_model.post_layernorm.", "post_layernorm.")
+
+
+class PaperInputError(ValueError):
+    """A configured path is unusable; the message names the config key and the file."""
+
+
+def checkpoint_key(name: str) -> str:
+    return f"paths.checkpoints.{name}"
+
+
+def checkpoint_dir(config: Mapping[str, Any], name: str) -> Path:
+    """The checked directory of ``paths.checkpoints.<name>`` (exists, holds config.json)."""
+    key = checkpoint_key(name)
+    value = str(config.get("paths", {}).get("checkpoints", {}).get(name, "") or "").strip()
+    if not value:
+        raise PaperInputError(f"no checkpoint for {name}: config key {key} is empty")
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise PaperInputError(f"checkpoint directory {str(path)!r} (config key {key}) does not exist")
+    if not (path / "config.json").is_file():
+        raise PaperInputError(f"checkpoint directory {str(path)!r} (config key {key}) has no config.json "
+                              f"(expected the HF layout: config.json + *.safetensors + processor files)")
+    return path
+
+
+def _model_type(path: Path, key: str) -> str:
+    try:
+        return str(json.loads((path / "config.json").read_text()).get("model_type"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PaperInputError(f"{str(path / 'config.json')!r} (config key {key}) is not readable JSON: {exc}") from exc
+
+
+def load_adapter(config: Mapping[str, Any], name: str, *, device: str = "cpu", dtype=None):
+    """(adapter, info) for ``paths.checkpoints.<name>``; the family comes from config.json."""
+    import torch
+
+    path = checkpoint_dir(config, name)
+    key = checkpoint_key(name)
+    model_type = _model_type(path, key)
+    dtype = dtype or torch.float32
+    if model_type == "llava_onevision":
+        from methods.adapters import LlavaOnevisionAdapter
+
+        setting = SETTING_BY_MODEL.get(name, "llava-onevision")
+        try:
+            adapter = LlavaOnevisionAdapter.from_pretrained(path, setting=setting, dtype=dtype, device=device)
+        except (OSError, ValueError) as exc:
+            raise PaperInputError(f"cannot load checkpoint {str(path)!r} (config key {key}): {exc}") from exc
+        return adapter, {"checkpoint_dir": str(path), "model_type": model_type, "setting": setting}
+    if model_type.startswith("molmo"):
+        try:
+            from methods.adapters import molmo2  # the STTS backbone's adapter (issue 12)
+        except ImportError as exc:
+            raise PaperInputError(f"checkpoint {str(path)!r} (config key {key}) is a {model_type!r} model, and "
+                                  f"this checkout has no Molmo2 adapter (methods/adapters/molmo2.py)") from exc
+        return molmo2.Molmo2Adapter.from_pretrained(path, dtype=dtype, device=device), {
+            "checkpoint_dir": str(path), "model_type": model_type}
+    raise PaperInputError(f"checkpoint {str(path)!r} (config key {key}) has model_type {model_type!r}; "
+                          f"supported: llava_onevision, molmo2")
+
+
+def attach_map_head(adapter, config: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """Give a MAP-head method the real SigLIP head; returns what was done (for the results)."""
+    if method not in MAP_HEAD_METHODS:
+        return {"map_head": "not used by this method"}
+    vision = adapter.vision_config
+    value = str(config.get("paths", {}).get("checkpoints", {}).get(SIGLIP_KEY, "") or "").strip()
+    if not value:
+        if int(vision.hidden_size) == SO400M_HIDDEN:
+            raise PaperInputError(
+                f"method {method!r} takes its saliency from the SigLIP so400m MAP head, which HF LLaVA "
+                f"checkpoints do not carry: set config key {checkpoint_key(SIGLIP_KEY)} to a local "
+                f"google/siglip-so400m-patch14-384 checkpoint")
+        return {"map_head": f"seeded random head (tiny tower, hidden {vision.hidden_size}; no "
+                            f"{checkpoint_key(SIGLIP_KEY)}): not SigLIP's saliency"}
+    head, post_ln, source = load_map_head(config, vision)
+    tower = adapter.model.model.vision_tower
+    # The adapter's map_head() returns this head; post_layernorm only feeds the head (the features
+    # are the pre-norm hidden state), so loading SigLIP's norm changes nothing else.
+    adapter._map_head = head.to(device=adapter.device, dtype=adapter.dtype).eval()
+    tower.post_layernorm.load_state_dict(post_ln)
+    return {"map_head": f"SigLIP MAP head + post_layernorm from {source}"}
+
+
+def _safetensor_files(path: Path, key: str) -> list[Path]:
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise PaperInputError(f"SigLIP checkpoint {str(path)!r} (config key {key}) has no *.safetensors file")
+    return files
+
+
+def _read_prefixed(files: list[Path], prefixes) -> tuple[dict[str, Any], Path | None]:
+    from safetensors import safe_open
+
+    for f in files:
+        with safe_open(str(f), framework="pt") as fh:
+            for prefix in prefixes:
+                names = [n for n in fh.keys() if n.startswith(prefix)]
+                if names:
+                    return {n[len(prefix):]: fh.get_tensor(n) for n in names}, f
+    return {}, None
+
+
+def load_map_head(config: Mapping[str, Any], tower_config):
+    """(SiglipMultiheadAttentionPoolingHead, post_layernorm state, source) from the SigLIP checkpoint."""
+    from transformers import SiglipVisionConfig
+    from transformers.models.siglip.modeling_siglip import SiglipMultiheadAttentionPoolingHead
+
+    key = checkpoint_key(SIGLIP_KEY)
+    path = checkpoint_dir(config, SIGLIP_KEY)
+    cfg = json.loads((path / "config.json").read_text())
+    vcfg = cfg.get("vision_config", cfg) if cfg.get("model_type") == "siglip" else cfg
+    for dim in ("hidden_size", "num_attention_heads", "intermediate_size"):
+        if int(vcfg.get(dim, -1)) != int(getattr(tower_config, dim)):
+            raise PaperInputError(f"SigLIP checkpoint {str(path / 'config.json')!r} (config key {key}) has "
+                                  f"{dim}={vcfg.get(dim)}, the model's vision tower {getattr(tower_config, dim)}")
+    files = _safetensor_files(path, key)
+    head_state, head_file = _read_prefixed(files, _HEAD_PREFIXES)
+    ln_state, _ = _read_prefixed(files, _LN_PREFIXES)
+    if not head_state or not ln_state:
+        raise PaperInputError(f"SigLIP checkpoint {str(path)!r} (config key {key}) has no "
+                              f"vision_model.head.* / vision_model.post_layernorm.* tensors in "
+                              f"{', '.join(f.name for f in files)}")
+    fields = {k: v for k, v in vcfg.items() if k in SiglipVisionConfig().to_dict() and k != "model_type"}
+    head = SiglipMultiheadAttentionPoolingHead(SiglipVisionConfig(**fields))
+    try:
+        head.load_state_dict(head_state, strict=True)
+    except RuntimeError as exc:
+        raise PaperInputError(f"MAP head in {str(head_file)!r} (config key {key}) does not fit: {exc}") from exc
+    return head, ln_state, str(path)

@@ -1,0 +1,111 @@
+"""GPU-hours of the full paper tier, estimated by the cost model (not measured).
+
+    python -m replicate.paper.cost [--hardware h100-sxm] [--decode-tokens 16]
+
+Per cell: questions of the benchmark x (predicted TTFT + decode tokens x predicted seconds per
+decode token) of the method's nominal schedule on the paper architecture (costmodel.latency's
+roofline with the hardware table's efficiencies). Not included: video decoding on the CPU, model
+loading, and anything the roofline misses; so read it as a lower bound of the device time.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Iterable, Mapping
+
+from . import cells as C
+
+#: questions per benchmark as lmms-eval scores them (dataset cards: Video-MME 2,700; MVBench
+#: 20 tasks x 200; EgoSchema's public subset 500; LongVideoBench val 1,337; MLVU dev's 7
+#: multiple-choice tasks 2,174)
+QUESTIONS = {"videomme": 2700, "mvbench": 4000, "egoschema": 500, "longvideobench": 1337, "mlvu": 2174}
+TEXT_TOKENS = 100  # prompt text around the video (question + options + chat template), order of magnitude
+_PRE_LLM = ("visionzip", "prunevid", "fastvid", "dycoke", "holitom-wo-m", "tango", "random", "uniform-pool")
+
+
+def nominal_args(cell: C.Cell) -> tuple[str, dict[str, Any]]:
+    """(costmodel method, keyword arguments) of the cell's nominal schedule."""
+    opts = cell.method_options
+    if cell.method == "vanilla":
+        return "vanilla", {}
+    if cell.method in _PRE_LLM:
+        return cell.method, {"retention": cell.retention}
+    if cell.method == "holitom":
+        return "holitom", {"retention": cell.retention, "k": opts.get("inner_k", 18), "r": opts.get("inner_r", 0.5)}
+    if cell.method == "fastv":
+        return "fastv", {"retention": cell.retention, "k": opts.get("k", 2)}
+    if cell.method == "pdrop":
+        return "pdrop", {}
+    if cell.method == "stts":
+        return "stts", {"topk": opts.get("topk", 0.5), "prune_at": opts.get("prune_at", 3)}
+    raise ValueError(f"no nominal schedule for method {cell.method!r}")
+
+
+def cell_seconds(cell: C.Cell, hardware: str, dtype: str, decode_tokens: int) -> float:
+    """Predicted device seconds of one question of the cell."""
+    from costmodel.arch import load_arch
+    from costmodel.latency import predict_latency
+    from costmodel.nominal import nominal_schedule
+
+    arch = load_arch(cell.model)
+    method, kw = nominal_args(cell)
+    sched = nominal_schedule(arch, method, frames=cell.frames, text_tokens=TEXT_TOKENS,
+                             decode_steps=max(decode_tokens - 1, 1), **kw)
+    pred = predict_latency(arch, sched, hardware, dtype)
+    return pred["ttft_s"] + (decode_tokens - 1) * pred["decode_s_per_token"]
+
+
+def all_cells(claims: Iterable[Mapping[str, Any]], config: Mapping[str, Any]) -> list[C.Cell]:
+    """Every cell of the selected paper claims, whether or not its paths are set here."""
+    found = {c for claim in C.selected_claims(claims, config) for c in C.claim_cells(claim, config)}
+    return sorted(found, key=lambda c: c.dir)
+
+
+def estimate(claims, config, hardware: str = "h100-sxm", dtype: str = "bf16", decode_tokens: int = 16) -> dict:
+    by_group: dict[tuple[str, int], float] = defaultdict(float)
+    count: dict[tuple[str, int], int] = defaultdict(int)
+    skipped = []
+    for cell in all_cells(claims, config):
+        try:
+            seconds = cell_seconds(cell, hardware, dtype, decode_tokens) * QUESTIONS[cell.benchmark]
+        except ValueError as exc:
+            skipped.append(f"{cell.dir}: {exc}")
+            continue
+        by_group[(cell.checkpoint, cell.frames)] += seconds
+        count[(cell.checkpoint, cell.frames)] += 1
+    rows = [{"checkpoint": k[0], "frames": k[1], "cells": count[k], "gpu_hours": s / 3600}
+            for k, s in sorted(by_group.items())]
+    return {"hardware": hardware, "dtype": dtype, "decode_tokens": decode_tokens, "rows": rows,
+            "total_gpu_hours": sum(r["gpu_hours"] for r in rows), "skipped": skipped}
+
+
+def markdown(est: dict) -> str:
+    lines = ["| checkpoint | frames | cells | GPU-hours |", "|---|---|---|---|"]
+    lines += [f"| {r['checkpoint']} | {r['frames']} | {r['cells']} | {r['gpu_hours']:.1f} |" for r in est["rows"]]
+    lines.append(f"| **total** | | {sum(r['cells'] for r in est['rows'])} | **{est['total_gpu_hours']:.1f}** |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    import yaml
+
+    from replicate.claims import load_claims
+
+    ap = argparse.ArgumentParser(prog="python -m replicate.paper.cost", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hardware", default="h100-sxm")
+    ap.add_argument("--dtype", default="bf16")
+    ap.add_argument("--decode-tokens", type=int, default=16)
+    ap.add_argument("--config", default=str(C.__file__).replace("paper/cells.py", "config.yaml"))
+    args = ap.parse_args(argv)
+    config = yaml.safe_load(open(args.config))
+    est = estimate(load_claims(), config, args.hardware, args.dtype, args.decode_tokens)
+    print(f"{args.hardware}, {args.dtype}, {args.decode_tokens} decode tokens, {TEXT_TOKENS} text tokens:\n")
+    print(markdown(est))
+    for s in est["skipped"]:
+        print(f"skipped {s}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

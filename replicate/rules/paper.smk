@@ -1,0 +1,96 @@
+# paper tier: benchmark accuracy of real checkpoints (replicate/paper, replicate/benchmarks).
+#
+#   one job per (checkpoint, frames, method + options, retention, benchmark, shard):
+#       results/paper/cells/<ckpt>/f<frames>/<tag>/<benchmark>/shard-<i>-of-<n>.jsonl
+#   -> per cell: summary.json (lmms-eval scoring) -> results/paper/cells.json (the evaluators' input)
+#
+# Only cells whose paths.checkpoints.<ckpt> and paths.datasets.<benchmark> are set enter the DAG;
+# the claims of the others say not-run with the empty key. A set but unusable path ends that cell
+# with status error naming the key and the file (the other cells go on). Shards declare
+# resources gpu / mem_mb / runtime so profiles/gpu and profiles/slurm spread them; the vanilla cell
+# of a (checkpoint, frames, benchmark) is shared by every method's comparisons.
+from replicate.paper import cells as _PC
+from replicate.paper import shard as _PS
+
+PAPER = config.get("paper", {})
+PAPER_SHARDS = int(PAPER.get("shards", 8))
+PAPER_CELLS = _PC.required_cells(CLAIMS, config)
+PAPER_CELL_BY_DIR = {c.dir: c for c in PAPER_CELLS}
+_pcell = lambda wc: _PC.cell_at(PAPER_CELL_BY_DIR, wc.pckpt, wc.pframes, wc.ptag, wc.pbench)  # noqa: E731
+PAPER_SUMMARIES = [c.summary_path for c in PAPER_CELLS]
+#: what a shard's result depends on besides its cell: a change reruns the shard, nothing else does
+PAPER_RUN_KEYS = ("answer", "max_new_tokens", "limit", "device", "dtype", "rehearsal")
+
+
+wildcard_constraints:
+    pckpt="[A-Za-z0-9._-]+",
+    pframes="[0-9]+",
+    ptag="[A-Za-z0-9._-]+",
+    pbench="[A-Za-z0-9._-]+",
+    pshard="[0-9]{3}",
+    pn="[0-9]{3}",
+
+
+localrules:
+    paper_cell_summary,
+    paper_index,
+
+
+rule paper_shard:
+    """One shard of one cell: per-sample predictions (JSONL), tqdm in the log."""
+    output:
+        "results/paper/cells/{pckpt}/f{pframes}/{ptag}/{pbench}/shard-{pshard}-of-{pn}.jsonl",
+    params:
+        cell=lambda wc: _pcell(wc).as_dict(),
+        paths=lambda wc: _PC.cell_paths(_pcell(wc), config),
+        run={k: PAPER.get(k) for k in PAPER_RUN_KEYS},
+        seeds=config.get("seeds", [0]),
+    log:
+        "logs/paper/{pckpt}/f{pframes}/{ptag}/{pbench}/shard-{pshard}-of-{pn}.log",
+    threads: PAPER.get("threads", 4)
+    conda:
+        CONDA_ENV
+    resources:
+        gpu=PAPER.get("gpus", 1),
+        mem_mb=PAPER.get("mem_mb", 64000),
+        runtime=PAPER.get("runtime", 240),
+    script:
+        "../scripts/paper_shard.py"
+
+
+rule paper_cell_summary:
+    """Merge a cell's shards and score them as lmms-eval does."""
+    input:
+        lambda wc: [_pcell(wc).shard_path(i, PAPER_SHARDS) for i in range(PAPER_SHARDS)],
+    output:
+        "results/paper/cells/{pckpt}/f{pframes}/{ptag}/{pbench}/summary.json",
+    params:
+        cell=lambda wc: _pcell(wc).as_dict(),
+    log:
+        "logs/paper/{pckpt}/f{pframes}/{ptag}/{pbench}/summary.log",
+    resources:
+        mem_mb=500,
+        runtime=2,
+    run:  # in the Snakemake process: no interpreter start per cell
+        _PS.summary_job(params.cell, list(input), output[0], log[0])
+
+
+rule paper_index:
+    """Every cell summary this machine could build (empty where no paper path is set)."""
+    input:
+        PAPER_SUMMARIES,
+    output:
+        _PC.CELLS_INDEX,
+    params:
+        rehearsal=PAPER.get("rehearsal", False),
+    log:
+        "logs/paper/index.log",
+    resources:
+        mem_mb=500,
+        runtime=2,
+    run:
+        _PS.index_job(list(input), output[0], log[0], params.rehearsal)
+
+
+TIER_RESULTS["paper"] += [_PC.CELLS_INDEX]
+EVALUATOR_PLUGINS += ["replicate.paper.evaluators"]

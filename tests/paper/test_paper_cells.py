@@ -1,0 +1,90 @@
+"""Which cells the paper claims need, their paths, and the default (no paths) verdicts."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from replicate.claims import claims_by_id, load_claims
+from replicate.paper import cells as C
+
+REPO_CONFIG = "replicate/config.yaml"
+
+
+@pytest.fixture(scope="module")
+def claims():
+    return claims_by_id()
+
+
+@pytest.fixture(scope="module")
+def default_config(repo_root):
+    return yaml.safe_load((repo_root / REPO_CONFIG).read_text())
+
+
+def with_paths(config, **paths):
+    cfg = copy.deepcopy(config)
+    for key, value in paths.items():
+        section, name = key.split("__")
+        cfg["paths"][section][name.replace("_", "-")] = value
+    return cfg
+
+
+def test_perf_kept_needs_method_and_shared_vanilla_cells(claims, default_config):
+    holi = C.claim_cells(claims["holitom-perf-kept-ov7b-r10"], default_config)
+    tango = C.claim_cells(claims["tango-perf-kept-ov7b-r10"], default_config)
+    assert sorted(c.benchmark for c in holi if c.method == "holitom") == ["egoschema", "longvideobench", "mvbench", "videomme"]
+    assert {c.tag for c in holi if c.method == "holitom"} == {"holitom_r0.10_inner_k18_inner_r0.5_tau0.65"}
+    shared = {c for c in holi if c.method == "vanilla"} & {c for c in tango if c.method == "vanilla"}
+    assert {c.benchmark for c in shared} == {"mvbench", "longvideobench", "videomme"}
+    assert all(c.summary_path.startswith("results/paper/cells/llava-onevision-7b/f32/") for c in holi)
+
+
+def test_suite_claim_expands_to_member_benchmarks_on_both_checkpoints(claims, default_config):
+    cells = C.claim_cells(claims["stts-accuracy-drop-13tasks"], default_config)
+    stts = [c for c in cells if c.method == "stts"]
+    van = [c for c in cells if c.method == "vanilla"]
+    assert {c.checkpoint for c in stts} == {"molmo2-4b-lite-50"} and {c.checkpoint for c in van} == {"molmo2-4b"}
+    assert sorted(c.benchmark for c in stts) == sorted(C.DEFAULT_SUITES["stts-13tasks"])
+    assert all(c.bench_tag.startswith("stts-13tasks.") for c in cells)
+    assert dict(stts[0].options) == {"topk": 0.5, "prune_at": 3}
+
+
+def test_no_cells_enter_the_dag_without_paths(claims, default_config):
+    assert C.required_cells(claims.values(), default_config) == []
+    cfg = with_paths(default_config, checkpoints__llava_onevision_7b="/x", datasets__videomme="/y")
+    cells = C.required_cells(claims.values(), cfg)
+    assert cells and {(c.checkpoint, c.dataset) for c in cells} == {("llava-onevision-7b", "videomme")}
+
+
+def test_claims_selection_rejects_unknown_ids(claims, default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg.setdefault("paper", {})["claims"] = ["tango-perf-kept-ov7b-r10", "no-such-claim"]
+    with pytest.raises(ValueError, match="paper.claims.*no-such-claim"):
+        C.selected_claims(claims.values(), cfg)
+
+
+def test_cell_round_trips_through_its_dict(claims, default_config):
+    for cell in C.claim_cells(claims["stts-vs-random-50"], default_config)[:3]:
+        assert C.Cell.from_dict(cell.as_dict()) == cell
+
+
+def test_every_paper_claim_maps_to_cells_or_says_why(default_config):
+    """Every claim a paper evaluator judges has cells, except those whose benchmark has no loader."""
+    for claim in load_claims():
+        if claim.get("evaluator") in C.PAPER_EVALUATORS and claim["tier"] == "paper":
+            if C.claim_cells(claim, default_config):
+                continue
+            benches = claim["setting"].get("benchmarks", [])
+            with pytest.raises(ValueError, match="no loader"):
+                [C.benchmark_members(b, default_config) for b in benches]
+
+
+def test_default_config_says_not_run_with_the_missing_key(claims, default_config):
+    from replicate.verify import verify_claim
+
+    for cid in ("tango-perf-kept-ov7b-r10", "holitom-perf-kept-ov7b-r10", "stts-accuracy-drop-13tasks",
+                "holitom-t1-acc-holitom-r10-mvbench"):
+        out = verify_claim(claims[cid], config=default_config)
+        assert out["verdict"] == "not-run"
+        assert "config key paths.checkpoints." in out["reason"] and "is empty" in out["reason"]
