@@ -195,6 +195,10 @@ class LlavaOnevisionAdapter:
                                                     self.device, self.dtype)
         return self._map_head
 
+    def set_map_head(self, head) -> None:
+        """Use ``head`` (e.g. SigLIP so400m's real MAP head, which HF LLaVA checkpoints lack)."""
+        self._map_head = head.to(device=self.device, dtype=self.dtype).eval()
+
     def encode_video(self, pixel_values: torch.Tensor, timestamps=None,
                      signals: Sequence[str] = encoder.DEFAULT_SIGNALS, keys: bool = True,
                      frame_chunk: int = 8) -> VideoTokens:

@@ -102,7 +102,7 @@ def attach_map_head(adapter, config: Mapping[str, Any], method: str) -> dict[str
     tower = adapter.model.model.vision_tower
     # The adapter's map_head() returns this head; post_layernorm only feeds the head (the features
     # are the pre-norm hidden state), so loading SigLIP's norm changes nothing else.
-    adapter._map_head = head.to(device=adapter.device, dtype=adapter.dtype).eval()
+    adapter.set_map_head(head)
     tower.post_layernorm.load_state_dict(post_ln)
     return {"map_head": f"SigLIP MAP head + post_layernorm from {source}"}
 
