@@ -102,9 +102,10 @@ def dpc_knn_scores(x: torch.Tensor, k: int, *, variant: Variant,
 def dpc_knn_centers_batched(x: torch.Tensor, n_centers: int, k: int, *, variant: Variant,
                             generator: Optional[torch.Generator] = None, noise: float = 1e-6,
                             clip_k_to_centers: Optional[bool] = None,
-                            return_distances: bool = False):
+                            return_distances: bool = False, score_order: bool = False):
     """Indices of ``n_centers`` DPC-KNN centres per set: x (B, M, D) -> LongTensor (B, n_centers),
-    each row sorted ascending.
+    each row sorted ascending (with ``score_order``: by descending rho * delta instead, the order
+    ``torch.topk`` returns them in the official codes).
 
     ``clip_k_to_centers`` (default: True for ``"holitom"``, False for ``"tango"``) uses
     ``k = min(k, n_centers)`` as HoliTom's official code does. With ``return_distances`` also
@@ -124,16 +125,17 @@ def dpc_knn_centers_batched(x: torch.Tensor, n_centers: int, k: int, *, variant:
         clip_k_to_centers = variant == "holitom"
     kk = min(k, n_centers) if clip_k_to_centers else k
     scores, dist = _scores_and_distances(x, kk, variant, generator, noise)
-    centres = topk_indices(scores, n_centers, sort_indices=True)
+    centres = topk_indices(scores, n_centers, sort_indices=not score_order)
     return (centres, dist) if return_distances else centres
 
 
 def dpc_knn_centers(x: torch.Tensor, n_centers: int, k: int, *, variant: Variant,
                     generator: Optional[torch.Generator] = None, noise: float = 1e-6,
-                    clip_k_to_centers: Optional[bool] = None) -> torch.Tensor:
-    """Indices of ``n_centers`` DPC-KNN centres of x (M, D): LongTensor (n_centers,) ascending."""
+                    clip_k_to_centers: Optional[bool] = None, score_order: bool = False) -> torch.Tensor:
+    """Indices of ``n_centers`` DPC-KNN centres of x (M, D): LongTensor (n_centers,) ascending
+    (``score_order``: by descending score)."""
     if x.dim() != 2:
         raise ValueError(f"dpc_knn_centers expects (M, D), got shape {tuple(x.shape)}")
     return dpc_knn_centers_batched(x.unsqueeze(0), n_centers, k, variant=variant,
                                    generator=generator, noise=noise,
-                                   clip_k_to_centers=clip_k_to_centers)[0]
+                                   clip_k_to_centers=clip_k_to_centers, score_order=score_order)[0]
