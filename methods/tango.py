@@ -33,8 +33,8 @@ from typing import Literal, Optional, Union
 import torch
 
 from methods.primitives import (
-    assign_nearest, consecutive_cosine, dpc_knn_centers, dpc_knn_centers_batched, dyseg_segments,
-    expanded_candidates, make_generator, paper_tau, rescaled_retention, scatter_mean, st_rope, static_mask,
+    dpc_knn_centers_batched, dyseg_segments,
+    expanded_candidates, make_generator, paper_tau, rescaled_retention, st_rope, static_mask,
     temporal_segments, weighted_anchor_merge,
 )
 from methods.types import Reduction, VideoTokens, check_retention
@@ -155,12 +155,13 @@ class TangoConfig:
 # Building blocks (operate on already-gathered tokens; indices are local)
 # --------------------------------------------------------------------------------------------
 
-def _nearest_with_self(x: torch.Tensor, anchors: torch.Tensor, anchor_pos: torch.Tensor) -> torch.Tensor:
-    """Nearest anchor (Euclidean) for every point of x (B, M, D); anchors (B, A, D) are rows
-    ``anchor_pos`` (B, A) of x and are forced into their own cluster (exact distance 0, which the
-    matmul form of the distance only approximates)."""
-    assign = assign_nearest(x, anchors, "euclidean")
-    own = torch.arange(anchors.shape[1], device=x.device).expand_as(anchor_pos)
+def _assign_with_self(dist: torch.Tensor, anchor_pos: torch.Tensor) -> torch.Tensor:
+    """Nearest anchor for every point from the (B, M, M) distance matrix DPC-KNN already built
+    (no second matmul); anchors ``anchor_pos`` (B, A) are forced into their own cluster (exact
+    distance 0, which the matmul form of the distance only approximates). Ties: lowest anchor."""
+    cols = torch.gather(dist, 2, anchor_pos.unsqueeze(1).expand(-1, dist.shape[1], -1))
+    assign = cols.argmin(-1)
+    own = torch.arange(anchor_pos.shape[1], device=dist.device).expand_as(anchor_pos)
     return assign.scatter(1, anchor_pos, own)
 
 
@@ -174,6 +175,14 @@ def diverse_salient_selection(saliency: torch.Tensor, rope: torch.Tensor, n_sali
     its most salient candidate. Anchors sit in their own cluster, so no cluster is empty and the
     selected positions are distinct.
     """
+    gather = lambda cand: torch.gather(rope, 1, cand.unsqueeze(-1).expand(*cand.shape, rope.shape[-1]))
+    return _diverse_select(saliency, gather, n_salient, alpha=alpha, k=k, generator=generator)
+
+
+def _diverse_select(saliency: torch.Tensor, gather_rope, n_salient: int, *, alpha: float, k: int,
+                    generator: torch.Generator) -> torch.Tensor:
+    """``diverse_salient_selection`` with the RoPE rows of the candidates fetched by
+    ``gather_rope(cand (B, C)) -> (B, C, Dr)``, so callers need not build a (B, L, Dr) copy."""
     B, L = saliency.shape
     if n_salient <= 0:
         return torch.empty(B, 0, dtype=torch.long, device=saliency.device)
@@ -182,10 +191,9 @@ def diverse_salient_selection(saliency: torch.Tensor, rope: torch.Tensor, n_sali
     C = cand.shape[1]
     if C == n_salient:
         return torch.sort(cand, dim=1).values
-    cand_rope = torch.gather(rope, 1, cand.unsqueeze(-1).expand(B, C, rope.shape[-1]))
-    anchor_pos = dpc_knn_centers_batched(cand_rope, n_salient, k, variant="tango", generator=generator)
-    anchors = torch.gather(cand_rope, 1, anchor_pos.unsqueeze(-1).expand(B, n_salient, rope.shape[-1]))
-    assign = _nearest_with_self(cand_rope, anchors, anchor_pos)          # (B, C) cluster ids
+    anchor_pos, dist = dpc_knn_centers_batched(gather_rope(cand), n_salient, k, variant="tango",
+                                               generator=generator, return_distances=True)
+    assign = _assign_with_self(dist, anchor_pos)                           # (B, C) cluster ids
     rank = torch.arange(C, device=cand.device).expand(B, C)               # 0 = most salient
     best = torch.full((B, n_salient), C, dtype=torch.long, device=cand.device)
     best = best.scatter_reduce(1, assign, rank, reduce="amin")
@@ -208,11 +216,17 @@ def context_merge(feats: torch.Tensor, rope: torch.Tensor, budget: int, *, beta:
         return torch.empty(0, dtype=torch.long, device=feats.device), feats.new_zeros(0, feats.shape[1]).float()
     if P <= budget:
         return torch.arange(P, device=feats.device), feats.float()
-    by_score = dpc_knn_centers(rope, budget, k, variant="tango", generator=generator, score_order=True)
+    by_score, dist = dpc_knn_centers_batched(rope[None], budget, k, variant="tango", generator=generator,
+                                             score_order=True, return_distances=True)
+    by_score = by_score[0]
     anchor_pos = torch.sort(by_score).values
-    assign = _nearest_with_self(rope[None], rope[anchor_pos][None], anchor_pos[None])[0]
+    assign = _assign_with_self(dist, anchor_pos[None])[0]
     xf = feats.float()
-    means, counts = scatter_mean(xf, assign, budget)
+    # cluster sums as a one-hot (budget x P) GEMM: several times faster on CPU than index_add_
+    onehot = torch.zeros(budget, P, dtype=xf.dtype, device=xf.device)
+    onehot[assign, torch.arange(P, device=xf.device)] = 1.0
+    counts = onehot.sum(1)
+    means = (onehot @ xf) / counts.clamp(min=1).unsqueeze(-1)
     merged = weighted_anchor_merge(xf[anchor_pos], means, counts, beta)
     return (by_score if fidelity == "released" else anchor_pos), merged
 
@@ -262,25 +276,25 @@ def empirical_sinks(saliency: torch.Tensor, top: int = 6, min_fraction: float = 
     return tuple(torch.nonzero(hits >= min_fraction * saliency.shape[0]).flatten().tolist())
 
 
-def _select_and_merge(feats: torch.Tensor, sal: torch.Tensor, rope: torch.Tensor, raw: int,
+def _select_and_merge(X2: torch.Tensor, R2: torch.Tensor, gidx: torch.Tensor, sal: torch.Tensor, raw: int,
                       cfg: TangoConfig, gen: torch.Generator, floor: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokens of B frames (B, L, ·) with a per-frame budget ``raw``: diverse salient selection per
-    frame, then one context merge over the non-selected tokens of all B frames (budget
-    context * B). Returns (local flat indices into B*L, features fp32)."""
-    B, L, D = feats.shape
+    """B frames of L tokens, given as rows ``gidx`` (B, L) of the flat features X2 and RoPE rows R2,
+    with saliency sal (B, L) and a per-frame budget ``raw``: diverse salient selection per frame,
+    then one context merge over the non-selected tokens of all B frames (budget context * B).
+    Rows are gathered once, only where needed. Returns (rows of X2, features fp32)."""
+    B, L = gidx.shape
     raw = min(raw, L)
     salient, context = salient_split(raw, cfg.context_ratio, floor)
-    sel = diverse_salient_selection(sal, rope, salient, alpha=cfg.alpha, k=cfg.k, generator=gen)
-    sel_flat = (sel + torch.arange(B, device=sel.device)[:, None] * L).flatten()
-    chosen = torch.zeros(B * L, dtype=torch.bool, device=feats.device)
-    chosen[sel_flat] = True
-    pool = torch.nonzero(~chosen).flatten()
-    f2, r2 = feats.reshape(B * L, D), rope.reshape(B * L, -1)
-    ctx_pos, ctx_feats = context_merge(f2[pool], r2[pool], context * B, beta=cfg.beta, k=cfg.k,
-                                       generator=gen, fidelity=cfg.fidelity)
-    idx = torch.cat([sel_flat, pool[ctx_pos]])
-    out = torch.cat([f2[sel_flat].float(), ctx_feats])
-    return idx, out
+    sel = _diverse_select(sal, lambda cand: R2[torch.gather(gidx, 1, cand)], salient,
+                          alpha=cfg.alpha, k=cfg.k, generator=gen)
+    free = torch.ones(B, L, dtype=torch.bool, device=gidx.device)
+    free.scatter_(1, sel, False)
+    sel_rows = torch.gather(gidx, 1, sel).flatten()
+    pool_rows = gidx[free]
+    ctx_pos, ctx_feats = context_merge(X2.index_select(0, pool_rows), R2.index_select(0, pool_rows),
+                                       context * B, beta=cfg.beta, k=cfg.k, generator=gen,
+                                       fidelity=cfg.fidelity)
+    return torch.cat([sel_rows, pool_rows[ctx_pos]]), torch.cat([X2.index_select(0, sel_rows).float(), ctx_feats])
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,11 +326,15 @@ def tango_reduce(tokens: VideoTokens, cfg: TangoConfig) -> Reduction:
     sinks = resolve_sinks(cfg, tokens)
     if sinks:
         sal[:, list(sinks)] = 0.0
+    # One normalised copy serves the consecutive-frame cosine (as the official code computes it)
+    # and ST-RoPE: one pass over the (F, N, D) features fewer than normalising twice.
+    xn = torch.nn.functional.normalize(X.float(), dim=-1)
+    sim = torch.linalg.vecdot(xn[:-1], xn[1:], dim=-1) if F > 1 else xn.new_zeros(0, N)
     if cfg.use_st_rope:
-        rope = st_rope(X, tokens.times().to(X.device), (h, w), cfg.rope_sections, cfg.base_time, cfg.base_space)
+        rope = st_rope(xn, tokens.times().to(X.device), (h, w), cfg.rope_sections, cfg.base_time,
+                       cfg.base_space, normalized=True)
     else:
-        rope = torch.nn.functional.normalize(X.float(), dim=-1)
-    sim = consecutive_cosine(X)
+        rope = xn
     segments = _segments(tokens, sim, cfg, tau)
     gen = make_generator(cfg.seed, X.device)
     floor = _uses_floor(cfg, N)
@@ -347,30 +365,31 @@ def _reduce_segment(X, sal, rope, sim, s: int, e: int, r: float, cfg: TangoConfi
                     gen: torch.Generator, floor: bool):
     """One segment [s, e]: (index parts, feature parts, segment retention, static count)."""
     F, N, D = X.shape
+    X2, R2 = X.reshape(F * N, D), rope.reshape(F * N, -1)
+    ar = torch.arange(N, device=X.device)
     nf = e - s + 1
     if nf == 1:
-        li, lf = _select_and_merge(X[s:s + 1], sal[s:s + 1], rope[s:s + 1],
+        li, lf = _select_and_merge(X2, R2, (s * N + ar)[None], sal[s:s + 1],
                                    max(math.ceil(N * r), 1), cfg, gen, floor)
-        return [li + s * N], [lf], r, 0
+        return [li], [lf], r, 0
     idx_parts, feat_parts = [], []
     smask = static_mask(sim, s, e, cfg.static_tau)
     n_static = int(smask.sum())
     r_seg = rescaled_retention(r, (nf - 1) * n_static, nf * N)
     if n_static:
         spos = torch.nonzero(smask).flatten()
-        sf = X[s:e + 1, spos].float().mean(0, keepdim=True)
+        sf = X[s:e + 1, spos].float().mean(0)
         ss = sal[s:e + 1, spos].mean(0, keepdim=True)
-        sr = rope[s:s + 1, spos]
-        li, lf = _select_and_merge(sf, ss, sr, max(math.ceil(n_static * r_seg), 1), cfg, gen, floor)
+        li, lf = _select_and_merge(sf, R2[s * N + spos], torch.arange(n_static, device=X.device)[None], ss,
+                                   max(math.ceil(n_static * r_seg), 1), cfg, gen, floor)
         idx_parts.append(spos[li] + s * N)
         feat_parts.append(lf)
     n_dyn = N - n_static
     if n_dyn:
         dpos = torch.nonzero(~smask).flatten()
-        raw = math.ceil(n_dyn * r_seg)
-        li, lf = _select_and_merge(X[s:e + 1, dpos], sal[s:e + 1, dpos], rope[s:e + 1, dpos],
-                                   raw, cfg, gen, floor)
-        frame, pos = li // n_dyn, li % n_dyn
-        idx_parts.append((s + frame) * N + dpos[pos])
+        gidx = (torch.arange(s, e + 1, device=X.device)[:, None] * N + dpos[None])   # (nf, n_dyn)
+        li, lf = _select_and_merge(X2, R2, gidx, sal[s:e + 1, dpos], math.ceil(n_dyn * r_seg),
+                                   cfg, gen, floor)
+        idx_parts.append(li)
         feat_parts.append(lf)
     return idx_parts, feat_parts, r_seg, n_static

@@ -40,8 +40,9 @@ def pairwise_distances(x: torch.Tensor) -> torch.Tensor:
     """
     xf = x.float()
     sq = torch.linalg.vector_norm(xf, dim=-1).square_()
-    d2 = torch.matmul(xf, xf.transpose(-1, -2)).mul_(-2.0)
-    d2.add_(sq.unsqueeze(-1)).add_(sq.unsqueeze(-2))
+    # |a|^2 + |b|^2 - 2ab with the sum fused into the GEMM (beta * C): two passes fewer over M^2
+    d2 = torch.baddbmm(sq.unsqueeze(-1) + sq.unsqueeze(-2), xf, xf.transpose(-1, -2), alpha=-2.0) \
+        if xf.dim() == 3 else torch.addmm(sq.unsqueeze(-1) + sq.unsqueeze(-2), xf, xf.T, alpha=-2.0)
     d2 = 0.5 * (d2 + d2.transpose(-1, -2))  # exact symmetry -> deterministic ties
     d2.clamp_(min=0.0)
     d2.diagonal(dim1=-2, dim2=-1).zero_()
@@ -79,8 +80,10 @@ def _scores_and_distances(x: torch.Tensor, k: int, variant: str,
         if kk == 0:
             density = torch.ones((B, M), dtype=torch.float32, device=x.device)
         else:
-            eye = torch.eye(M, dtype=torch.bool, device=x.device)
-            knn = torch.topk(dist.masked_fill(eye, float("inf")), kk, dim=-1, largest=False).values
+            # the exact-zero diagonal is always among the kk + 1 smallest; dropping one zero gives
+            # the same values as masking the diagonal out (duplicates keep their zeros), one M^2
+            # copy fewer
+            knn = torch.topk(dist, kk + 1, dim=-1, largest=False).values[..., 1:]
             density = torch.exp(-(knn * knn).mean(-1))
     density = density + torch.rand((B, M), generator=generator, device=x.device,
                                    dtype=torch.float32) * noise
