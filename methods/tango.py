@@ -156,7 +156,7 @@ class TangoConfig:
 # --------------------------------------------------------------------------------------------
 
 def _assign_with_self(dist: torch.Tensor, anchor_pos: torch.Tensor) -> torch.Tensor:
-    """Nearest anchor for every point from the (B, M, M) distance matrix DPC-KNN already built
+    """Nearest anchor for every point from the (B, M, M) (squared) distance matrix DPC-KNN built
     (no second matmul); anchors ``anchor_pos`` (B, A) are forced into their own cluster (exact
     distance 0, which the matmul form of the distance only approximates). Ties: lowest anchor."""
     cols = torch.gather(dist, 2, anchor_pos.unsqueeze(1).expand(-1, dist.shape[1], -1))

@@ -67,7 +67,7 @@ rule tango_bench:
         mem_mb=4000,
         runtime=30,
     shell:
-        '"{PYTHON}" -m methods.bench_tango --out {output:q} --threads {threads} > {log:q} 2>&1'
+        '"{PYTHON}" -m methods.bench_tango --out {output:q} --threads 2,1 > {log:q} 2>&1'
 
 
 rule tango_figures:

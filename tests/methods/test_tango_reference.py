@@ -41,5 +41,11 @@ def test_bench_writes_json_with_identity_check(tmp_path):
     rc = main(["--out", str(out), "--frames", "8", "--dim", "64", "--repeats", "1", "--threads", "1"])
     data = json.loads(out.read_text())
     assert rc == 0 and data["output_check"]["identical"]
-    assert data["tango_reduce_s"]["median_wall"] > 0 and data["reference_s"]["median_cpu"] > 0
+    t = data["threads"]["1"]
+    assert t["tango_reduce_s"]["median_wall"] > 0 and t["reference_s"]["median_cpu"] > 0
     assert data["config"]["fidelity"] == "released" and data["config"]["static_tau"] == 0.8
+
+
+def test_bench_rejects_bad_threads(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "x.json"), "--threads", "two"])
