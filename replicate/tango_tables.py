@@ -96,7 +96,8 @@ def _displaced(released, paper) -> int:
     return int((~same).sum())
 
 
-def behaviour_effects(retentions: Sequence[float] = RETENTIONS, dim: int = 3584, seed: int = 0) -> list[dict]:
+def behaviour_effects(retentions: Sequence[float] = RETENTIONS, dim: int = 3584, seed: int = 0,
+                      frames: int = 32) -> list[dict]:
     """Measured effect of behaviours A and B on the benchmark video (methods.bench_tango)."""
     from costmodel.arch import load_arch
     from costmodel.flops import paper_flops
@@ -105,7 +106,7 @@ def behaviour_effects(retentions: Sequence[float] = RETENTIONS, dim: int = 3584,
     from methods.tango import TangoConfig, tango_reduce
 
     arch = load_arch("llava-onevision-7b")
-    tokens = correlated_video(dim=dim, seed=seed)
+    tokens = correlated_video(frames=frames, dim=dim, seed=seed)
     vanilla = paper_flops(arch, nominal_schedule(arch, "vanilla", frames=tokens.frames))
     rows = []
     for r in retentions:
