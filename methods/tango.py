@@ -127,8 +127,15 @@ class TangoConfig:
             raise ValueError(f"segment must be 'holitom' or 'fastvid', got {self.segment!r}")
         if self.fidelity not in FIDELITIES:
             raise ValueError(f"fidelity must be one of {list(FIDELITIES)}, got {self.fidelity!r}")
-        if isinstance(self.sink_indices, str) and self.sink_indices != "auto":
-            raise ValueError(f"sink_indices must be 'auto' or a tuple of ints, got {self.sink_indices!r}")
+        if isinstance(self.sink_indices, str):
+            if self.sink_indices != "auto":
+                raise ValueError(f"sink_indices must be 'auto' or a tuple of ints, got {self.sink_indices!r}")
+        else:
+            try:  # YAML / CLI give lists: store a tuple of ints so the config stays hashable
+                sinks = tuple(int(i) for i in self.sink_indices)
+            except (TypeError, ValueError):
+                raise ValueError(f"sink_indices must be 'auto' or a tuple of ints, got {self.sink_indices!r}") from None
+            object.__setattr__(self, "sink_indices", sinks)
         if self.salient_floor not in (None, True, False):
             raise ValueError(f"salient_floor must be None, True or False, got {self.salient_floor!r}")
         if self.intra_llm:

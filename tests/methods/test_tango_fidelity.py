@@ -41,6 +41,9 @@ def test_config_fidelity_and_static_tau():
         TangoConfig(retention=0.1, fidelity="official")
     with pytest.raises(ValueError, match="sink_indices"):
         TangoConfig(retention=0.1, sink_indices="ov")
+    with pytest.raises(ValueError, match="sink_indices"):
+        TangoConfig(retention=0.1, sink_indices=["a"])
+    assert TangoConfig(retention=0.1, sink_indices=[3, 4]).sink_indices == (3, 4)
 
 
 # ------------------------------------------------------------------ behaviour A: static-mask tau
