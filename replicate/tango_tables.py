@@ -173,3 +173,30 @@ def main_analytic(out_dir: str | Path) -> dict[str, Any]:
     write_csv(tt, out / "ttft_split.csv")
     (out / "ttft_split.md").write_text(markdown(tt))
     return {"flops_tokens": ft, "ttft_split": tt}
+
+
+#: SynthVideoQA variants: (label, TangoConfig options)
+SYNTH_VARIANTS = (("released", {}), ("paper", {"fidelity": "paper"}),
+                  ("released-no-floor", {"salient_floor": False}))
+
+
+def synth_grid(model_dir: str | Path, retentions: Sequence[float] = (0.10, 0.25, 0.50), *,
+               n_samples: int = 1000, seed: int = 0, threads: int = 1) -> list[dict]:
+    """Accuracy of Tango on the trained tiny model per fidelity variant (cpu tier; measured)."""
+    from replicate.harness.accuracy import run_accuracy_cell
+
+    rows = []
+    for label, opts in SYNTH_VARIANTS:
+        for r in retentions:
+            res = run_accuracy_cell(model_dir, "tango", opts, r, n_samples=n_samples, seed=seed,
+                                    threads=threads, progress=False)
+            rows.append({"variant": label, "retention": r, "status": res.get("status"),
+                         "accuracy": res.get("accuracy"), "n": res.get("n", res.get("n_requested")),
+                         "tokens_per_frame": res.get("tokens_per_frame"), "options": json_dumps(opts)})
+    return rows
+
+
+def json_dumps(obj) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True)
