@@ -23,6 +23,11 @@ temporal / spatial order) and enters the LLM with contiguous position ids.
       anchor indices in DPC-score order (``topk``), so merged row i lands on the anchor with the
       i-th highest score. Kept positions are unchanged; features sit at other anchors' positions.
 - ``"paper"``: the configured tau for the static mask, merged rows at their own anchors.
+
+Not reproduced yet (the intra-LLM stage runs through ``methods.runtime``): the official LLaVA-Video
+intra-LLM stage (``intra_llm_pruning/fastv_tango.py``) ranks the whole visual span, grid newline
+tokens included, by layer K-1's last-token attention and keeps Python ``round(span * 0.5)`` (ties to
+even) of it; the project ranks the feature tokens only, always keeps the newlines and rounds half up.
 """
 from __future__ import annotations
 
