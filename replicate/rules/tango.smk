@@ -58,6 +58,8 @@ rule tango_bench:
     """Pre-LLM speed vs the straightforward released reference (median of 5 after 1 warm-up)."""
     output:
         "results/bench/tango.json",
+    params:
+        python=PYTHON,
     threads: 2
     log:
         "logs/tango/bench.log",
@@ -67,7 +69,7 @@ rule tango_bench:
         mem_mb=4000,
         runtime=30,
     shell:
-        '"{PYTHON}" -m methods.bench_tango --out {output:q} --threads 2,1 > {log:q} 2>&1'
+        '"{params.python}" -m methods.bench_tango --out {output:q} --threads 2,1 > {log:q} 2>&1'
 
 
 rule tango_figures:
