@@ -83,6 +83,19 @@ def behaviour_figure(rows: Sequence[dict]):
     return fig
 
 
+FIGURES = {"flops": flops_figure, "ttft": ttft_figure, "behaviour": behaviour_figure}
+
+
+def write_one(kind: str, src_csv: str | Path, out_dir: str | Path) -> list[Path]:
+    """Render one figure kind ('flops', 'ttft', 'behaviour') from its CSV to tango_<kind>.{png,pdf}."""
+    if kind not in FIGURES:
+        raise KeyError(f"unknown Tango figure {kind!r}; allowed: {sorted(FIGURES)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _save(FIGURES[kind](read_rows(src_csv)), out / f"tango_{kind}.png", out / f"tango_{kind}.pdf")
+    return [out / f"tango_{kind}.png", out / f"tango_{kind}.pdf"]
+
+
 def write_figures(flops_csv: str | Path, ttft_csv: str | Path, out_dir: str | Path,
                   behaviour_csv: str | Path | None = None) -> list[Path]:
     out = Path(out_dir)
