@@ -33,19 +33,42 @@ def _check_variant(variant: str) -> None:
         raise ValueError(f"unknown DPC-KNN variant {variant!r}; allowed: {list(VARIANTS)}")
 
 
-def pairwise_distances(x: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances (..., M, M) in fp32, symmetric with an exact zero diagonal.
+#: from this many points on, the Gram matrix is built block-triangularly (see ``_gram``)
+TRIANGULAR_MIN_POINTS = 256
+_GRAM_BLOCKS = 4
 
-    Uses the |a|^2 + |b|^2 - 2ab expansion (one matmul) like ``torch.cdist`` does for large sets.
+
+def _gram(x: torch.Tensor) -> torch.Tensor:
+    """x x^T (..., M, M) for x (..., M, D), exactly symmetric. For M >= TRIANGULAR_MIN_POINTS one GEMM
+    per block row computes only the upper block triangle and mirrors it (about 5/8 of the full
+    product's work with 4 block rows; measured 0.050 s vs 0.075 s at M = 976, D = 3584, 1 thread)."""
+    M = x.shape[-2]
+    if M < TRIANGULAR_MIN_POINTS:
+        g = torch.matmul(x, x.transpose(-1, -2))
+        return 0.5 * (g + g.transpose(-1, -2))  # exact symmetry -> deterministic ties
+    g = x.new_empty(*x.shape[:-2], M, M)
+    b = -(-M // _GRAM_BLOCKS)
+    for i in range(0, M, b):
+        blk = torch.matmul(x[..., i:i + b, :], x[..., i:, :].transpose(-1, -2))  # rows i.., cols i..
+        g[..., i:i + b, i:] = blk
+        g[..., i + b:, i:i + b] = blk[..., :, b:].transpose(-1, -2)
+    return g
+
+
+def pairwise_distances(x: torch.Tensor, squared: bool = False) -> torch.Tensor:
+    """Euclidean distances (..., M, M) in fp32, symmetric with an exact zero diagonal
+    (``squared``: their squares, skipping the square root of the whole matrix).
+
+    Uses the |a|^2 + |b|^2 - 2ab expansion (one Gram matrix) like ``torch.cdist`` does for large
+    sets; both terms are exactly symmetric, so the result is too.
     """
     xf = x.float()
     sq = torch.linalg.vector_norm(xf, dim=-1).square_()
-    d2 = torch.matmul(xf, xf.transpose(-1, -2)).mul_(-2.0)
-    d2.add_(sq.unsqueeze(-1)).add_(sq.unsqueeze(-2))
-    d2 = 0.5 * (d2 + d2.transpose(-1, -2))  # exact symmetry -> deterministic ties
+    d2 = _gram(xf).mul_(-2.0)
+    d2.add_(sq.unsqueeze(-1) + sq.unsqueeze(-2))
     d2.clamp_(min=0.0)
     d2.diagonal(dim1=-2, dim2=-1).zero_()
-    return d2.sqrt_()
+    return d2 if squared else d2.sqrt_()
 
 
 def dpc_knn_scores_batched(x: torch.Tensor, k: int, *, variant: Variant,
@@ -68,25 +91,30 @@ def _scores_and_distances(x: torch.Tensor, k: int, variant: str,
         return x.new_zeros((B, 0), dtype=torch.float32), x.new_zeros((B, 0, 0), dtype=torch.float32)
     if generator is None:
         generator = make_generator(0, x.device)
-    dist = pairwise_distances(x)
     if variant == "holitom":
-        dist = dist / math.sqrt(D)
+        dist = pairwise_distances(x) / math.sqrt(D)
         kk = min(k, M)
         knn = torch.topk(dist, kk, dim=-1, largest=False).values  # includes self (0)
         density = torch.exp(-(knn * knn).mean(-1))
     else:
+        # Squared distances throughout; square roots only of the k-NN values and of delta (sqrt is
+        # monotone and correctly rounded, so the scores equal those from the full root matrix).
+        dist = pairwise_distances(x, squared=True)
         kk = min(k, M - 1)
         if kk == 0:
             density = torch.ones((B, M), dtype=torch.float32, device=x.device)
         else:
-            eye = torch.eye(M, dtype=torch.bool, device=x.device)
-            knn = torch.topk(dist.masked_fill(eye, float("inf")), kk, dim=-1, largest=False).values
+            # the exact-zero diagonal is always among the kk + 1 smallest; dropping one zero gives
+            # the same values as masking the diagonal out (duplicates keep their zeros)
+            knn = torch.topk(dist, kk + 1, dim=-1, largest=False).values[..., 1:].sqrt()
             density = torch.exp(-(knn * knn).mean(-1))
     density = density + torch.rand((B, M), generator=generator, device=x.device,
                                    dtype=torch.float32) * noise
     higher = density.unsqueeze(-2) > density.unsqueeze(-1)  # [b, i, j]: j denser than i
     dmax = dist.amax(dim=(-2, -1), keepdim=True)
     delta = torch.where(higher, dist, dmax).amin(dim=-1)
+    if variant != "holitom":
+        delta = delta.sqrt()
     return density * delta, dist
 
 
@@ -102,13 +130,14 @@ def dpc_knn_scores(x: torch.Tensor, k: int, *, variant: Variant,
 def dpc_knn_centers_batched(x: torch.Tensor, n_centers: int, k: int, *, variant: Variant,
                             generator: Optional[torch.Generator] = None, noise: float = 1e-6,
                             clip_k_to_centers: Optional[bool] = None,
-                            return_distances: bool = False):
+                            return_distances: bool = False, score_order: bool = False):
     """Indices of ``n_centers`` DPC-KNN centres per set: x (B, M, D) -> LongTensor (B, n_centers),
-    each row sorted ascending.
+    each row sorted ascending (with ``score_order``: by descending rho * delta instead, the order
+    ``torch.topk`` returns them in the official codes).
 
     ``clip_k_to_centers`` (default: True for ``"holitom"``, False for ``"tango"``) uses
     ``k = min(k, n_centers)`` as HoliTom's official code does. With ``return_distances`` also
-    returns the (B, M, M) fp32 distance matrix of the variant (for assigning to the centres
+    returns the (B, M, M) fp32 distance matrix of the variant (``"tango"``: squared Euclidean) (for assigning to the centres
     without another matmul); it is None when no scores were needed (n_centers 0).
     """
     _check_variant(variant)
@@ -124,16 +153,17 @@ def dpc_knn_centers_batched(x: torch.Tensor, n_centers: int, k: int, *, variant:
         clip_k_to_centers = variant == "holitom"
     kk = min(k, n_centers) if clip_k_to_centers else k
     scores, dist = _scores_and_distances(x, kk, variant, generator, noise)
-    centres = topk_indices(scores, n_centers, sort_indices=True)
+    centres = topk_indices(scores, n_centers, sort_indices=not score_order)
     return (centres, dist) if return_distances else centres
 
 
 def dpc_knn_centers(x: torch.Tensor, n_centers: int, k: int, *, variant: Variant,
                     generator: Optional[torch.Generator] = None, noise: float = 1e-6,
-                    clip_k_to_centers: Optional[bool] = None) -> torch.Tensor:
-    """Indices of ``n_centers`` DPC-KNN centres of x (M, D): LongTensor (n_centers,) ascending."""
+                    clip_k_to_centers: Optional[bool] = None, score_order: bool = False) -> torch.Tensor:
+    """Indices of ``n_centers`` DPC-KNN centres of x (M, D): LongTensor (n_centers,) ascending
+    (``score_order``: by descending score)."""
     if x.dim() != 2:
         raise ValueError(f"dpc_knn_centers expects (M, D), got shape {tuple(x.shape)}")
     return dpc_knn_centers_batched(x.unsqueeze(0), n_centers, k, variant=variant,
                                    generator=generator, noise=noise,
-                                   clip_k_to_centers=clip_k_to_centers)[0]
+                                   clip_k_to_centers=clip_k_to_centers, score_order=score_order)[0]

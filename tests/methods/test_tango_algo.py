@@ -95,11 +95,13 @@ def test_sinks_never_selected_when_zeroed():
     sal[0, list(OV_SINKS)] = 10.0  # sinks dominate the raw signal
     X = torch.randn(1, N, 32, generator=torch.Generator().manual_seed(1))
     base = dict(retention=0.05, context_ratio=0.0)
-    with_sinks = tango_reduce(_tokens(X, (14, 14), sal), TangoConfig(**base))
+    with_sinks = tango_reduce(_tokens(X, (14, 14), sal), TangoConfig(**base, sink_indices=()))
     assert len(set(OV_SINKS) & set(with_sinks.source.tolist())) >= 4  # contrast: sinks win unmasked
-    masked = tango_reduce(_tokens(X, (14, 14), sal), TangoConfig(**base, sink_indices=OV_SINKS))
-    assert masked.num_tokens == math.ceil(N * 0.05) == 10
-    assert not set(OV_SINKS) & set(masked.source.tolist())
+    for sinks in (OV_SINKS, "auto"):  # auto: a 14x14 one-newline grid is LLaVA-OV's setting
+        masked = tango_reduce(_tokens(X, (14, 14), sal), TangoConfig(**base, sink_indices=sinks))
+        assert masked.num_tokens == math.ceil(N * 0.05) == 10
+        assert not set(OV_SINKS) & set(masked.source.tolist())
+        assert masked.info["sinks"] == list(OV_SINKS)
 
 
 def test_bad_sink_index_and_missing_saliency():
