@@ -183,7 +183,6 @@ def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[fl
     the cost model's predictions. Cells that cannot run say so (``status: not-applicable``)."""
     import torch
 
-
     if threads and not str(device).startswith("cuda"):
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
