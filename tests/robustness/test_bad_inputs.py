@@ -50,7 +50,7 @@ def results_dir(tmp_path_factory) -> Path:
     cells = {"cpu/accuracy/holitom/r0.10.json": {"status": "ok", "accuracy": 0.61, "rtag": "r0.10"},
              "cpu/accuracy/vanilla/full.json": {"status": "ok", "accuracy": 0.83, "rtag": "full"},
              "cpu/efficiency/tango/r0.10.json": {"status": "ok", "measured": {"ttft_s": 0.4}},
-             "claims/tango-speedup-cpu-r10.json": {"verdict": "refuted", "measured": 0.8},
+             "claims/project-costmodel-cpu-ttft-tango-r10.json": {"verdict": "refuted", "measured": 0.8},
              "analytic/flops.json": {"rows": [{"model": "llava-onevision-7b", "paper_tflops": 2.8}]}}
     for rel, obj in cells.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -471,8 +471,8 @@ def test_mistyped_claim_target_lists_close_ids():
     from replicate.configuration import unknown_claim_message
 
     ids = [c["id"] for c in load_claims(CLAIMS_FILE)]
-    msg = unknown_claim_message("tango-speedup-cpu-r1", ids)
-    assert "tango-speedup-cpu-r1" in msg and "'tango-speedup-cpu-r10'" in msg
+    msg = unknown_claim_message("holitom-flops-ov7b-r1", ids)
+    assert "holitom-flops-ov7b-r1" in msg and "'holitom-flops-ov7b-r10'" in msg
 
 
 # ------------------------------------------------------------------------------------ accuracy cells
@@ -520,8 +520,8 @@ def test_dry_run_fails_naming_the_key(results_dir, config, needle):
 
 @pytest.mark.slow
 def test_dry_run_mistyped_claim_target(results_dir):
-    proc = _snakemake(results_dir.parent, "results/claims/tango-speedup-cpu-r1.json")
-    assert proc.returncode != 0 and "tango-speedup-cpu-r10" in proc.stdout + proc.stderr
+    proc = _snakemake(results_dir.parent, "results/claims/holitom-flops-ov7b-r1.json")
+    assert proc.returncode != 0 and "holitom-flops-ov7b-r10" in proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
