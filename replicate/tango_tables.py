@@ -72,7 +72,7 @@ def ttft_split(hardware: str = "a800", dtype: str = "bf16", retention: float = 0
     README's measured split for Tango (the README gives no vanilla split)."""
     from costmodel.arch import load_arch
     from costmodel.latency import predict_latency
-    from costmodel.nominal import nominal_schedule
+    from methods.nominal import nominal_schedule
 
     arch = load_arch("llava-onevision-7b")
     ref = read_readme_reference()
@@ -101,7 +101,7 @@ def behaviour_effects(retentions: Sequence[float] = RETENTIONS, dim: int = 3584,
     """Measured effect of behaviours A and B on the benchmark video (methods.bench_tango)."""
     from costmodel.arch import load_arch
     from costmodel.flops import paper_flops
-    from costmodel.nominal import nominal_schedule
+    from methods.nominal import nominal_schedule
     from methods.bench_tango import correlated_video
     from methods.tango import TangoConfig, tango_reduce
 
@@ -134,7 +134,7 @@ def torch_equal(a, b) -> bool:
 def _flops_for_kept(arch, frames: int, kept: int) -> float:
     """Paper-convention FLOPs with ``kept`` visual tokens in every layer (the measured count)."""
     from costmodel.flops import paper_flops
-    from costmodel.nominal import nominal_schedule
+    from methods.nominal import nominal_schedule
 
     full = frames * arch.tokens_per_frame
     sched = nominal_schedule(arch, "tango", frames=frames, retention=kept / full, budget="global")

@@ -44,7 +44,7 @@ def cell_seconds(cell: C.Cell, hardware: str, dtype: str, decode_tokens: int) ->
     """Predicted device seconds of one question of the cell."""
     from costmodel.arch import load_arch
     from costmodel.latency import predict_latency
-    from costmodel.nominal import nominal_schedule
+    from methods.nominal import nominal_schedule
 
     arch = load_arch(cell.model)
     method, kw = nominal_args(cell)
