@@ -47,7 +47,7 @@ def test_smoke_run_of_the_analytic_sweeps_and_benchmark(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_run_of_holitom_all(tmp_path):
-    proc = snakemake("--profile", SMOKE, "--cores", "2", "--directory", str(tmp_path), "holitom_all", timeout=400)
+    proc = snakemake("--profile", SMOKE, "--cores", "2", "--directory", str(tmp_path), "holitom_all", timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     res = tmp_path / "results"
     cpu = pd.read_csv(res / "holitom" / "cpu" / "sweeps.csv")
