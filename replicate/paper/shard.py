@@ -209,7 +209,7 @@ def compute_shard(cell: Cell, shard: int, n_shards: int, config: Mapping[str, An
 
 
 def _with_method(adapter, method, samples, cell, mode, paper, progress):
-    from methods.base import apply_method
+    from methods import apply_method
 
     handle = apply_method(adapter, method) if method is not None else None
     try:

@@ -21,6 +21,7 @@ def claims():
 def config(tmp_path):
     ckpt, data = tmp_path / "ckpt", tmp_path / "data"
     ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")  # a checkpoint dir is runnable only with its config.json
     data.mkdir()
     names = ("llava-onevision-7b", "molmo2-4b", "molmo2-4b-lite-50")
     benches = ("mvbench", "egoschema", "longvideobench", "videomme", "mlvu", "stts-13tasks")

@@ -132,8 +132,11 @@ def test_map_head_methods_match_the_methods_saliency(repo_root):
     from replicate.paper.checkpoints import MAP_HEAD_METHODS
 
     users = set()
-    for path in sorted((repo_root / "methods").glob("*.py")):
-        module = importlib.import_module(f"methods.{path.stem}")
+    for path in sorted((repo_root / "methods").rglob("*.py")):
+        rel = path.relative_to(repo_root).with_suffix("")
+        if path.stem == "__main__":
+            continue
+        module = importlib.import_module(".".join(rel.parts))
         if getattr(module, "SALIENCY", None) == "map_head_attn":
             users.add(path.stem)
     assert users == set(MAP_HEAD_METHODS)
