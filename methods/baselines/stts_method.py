@@ -86,7 +86,8 @@ class STTSMethodConfig:
         """The group side on ``adapter``: its pooling cell (3 on Molmo2, 2 on LLaVA-OV)."""
         native = int(getattr(adapter, "pooling", (2, 2))[0])
         if self.group is not None and self.group != native:
-            raise ValueError(f"stts group={self.group} does not match the adapter's pooling cell {native}")
+            raise ValueError(f"stts group={self.group} does not match the adapter's pooling cell {native}: they must coincide "
+                             f"(one STTS group per pooled token)")
         return native
 
 
