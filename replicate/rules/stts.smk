@@ -115,3 +115,77 @@ rule stts_cpu_all:
 
 TIER_RESULTS["cpu"] += [f"{STTS_OUT}/metrics.json"]
 TIER_TARGETS["cpu"] += [f"{STTS_OUT}/accuracy.csv", f"{STTS_OUT}/analogue.json", *STTS_FIGURES]
+
+
+# ---- analytic tier: STTS tokens pruned measured (real selection + packing) and predicted speed-ups
+STTS_ANALYTIC = {"packing": "results/analytic/stts_packing.json",
+                 "predictions": "results/analytic/stts_efficiency.json",
+                 "png": "results/figures/stts_speedup_vs_frames.png",
+                 "pdf": "results/figures/stts_speedup_vs_frames.pdf"}
+
+
+rule stts_analytic:
+    """Selection + first-fit-decreasing packing (refill counted) on novelty scores at Molmo2-4B
+    shapes; cost-model inference / training (fwd+bwd) speed-ups with the measured bins; figure."""
+    output:
+        **STTS_ANALYTIC,
+    params:
+        frames=128,
+        topk=0.5,
+        seed=0,
+        families=["direction", "order"],
+        sweep_frames=[16, 32, 64, 256],
+    log:
+        "logs/analytic/stts.log",
+    threads: 1
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    script:
+        "../scripts/stts_analytic.py"
+
+
+# ---- timing: vanilla vs STTS, one request and one training step (cpu: small Molmo2; gpu: Molmo2-4B)
+rule stts_efficiency_cpu:
+    output:
+        "results/cpu/stts/efficiency.json",
+    params:
+        python=PYTHON,
+    log:
+        "logs/cpu/stts/efficiency.log",
+    threads: 2  # runs alone for clean timing (torch uses 1 thread)
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    shell:
+        '"{params.python}" -m replicate.harness.stts_efficiency --arch cpu-bench --frames 4,8 --repeats 2 '
+        "--warmup 1 --threads 1 --out {output:q} > {log:q} 2>&1"
+
+
+rule stts_efficiency_gpu:
+    output:
+        "results/gpu/stts/efficiency.json",
+    params:
+        python=PYTHON,
+    log:
+        "logs/gpu/stts_efficiency.log",
+    threads: 2
+    conda:
+        CONDA_ENV
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=60,
+    shell:
+        '"{params.python}" -m replicate.harness.stts_efficiency --arch molmo2-4b --device cuda --dtype bf16 '
+        "--frames 16,32,64,128,256 --repeats 3 --warmup 1 --out {output:q} > {log:q} 2>&1"
+
+
+TIER_TARGETS["analytic"] += [STTS_ANALYTIC["predictions"], STTS_ANALYTIC["png"], STTS_ANALYTIC["pdf"]]
+TIER_TARGETS["cpu"] += ["results/cpu/stts/efficiency.json"]
+TIER_RESULTS["gpu"] += ["results/gpu/stts/efficiency.json"]
+EVALUATOR_PLUGINS += ["replicate.stts_evaluators"]
