@@ -42,6 +42,9 @@ def cpu_accuracy_figure(rows: Sequence[dict], png: str | Path, pdf: Optional[str
     van = [float(r["accuracy"]) for r in rows if r["variant"] == "vanilla"]
     if van:
         ax.axhline(van[0], color="k", ls="--", lw=1, label="vanilla (no pruning)")
+    half = [float(r["accuracy"]) for r in rows if r["variant"] == "vanilla-half-frames"]
+    if half:
+        ax.axhline(half[0], color="grey", ls=":", lw=1, label="vanilla, every other frame (= 50 % budget)")
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(pruned))], [f"{p} % pruned" for p in pruned])
     ax.set_ylabel("accuracy (SynthVideoQA-test)")
     ax.set_title("STTS on the tiny LLaVA-OV (analogue)")

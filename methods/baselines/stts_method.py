@@ -93,8 +93,8 @@ class STTSMethodConfig:
 
 @register_method("stts")
 class STTS(Method):
-    description = ("STTS on the LLaVA-OV SigLIP tower: learned 2x2-group spatio-temporal scorer after ViT "
-                   "block prune_at, soft attention bias in block prune_at+1, hard prune of the video-global "
+    description = ("STTS in the ViT (Molmo2: its 3x3 connector windows as groups, as the paper; LLaVA-OV: "
+                   "2x2 groups of its SigLIP tower): learned spatio-temporal group scorer after ViT block prune_at, soft attention bias in block prune_at+1, hard prune of the video-global "
                    "topk fraction of groups (first frame kept) with first-fit-decreasing packing of later "
                    "blocks; only kept pooled tokens reach the LLM. Accuracy requires a trained scorer "
                    "(scorer_checkpoint); the default random-init scorer is for timing and cost only.")

@@ -10,7 +10,8 @@ from replicate.stts_train.compare import VARIANTS as _STTS_VARIANTS, ptag as _st
 STTS_CFG = config.get("stts", {})
 STTS_TRAIN = STTS_CFG.get("train", {})
 STTS_PTAGS = [_stts_ptag(p) for p in STTS_CFG.get("pruned", [0.3, 0.5])]
-STTS_CELLS = [("vanilla", "full")] + [(v, t) for t in STTS_PTAGS for v in _STTS_VARIANTS if v != "vanilla"]
+STTS_CELLS = [("vanilla", "full"), ("vanilla-half-frames", "full")] + [
+    (v, t) for t in STTS_PTAGS for v in _STTS_VARIANTS if not v.startswith("vanilla")]
 STTS_OUT = "results/cpu/stts"
 STTS_FIGURES = [f"results/figures/stts_cpu_accuracy.{ext}" for ext in ("png", "pdf")]
 
@@ -130,11 +131,11 @@ rule stts_analytic:
     output:
         **STTS_ANALYTIC,
     params:
-        frames=128,
+        frames=STTS_CFG.get("analytic", {}).get("frames", 128),
         topk=0.5,
         seed=0,
-        families=["direction", "order"],
-        sweep_frames=[16, 32, 64, 256],
+        families=STTS_CFG.get("analytic", {}).get("families", ["direction", "order"]),
+        sweep_frames=STTS_CFG.get("analytic", {}).get("sweep_frames", [16, 32, 64, 256]),
     log:
         "logs/analytic/stts.log",
     threads: 1
@@ -153,6 +154,9 @@ rule stts_efficiency_cpu:
         "results/cpu/stts/efficiency.json",
     params:
         python=PYTHON,
+        frames=",".join(str(f) for f in STTS_CFG.get("efficiency_cpu", {}).get("frames", [4, 8])),
+        repeats=STTS_CFG.get("efficiency_cpu", {}).get("repeats", 2),
+        warmup=STTS_CFG.get("efficiency_cpu", {}).get("warmup", 1),
     log:
         "logs/cpu/stts/efficiency.log",
     threads: 2  # runs alone for clean timing (torch uses 1 thread)
@@ -162,8 +166,8 @@ rule stts_efficiency_cpu:
         mem_mb=3000,
         runtime=10,
     shell:
-        '"{params.python}" -m replicate.harness.stts_efficiency --arch cpu-bench --frames 4,8 --repeats 2 '
-        "--warmup 1 --threads 1 --out {output:q} > {log:q} 2>&1"
+        '"{params.python}" -m replicate.harness.stts_efficiency --arch cpu-bench --frames {params.frames} '
+        "--repeats {params.repeats} --warmup {params.warmup} --threads 1 --out {output:q} > {log:q} 2>&1"
 
 
 rule stts_efficiency_gpu:
@@ -171,6 +175,10 @@ rule stts_efficiency_gpu:
         "results/gpu/stts/efficiency.json",
     params:
         python=PYTHON,
+        frames=",".join(str(f) for f in STTS_CFG.get("efficiency_gpu", {}).get("frames", [16, 32, 64, 128, 256])),
+        repeats=STTS_CFG.get("efficiency_gpu", {}).get("repeats", 3),
+        warmup=STTS_CFG.get("efficiency_gpu", {}).get("warmup", 1),
+        dtype=STTS_CFG.get("efficiency_gpu", {}).get("dtype", "bf16"),
     log:
         "logs/gpu/stts_efficiency.log",
     threads: 2
@@ -181,8 +189,8 @@ rule stts_efficiency_gpu:
         mem_mb=32000,
         runtime=60,
     shell:
-        '"{params.python}" -m replicate.harness.stts_efficiency --arch molmo2-4b --device cuda --dtype bf16 '
-        "--frames 16,32,64,128,256 --repeats 3 --warmup 1 --out {output:q} > {log:q} 2>&1"
+        '"{params.python}" -m replicate.harness.stts_efficiency --arch molmo2-4b --device cuda --dtype {params.dtype} '
+        "--frames {params.frames} --repeats {params.repeats} --warmup {params.warmup} --out {output:q} > {log:q} 2>&1"
 
 
 TIER_TARGETS["analytic"] += [STTS_ANALYTIC["predictions"], STTS_ANALYTIC["png"], STTS_ANALYTIC["pdf"]]
