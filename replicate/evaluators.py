@@ -157,3 +157,8 @@ def vit_tail_reduction(claim, ctx):
     first, last = int(row["vit_tokens_full"]), int(row["vit_tokens_last"])
     ev.update(vit_tokens_first_layer=first, vit_tokens_last_layer=last)
     return Measurement(100 * (1 - last / first), ev)
+
+
+# STTS's measured packing (analytic) and gpu speed-up evaluators live beside their harness; registered
+# here so every analytic claim's evaluator exists without the workflow's plugin list.
+from . import stts_evaluators  # noqa: E402,F401

@@ -52,17 +52,12 @@ rule stts_train_cpu:
         "--seed {params.seed} --n-train {params.n_train} --threads 1 > {log:q} 2>&1"
 
 
-def _stts_cell_inputs(wc):
-    files = dict(EMB_MODEL_FILES)
-    if wc.stts_variant == "stts-trained":
-        files["scorer"] = f"{STTS_OUT}/train/{wc.stts_ptag}/scorer.pt"
-    return files
-
-
 rule stts_accuracy_cell:
     """One (variant, pruned fraction) cell on SynthVideoQA-test."""
     input:
-        unpack(_stts_cell_inputs),
+        # the trained variant also needs its scorer
+        unpack(lambda wc: {**EMB_MODEL_FILES, **({"scorer": f"{STTS_OUT}/train/{wc.stts_ptag}/scorer.pt"}
+                                                 if wc.stts_variant == "stts-trained" else {})}),
     output:
         f"{STTS_OUT}/accuracy/{{stts_variant}}/{{stts_ptag}}.json",
     params:
