@@ -80,14 +80,18 @@ rule stts_accuracy_cell:
 
 rule stts_cpu_summary:
     """accuracy.csv (per question family), metrics.json (accuracy per pruning level beside the
-    untrained scorer and random groups, training time), analogue.json and the figure."""
+    untrained scorer and random groups, training time), analogue.json, the trained scorer's measured
+    packing (packing.json) and the figure."""
     input:
         cells=[f"{STTS_OUT}/accuracy/{v}/{t}.json" for v, t in STTS_CELLS],
         train=[f"{STTS_OUT}/train/{t}/metrics.json" for t in STTS_PTAGS],
+        scorers=[f"{STTS_OUT}/train/{t}/scorer.pt" for t in STTS_PTAGS],
+        model=EMB_MODEL_FILES["metrics"],
     output:
         csv=f"{STTS_OUT}/accuracy.csv",
         metrics=f"{STTS_OUT}/metrics.json",
         analogue=f"{STTS_OUT}/analogue.json",
+        packing=f"{STTS_OUT}/packing.json",
         png=STTS_FIGURES[0],
         pdf=STTS_FIGURES[1],
     log:
