@@ -49,7 +49,7 @@ rule stts_train_cpu:
     shell:
         '"{params.python}" -m replicate.stts_train --out {params.out:q} --model-dir {params.model_dir:q} '
         "--topk {params.topk} --steps {params.steps} --batch-size {params.batch} --lr {params.lr} "
-        "--seed {params.seed} --n-train {params.n_train} --threads 1 > {log:q} 2>&1"
+        "--seed {params.seed} --n-train {params.n_train} --threads 1 --restart-on-mismatch > {log:q} 2>&1"
 
 
 rule stts_accuracy_cell:

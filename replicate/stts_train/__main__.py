@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mode", choices=MODES, default="scorer")
     ap.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint.pt")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--restart-on-mismatch", action="store_true",
+                    help="a checkpoint.pt of another configuration is set aside instead of an error")
     defaults = STTSTrainConfig()
     for f in fields(STTSTrainConfig):
         if f.name in ("backbone", "mode"):
@@ -39,7 +41,8 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    m = train(cfg, a.out, resume=not a.no_resume, progress=not a.no_progress)
+    m = train(cfg, a.out, resume=not a.no_resume, progress=not a.no_progress,
+              on_mismatch="restart" if a.restart_on_mismatch else "error")
     print(json.dumps({k: m[k] for k in ("steps", "train_seconds", "first_steps", "last_steps")}))
     return 0
 

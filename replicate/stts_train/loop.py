@@ -296,10 +296,14 @@ def _state(task, opt, step: int, history: list, seconds: float, mode: str) -> di
 
 
 def train(cfg: STTSTrainConfig, out, *, resume: bool = True, progress: bool = True, log=print,
-          stop_after: Optional[int] = None) -> dict:
+          stop_after: Optional[int] = None, on_mismatch: str = "error") -> dict:
     """Train, checkpointing to ``out/checkpoint.pt``; writes ``out/scorer.pt`` and ``out/metrics.json``
     (and ``out/model`` end to end). Returns the metrics dict. ``stop_after`` ends this call after that
-    many steps with a checkpoint and no final files (a time slice; the next call resumes)."""
+    many steps with a checkpoint and no final files (a time slice; the next call resumes).
+    ``on_mismatch``: a checkpoint of another configuration raises (``error``) or is set aside as
+    ``checkpoint.pt.stale`` and training starts over (``restart``, what the workflow uses)."""
+    if on_mismatch not in ("error", "restart"):
+        raise ValueError(f"on_mismatch must be 'error' or 'restart', got {on_mismatch!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
@@ -310,10 +314,14 @@ def train(cfg: STTSTrainConfig, out, *, resume: bool = True, progress: bool = Tr
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history, seconds = 0, [], 0.0
     ck = out / "checkpoint.pt"
-    if resume and ck.is_file():
-        st = torch.load(ck, map_location="cpu", weights_only=False)
-        if st.get("config") != asdict(cfg):
+    st = torch.load(ck, map_location="cpu", weights_only=False) if resume and ck.is_file() else None
+    if st is not None and st.get("config") != asdict(cfg):
+        if on_mismatch == "error":
             raise ValueError(f"{ck} was written by a different configuration; delete it or use another --out")
+        os.replace(ck, ck.with_suffix(".pt.stale"))
+        log(f"{ck} belongs to another configuration: moved to {ck.name}.stale, starting over")
+        st = None
+    if st is not None:
         task.scorer.load_state_dict(st["scorer"])
         if "model" in st:
             task.model.load_state_dict(st["model"])

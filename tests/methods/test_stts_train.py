@@ -67,6 +67,8 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(smoke_model_dir, t
     train(_cfg(smoke_model_dir, steps=2), tmp_path / "r", progress=False, stop_after=1)
     with pytest.raises(ValueError, match="different configuration"):
         train(_cfg(smoke_model_dir, steps=2, lr=1e-2), tmp_path / "r", progress=False)
+    m = train(_cfg(smoke_model_dir, steps=2, lr=1e-2), tmp_path / "r", progress=False, on_mismatch="restart")
+    assert m["steps"] == 2 and (tmp_path / "r" / "checkpoint.pt.stale").is_file()
 
 
 def test_tiny_molmo2_trains_end_to_end_for_a_few_steps(tmp_path):
