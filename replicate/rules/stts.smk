@@ -33,7 +33,7 @@ rule stts_train_cpu:
         model_dir=lambda wc, input: os.path.dirname(input.metrics),
         out=lambda wc, output: os.path.dirname(output.scorer),
         topk=lambda wc: int(wc.stts_ptag[1:]) / 100,
-        steps=STTS_TRAIN.get("steps", 150),
+        steps=STTS_TRAIN.get("steps", 100),
         batch=STTS_TRAIN.get("batch_size", 8),
         lr=STTS_TRAIN.get("lr", 0.001),
         seed=STTS_TRAIN.get("seed", 0),
