@@ -13,12 +13,17 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     info = describe_methods()
+    from methods.adapters.molmo2 import MOLMO2_METHODS  # which adapters run each method
+
+    for name, d in info.items():
+        d["adapters"] = ["llava-onevision"] + (["molmo2"] if name in MOLMO2_METHODS else [])
     if args.json:
         json.dump(info, sys.stdout, indent=2, sort_keys=True, default=str)
         sys.stdout.write("\n")
         return 0
     for name, d in info.items():
         print(f"{name}: {d['description']}")
+        print(f"    adapters: {', '.join(d['adapters'])}")
         for opt, o in d["options"].items():
             default = "required" if o["required"] else f"default {o['default']!r}"
             print(f"    {opt} ({o['type']}): {default}")

@@ -15,12 +15,12 @@ from methods.baselines.inner_llm import FastV, PDrop, Vanilla
 from methods.baselines.pre_llm import RandomSubset, UniformPool, VisionZip
 from methods.baselines.prunevid import PruneVid
 from methods.holitom import HoliTom, HoliTomWithoutMerge
-from methods.stts_method import STTS
+from methods.stts_method import STTS, STTSEasy, STTSHeuristic, STTSRandom
 from methods.tango import Tango
 
 #: papers' methods, then baselines
 METHODS: tuple[type[Method], ...] = (
-    HoliTom, HoliTomWithoutMerge, Tango, STTS,
+    HoliTom, HoliTomWithoutMerge, Tango, STTS, STTSRandom, STTSHeuristic, STTSEasy,
     Vanilla, FastV, PDrop, VisionZip, RandomSubset, UniformPool, DyCoke, PruneVid, FastVID,
 )
 

@@ -36,6 +36,10 @@ __all__ = [
     "Packed",
     "rearrange_tokens",
     "unpack",
+    "PRUNE_METHODS",
+    "check_prune_method",
+    "reference_prune_scores",
+    "select_by_rule",
 ]
 
 
@@ -393,3 +397,82 @@ def unpack(packed_hidden: torch.Tensor, packed: Packed) -> torch.Tensor:
     act = packed.active_mask
     out[act] = packed_hidden.reshape(B * C, D)[packed.index[act]]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# STTS's non-learned ablation rules (``prune_method`` random / heuristic / easy in TemporalVitConfig)
+# --------------------------------------------------------------------------------------------
+
+PRUNE_METHODS = ("scorer", "random", "heuristic", "easy")
+
+
+def check_prune_method(prune_method: str) -> str:
+    if prune_method not in PRUNE_METHODS:
+        raise ValueError(f"prune_method {prune_method!r} is not one of {list(PRUNE_METHODS)}")
+    return prune_method
+
+
+def group_cosine(hidden: torch.Tensor, grid: tuple[int, int], group: int = 3) -> torch.Tensor:
+    """(T, N, D) -> (T, G, g*g*D) L2-normalised flattened groups (the rules' similarity features)."""
+    patches, _ = group_patches(hidden.float(), grid, group)
+    return F.normalize(patches.flatten(2), dim=-1)
+
+
+def reference_prune_scores(hidden: torch.Tensor, grid: tuple[int, int], theta: float, rule: str,
+                           group: int = 3) -> torch.Tensor:
+    """(T, G) prune-first scores of the ``heuristic`` (reference frames) or ``easy`` (previous frame) rule.
+
+    Frame 0 and every frame whose mean similarity to its references is below ``theta`` score -1
+    (such a frame becomes the whole reference: pruned last). Otherwise a group scores its cosine
+    similarity to its reference; with ``heuristic`` a group below ``theta`` becomes the new
+    reference of its location. Higher score = pruned first. A loop over frames (the rule is sequential).
+    """
+    if rule not in ("heuristic", "easy"):
+        raise ValueError(f"rule must be 'heuristic' or 'easy', got {rule!r}")
+    flat = group_cosine(hidden, grid, group)                     # (T, G, gD)
+    T, G, _ = flat.shape
+    scores = torch.full((T, G), -1.0, device=flat.device)
+    ref = flat[0].clone()                                        # reference features per location
+    for t in range(1, T):
+        if rule == "easy":
+            ref = flat[t - 1]
+        sims = (flat[t] * ref).sum(-1)                           # (G,)
+        if float(sims.mean()) < theta:
+            ref = flat[t].clone()                                # whole frame becomes the reference
+            continue
+        scores[t] = sims
+        if rule == "heuristic":
+            low = sims < theta
+            ref = torch.where(low[:, None], flat[t], ref)
+    return scores
+
+
+def select_by_rule(hidden: torch.Tensor, grid: tuple[int, int], topk_pruned: float, rule: str,
+                   theta: float = 0.85, theta_step: float = 0.05, retries: int = 5, group: int = 3,
+                   seed: int = 0) -> torch.Tensor:
+    """Keep mask (T, G) of a non-learned rule, pruning round(G * topk * T) groups of the video.
+
+    ``random``: a seeded uniform random set of groups. ``heuristic`` / ``easy``: the most similar
+    groups first; if that would prune a group of a new-reference frame (score -1), ``theta`` drops
+    by ``theta_step`` and the rule reruns, at most ``retries`` times (the last try is used).
+    """
+    T, N, _ = hidden.shape
+    h, w = _check_grid(N, grid)
+    G = (-(-h // group)) * (-(-w // group))
+    if not 0.0 <= float(topk_pruned) < 1.0:
+        raise ValueError(f"topk_pruned must be in [0, 1), got {topk_pruned}")
+    n_prune = round(G * float(topk_pruned) * T)
+    keep = torch.ones(T * G, dtype=torch.bool, device=hidden.device)
+    if rule == "random":
+        gen = torch.Generator().manual_seed(int(seed))
+        keep[torch.randperm(T * G, generator=gen)[:n_prune].to(hidden.device)] = False
+        return keep.view(T, G)
+    for _ in range(max(1, retries)):
+        scores = reference_prune_scores(hidden, grid, theta, rule, group).flatten()
+        order = torch.sort(-scores, stable=True).indices
+        pruned = order[:n_prune]
+        theta -= theta_step
+        if not bool((scores[pruned] == -1.0).any()) or theta < 0:
+            break
+    keep[pruned] = False
+    return keep.view(T, G)

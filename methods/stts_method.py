@@ -23,10 +23,11 @@ import torch
 from methods.adapters.vision_prune import (PrunedVideoTokens, check_pooling_groups, encode_video_pruned,
                                            pool_kept, run_tower, tower_layers_run)
 from methods.base import Method
-from methods.stts import STTSConfig, TemporalTokenScorer, auxiliary_loss, novelty_targets
+from methods.stts import (STTSConfig, TemporalTokenScorer, auxiliary_loss, check_prune_method, novelty_targets,
+                          select_by_rule)
 from methods.types import Reduction, VideoTokens
 
-__all__ = ["STTSMethodConfig", "STTS", "stts_losses"]
+__all__ = ["STTSMethodConfig", "STTS", "STTSRandom", "STTSHeuristic", "STTSEasy", "stts_losses"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,11 @@ class STTSMethodConfig:
     """STTSConfig's fields for LLaVA-OV, plus the scorer checkpoint.
 
     ``topk`` is the pruned fraction of groups (0 = no pruning: the plain tower runs, no scorer).
-    ``group`` 2 = LLaVA-OV's pooling stride (STTS on Molmo2 uses 3 = its 3x3 pooling).
+    ``group`` None = the adapter's pooling cell: 2 on LLaVA-OV (its 2x2 stride), 3 on Molmo2 (the
+    connector's 3x3 windows, as STTS); an explicit value must match the adapter.
+    ``prune_method``: ``scorer`` (the learned scorer, bias, packing after prune_at+1) or one of
+    STTS's non-learned ablation rules ``random`` / ``heuristic`` / ``easy`` (selection on the ViT
+    input embeddings, packing after block prune_at, no bias; ``seed`` seeds ``random``).
     ``scorer_heads`` / ``mlp_dim`` None = the tower's heads / MLP width (16 / 4304 for so400m, as
     STTS). ``scorer_checkpoint``: a ``torch.save``d state_dict of ``TemporalTokenScorer``; None =
     random init from ``seed`` (fine for timing, meaningless for accuracy).
@@ -42,15 +47,17 @@ class STTSMethodConfig:
 
     topk: float = 0.5
     prune_at: int = 3
-    group: int = 2
+    group: Optional[int] = None
     scorer_heads: Optional[int] = None
     mlp_dim: Optional[int] = None
     rescale_min: float = math.exp(-2.0)
     aux_coef: float = 0.5
     scorer_checkpoint: Optional[str] = None
     seed: int = 0
+    prune_method: str = "scorer"
 
     def __post_init__(self) -> None:
+        check_prune_method(self.prune_method)
         for name in ("scorer_heads", "mlp_dim"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -64,20 +71,29 @@ class STTSMethodConfig:
         self.stts_config(heads=1, mlp_dim=1)  # validates topk, prune_at, rescale_min, group
 
     def stts_config(self, vision_config=None, heads: Optional[int] = None,
-                    mlp_dim: Optional[int] = None) -> STTSConfig:
+                    mlp_dim: Optional[int] = None, group: Optional[int] = None) -> STTSConfig:
         """The pure-algorithm STTSConfig, scorer dims filled from ``vision_config`` when None."""
         if heads is None:
             heads = self.scorer_heads or int(vision_config.num_attention_heads)
         if mlp_dim is None:
             mlp_dim = self.mlp_dim or int(vision_config.intermediate_size)
         return STTSConfig(prune_at=self.prune_at, topk=float(self.topk), scorer_heads=heads, mlp_dim=mlp_dim,
-                          rescale_min=float(self.rescale_min), aux_coef=float(self.aux_coef), group=self.group)
+                          rescale_min=float(self.rescale_min), aux_coef=float(self.aux_coef),
+                          group=group or self.group or 2)
+
+    def group_for(self, adapter) -> int:
+        """The group side on ``adapter``: its pooling cell (3 on Molmo2, 2 on LLaVA-OV)."""
+        native = int(getattr(adapter, "pooling", (2, 2))[0])
+        if self.group is not None and self.group != native:
+            raise ValueError(f"stts group={self.group} does not match the adapter's pooling cell {native}: they must coincide "
+                             f"(one STTS group per pooled token)")
+        return native
 
 
 class STTS(Method):
     name = "stts"
-    description = ("STTS on the LLaVA-OV SigLIP tower: learned 2x2-group spatio-temporal scorer after ViT "
-                   "block prune_at, soft attention bias in block prune_at+1, hard prune of the video-global "
+    description = ("STTS in the ViT (Molmo2: its 3x3 connector windows as groups, as the paper; LLaVA-OV: "
+                   "2x2 groups of its SigLIP tower): learned spatio-temporal group scorer after ViT block prune_at, soft attention bias in block prune_at+1, hard prune of the video-global "
                    "topk fraction of groups (first frame kept) with first-fit-decreasing packing of later "
                    "blocks; only kept pooled tokens reach the LLM. Accuracy requires a trained scorer "
                    "(scorer_checkpoint); the default random-init scorer is for timing and cost only.")
@@ -94,7 +110,7 @@ class STTS(Method):
         vc = adapter.vision_config
         dim = int(vc.hidden_size)
         if self._scorer is None or self._scorer.dim != dim:
-            cfg = self.config.stts_config(vc)
+            cfg = self.config.stts_config(vc, group=self.config.group_for(adapter))
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.config.seed)
                 scorer = TemporalTokenScorer.from_config(dim, cfg)
@@ -116,11 +132,21 @@ class STTS(Method):
     def encode_in_vit(self, adapter, pixel_values: torch.Tensor, timestamps=None) -> PrunedVideoTokens:
         """Adapter hook: the pruned tower forward for one video (F, 3, S, S)."""
         c = self.config
+        group = c.group_for(adapter)
+        learned = c.prune_method == "scorer"
+        if hasattr(adapter, "encode_video_pruned"):  # adapters with their own ViT loop (Molmo2)
+            return adapter.encode_video_pruned(
+                pixel_values, prune_at=c.prune_at, topk=float(c.topk), rule=c.prune_method,
+                scorer=self.scorer(adapter) if learned and c.topk > 0 else None,
+                rescale_min=float(c.rescale_min), seed=c.seed, timestamps=timestamps)
         if c.topk == 0:  # nothing pruned: the plain tower, no scorer and no bias
             return encode_video_pruned(adapter, pixel_values, prune_at=None, scorer=None, topk=0.0,
-                                       group=c.group, timestamps=timestamps)
+                                       group=group, timestamps=timestamps)
+        if not learned:  # STTS's rules select on the tower input and pack after block prune_at
+            return encode_video_pruned(adapter, pixel_values, prune_at=c.prune_at, scorer=None, topk=float(c.topk),
+                                       group=group, timestamps=timestamps, rule=c.prune_method, seed=c.seed)
         return encode_video_pruned(adapter, pixel_values, prune_at=c.prune_at, scorer=self.scorer(adapter),
-                                   topk=float(c.topk), group=c.group, rescale_min=float(c.rescale_min),
+                                   topk=float(c.topk), group=group, rescale_min=float(c.rescale_min),
                                    timestamps=timestamps)
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
@@ -158,14 +184,15 @@ def stts_losses(adapter, pixel_values: torch.Tensor, config: Optional[STTSMethod
         if pixel_values.shape[0] != 1:
             raise ValueError(f"batch size 1 only: got a batch of {pixel_values.shape[0]} videos")
         pixel_values = pixel_values[0]
-    check_pooling_groups(adapter, c.group)
+    group = c.group_for(adapter)
+    check_pooling_groups(adapter, group)
     tower = adapter.model.model.vision_tower
     run = run_tower(tower, pixel_values.to(device=adapter.device, dtype=adapter.dtype), tower_layers_run(adapter),
-                    prune_at=c.prune_at, scorer=scorer, topk=float(c.topk), group=c.group,
+                    prune_at=c.prune_at, scorer=scorer, topk=float(c.topk), group=group,
                     rescale_min=float(c.rescale_min), apply_bias=apply_bias, keep_prune_hidden=True)
     F_, N, D = run.prune_hidden.shape
     h, w = adapter.tower_grid
-    targets = novelty_targets(run.prune_hidden.reshape(F_, h, w, D), c.group)
+    targets = novelty_targets(run.prune_hidden.reshape(F_, h, w, D), group)
     aux = auxiliary_loss(run.scores, targets)
     features = pool_kept(adapter, run.hidden, run.patch_keep)
     keep = run.group_keep
@@ -173,3 +200,42 @@ def stts_losses(adapter, pixel_values: torch.Tensor, config: Optional[STTSMethod
     return {"aux_loss": aux, "scores": run.scores, "targets": targets, "features": features, "keep": keep,
             "kept_features": features.reshape(-1, features.shape[-1])[flat], "source": flat,
             "vision_load": run.vision_load, "bias": run.bias}
+
+
+def _rule_config(rule: str) -> type:
+    """STTSMethodConfig with ``prune_method`` defaulting to (and fixed at) ``rule``."""
+    def post_init(self) -> None:
+        if self.prune_method != rule:
+            raise ValueError(f"stts-{rule} fixes prune_method={rule!r}, got {self.prune_method!r} "
+                             f"(use method 'stts' to choose the rule)")
+        STTSMethodConfig.__post_init__(self)
+
+    cls = dataclass(frozen=True)(type(f"STTS{rule.title()}Config", (STTSMethodConfig,), {
+        "__annotations__": {"prune_method": str}, "prune_method": rule, "__post_init__": post_init,
+        "__doc__": f"STTS's non-learned '{rule}' rule (papers.md §1.3 ablations); options as stts."}))
+    return cls
+
+
+_RULE_TEXT = {
+    "random": "uniform random 3x3 (Molmo2) / 2x2 (LLaVA-OV) groups, seeded",
+    "heuristic": "per-location reference frames, prune the groups most similar to their reference "
+                 "(theta 0.85, -0.05 per retry, 5 tries)",
+    "easy": "prune the groups most similar to the previous frame",
+}
+
+
+def _rule_method(rule: str) -> type:
+    """The Method class of one non-learned rule, named ``stts-<rule>`` (listed in methods.registry)."""
+    return type(f"STTS{rule.title()}", (STTS,), {
+        "name": f"stts-{rule}",
+        "Config": _rule_config(rule),
+        "description": (f"STTS ablation rule '{rule}' in the ViT: {_RULE_TEXT[rule]}; video-global topk of groups "
+                        f"pruned on the tower input, packing after block prune_at, no scorer and no bias"),
+        # The nominal STTS schedule packs after prune_at+1; these rules pack one block earlier.
+        "nominal_name_and_options": lambda self: None,
+    })
+
+
+STTSRandom = _rule_method("random")
+STTSHeuristic = _rule_method("heuristic")
+STTSEasy = _rule_method("easy")

@@ -206,3 +206,7 @@ def bench_outer_reduction(claim, ctx):
         "tau": cell.get("tau"), "shape": shape, "input": bench.get("input"),
         "note": "real Stage I-II output (methods.holitom.holitom_reduce); input features are random with "
                 "static windows (stated in the bench JSON), not a real video's SigLIP features"})
+
+# STTS's measured packing (analytic) and gpu speed-up evaluators live beside their harness; registered
+# here so every analytic claim's evaluator exists without the workflow's plugin list.
+from . import stts_evaluators  # noqa: E402,F401

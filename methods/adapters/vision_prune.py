@@ -37,7 +37,7 @@ import torch
 
 from costmodel.schedule import VisionLoad
 from methods.stts import (Packed, TemporalTokenScorer, attention_bias, groups_to_patch_mask,
-                          rearrange_tokens, select_groups, unpack)
+                          rearrange_tokens, select_by_rule, select_groups, unpack)
 from methods.types import VideoTokens
 
 __all__ = ["TowerRun", "PrunedVideoTokens", "run_tower", "tower_layers_run", "pool_kept",
@@ -105,13 +105,16 @@ def _additive(mask: torch.Tensor, dtype) -> torch.Tensor:
 def run_tower(tower, pixel_values: torch.Tensor, layers: int, *, prune_at: Optional[int] = None,
               scorer: Optional[TemporalTokenScorer] = None, topk: float = 0.0, group: int = 2,
               rescale_min: float = math.exp(-2.0), keep_groups: Optional[torch.Tensor] = None,
-              apply_bias: bool = True, keep_prune_hidden: bool = False) -> TowerRun:
+              apply_bias: bool = True, keep_prune_hidden: bool = False, rule: str = "scorer",
+              seed: int = 0) -> TowerRun:
     """Run ``layers`` encoder layers of an HF SigLIP tower over one video's frames (F, 3, S, S).
 
     ``prune_at=None``: plain per-frame forward (no scorer, no packing). Otherwise the scorer (if
     given) scores after block ``prune_at``; the keep set is ``keep_groups`` if given, else
     ``select_groups(scores, topk)``; block ``prune_at+1`` gets the bias (if a scorer and
     ``apply_bias``); later blocks run packed. Keeping everything skips the packing (no saving).
+    ``rule`` random / heuristic / easy (STTS's non-learned rules): the keep set comes from the
+    tower's input embeddings (``select_by_rule``) and packing starts right after block prune_at.
     """
     if pixel_values.dim() != 4:
         raise ValueError(f"pixel_values must be (F, 3, H, W), got {tuple(pixel_values.shape)}")
@@ -125,9 +128,12 @@ def run_tower(tower, pixel_values: torch.Tensor, layers: int, *, prune_at: Optio
         if isinstance(prune_at, bool) or not isinstance(prune_at, int) or not 0 <= prune_at <= layers - 2:
             raise ValueError(f"prune_at must be an int in [0, {layers - 2}] for a tower running {layers} "
                              f"layers (the bias block prune_at+1 must exist), got {prune_at!r}")
-        if scorer is None and keep_groups is None:
+        if scorer is None and keep_groups is None and rule == "scorer":
             raise ValueError("pruning needs a scorer or an explicit keep_groups mask")
     h = tower.embeddings(pixel_values.to(tower.embeddings.patch_embedding.weight.dtype))
+    if prune_at is not None and rule != "scorer" and keep_groups is None:
+        keep_groups = select_by_rule(h, grid, topk, rule, group=group, seed=seed)
+    pack_at = None if prune_at is None else (prune_at + 1 if rule == "scorer" else prune_at)
     F_, N, _ = h.shape
     full = VisionLoad(F_, N)
     loads: list[VisionLoad] = []
@@ -158,7 +164,7 @@ def run_tower(tower, pixel_values: torch.Tensor, layers: int, *, prune_at: Optio
             if keep_groups is None:
                 keep_groups = select_groups(scores, topk)
             patch_keep = groups_to_patch_mask(keep_groups.to(h.device), grid, group)
-        elif l == prune_at + 1 and not bool(patch_keep.all()):
+        if l == pack_at and not bool(patch_keep.all()):
             packed = rearrange_tokens(h, patch_keep)
             packed_h = packed.hidden
             mask = _additive(packed.attn_mask, h.dtype)
@@ -201,14 +207,15 @@ def pool_kept(adapter, hidden: torch.Tensor, patch_keep: torch.Tensor) -> torch.
 def encode_video_pruned(adapter, pixel_values: torch.Tensor, *, prune_at: Optional[int],
                         scorer: Optional[TemporalTokenScorer], topk: float, group: int = 2,
                         rescale_min: float = math.exp(-2.0), timestamps=None,
-                        keep_groups: Optional[torch.Tensor] = None) -> PrunedVideoTokens:
+                        keep_groups: Optional[torch.Tensor] = None, rule: str = "scorer",
+                        seed: int = 0) -> PrunedVideoTokens:
     """The adapter's ``encode_video`` with in-ViT pruning: PrunedVideoTokens (features, keep mask,
     the per-layer VisionLoad). ``prune_at=None`` runs the plain tower (keep all)."""
     check_pooling_groups(adapter, group)
     layers = tower_layers_run(adapter)
     run = run_tower(adapter.model.model.vision_tower, pixel_values.to(device=adapter.device, dtype=adapter.dtype),
                     layers, prune_at=prune_at, scorer=scorer, topk=topk, group=group,
-                    rescale_min=rescale_min, keep_groups=keep_groups)
+                    rescale_min=rescale_min, keep_groups=keep_groups, rule=rule, seed=seed)
     features = pool_kept(adapter, run.hidden, run.patch_keep)
     F_ = features.shape[0]
     keep = (run.group_keep.to(features.device) if run.group_keep is not None

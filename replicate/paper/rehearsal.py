@@ -34,7 +34,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 LLAVA_CHECKPOINTS = ("llava-onevision-7b", "llava-onevision-72b", "llava-video-7b")
-MOLMO_CHECKPOINTS = ("molmo2-4b", "molmo2-4b-lite-50", "molmo2-4b-lite-30", "molmo2-4b-stts-80")
+MOLMO_CHECKPOINTS = ("molmo2-4b", "molmo2-4b-lite-50", "molmo2-4b-lite-30", "molmo2-4b-stts-80-local")
 BENCHMARK_DIRS = ("mvbench", "egoschema", "longvideobench", "videomme", "mlvu")
 SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>")
 VOCAB = 1000

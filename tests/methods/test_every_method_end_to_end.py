@@ -27,6 +27,9 @@ OPTIONS = {
     "fastv": {"k": 2, "keep": 0.5},
     "pdrop": {"lam": 0.5, "layers": (1, 2, 3)},
     "stts": {"topk": 0.5, "prune_at": 0},
+    "stts-random": {"topk": 0.5, "prune_at": 0},
+    "stts-heuristic": {"topk": 0.5, "prune_at": 0},
+    "stts-easy": {"topk": 0.5, "prune_at": 0},
 }
 
 

@@ -12,8 +12,6 @@ from replicate import evaluators as ev
 from replicate.claims import load_claims
 
 REPO = Path(__file__).resolve().parents[2]
-#: owned by the STTS helper (issue 12); the lead flips these at merge (xfail strict fails once registered)
-PENDING_ELSEWHERE = {"gpu_inference_speedup", "gpu_training_speedup"}
 
 
 def workflow_plugins() -> list[str]:
@@ -33,9 +31,7 @@ def test_paper_plugin_is_listed_by_a_rule_file():
     assert "replicate.paper.evaluators" in workflow_plugins()
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="STTS helper's evaluator (issue 12)"))
-    if n in PENDING_ELSEWHERE else n for n in named_evaluators()])
+@pytest.mark.parametrize("name", named_evaluators())
 def test_every_evaluator_named_in_claims_is_registered(name):
     for module in workflow_plugins():
         importlib.import_module(module)
