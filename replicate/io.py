@@ -66,38 +66,3 @@ def output_lock(folder: str | os.PathLike) -> Iterator[Path]:
         yield target
     finally:
         fh.close()
-
-
-class OutputLocked(RuntimeError):
-    """Another live process holds the lock of this output folder."""
-
-
-@contextmanager
-def output_lock(folder: str | os.PathLike) -> Iterator[Path]:
-    """Hold an exclusive ``flock`` on ``<parent>/.<folder>.lock`` while writing ``folder``.
-
-    A trainer left running after Snakemake was killed (SIGKILL does not reach the job's children)
-    keeps its lock, so a rerun after ``--unlock`` fails naming the folder and the holder's pid
-    instead of starting a second writer into the same folder. The kernel drops the lock when the
-    holder dies, however it dies, so a stale lock file never blocks anything."""
-    import fcntl
-
-    target = Path(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = target.parent / f".{target.name}.lock"
-    fh = open(lock_path, "a+")
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            raise OutputLocked(f"output folder {str(target)!r} is being written by another process "
-                               f"(pid {holder}, lock {str(lock_path)!r}); stop it or wait for it") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        yield target
-    finally:
-        fh.close()

@@ -141,7 +141,7 @@ def _train_step(adapter, pix, scorer, topk: float, prune_at: int, answer_ids: to
 def time_molmo2(adapter, frames: Sequence[int], topk: float = 0.5, prune_at: int = 3, repeats: int = 3,
                 warmup: int = 1, seed: int = 0, train: bool = True) -> list[dict]:
     """Measured inference and training-step seconds, vanilla vs STTS, per frame count."""
-    from methods.baselines.stts_method import STTS, STTSMethodConfig
+    from methods.stts_method import STTS, STTSMethodConfig
 
     dev = adapter.device
     scorer = STTS(STTSMethodConfig(topk=topk, prune_at=prune_at, seed=seed)).scorer(adapter)

@@ -31,7 +31,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as Fn
 
-from methods.baselines.stts_method import STTS, STTSMethodConfig, stts_losses
+from methods.stts_method import STTS, STTSMethodConfig, stts_losses
 from methods.stts import TemporalTokenScorer, auxiliary_loss, novelty_targets
 
 BACKBONES = ("llava-ov", "molmo2")

@@ -52,7 +52,7 @@ def test_lm_loss_alone_reaches_the_scorer_and_the_model_stays_frozen(smoke_model
     before = {k: v.clone() for k, v in load_checkpoint(smoke_model_dir)[0].model.state_dict().items()}
     cfg = _cfg(smoke_model_dir, aux_coef=0.0, steps=1)
     train(cfg, tmp_path / "lm", progress=False)
-    from methods.baselines.stts_method import STTS, STTSMethodConfig
+    from methods.stts_method import STTS, STTSMethodConfig
 
     adapter = load_checkpoint(smoke_model_dir)[0]
     init = STTS(STTSMethodConfig(topk=0.5, prune_at=0, seed=0)).scorer(adapter).state_dict()
