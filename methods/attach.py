@@ -9,6 +9,8 @@ sets ``adapter.method``; the HF model object is never modified and other instanc
 """
 from __future__ import annotations
 
+import torch
+
 from methods.adapters.base import VideoLLMAdapter
 from methods.base import Method
 from methods.registry import get_method
@@ -50,10 +52,13 @@ def apply_method(target, method, **options) -> MethodHandle:
     if not isinstance(method, Method):
         raise ValueError(f"method must be a registered name or a Method, got {type(method).__name__}")
     adapter = target
-    if not isinstance(target, VideoLLMAdapter):  # an HF model instance
+    if isinstance(target, torch.nn.Module):  # an HF model instance
         from methods.adapters import LlavaOnevisionAdapter
 
         adapter = LlavaOnevisionAdapter(target)
+    elif not isinstance(target, VideoLLMAdapter) and not hasattr(target, "num_layers"):
+        raise TypeError(f"apply_method needs an adapter (methods.adapters) or an HF model, got "
+                        f"{type(target).__name__}")
     plan = method.inner_plan(adapter.num_layers)
     if plan is not None:
         plan.validate(adapter.num_layers)

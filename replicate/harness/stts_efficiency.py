@@ -41,7 +41,7 @@ def scorer_macs(arch, frames: int, groups_per_frame: int, group_size: int = 9) -
 
 def stts_schedule(arch, frames: int, topk: float, prune_at: int, bins: int, text_tokens: int = 0):
     """The nominal STTS schedule with the ViT tail on ``bins`` packed bins (real packing, refill)."""
-    from costmodel.nominal import nominal_schedule
+    from methods.nominal import nominal_schedule
 
     base = nominal_schedule(arch, "stts", frames=frames, topk=topk, prune_at=prune_at, text_tokens=text_tokens)
     n = arch.vision.patches_per_frame
@@ -61,7 +61,7 @@ def predict(arch_name: str = "molmo2-4b", frames: Sequence[int] = FRAMES, topk: 
     """Predicted inference and training speed-ups per frame count. ``bins``: frames -> measured
     bin count (else the ceil bound)."""
     from costmodel.arch import load_arch
-    from costmodel.nominal import nominal_schedule
+    from methods.nominal import nominal_schedule
 
     arch = load_arch(arch_name)
     n, per_frame = arch.vision.patches_per_frame, arch.tokens_per_frame

@@ -15,6 +15,9 @@ rule unknown_claim:
         "logs/claims/unknown/{unknown_claim}.log",
     wildcard_constraints:
         unknown_claim=_KNOWN_CLAIM_FILES,
+    resources:
+        mem_mb=100,
+        runtime=1,
     conda:
         CONDA_ENV
     shell:
