@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 
 from replicate import analytic, io
 from replicate import evaluators as ev
@@ -74,28 +75,30 @@ def test_paper_flops_ratio_refuted_when_the_inner_merge_is_ignored(tmp_path, cfg
     assert res["verdict"] == "refuted" and res["measured"] == pytest.approx(8.43, abs=0.01)
 
 
-def _stts_llm_gets_everything(monkeypatch):
-    """Bug: STTS prunes in the ViT bookkeeping but the LLM and the post-prune ViT blocks still get
-    every token (the kept mask is never applied)."""
-    import methods.nominal as nominal
-    from costmodel.nominal import full_vision
+def _stts_packing(tmp_path, frames):
+    from replicate.harness.stts_packing import measure_full_size
+    from replicate.io import write_json
 
-    def unpruned(arch, frames, retention, opts, given):
-        kept = arch.tokens_per_frame * frames
-        return (kept,) * arch.llm.layers, kept, full_vision(arch, frames), ()
-
-    monkeypatch.setitem(nominal.RECIPES, "stts", unpruned)
+    full = measure_full_size(frames=frames, topk=0.5, families=("direction",))
+    write_json(tmp_path / "results" / "analytic" / "stts_packing.json", {"full_size": full})
 
 
 @pytest.mark.parametrize("cid", ["stts-tokens-pruned-50", "stts-tokens-pruned-vit-50"])
 def test_token_reduction_refuted_when_the_kept_mask_is_not_applied(tmp_path, cfg, monkeypatch, cid):
-    claim = CLAIMS[cid]  # llm_input_reduction and vit_tail_reduction
-    _analytic(tmp_path, [claim])
-    assert _verify(tmp_path, claim, cfg)["verdict"] == "confirmed"
-    _stts_llm_gets_everything(monkeypatch)
-    _analytic(tmp_path, [claim])
+    """Bug: the selection's kept mask is never applied (every group stays), so neither the LLM nor
+    the packed ViT tail sees fewer tokens. Measured at 16 frames (the smoke profile's size)."""
+    import replicate.harness.stts_packing as packing
+
+    claim = {**CLAIMS[cid], "setting": {**CLAIMS[cid]["setting"], "frames": 16}}
+    _stts_packing(tmp_path, 16)
+    good = _verify(tmp_path, claim, cfg)
+    # at 16 frames the ViT tail's packing fragments more than at the claim's 128 (where the default
+    # run confirms it), so only the LLM-token claim must confirm here; both prune a real share
+    assert good["measured"] > 30 and (cid != "stts-tokens-pruned-50" or good["verdict"] == "confirmed")
+    monkeypatch.setattr(packing, "select_groups", lambda scores, topk: torch.ones(scores.shape, dtype=torch.bool))
+    _stts_packing(tmp_path, 16)
     res = _verify(tmp_path, claim, cfg)
-    assert res["verdict"] == "refuted" and res["measured"] == pytest.approx(0.0)
+    assert res["verdict"] == "refuted" and res["measured"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_pdrop_default_mismatch_is_config_unpublished_with_fitted_candidates(tmp_path, cfg):
