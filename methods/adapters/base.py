@@ -23,7 +23,9 @@ VideoLLMAdapter)`` checks the names at run time):
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional, Protocol, runtime_checkable
 
 import torch
@@ -94,3 +96,19 @@ class VideoLLMAdapter(Protocol):
                  label: str = "") -> TokenSchedule: ...
 
     def arch_spec(self, name: Optional[str] = None, default_frames: int = 32): ...
+
+
+def check_checkpoint_dir(path, model_type: str, hf_class: str) -> Path:
+    """``path`` as a local HF checkpoint directory of ``model_type``; the error names what is wrong."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"checkpoint directory {str(path)!r} does not exist (expected a local HF "
+                         f"checkpoint with model_type {model_type!r})")
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise ValueError(f"{str(path)!r} has no config.json (expected an HF checkpoint with "
+                         f"model_type {model_type!r})")
+    found = json.loads(cfg_file.read_text()).get("model_type")
+    if found != model_type:
+        raise ValueError(f"{str(path)!r} holds model_type {found!r}; expected {model_type!r} ({hf_class})")
+    return path

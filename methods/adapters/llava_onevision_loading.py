@@ -8,6 +8,8 @@ from typing import Union
 
 import torch
 
+from methods.adapters.base import check_checkpoint_dir
+
 EXPECTED_MODEL_TYPE = "llava_onevision"
 SIGLIP_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # SigLIP processor default
 
@@ -41,26 +43,12 @@ def tiny_config(layers: int = 4, image_size: int = 56, vocab_size: int = 1000) -
         vision_feature_select_strategy="full", vision_feature_layer=-1)
 
 
-def _check_checkpoint_dir(path: Path) -> None:
-    if not path.is_dir():
-        raise ValueError(f"checkpoint directory {str(path)!r} does not exist (expected a local HF "
-                         f"checkpoint with model_type {EXPECTED_MODEL_TYPE!r})")
-    cfg_file = path / "config.json"
-    if not cfg_file.is_file():
-        raise ValueError(f"{str(path)!r} has no config.json (expected an HF checkpoint with "
-                         f"model_type {EXPECTED_MODEL_TYPE!r})")
-    model_type = json.loads(cfg_file.read_text()).get("model_type")
-    if model_type != EXPECTED_MODEL_TYPE:
-        raise ValueError(f"{str(path)!r} holds model_type {model_type!r}; expected "
-                         f"{EXPECTED_MODEL_TYPE!r} (LlavaOnevisionForConditionalGeneration)")
-
-
 def load_checkpoint(path, dtype=torch.float32, device="cpu") -> tuple:
     """(eval model, tokenizer or None, image_mean, image_std) of a local checkpoint directory."""
     from transformers import LlavaOnevisionForConditionalGeneration
 
     path = Path(path)
-    _check_checkpoint_dir(path)
+    check_checkpoint_dir(path, EXPECTED_MODEL_TYPE, "LlavaOnevisionForConditionalGeneration")
     model = LlavaOnevisionForConditionalGeneration.from_pretrained(
         str(path), dtype=dtype, attn_implementation="sdpa", local_files_only=True).to(device).eval()
     mean, std = SIGLIP_MEAN_STD

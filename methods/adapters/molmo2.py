@@ -43,6 +43,7 @@ from methods.stts import (attention_bias, group_index, groups_to_patch_mask, rea
                           select_by_rule, select_groups, unpack)
 from methods.types import Reduction, VideoTokens
 
+from .base import check_checkpoint_dir
 from .text import ByteTokenizer, encode_text
 
 __all__ = ["Molmo2VideoAdapter", "Molmo2Inputs", "Molmo2Generation", "Molmo2TowerRun", "MOLMO2_METHODS",
@@ -113,22 +114,6 @@ class Molmo2Generation:
     text: str = ""
 
 
-def _check_dir(path) -> Path:
-    path = Path(path)
-    if not path.is_dir():
-        raise ValueError(f"checkpoint directory {str(path)!r} does not exist (expected a local HF checkpoint "
-                         f"with model_type {EXPECTED_MODEL_TYPE!r})")
-    cfg = path / "config.json"
-    if not cfg.is_file():
-        raise ValueError(f"{str(path)!r} has no config.json (expected an HF checkpoint with model_type "
-                         f"{EXPECTED_MODEL_TYPE!r})")
-    mt = json.loads(cfg.read_text()).get("model_type")
-    if mt != EXPECTED_MODEL_TYPE:
-        raise ValueError(f"{str(path)!r} holds model_type {mt!r}; expected {EXPECTED_MODEL_TYPE!r} "
-                         f"(Molmo2ForConditionalGeneration)")
-    return path
-
-
 def tiny_molmo2_config(vocab_size: int = 1000, image_size: int = 126, vision_layers: int = 8,
                        text_layers: int = 2) -> dict:
     """A tiny Molmo2 of the real layout: 9x9 patch grid (3x3 pooled), 8 ViT blocks with the
@@ -181,7 +166,7 @@ class Molmo2VideoAdapter:
         """Load a local HF Molmo2 checkpoint directory (never downloads)."""
         from transformers import Molmo2ForConditionalGeneration
 
-        path = _check_dir(path)
+        path = check_checkpoint_dir(path, EXPECTED_MODEL_TYPE, "Molmo2ForConditionalGeneration")
         model = Molmo2ForConditionalGeneration.from_pretrained(
             str(path), dtype=dtype, attn_implementation="sdpa", local_files_only=True).to(device).eval()
         mean, std = MOLMO2_MEAN_STD
