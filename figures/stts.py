@@ -18,7 +18,7 @@ def _plt():
 
 
 def _save(fig, png, pdf=None) -> None:
-    from replicate.io import atomic_path
+    from figures.files import atomic_path
 
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
