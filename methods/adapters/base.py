@@ -112,3 +112,18 @@ def check_checkpoint_dir(path, model_type: str, hf_class: str) -> Path:
     if found != model_type:
         raise ValueError(f"{str(path)!r} holds model_type {found!r}; expected {model_type!r} ({hf_class})")
     return path
+
+
+def load_processor_files(path: Path, default_mean_std) -> tuple:
+    """(tokenizer or None, image_mean, image_std) from a checkpoint's processor files, if present."""
+    mean, std = default_mean_std
+    pre = Path(path) / "preprocessor_config.json"
+    if pre.is_file():
+        d = json.loads(pre.read_text())
+        mean, std = d.get("image_mean", mean), d.get("image_std", std)
+    tokenizer = None
+    if any((Path(path) / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    return tokenizer, mean, std

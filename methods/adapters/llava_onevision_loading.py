@@ -8,7 +8,7 @@ from typing import Union
 
 import torch
 
-from methods.adapters.base import check_checkpoint_dir
+from methods.adapters.base import check_checkpoint_dir, load_processor_files
 
 EXPECTED_MODEL_TYPE = "llava_onevision"
 SIGLIP_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # SigLIP processor default
@@ -51,15 +51,7 @@ def load_checkpoint(path, dtype=torch.float32, device="cpu") -> tuple:
     check_checkpoint_dir(path, EXPECTED_MODEL_TYPE, "LlavaOnevisionForConditionalGeneration")
     model = LlavaOnevisionForConditionalGeneration.from_pretrained(
         str(path), dtype=dtype, attn_implementation="sdpa", local_files_only=True).to(device).eval()
-    mean, std = SIGLIP_MEAN_STD
-    pre = path / "preprocessor_config.json"
-    if pre.is_file():
-        d = json.loads(pre.read_text())
-        mean, std = d.get("image_mean", mean), d.get("image_std", std)
-    tokenizer = None
-    if any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
-        from transformers import AutoTokenizer
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    tokenizer, mean, std = load_processor_files(path, SIGLIP_MEAN_STD)
     return model, tokenizer, mean, std
 
 

@@ -43,7 +43,7 @@ from methods.stts import (attention_bias, group_index, groups_to_patch_mask, rea
                           select_by_rule, select_groups, unpack)
 from methods.types import Reduction, VideoTokens
 
-from .base import check_checkpoint_dir
+from .base import check_checkpoint_dir, load_processor_files
 from .text import ByteTokenizer, encode_text
 
 __all__ = ["Molmo2VideoAdapter", "Molmo2Inputs", "Molmo2Generation", "Molmo2TowerRun", "MOLMO2_METHODS",
@@ -169,15 +169,7 @@ class Molmo2VideoAdapter:
         path = check_checkpoint_dir(path, EXPECTED_MODEL_TYPE, "Molmo2ForConditionalGeneration")
         model = Molmo2ForConditionalGeneration.from_pretrained(
             str(path), dtype=dtype, attn_implementation="sdpa", local_files_only=True).to(device).eval()
-        mean, std = MOLMO2_MEAN_STD
-        pre = path / "preprocessor_config.json"
-        if pre.is_file():
-            d = json.loads(pre.read_text())
-            mean, std = d.get("image_mean", mean), d.get("image_std", std)
-        tokenizer = None
-        if any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
-            from transformers import AutoTokenizer
-            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        tokenizer, mean, std = load_processor_files(path, MOLMO2_MEAN_STD)
         return cls(model, tokenizer=tokenizer, image_mean=mean, image_std=std, **kwargs)
 
     @classmethod
