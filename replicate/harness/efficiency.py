@@ -188,7 +188,9 @@ def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[fl
     torch.manual_seed(seed)
     if "vanilla" not in methods:
         methods = ["vanilla", *methods]  # the baseline of every ratio
-    frames = frames or default_frames(arch)
+    if frames is not None and (isinstance(frames, bool) or int(frames) != frames or frames < 1):
+        raise ValueError(f"frames must be a whole number >= 1 (or None for the arch's default), got {frames!r}")
+    frames = default_frames(arch) if frames is None else int(frames)
     adapter = build_adapter(arch, device=device, dtype=dtype, seed=seed)
     pixels, ts = make_pixels(adapter, frames, seed)
     hw = hardware or detect_hardware(device)

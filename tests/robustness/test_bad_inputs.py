@@ -532,3 +532,11 @@ def test_dry_run_profile_and_configfile_layer(results_dir, tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "smoke.yaml'] layered" in out
     assert any(line.split()[:2] == ["cpu_accuracy_cell", "3"] for line in out.splitlines())  # the smoke grid
+
+
+@pytest.mark.parametrize("frames", [0, -3, 2.5])
+def test_run_efficiency_from_python_rejects_bad_frames(frames):
+    from replicate.harness.efficiency import run_efficiency
+
+    with pytest.raises(ValueError, match="frames must be a whole number"):
+        run_efficiency(arch="cpu-bench", methods=["vanilla"], retentions=[0.5], frames=frames, progress=False)
