@@ -36,7 +36,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from costmodel.hardware import detect_hardware
 
@@ -178,9 +178,12 @@ def runnable_cells(adapter, jobs, pixels, timestamps, base: dict) -> tuple[list[
 def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[float], device: str = "cpu",
                    dtype: str = "fp32", frames: Optional[int] = None, repeats: int = 3, warmup: int = 1,
                    decode_tokens: int = 16, threads: Optional[int] = None, seed: int = 0,
-                   hardware: Optional[str] = None, progress: bool = True) -> list[dict]:
+                   hardware: Optional[str] = None, progress: bool = True,
+                   on_measured: Optional[Callable[[list[dict]], None]] = None) -> list[dict]:
     """Time every (method, retention) (vanilla once, at ``full``) on one random-weight model and add
-    the cost model's predictions. Cells that cannot run say so (``status: not-applicable``)."""
+    the cost model's predictions. Cells that cannot run say so (``status: not-applicable``).
+    ``on_measured(cells)`` is called with the timings before the predictions are added, so a caller
+    can save them and a later failure loses no measurement."""
     import torch
 
     if threads and not str(device).startswith("cuda"):
@@ -206,6 +209,8 @@ def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[fl
     for cell in measure_cells(adapter, runnable, pixels, ts, repeats=repeats, warmup=warmup,
                               decode_tokens=decode_tokens):
         cells.append({**base, **cell, "status": "ok"})
+    if on_measured is not None:
+        on_measured(cells)
     fit = add_predictions(cells, spec, hardware=hw, dtype=dtype)
     for c in cells:
         c.setdefault("prediction_fit", fit)
@@ -232,6 +237,14 @@ def write_cells(cells: list[dict], out: str | Path, *, provenance: dict, summary
         rows.append(summary_row(clean))
     write_json(out / summary_name, {"cells": rows, "provenance": provenance})
     return out / summary_name
+
+
+def save_measured(cells: list[dict], out: str | Path, *, provenance: dict) -> Path:
+    """``out/measured.json``: the timings as measured, written before the predictions are added."""
+    from replicate.io import write_json
+
+    return write_json(Path(out) / "measured.json", {"cells": cells, "provenance": provenance,
+                                                    "note": "timings before cost-model predictions"})
 
 
 def summary_row(c: dict) -> dict:
@@ -290,11 +303,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not torch.cuda.is_available():
             raise SystemExit("--device cuda but torch.cuda.is_available() is False")
     t0 = time.perf_counter()
+    prov = provenance_block(args.device, dtype, args.seed, {"argv": list(argv or sys.argv[1:])})
     cells = run_efficiency(arch=args.arch, methods=methods, retentions=rets, device=args.device, dtype=dtype,
                            frames=args.frames, repeats=args.repeats, warmup=args.warmup,
                            decode_tokens=args.decode_tokens, threads=args.threads, seed=args.seed,
-                           hardware=args.hardware)
-    prov = provenance_block(args.device, dtype, args.seed, {"argv": list(argv or sys.argv[1:])})
+                           hardware=args.hardware,
+                           on_measured=lambda measured: save_measured(measured, args.out, provenance=prov))
     prov["wall_s"] = time.perf_counter() - t0
     path = write_cells(cells, args.out, provenance=prov)
     for r in json.loads(Path(path).read_text())["cells"]:

@@ -540,3 +540,21 @@ def test_run_efficiency_from_python_rejects_bad_frames(frames):
 
     with pytest.raises(ValueError, match="frames must be a whole number"):
         run_efficiency(arch="cpu-bench", methods=["vanilla"], retentions=[0.5], frames=frames, progress=False)
+
+
+def test_a_failure_after_timing_keeps_the_measured_timings(tmp_path, monkeypatch):
+    """A late failure (here: the cost-model predictions) must not lose what was timed."""
+    import replicate.harness.efficiency as eff
+
+    def broken(*a, **k):
+        raise RuntimeError("prediction step failed")
+
+    monkeypatch.setattr(eff, "add_predictions", broken)
+    out = tmp_path / "eff"
+    with pytest.raises(RuntimeError, match="prediction step failed"):
+        eff.main(["--arch", "cpu-bench", "--frames", "2", "--methods", "vanilla", "--retention", "0.5",
+                  "--repeats", "1", "--warmup", "0", "--decode-tokens", "2", "--out", str(out)])
+    saved = json.loads((out / "measured.json").read_text())
+    assert [c["method"] for c in saved["cells"]] == ["vanilla"]
+    assert saved["cells"][0]["measured"]["ttft_s"] > 0
+    assert not (out / "summary.json").exists()
