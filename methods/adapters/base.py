@@ -127,3 +127,30 @@ def load_processor_files(path: Path, default_mean_std) -> tuple:
 
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     return tokenizer, mean, std
+
+
+class HFModelDims:
+    """Config and decoder-stack accessors shared by adapters that wrap an HF ``...ForConditionalGeneration``
+    (``self.model``) whose inner model holds ``language_model``."""
+
+    model: Any
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def vision_config(self):
+        return self.model.config.vision_config
+
+    @property
+    def text_config(self):
+        return self.model.config.text_config
+
+    @property
+    def lm(self):
+        return self.model.model.language_model
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.lm.layers)

@@ -28,7 +28,7 @@ from methods.types import Reduction, VideoTokens
 from . import llava_onevision_encoder as encoder
 from . import llava_onevision_loading as loading
 from . import llava_onevision_prompt as prompt
-from .base import Generation, PromptInputs
+from .base import Generation, HFModelDims, PromptInputs
 from .text import ByteTokenizer
 
 SETTINGS = {
@@ -47,7 +47,7 @@ def _check_setting(setting: str) -> str:
     return setting
 
 
-class LlavaOnevisionAdapter:
+class LlavaOnevisionAdapter(HFModelDims):
     """Runs one HF LLaVA-OV model instance with pre-LLM reductions and inner-LLM plans."""
 
     def __init__(self, model, setting: str = "llava-onevision", tokenizer=None,
@@ -90,26 +90,6 @@ class LlavaOnevisionAdapter:
                                seed=seed, attn_implementation=attn_implementation)
 
     # ---- dimensions ------------------------------------------------------------------------
-    @property
-    def config(self):
-        return self.model.config
-
-    @property
-    def text_config(self):
-        return self.model.config.text_config
-
-    @property
-    def vision_config(self):
-        return self.model.config.vision_config
-
-    @property
-    def lm(self):
-        return self.model.model.language_model
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.lm.layers)
-
     @property
     def vision_layers(self) -> int:
         return len(self.model.model.vision_tower.encoder.layers)

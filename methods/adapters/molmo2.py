@@ -43,7 +43,7 @@ from methods.stts import (attention_bias, group_index, groups_to_patch_mask, rea
                           select_by_rule, select_groups, unpack)
 from methods.types import Reduction, VideoTokens
 
-from .base import check_checkpoint_dir, load_processor_files
+from .base import HFModelDims, check_checkpoint_dir, load_processor_files
 from .text import ByteTokenizer, encode_text
 
 __all__ = ["Molmo2VideoAdapter", "Molmo2Inputs", "Molmo2Generation", "Molmo2TowerRun", "MOLMO2_METHODS",
@@ -140,7 +140,7 @@ def _strip_private(d):
     return d
 
 
-class Molmo2VideoAdapter:
+class Molmo2VideoAdapter(HFModelDims):
     """Runs one HF Molmo2 instance on videos, with pre-LLM reductions and STTS's in-ViT pruning."""
 
     def __init__(self, model, tokenizer=None, image_mean: Sequence[float] = MOLMO2_MEAN_STD[0],
@@ -220,32 +220,12 @@ class Molmo2VideoAdapter:
 
     # ---- dimensions ------------------------------------------------------------------------
     @property
-    def config(self):
-        return self.model.config
-
-    @property
-    def vision_config(self):
-        return self.model.config.vision_config
-
-    @property
-    def text_config(self):
-        return self.model.config.text_config
-
-    @property
     def tower(self):
         return self.model.model.vision_tower
 
     @property
     def connector(self):
         return self.model.model.multi_modal_projector
-
-    @property
-    def lm(self):
-        return self.model.model.language_model
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.lm.layers)
 
     @property
     def device(self):
