@@ -171,9 +171,12 @@ def _recompute_step(adapter, inputs: PromptInputs, res: PrefillResult, tokens: l
     """Next-token logits from the whole prefix, no cache, replaying the kept sets of the prefill."""
     dev = inputs.inputs_embeds.device
     gen = adapter.embed_text(torch.tensor(tokens, device=dev))
+    new_pos = res.next_position + torch.arange(len(tokens), device=dev)
+    if inputs.position_ids.dim() == 2:  # (3, L) M-RoPE ids: generated text has equal axes
+        new_pos = new_pos.expand(inputs.position_ids.shape[0], -1)
     extended = PromptInputs(
         torch.cat([inputs.inputs_embeds, gen[None]], dim=1),
-        torch.cat([inputs.position_ids, res.next_position + torch.arange(len(tokens), device=dev)]),
+        torch.cat([inputs.position_ids, new_pos], dim=-1),
         torch.cat([inputs.kinds, torch.full((len(tokens),), TEXT, device=dev)]),
         None, inputs.frames, inputs.tower_tokens, inputs.info)
     logits, _ = adapter.prefill(extended, plan, use_cache=False, forced_keeps=res.stage_keeps)

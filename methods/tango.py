@@ -3,7 +3,8 @@
 Follows papers.md §1.2 (facts from the official code ``prepare_inputs_labels_for_multimodal_tango``
 / ``tango_token_merger`` / ``tango_compressor``):
 
-1. saliency = the SigLIP MAP-head probe attention (``map_head_attn``), sink positions zeroed;
+1. saliency = the SigLIP MAP-head probe attention (``map_head_attn``; on Qwen2.5-VL the tower's
+   global-query attention ``vit_global_query_attn``), sink positions zeroed;
 2. ST-RoPE features of the L2-normalised features (only for distances / assignments);
 3. temporal segmentation (HoliTom DP, or FastVID DySeg on global features);
 4. per segment: static positions averaged over the segment and compressed as one frame; dynamic
@@ -67,7 +68,10 @@ RELEASED_MERGER_TAU = 0.8
 SMALL_GRID_TOKENS = 169
 FIDELITIES = ("released", "paper")
 
-SALIENCY = "map_head_attn"
+#: Tango's saliency per backbone, the first one the adapter provides: the SigLIP MAP-head probe
+#: attention (LLaVA-OV / LLaVA-Video) or the global-query attention of Qwen2.5-VL's tower
+#: (``methods.adapters.qwen2_5_vl_encoder``; the official Qwen code's signal).
+SALIENCY_SIGNALS = ("map_head_attn", "vit_global_query_attn")
 
 
 def tango_pre_llm_retention(r: float, layers: int = 28, k: int = 18, keep: float = 0.5) -> float:
@@ -334,7 +338,7 @@ def tango_reduce(tokens: VideoTokens, cfg: TangoConfig) -> Reduction:
     h, w = tokens.grid
     r = cfg.pre_llm_retention
     tau = cfg.resolved_tau
-    sal = tokens.require(SALIENCY).float().clone()
+    sal = tokens.require(_saliency_name(tokens)).float().clone()
     sinks = resolve_sinks(cfg, tokens)
     if sinks:
         sal[:, list(sinks)] = 0.0
@@ -371,6 +375,11 @@ def tango_reduce(tokens: VideoTokens, cfg: TangoConfig) -> Reduction:
               "tau": tau, "static_tau": cfg.static_tau, "fidelity": cfg.fidelity, "sinks": list(sinks),
               "salient_floor": floor},
     )
+
+
+def _saliency_name(tokens: VideoTokens) -> str:
+    """The first of SALIENCY_SIGNALS the adapter provided (``require`` names what is missing)."""
+    return next((s for s in SALIENCY_SIGNALS if s in tokens.saliency), SALIENCY_SIGNALS[0])
 
 
 def _consecutive_dots(xn: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,9 @@ SALIENCY_SIGNALS = {
                          "(heads and queries averaged); HoliTom, VisionZip",
     "map_head_attn": "attention of the SigLIP attention-pooling (MAP) head probe over tokens "
                      "(heads averaged); Tango, FastVID",
+    "vit_global_query_attn": "Qwen2.5-VL: attention of each temporal group's mean query over its "
+                             "2x2-merged keys at the tower's last full-attention block (heads "
+                             "averaged); Tango on Qwen2.5-VL",
 }
 
 

@@ -1,7 +1,7 @@
 """The adapter protocol: what :mod:`methods.pipeline` needs from one model family.
 
-An adapter wraps one HF model instance of one family (LLaVA-OneVision / LLaVA-Video today;
-Qwen2.5-VL and Molmo2 to come) and knows *where things are* in it: the vision tower and the
+An adapter wraps one HF model instance of one family (LLaVA-OneVision / LLaVA-Video,
+Qwen2.5-VL; Molmo2 has its own pre-LLM adapter) and knows *where things are* in it: the vision tower and the
 saliency signals it can give, how a prompt is laid out around the video, which decoder stack
 :mod:`methods.runtime` runs, and the model's :class:`costmodel.arch.ArchSpec`. It does not order
 the stages of a request: :func:`methods.pipeline.run` does, for every caller.
@@ -40,7 +40,7 @@ class PromptInputs:
     """One prompt ready for the LLM (batch 1)."""
 
     inputs_embeds: torch.Tensor          # (1, L, D)
-    position_ids: torch.Tensor           # (L,)
+    position_ids: torch.Tensor           # (L,), or (3, L) M-RoPE ids (Qwen2.5-VL)
     kinds: torch.Tensor                  # (L,) TEXT / VISUAL / NEWLINE
     input_ids: Optional[torch.Tensor]    # (1, L) HF-compatible ids (unpruned prompts only)
     frames: int

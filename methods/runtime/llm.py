@@ -15,6 +15,12 @@ get shorter); ``mask`` keeps them but masks them out as keys for layers >= K (co
 Decode: the new token's position is ``last prompt position + 1 + step`` (equals the unpruned
 sequence length + step when positions are contiguous), each layer attends over its own cache
 length, and in mask mode over its own alive-mask.
+
+Positions are (L,) for 1-D RoPE models, or (3, L) temporal/height/width M-RoPE ids for Qwen2.5-VL
+(whose ``rotary_emb`` takes (3, batch, L) and recombines the sections per ``mrope_section``; the
+cos/sin it returns are (1, L, head_dim) like the 1-D ones, so scoring and pruning index them the
+same way). With 3-D ids the first generated token sits at max(prompt positions) + 1 on all three
+axes, as HF's ``rope_deltas`` give (``max + 1 - len``, added to the cache length).
 """
 from __future__ import annotations
 
@@ -138,12 +144,27 @@ def score_visual(lm, layer_idx: int, layer_input: torch.Tensor, cos: torch.Tenso
     return total / rows.numel()
 
 
+def _batched_positions(position_ids: torch.Tensor, L: int) -> torch.Tensor:
+    """(L,) -> (1, L); (3, L) M-RoPE ids -> (3, 1, L), the layouts the rotary embeddings take."""
+    if position_ids.dim() == 1 and position_ids.shape[0] == L:
+        return position_ids.view(1, L)
+    if position_ids.dim() == 2 and tuple(position_ids.shape) == (3, L):
+        return position_ids.view(3, 1, L)
+    raise ValueError(f"position_ids must be (L,) or (3, L) with L={L}, got {tuple(position_ids.shape)}")
+
+
+def _next_position(pos: torch.Tensor) -> int:
+    """RoPE position of the first generated token: last + 1 (1-D), max + 1 on all axes (3-D)."""
+    return int(pos[0, -1].item()) + 1 if pos.dim() == 2 else int(pos.max().item()) + 1
+
+
 def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kinds: torch.Tensor,
                 plan: Optional[InnerPlan] = None, use_cache: bool = True,
                 forced_keeps: Optional[list[torch.Tensor]] = None) -> PrefillResult:
-    """Run the decoder layers of ``lm`` (an HF ``Qwen2Model``) over one prompt with a pruning plan.
+    """Run the decoder layers of ``lm`` (an HF ``Qwen2Model`` or Qwen2.5-VL text model) over one
+    prompt with a pruning plan.
 
-    ``position_ids`` (L,) long, ``kinds`` (L,) with TEXT/VISUAL/NEWLINE. ``forced_keeps`` replays
+    ``position_ids`` (L,) or (3, L) long, ``kinds`` (L,) with TEXT/VISUAL/NEWLINE. ``forced_keeps`` replays
     the kept sets of an earlier prefill (prompt indices per stage; tokens past the original prompt
     are generated text and always kept) -- used by the no-cache generation oracle.
     """
@@ -157,7 +178,7 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
     if plan is not None:
         plan.validate(num_layers)
     h = inputs_embeds
-    pos = position_ids.to(device).view(1, L)
+    pos = _batched_positions(position_ids.to(device), L)
     kinds = kinds.to(device)
     index = torch.arange(L, device=device)
     cos, sin = lm.rotary_emb(h, pos)
@@ -166,7 +187,7 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
     cache = RaggedKVCache(num_layers) if use_cache else None
     stages = {s.layer: (i, s) for i, s in enumerate(plan.stages)} if plan is not None else {}
     res = PrefillResult(hidden=h, index=index, cache=cache,
-                        next_position=int(pos[0, -1].item()) + 1, stage_keeps=[])
+                        next_position=_next_position(pos), stage_keeps=[])
     res.text_tokens = int((kinds == TEXT).sum())
     n_entering = int((kinds == VISUAL).sum())
     prev_input = None
@@ -199,7 +220,7 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
                 mask = _prefill_mask(L, alive, impl, h.dtype, device)
             else:
                 keep = (~dropped_ok).nonzero().squeeze(1)
-                h, pos, kinds, index = h[:, keep], pos[:, keep], kinds[keep], index[keep]
+                h, pos, kinds, index = h[:, keep], pos[..., keep], kinds[keep], index[keep]
                 cos, sin = cos[:, keep], sin[:, keep]
                 mask = _prefill_mask(keep.numel(), None, impl, h.dtype, device)
         live = kinds if alive is None else kinds[alive]
@@ -219,7 +240,7 @@ def llm_decode_step(lm, embeds: torch.Tensor, cache: RaggedKVCache, position: in
     """One greedy decode step for a single new token at RoPE position ``position``; returns the
     final-normed hidden state (1, 1, D). Each layer attends over its own (ragged) cache."""
     device = embeds.device
-    pos = torch.tensor([[position]], device=device)
+    pos = torch.tensor([[position]], device=device)  # M-RoPE: broadcast to (3, 1, 1), equal axes
     cos, sin = lm.rotary_emb(embeds, pos)
     impl = getattr(lm.config, "_attn_implementation", "sdpa")
     h = embeds
