@@ -164,9 +164,9 @@ class Qwen2_5_VLAdapter(HFModelDims):
     def encode_video(self, pixel_values: torch.Tensor, timestamps=None,
                      signals: Sequence[str] = encoder.DEFAULT_SIGNALS, keys: bool = True) -> VideoTokens:
         """(F, 3, S, S) normalised frames -> VideoTokens over the F/2 temporal groups."""
-        if self.method is not None and self.method.runs_in_vit:
-            raise ValueError(f"method {self.method.name!r} prunes inside a SigLIP tower; the Qwen2.5-VL "
-                             f"adapter runs {list(QWEN2_5_VL_METHODS)}")
+        if self.method is not None and self.method.name not in QWEN2_5_VL_METHODS:
+            raise ValueError(f"method {self.method.name!r} is not supported on Qwen2.5-VL; allowed: "
+                             f"{list(QWEN2_5_VL_METHODS)}")
         return encoder.encode_video(self, pixel_values, timestamps, signals=signals, keys=keys)
 
     # ---- prompt ----------------------------------------------------------------------------

@@ -18,27 +18,37 @@ CPU_BENCH_CONFIG: dict[str, Any] = dict(
     vision_feature_select_strategy="full", vision_feature_layer=-1)
 CPU_BENCH_FRAMES = 32
 FULL_SIZE_FRAMES = 32
-ARCHS = ("cpu-bench", "llava-onevision-7b")
+#: Qwen2.5-VL-7B: 64 input frames = 32 temporal groups of the tower's Conv3d (temporal patch 2), the
+#: 32 steps of costmodel/archs/qwen2.5-vl-7b.json (Tango's Qwen runs use nframe 64,
+#: ``VLMEvalKit/qwen2p5_run_config/tango.json`` in xjtupanda/Tango), at its 448 px frames.
+QWEN_FULL_SIZE_FRAMES = 64
+QWEN_ARCHS = ("qwen2.5-vl-7b",)
+ARCHS = ("cpu-bench", "llava-onevision-7b", *QWEN_ARCHS)
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def default_frames(arch: str) -> int:
-    return CPU_BENCH_FRAMES if arch == "cpu-bench" else FULL_SIZE_FRAMES
+    """Input frames of a request (Qwen2.5-VL pairs them into temporal groups)."""
+    if arch == "cpu-bench":
+        return CPU_BENCH_FRAMES
+    return QWEN_FULL_SIZE_FRAMES if arch in QWEN_ARCHS else FULL_SIZE_FRAMES
 
 
 def build_adapter(arch: str, *, device: str = "cpu", dtype: str = "fp32", seed: int = 0):
-    """Random-weight adapter of ``arch`` (cpu-bench or a full-size name) on ``device``."""
+    """Random-weight adapter of ``arch`` (cpu-bench or a full-size name) on ``device``, built from
+    the config only (Qwen2.5-VL: costmodel's shipped JSON through ``Qwen2_5_VLAdapter``)."""
     import torch
 
-    from methods.adapters import LlavaOnevisionAdapter
+    from methods.adapters import LlavaOnevisionAdapter, Qwen2_5_VLAdapter
 
     if arch not in ARCHS:
         raise ValueError(f"unknown --arch {arch!r}; allowed: {list(ARCHS)}")
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; allowed: {list(DTYPES)}")
+    cls = Qwen2_5_VLAdapter if arch in QWEN_ARCHS else LlavaOnevisionAdapter
     cfg = CPU_BENCH_CONFIG if arch == "cpu-bench" else arch
-    return LlavaOnevisionAdapter.from_config(cfg, dtype=getattr(torch, DTYPES[dtype]), device=device, seed=seed,
-                                             attn_implementation="sdpa")
+    return cls.from_config(cfg, dtype=getattr(torch, DTYPES[dtype]), device=device, seed=seed,
+                           attn_implementation="sdpa")
 
 
 def make_pixels(adapter, frames: int, seed: int = 0):

@@ -26,6 +26,9 @@ Entry point (needs only torch + transformers + this repository; no snakemake, no
     python -m replicate.harness.efficiency --arch llava-onevision-7b --device cuda \\
         --dtype bf16 --frames 32 --methods vanilla,fastv,visionzip,holitom-wo-m,holitom,tango \\
         --retention 0.10 --repeats 5 --out DIR
+
+``--arch qwen2.5-vl-7b`` times a random-weight Qwen2.5-VL-7B built from costmodel's config
+(``methods.adapters.qwen2_5_vl``; 64 input frames = 32 temporal groups of 256 tokens by default).
 """
 from __future__ import annotations
 
@@ -274,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="default: fp32 on cpu, bf16 on cuda")
     p.add_argument("--frames", type=int, default=None,
-                   help=f"default: {default_frames('cpu-bench')} (cpu-bench), {default_frames(ARCHS[-1])} (full size)")
+                   help=f"input frames; default: {default_frames('cpu-bench')} (cpu-bench), "
+                        f"{default_frames('llava-onevision-7b')} (llava-onevision-7b), "
+                        f"{default_frames('qwen2.5-vl-7b')} (qwen2.5-vl-7b: 2 per temporal group)")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated registered methods")
     p.add_argument("--retention", default="0.10", help="comma-separated retentions, e.g. 0.10,0.25")
     p.add_argument("--repeats", type=int, default=5)

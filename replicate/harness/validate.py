@@ -96,7 +96,8 @@ def arch_limits(arch: str, cpu_bench_config: dict) -> tuple[int, Optional[int]]:
         return side * side, context_length(cpu_bench_config)
     from costmodel.arch import load_arch
 
-    return int(load_arch(arch).tokens_per_frame), context_length(arch)
+    spec = load_arch(arch)  # Qwen2.5-VL: a token per temporal group of temporal_patch input frames
+    return -(-int(spec.tokens_per_frame) // spec.vision.temporal_patch), context_length(arch)
 
 
 def validate_args(args: Any, *, archs: Sequence[str], cpu_bench_config: dict) -> dict[str, Any]:

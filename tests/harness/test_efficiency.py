@@ -61,3 +61,26 @@ def test_cli_writes_one_json_per_cell_and_a_summary(tmp_path):
     assert rows["vanilla", "full"]["ratio_llm"] == pytest.approx(1.0)
     cell = json.loads((tmp_path / "visionzip" / "r0.10.json").read_text())
     assert cell["predicted"]["ttft_s"] > 0 and cell["provenance"]["attn_implementation"] == "sdpa"
+
+
+def test_qwen2_5_vl_harness_cells_on_the_tiny_model():
+    """The efficiency harness on a tiny random Qwen2.5-VL (the full-size --arch qwen2.5-vl-7b is the
+    same code on costmodel's config): vanilla and Tango cells, recorded schedules, predictions."""
+    from methods.adapters import Qwen2_5_VLAdapter
+    from replicate.harness.bench_models import build_adapter, default_frames
+
+    ad = Qwen2_5_VLAdapter.tiny(seed=0)
+    px, ts = make_pixels(ad, 8)                     # 8 input frames -> 4 temporal groups of 16 tokens
+    van = time_cell(ad, "vanilla", None, px, ts, repeats=1, warmup=0, decode_tokens=2)
+    tan = time_cell(ad, "tango", 0.25, px, ts, repeats=1, warmup=0, decode_tokens=2)
+    assert van["visual_tokens_llm"] == 4 * 16 and tan["visual_tokens_llm"] < 4 * 16
+    assert van["schedule"]["frames"] == 4 and van["schedule"]["projector_tokens"] == 64
+    windows = [v["sequences"] for v in van["schedule"]["vision"]]
+    assert windows == [16, 4, 16, 4]                # window blocks: 4 windows x 4 groups; full: 4 groups
+    cells = [{**van, "status": "ok"}, {**tan, "status": "ok"}]
+    add_predictions(cells, ad.arch_spec(), hardware="cpu-2core", dtype="fp32")
+    assert cells[0]["measured_over_predicted"]["llm"] == pytest.approx(1.0)
+    assert cells[1]["predicted"]["llm_s"] < cells[0]["predicted"]["llm_s"]
+    big = build_adapter("qwen2.5-vl-7b", device="meta", dtype="bf16")
+    assert type(big).__name__ == "Qwen2_5_VLAdapter" and big.image_size == 448 and big.tokens_per_frame == 256
+    assert default_frames("qwen2.5-vl-7b") == 64

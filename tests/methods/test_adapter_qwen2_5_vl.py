@@ -261,8 +261,10 @@ def test_bad_inputs(ad, tmp_path):
         Qwen2_5_VLAdapter.from_pretrained(wrong)
     with pytest.raises(ValueError, match="has model_type 'llava_onevision'"):
         Qwen2_5_VLAdapter.from_config("llava-onevision-7b", device="meta")
-    with pytest.raises(ValueError, match="prunes inside a SigLIP tower"), apply_method(ad, "stts-random", topk=0.5):
-        ad.encode_video(_pixels())
+    for name, opts in (("stts-random", {"topk": 0.5}), ("fastvid", {"retention": 0.5})):
+        with pytest.raises(ValueError, match=f"{name!r} is not supported on Qwen2.5-VL"), \
+                apply_method(ad, name, **opts):
+            ad.encode_video(_pixels())
 
 
 def test_full_size_model_on_meta_matches_costmodel_arch():

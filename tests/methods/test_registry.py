@@ -112,3 +112,6 @@ def test_cli_lists_methods_with_options(capsys):
     assert info["fastv"]["options"]["keep"]["default"] == 0.5
     assert info["visionzip"]["options"]["retention"]["required"] is True
     assert set(info) == set(list_methods())
+    assert info["tango"]["adapters"] == ["llava-onevision", "qwen2.5-vl"]
+    assert info["stts"]["adapters"] == ["llava-onevision", "molmo2"]
+    assert info["vanilla"]["adapters"] == ["llava-onevision", "qwen2.5-vl", "molmo2"]
