@@ -17,7 +17,9 @@ Signals, recomputed from the q/k of one block (the HF modules are only called, n
   q and k after the vision RoPE; per temporal group a global query = the mean of the group's
   queries; the keys are *averaged* over each 2x2 merge group (4 consecutive tokens in window
   order) before the product; logits / sqrt(head_dim), softmax over the group's merged tokens
-  (fp32), then the mean over heads; finally ``[reverse_indices]`` puts it in raster order.
+  (fp32), then the mean over heads; finally ``[reverse_indices]`` puts it in raster order. Here
+  everything after the projections runs in fp32 (the official code averages q / k and the
+  weights in the model dtype, bf16 there).
 - ``vit_attn_received``: the attention each patch receives at the same block (full attention within
   its temporal group; heads and queries averaged), averaged over each 2x2 merge group.
 - ``keys``: that block's head-averaged keys (before RoPE, i.e. content only), averaged over each

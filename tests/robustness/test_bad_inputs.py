@@ -380,6 +380,8 @@ HARNESS_CASES = [
     (["--frames", "2000"], "--frames 2000"),
     (["--frames", "100000"], "context length"),
     (["--arch", "llava-onevision-7b", "--frames", "200"], "at most 167 frames"),
+    # Qwen2.5-VL: 256 tokens per temporal group of 2 input frames -> 128 per frame, 128000 / 128
+    (["--arch", "qwen2.5-vl-7b", "--frames", "1001"], "at most 1000 frames"),
     (["--retention", "0"], "--retention"),
     (["--retention", "1.5"], "--retention"),
     (["--retention", "nan"], "--retention"),
