@@ -60,10 +60,14 @@ def full_vision(arch: ArchSpec, frames: int) -> tuple[VisionLoad, ...]:
 
 
 def projector_tokens(arch: ArchSpec, frames: int, pooled_tokens: int) -> int:
-    """Tokens the projector sees: LLaVA projects every patch before pooling; Qwen2.5-VL's merger and
-    Molmo2's pooling+MLP run on the pooled tokens."""
+    """Tokens the projector sees: LLaVA projects every patch before pooling; Qwen2.5-VL's merger is
+    the tower's last module and runs on every merged token (pre-LLM reductions act on its output,
+    as ``methods.adapters.qwen2_5_vl`` records); Molmo2's pooling+MLP runs on the pooled tokens
+    that survive in-ViT pruning (``pooled_tokens``)."""
     if arch.family == "llava":
         return frames * arch.vision.patches_per_frame
+    if arch.family == "qwen2_5_vl":
+        return frames * arch.tokens_per_frame
     return pooled_tokens
 
 

@@ -225,7 +225,22 @@ class Qwen2_5_VLAdapter(HFModelDims):
                                      eos_token_id=eos_token_id, use_cache=use_cache)
         sched = self.schedule(inputs, res, decode_steps=len(tokens) - 1,
                               label=getattr(self.method, "name", "") if self.method is not None else "")
-        self.last_schedule = sched
+        return self._generation(tokens, sched, step_logits)
+
+    @torch.no_grad()
+    def run(self, pixel_values: torch.Tensor, question: str, timestamps=None, max_new_tokens: int = 8,
+            duration: Optional[float] = None, eos_token_id: Optional[int] = None) -> Generation:
+        """One request with the attached method (``methods.pipeline.run``), greedy generation."""
+        from methods.pipeline import run
+
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        r = run(self, None, pixel_values, question, timestamps=timestamps, duration=duration,
+                decode_steps=max_new_tokens - 1, eos_token_id=eos_token_id)
+        return self._generation(r.tokens, r.schedule, r.step_logits)
+
+    def _generation(self, tokens: list[int], schedule: TokenSchedule, step_logits: list) -> Generation:
+        self.last_schedule = schedule
         text = self.tokenizer.decode(tokens) if hasattr(self.tokenizer, "decode") else ""
-        return Generation(tokens=tokens, schedule=sched, prefill_logits=step_logits[0], text=text,
+        return Generation(tokens=tokens, schedule=schedule, prefill_logits=step_logits[0], text=text,
                           step_logits=step_logits)

@@ -87,6 +87,8 @@ def test_qwen_window_attention_loads():
     assert s.vision[7] == VisionLoad(4, 1024)  # full-attention block
     assert s.vision[0] == VisionLoad(4 * 16, 64)  # 8x8-patch windows
     assert s.llm_newline[0] == 0 and s.llm_visual[0] == 4 * 256
+    pruned = nominal_schedule(QWEN, "visionzip", frames=4, retention=0.1)
+    assert pruned.llm_visual[0] == 102 and pruned.projector_tokens == 4 * 256  # the merger sees all
 
 
 @pytest.mark.parametrize("retention", [0, -0.1, 1.01, 2])

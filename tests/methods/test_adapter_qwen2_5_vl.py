@@ -274,3 +274,25 @@ def test_full_size_model_on_meta_matches_costmodel_arch():
     spec, ref = big.arch_spec("qwen2.5-vl-7b"), load_arch("qwen2.5-vl-7b")
     assert (big.num_layers, big.grid, big.tokens_per_frame, big.saliency_block) == (28, (16, 16), 256, 31)
     assert spec.llm == ref.llm and spec.vision == ref.vision and spec.projector == ref.projector
+
+
+NOMINAL_CASES = [("vanilla", {}), ("fastv", {"k": 2, "keep": 0.5}), ("pdrop", {"lam": 0.6, "layers": (1, 3)}),
+                 ("visionzip", {"retention": 0.3}), ("random", {"retention": 0.25}),
+                 ("uniform-pool", {"retention": 0.25})]
+
+
+@pytest.mark.parametrize("name,opts", NOMINAL_CASES)
+def test_recorded_schedule_equals_nominal(ad, name, opts):
+    """The schedule a request records (windowed tower load, merger tokens, LLM tokens per layer)
+    equals the method's nominal schedule for this architecture, so costmodel FLOPs agree."""
+    from costmodel.flops import exact_costs, paper_flops
+
+    with apply_method(ad, name, **opts) as h:
+        g = ad.run(_pixels(frames=6), "What is it?", max_new_tokens=3)
+    rec = g.schedule
+    arch = ad.arch_spec()
+    nom = h.method.nominal_schedule(arch, frames=3, text_tokens=rec.text_tokens, decode_steps=rec.decode_steps)
+    for field in ("frames", "vision", "projector_tokens", "llm_visual", "llm_newline", "text_tokens", "decode_steps"):
+        assert getattr(rec, field) == getattr(nom, field), field
+    assert paper_flops(arch, rec) == paper_flops(arch, nom)
+    assert exact_costs(arch, rec).total() == exact_costs(arch, nom).total()
