@@ -254,6 +254,10 @@ def test_bad_inputs(ad, tmp_path):
     vt = ad.encode_video(_pixels())
     with pytest.raises(ValueError, match=r"Reduction.source must lie in \[0, 32\)"):
         ad.build_inputs("Q", vt, Reduction(torch.zeros(1, 128), torch.tensor([32])))
+    inp = ad.build_inputs("Q", vt)
+    inp.position_ids = inp.position_ids[:2]
+    with pytest.raises(ValueError, match=r"position_ids must be \(L,\) or \(3, L\) with L=\d+, got \(2, "):
+        ad.prefill(inp)
     wrong = tmp_path / "llava"
     wrong.mkdir()
     (wrong / "config.json").write_text(json.dumps({"model_type": "llava_onevision"}))
