@@ -17,13 +17,25 @@ CPU_BENCH_CONFIG: dict[str, Any] = dict(
     image_token_index=998, video_token_index=999,
     vision_feature_select_strategy="full", vision_feature_layer=-1)
 CPU_BENCH_FRAMES = 32
-FULL_SIZE_FRAMES = 32
-ARCHS = ("cpu-bench", "llava-onevision-7b")
+#: full-size LLaVA architectures and their adapter setting; frames, pooling and newlines come from
+#: costmodel/archs (LLaVA-Video-7B: 64 frames, 13x13 average pooling, grid newlines, papers.md A.2).
+#: Tango runs its intra-LLM stage on LLaVA-Video (replicate.harness.options.SETTING_DEFAULTS).
+LLAVA_ARCHS: dict[str, str] = {"llava-onevision-7b": "llava-onevision", "llava-video-7b": "llava-video"}
+ARCHS = ("cpu-bench", *LLAVA_ARCHS)
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def default_frames(arch: str) -> int:
-    return CPU_BENCH_FRAMES if arch == "cpu-bench" else FULL_SIZE_FRAMES
+    if arch == "cpu-bench":
+        return CPU_BENCH_FRAMES
+    from costmodel.arch import load_arch
+
+    return int(load_arch(arch).default_frames)
+
+
+def arch_config(arch: str):
+    """HF config (dict) or full-size architecture name the adapter of ``arch`` is built from."""
+    return CPU_BENCH_CONFIG if arch == "cpu-bench" else arch
 
 
 def build_adapter(arch: str, *, device: str = "cpu", dtype: str = "fp32", seed: int = 0):
@@ -36,9 +48,9 @@ def build_adapter(arch: str, *, device: str = "cpu", dtype: str = "fp32", seed: 
         raise ValueError(f"unknown --arch {arch!r}; allowed: {list(ARCHS)}")
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; allowed: {list(DTYPES)}")
-    cfg = CPU_BENCH_CONFIG if arch == "cpu-bench" else arch
-    return LlavaOnevisionAdapter.from_config(cfg, dtype=getattr(torch, DTYPES[dtype]), device=device, seed=seed,
-                                             attn_implementation="sdpa")
+    setting = LLAVA_ARCHS.get(arch, "llava-onevision")
+    return LlavaOnevisionAdapter.from_config(arch_config(arch), setting=setting, dtype=getattr(torch, DTYPES[dtype]),
+                                             device=device, seed=seed, attn_implementation="sdpa")
 
 
 def make_pixels(adapter, frames: int, seed: int = 0):
