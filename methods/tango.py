@@ -42,7 +42,7 @@ import torch
 
 from methods.primitives import (
     dpc_knn_centers_batched, dyseg_segments,
-    expanded_candidates, make_generator, paper_tau, rescaled_retention, st_rope, static_mask,
+    expanded_candidates, make_generator, paper_tau, rescaled_retention, st_rope_and_cosines, static_mask,
     temporal_segments, weighted_anchor_merge,
 )
 from methods.types import Reduction, VideoTokens, check_retention
@@ -341,15 +341,14 @@ def tango_reduce(tokens: VideoTokens, cfg: TangoConfig) -> Reduction:
     sinks = resolve_sinks(cfg, tokens)
     if sinks:
         sal[:, list(sinks)] = 0.0
-    # One normalised copy serves the consecutive-frame cosine (as the official code computes it)
-    # and ST-RoPE: one pass over the (F, N, D) features fewer than normalising twice.
-    xn = torch.nn.functional.normalize(X.float(), dim=-1)
-    sim = _consecutive_dots(xn)
+    # Each frame is normalised once and serves the consecutive-frame cosine (as the official code
+    # computes it) and ST-RoPE while it is in cache (methods.primitives.st_rope_and_cosines).
     if cfg.use_st_rope:
-        rope = st_rope(xn, tokens.times().to(X.device), (h, w), cfg.rope_sections, cfg.base_time,
-                       cfg.base_space, normalized=True)
+        rope, sim = st_rope_and_cosines(X, tokens.times().to(X.device), (h, w), cfg.rope_sections,
+                                        cfg.base_time, cfg.base_space)
     else:
-        rope = xn
+        rope = torch.nn.functional.normalize(X.float(), dim=-1)
+        sim = _consecutive_dots(rope)
     segments = _segments(tokens, sim, cfg, tau)
     gen = make_generator(cfg.seed, X.device)
     floor = _uses_floor(cfg, N)
