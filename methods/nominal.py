@@ -124,7 +124,11 @@ def _tango_intra(arch, frames, retention, opts, given):
     r_pre = min(1.0, L * r / (k + (L - k) * p))
     kept = kept_tokens(r_pre, frames, arch.tokens_per_frame, opts["budget"])
     visual = staged([(0, kept), (k, round_half_up(kept * p))], L) if k < L else (kept,) * L
-    return visual, kept, None, (f"tango-intra r_pre={r_pre:.4f}",)
+    # the released stage ranks features + grid newlines and rounds half to even (methods.tango,
+    # behaviour C); the feature count here is the paper convention's (no newlines), rounded half up
+    return visual, kept, None, (f"tango-intra r_pre={r_pre:.4f}",
+                                "intra stage: feature tokens, half up (released code: whole visual "
+                                "span incl. newlines, Python round)")
 
 
 def _stts(arch, frames, retention, opts, given):

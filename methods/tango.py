@@ -23,12 +23,15 @@ temporal / spatial order) and enters the LLM with contiguous position ids.
       for the anchors in ascending position order (boolean-mask gather) but written back to the
       anchor indices in DPC-score order (``topk``), so merged row i lands on the anchor with the
       i-th highest score. Kept positions are unchanged; features sit at other anchors' positions.
-- ``"paper"``: the configured tau for the static mask, merged rows at their own anchors.
-
-Not reproduced yet (the intra-LLM stage runs through ``methods.runtime``): the official LLaVA-Video
-intra-LLM stage (``intra_llm_pruning/fastv_tango.py``) ranks the whole visual span, grid newline
-tokens included, by layer K-1's last-token attention and keeps Python ``round(span * 0.5)`` (ties to
-even) of it; the project ranks the feature tokens only, always keeps the newlines and rounds half up.
+  (C) the LLaVA-Video intra-LLM stage (``intra_llm_pruning/fastv_tango.py``) ranks the whole visual
+      span by layer K-1's last-token attention: ``PRUNE_CONFIG["image_token_length"]`` is set in
+      ``pre_llm_pruning/tango/llava_arch.py`` to the length of the visual embeddings after
+      ``add_token_per_grid_tango``, i.e. kept features plus one newline per row that keeps a token,
+      so newlines are ranked (and can be pruned, their states merged into kept tokens) and the kept
+      count is Python ``round(span * 0.5)`` (ties to even). Runtime plan: ``span="visual"``,
+      ``rounding="half_even"``.
+- ``"paper"``: the configured tau for the static mask, merged rows at their own anchors; the
+  intra-LLM stage ranks the feature tokens only, always keeps the newlines and rounds half up.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ import torch
 
 from methods.primitives import (
     dpc_knn_centers_batched, dyseg_segments,
-    expanded_candidates, make_generator, paper_tau, rescaled_retention, st_rope, static_mask,
+    expanded_candidates, make_generator, paper_tau, rescaled_retention, st_rope_and_cosines, static_mask,
     temporal_segments, weighted_anchor_merge,
 )
 from methods.types import Reduction, VideoTokens, check_retention
@@ -342,15 +345,14 @@ def tango_reduce(tokens: VideoTokens, cfg: TangoConfig) -> Reduction:
     sinks = resolve_sinks(cfg, tokens)
     if sinks:
         sal[:, list(sinks)] = 0.0
-    # One normalised copy serves the consecutive-frame cosine (as the official code computes it)
-    # and ST-RoPE: one pass over the (F, N, D) features fewer than normalising twice.
-    xn = torch.nn.functional.normalize(X.float(), dim=-1)
-    sim = _consecutive_dots(xn)
+    # Each frame is normalised once and serves the consecutive-frame cosine (as the official code
+    # computes it) and ST-RoPE while it is in cache (methods.primitives.st_rope_and_cosines).
     if cfg.use_st_rope:
-        rope = st_rope(xn, tokens.times().to(X.device), (h, w), cfg.rope_sections, cfg.base_time,
-                       cfg.base_space, normalized=True)
+        rope, sim = st_rope_and_cosines(X, tokens.times().to(X.device), (h, w), cfg.rope_sections,
+                                        cfg.base_time, cfg.base_space)
     else:
-        rope = xn
+        rope = torch.nn.functional.normalize(X.float(), dim=-1)
+        sim = _consecutive_dots(rope)
     segments = _segments(tokens, sim, cfg, tau)
     gen = make_generator(cfg.seed, X.device)
     floor = _uses_floor(cfg, N)
@@ -445,8 +447,11 @@ class Tango(Method):
         c = self.config
         if not c.intra_llm:
             return None
+        released = c.fidelity == "released"  # behaviour C, module docstring
         return InnerPlan((InnerStage(c.intra_k, float(c.intra_keep)),), scoring="last",
-                         merge="blend", blend_weight=0.6).validate(num_layers)
+                         merge="blend", blend_weight=0.6,
+                         span="visual" if released else "features",
+                         rounding="half_even" if released else "half_up").validate(num_layers)
 
     def nominal_name_and_options(self):
         c = self.config

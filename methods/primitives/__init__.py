@@ -30,7 +30,7 @@ from .merge import (
     mean_merge,
     blend_merge,
 )
-from .strope import DEFAULT_SECTIONS, rope_sections, st_rope
+from .strope import DEFAULT_SECTIONS, rope_sections, st_rope, st_rope_and_cosines
 
 __all__ = [
     "make_generator", "consecutive_cosine", "cosine_matrix", "topk_indices", "expanded_candidates",
@@ -39,5 +39,5 @@ __all__ = [
     "static_window_gain", "temporal_segments", "static_mask", "paper_tau", "rescaled_retention",
     "dyseg_segments", "assign_nearest", "scatter_sum", "scatter_mean", "beta_blend",
     "weighted_anchor_merge", "running_pairwise_merge", "mean_merge", "blend_merge",
-    "DEFAULT_SECTIONS", "rope_sections", "st_rope",
+    "DEFAULT_SECTIONS", "rope_sections", "st_rope", "st_rope_and_cosines",
 ]

@@ -7,7 +7,8 @@ attaching/detaching a method is a matter of which plan the adapter passes.
 
 Per token we track its *kind* (0 text, 1 visual feature, 2 newline), its *position id* (RoPE
 position; original positions survive pruning) and its *index* in the prompt sequence. At a stage
-``K`` of an :class:`InnerPlan` the alive visual feature tokens are scored by recomputing only the
+``K`` of an :class:`InnerPlan` the alive visual feature tokens (and newlines with
+``span="visual"``) are scored by recomputing only the
 needed query rows of layer ``K-1`` (last token, or all rows in chunks) against that layer's keys,
 then kept/merged. ``inplace`` removes the others from the sequence (layers >= K and their KV cache
 get shorter); ``mask`` keeps them but masks them out as keys for layers >= K (correctness oracle).
@@ -158,6 +159,13 @@ def _next_position(pos: torch.Tensor) -> int:
     return int(pos[0, -1].item()) + 1 if pos.dim() == 2 else int(pos.max().item()) + 1
 
 
+def _rankable(kinds: torch.Tensor, plan: Optional[InnerPlan]) -> torch.Tensor:
+    """Tokens a stage ranks: visual features, or (``span="visual"``) features and newlines."""
+    if plan is not None and plan.span == "visual":
+        return (kinds == VISUAL) | (kinds == NEWLINE)
+    return kinds == VISUAL
+
+
 def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kinds: torch.Tensor,
                 plan: Optional[InnerPlan] = None, use_cache: bool = True,
                 forced_keeps: Optional[list[torch.Tensor]] = None) -> PrefillResult:
@@ -189,13 +197,14 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
     res = PrefillResult(hidden=h, index=index, cache=cache,
                         next_position=_next_position(pos), stage_keeps=[])
     res.text_tokens = int((kinds == TEXT).sum())
-    n_entering = int((kinds == VISUAL).sum())
+    rankable = _rankable(kinds, plan)
+    n_entering = int(rankable.sum())
     prev_input = None
     mask = _prefill_mask(L, None, impl, h.dtype, device)
     for li, layer in enumerate(lm.layers):
         if li in stages:
             si, stage = stages[li]
-            cand_ok = kinds == VISUAL
+            cand_ok = _rankable(kinds, plan)
             if alive is not None:
                 cand_ok = cand_ok & alive
             cand = cand_ok.nonzero().squeeze(1)
@@ -205,7 +214,7 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
                 top = cand[keep_set[index[cand]]]
             else:
                 scores = score_visual(lm, li - 1, prev_input, cos, sin, alive, plan.scoring, plan.score_chunk)
-                n_keep = min(cand.numel(), inner_keep_count(n_entering, stage.keep))
+                n_keep = min(cand.numel(), inner_keep_count(n_entering, stage.keep, plan.rounding))
                 top = cand[torch.topk(scores[cand], n_keep).indices.sort().values]
             dropped_ok = cand_ok.clone()
             dropped_ok[top] = False

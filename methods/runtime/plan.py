@@ -5,6 +5,11 @@ A plan is a list of stages. Stage ``(layer=K, keep=p)`` means: just before decod
 the best ``round_half_up(n0 * p)`` of them are kept, ``n0`` being the visual tokens that entered
 the LLM; the rest are dropped or merged into the kept ones. Newline
 tokens and text are never pruned inside the LLM (project convention, costmodel/schedule.py).
+
+Two plan options reproduce a released implementation that counts differently (Tango's LLaVA-Video
+intra-LLM stage, xjtupanda/Tango ``intra_llm_pruning/fastv_tango.py``, commit 610c264):
+``span="visual"`` ranks the whole visual span, grid newline tokens included (so newlines can be
+pruned and ``n0`` counts them), and ``rounding="half_even"`` is Python's ``round`` (ties to even).
 """
 from __future__ import annotations
 
@@ -13,19 +18,28 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Scoring = Literal["last", "mean"]
+Span = Literal["features", "visual"]
+Rounding = Literal["half_up", "half_even"]
 MergeKind = Literal["drop", "mean", "blend", "running-pairwise"]
 Mode = Literal["inplace", "mask"]
 
 SCORINGS = ("last", "mean")
 MERGES = ("drop", "mean", "blend", "running-pairwise")
 MODES = ("inplace", "mask")
+SPANS = ("features", "visual")
+ROUNDINGS = ("half_up", "half_even")
 
 
-def inner_keep_count(n: int, keep: float) -> int:
+def inner_keep_count(n: int, keep: float, rounding: str = "half_up") -> int:
     """Visual tokens kept at a stage: ``round_half_up(n * keep)`` where ``n`` is the number of visual
-    feature tokens that entered layer 0 (so PDrop's stages are lam, lam^2, lam^3 of the entering
-    count). Same rounding as costmodel.nominal, so recorded and nominal schedules agree."""
-    return int(math.floor(n * keep + 0.5))
+    tokens that entered layer 0 (so PDrop's stages are lam, lam^2, lam^3 of the entering
+    count). Same rounding as costmodel.nominal, so recorded and nominal schedules agree.
+    ``rounding="half_even"``: Python's ``round(n * keep)`` as released code computes it."""
+    if rounding == "half_up":
+        return int(math.floor(n * keep + 0.5))
+    if rounding == "half_even":
+        return int(round(n * keep))
+    raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,8 @@ class InnerPlan:
     merge: MergeKind = "drop"            # what happens to the tokens that are not kept
     blend_weight: float = 0.6            # Tango intra-LLM: new = w * kept + (1 - w) * cluster mean
     mode: Mode = "inplace"               # inplace: tokens removed; mask: kept in the sequence but masked
+    span: Span = "features"              # ranked tokens: visual features, or the whole span with newlines
+    rounding: Rounding = "half_up"       # keep count: round half up, or Python's round (ties to even)
     score_chunk: int = 512               # query rows per chunk when scoring="mean"
     stages_sorted: bool = field(default=True, repr=False)
 
@@ -64,6 +80,10 @@ class InnerPlan:
             raise ValueError(f"merge must be one of {MERGES}, got {self.merge!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.span not in SPANS:
+            raise ValueError(f"span must be one of {SPANS}, got {self.span!r}")
+        if self.rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {ROUNDINGS}, got {self.rounding!r}")
         if not 0.0 <= self.blend_weight <= 1.0:
             raise ValueError(f"blend_weight must be in [0, 1], got {self.blend_weight!r}")
 
@@ -76,13 +96,14 @@ class InnerPlan:
         return self
 
     def nominal_visual(self, visual: int, num_layers: int) -> tuple[int, ...]:
-        """Per-layer visual feature count this plan produces from ``visual`` tokens at layer 0."""
+        """Per-layer visual count this plan produces from ``visual`` tokens at layer 0 (with
+        ``span="visual"``: the whole span, newlines included)."""
         self.validate(num_layers)
         out, n, it = [], visual, iter(self.stages)
         stage = next(it, None)
         for layer in range(num_layers):
             while stage is not None and stage.layer == layer:
-                n = min(n, inner_keep_count(visual, stage.keep))
+                n = min(n, inner_keep_count(visual, stage.keep, self.rounding))
                 stage = next(it, None)
             out.append(n)
         return tuple(out)

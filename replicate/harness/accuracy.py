@@ -142,7 +142,8 @@ def run_accuracy_cell(model_dir: str | Path, method: str, options: Optional[Mapp
             "provenance": provenance(config, device="cpu", dtype="fp32", seed=seed, attn_implementation="sdpa",
                                      extra={"threads": torch.get_num_threads()})}
     try:
-        opts = cell_options(method, retention, L, overrides=options, vision_layers=tower_layers)
+        opts = cell_options(method, retention, L, overrides=options, vision_layers=tower_layers,
+                            newline=getattr(adapter, "newline_policy", None))
         base["options"] = opts
         base["label"] = method_label(method, opts["applied"])
         m = get_method(method, **opts["applied"])

@@ -17,13 +17,16 @@ CPU_BENCH_CONFIG: dict[str, Any] = dict(
     image_token_index=998, video_token_index=999,
     vision_feature_select_strategy="full", vision_feature_layer=-1)
 CPU_BENCH_FRAMES = 32
-FULL_SIZE_FRAMES = 32
 #: Qwen2.5-VL-7B: 64 input frames = 32 temporal groups of the tower's Conv3d (temporal patch 2), the
 #: 32 steps of costmodel/archs/qwen2.5-vl-7b.json (Tango's Qwen runs use nframe 64,
 #: ``VLMEvalKit/qwen2p5_run_config/tango.json`` in xjtupanda/Tango), at its 448 px frames.
 QWEN_FULL_SIZE_FRAMES = 64
 QWEN_ARCHS = ("qwen2.5-vl-7b",)
-ARCHS = ("cpu-bench", "llava-onevision-7b", *QWEN_ARCHS)
+#: full-size LLaVA architectures and their adapter setting; frames, pooling and newlines come from
+#: costmodel/archs (LLaVA-Video-7B: 64 frames, 13x13 average pooling, grid newlines, papers.md A.2).
+#: Tango runs its intra-LLM stage on LLaVA-Video (replicate.harness.options.SETTING_DEFAULTS).
+LLAVA_ARCHS: dict[str, str] = {"llava-onevision-7b": "llava-onevision", "llava-video-7b": "llava-video"}
+ARCHS = ("cpu-bench", *LLAVA_ARCHS, *QWEN_ARCHS)
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -31,7 +34,16 @@ def default_frames(arch: str) -> int:
     """Input frames of a request (Qwen2.5-VL pairs them into temporal groups)."""
     if arch == "cpu-bench":
         return CPU_BENCH_FRAMES
-    return QWEN_FULL_SIZE_FRAMES if arch in QWEN_ARCHS else FULL_SIZE_FRAMES
+    if arch in QWEN_ARCHS:
+        return QWEN_FULL_SIZE_FRAMES
+    from costmodel.arch import load_arch
+
+    return int(load_arch(arch).default_frames)
+
+
+def arch_config(arch: str):
+    """HF config (dict) or full-size architecture name the adapter of ``arch`` is built from."""
+    return CPU_BENCH_CONFIG if arch == "cpu-bench" else arch
 
 
 def build_adapter(arch: str, *, device: str = "cpu", dtype: str = "fp32", seed: int = 0):
@@ -45,10 +57,13 @@ def build_adapter(arch: str, *, device: str = "cpu", dtype: str = "fp32", seed: 
         raise ValueError(f"unknown --arch {arch!r}; allowed: {list(ARCHS)}")
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; allowed: {list(DTYPES)}")
-    cls = Qwen2_5_VLAdapter if arch in QWEN_ARCHS else LlavaOnevisionAdapter
-    cfg = CPU_BENCH_CONFIG if arch == "cpu-bench" else arch
-    return cls.from_config(cfg, dtype=getattr(torch, DTYPES[dtype]), device=device, seed=seed,
-                           attn_implementation="sdpa")
+    dt = getattr(torch, DTYPES[dtype])
+    if arch in QWEN_ARCHS:
+        return Qwen2_5_VLAdapter.from_config(arch_config(arch), dtype=dt, device=device, seed=seed,
+                                             attn_implementation="sdpa")
+    setting = LLAVA_ARCHS.get(arch, "llava-onevision")
+    return LlavaOnevisionAdapter.from_config(arch_config(arch), setting=setting, dtype=dt,
+                                             device=device, seed=seed, attn_implementation="sdpa")
 
 
 def make_pixels(adapter, frames: int, seed: int = 0):

@@ -73,7 +73,8 @@ class EfficiencyCell:
 
         self.method, self.retention = method, retention
         self.opts = cell_options(method, retention, adapter.num_layers, overrides=options,
-                                 vision_layers=adapter.vision_layers)
+                                 vision_layers=adapter.vision_layers,
+                                 newline=getattr(adapter, "newline_policy", None))
         self.m = get_method(method, **self.opts["applied"])
         self.split_runs: list[list[float]] = []   # per repeat: [vision, other, llm] seconds
         self.decode_runs: list[float] = []        # per repeat: seconds of the decode stage
@@ -277,9 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="default: fp32 on cpu, bf16 on cuda")
     p.add_argument("--frames", type=int, default=None,
-                   help=f"input frames; default: {default_frames('cpu-bench')} (cpu-bench), "
-                        f"{default_frames('llava-onevision-7b')} (llava-onevision-7b), "
-                        f"{default_frames('qwen2.5-vl-7b')} (qwen2.5-vl-7b: 2 per temporal group)")
+                   help="input frames; default: " + ", ".join(f"{default_frames(a)} ({a})" for a in ARCHS)
+                        + " (Qwen2.5-VL: 2 input frames per temporal group)")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated registered methods")
     p.add_argument("--retention", default="0.10", help="comma-separated retentions, e.g. 0.10,0.25")
     p.add_argument("--repeats", type=int, default=5)

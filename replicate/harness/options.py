@@ -50,6 +50,13 @@ PAPER_DEFAULTS: dict[str, dict[str, Any]] = {
     "stts": {"prune_at": P.STTS_PRUNE_AT},
 }
 NO_RETENTION = ("vanilla",)
+#: options a paper states for one setting only, keyed by (method, newline layout of the model):
+#: Tango's intra-LLM stage (K = 18, keep 0.5) runs on LLaVA-Video (grid newlines) and nowhere else
+#: (papers.md §1.2; xjtupanda/Tango ``pruning_methods/prune_config.py`` prune_k / prune_r and
+#: ``intra_llm_pruning/fastv_tango.py``, commit 610c264)
+SETTING_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("tango", "grid"): {"intra_llm": True, "intra_keep": P.TANGO_INTRA_KEEP},
+}
 
 
 def scale_layer(k: int, num_layers: int, paper_layers: int = PAPER_LAYERS) -> int:
@@ -108,11 +115,13 @@ def parse_rtag(tag: str) -> Optional[float]:
 
 def cell_options(method: str, retention: Optional[float], num_layers: int, *,
                  overrides: Optional[Mapping[str, Any]] = None, vision_layers: Optional[int] = None,
-                 paper_layers: int = PAPER_LAYERS) -> dict[str, Any]:
+                 paper_layers: int = PAPER_LAYERS, newline: Optional[str] = None) -> dict[str, Any]:
     """{"paper": options as the paper states them, "applied": options for this model,
     "scaled": {option: [paper, applied]}, "notes": [...]} for ``method`` at ``retention``.
 
     ``overrides`` are paper-level options (e.g. {"k": 3} for fastv) applied before scaling.
+    ``newline`` (the model's newline layout, e.g. ``adapter.newline_policy``) adds the options the
+    paper states for that setting only (``SETTING_DEFAULTS``); overrides still win.
     Raises ValueError for a retention the method does not take (vanilla with r, others without)."""
     if method in NO_RETENTION:
         if retention is not None:
@@ -122,6 +131,7 @@ def cell_options(method: str, retention: Optional[float], num_layers: int, *,
     elif not 0 < float(retention) <= 1:
         raise ValueError(f"retention must be in (0, 1], got {retention!r}")
     paper: dict[str, Any] = dict(PAPER_DEFAULTS.get(method, {}))
+    paper.update(SETTING_DEFAULTS.get((method, newline), {}))
     paper.update(dict(overrides or {}))
     notes: list[str] = []
     r = None if retention is None else float(retention)

@@ -132,7 +132,7 @@ def build_method(cell: Cell, adapter, model: str):
         overrides = {**overrides, "sink_indices": list(_default_sinks(adapter))}
     tower = len(adapter.model.model.vision_tower.encoder.layers)
     opts = cell_options(cell.method, retention, adapter.num_layers, overrides=overrides, vision_layers=tower,
-                        paper_layers=load_arch(model).llm.layers)
+                        paper_layers=load_arch(model).llm.layers, newline=getattr(adapter, "newline_policy", None))
     opts["label"] = method_label(cell.method, opts["applied"])
     return get_method(cell.method, **opts["applied"]), opts
 

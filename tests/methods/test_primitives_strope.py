@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from methods.primitives import make_generator, rope_sections, st_rope
+from methods.primitives import make_generator, rope_sections, st_rope, st_rope_and_cosines
 
 
 def test_sections_default_and_proportional_split():
@@ -50,3 +50,18 @@ def test_shape_errors():
         st_rope(torch.randn(2, 6, 48), torch.zeros(2), (2, 2))
     with pytest.raises(ValueError, match="t must be"):
         st_rope(torch.randn(2, 6, 48), torch.zeros(3), (2, 3))
+
+
+@pytest.mark.parametrize("frames", [1, 5])
+def test_one_pass_rope_and_cosines_equal_the_separate_computations_bitwise(frames):
+    g = torch.Generator().manual_seed(3)
+    x = 3.0 * torch.randn(frames, 12, 24, generator=g)
+    t = torch.arange(frames, dtype=torch.float32) * 0.7
+    rope, cos = st_rope_and_cosines(x, t, (3, 4), (8, 8, 8))
+    xn = torch.nn.functional.normalize(x, dim=-1)
+    assert torch.equal(rope, st_rope(xn, t, (3, 4), (8, 8, 8), normalized=True))
+    assert torch.equal(rope, st_rope(x, t, (3, 4), (8, 8, 8)))
+    assert cos.shape == (frames - 1, 12)
+    assert torch.equal(cos, torch.linalg.vecdot(xn[:-1], xn[1:], dim=-1))
+    # rotations keep the norm: the features are unit vectors
+    assert torch.allclose(rope.norm(dim=-1), torch.ones(frames, 12), atol=1e-6)
