@@ -208,7 +208,7 @@ class Molmo2Task:
         return clip.pixel_values, sample["question"], sample["answer"]
 
     def losses(self, sample) -> tuple[torch.Tensor, torch.Tensor, int]:
-        from methods.adapters.molmo2 import Molmo2PrunedTokens
+        from methods.adapters.molmo2 import answer_logits
         from methods.adapters.text import encode_text
 
         a = self.adapter
@@ -219,15 +219,9 @@ class Molmo2Task:
         F_, N, D = run.prune_hidden.shape
         h, w = a.tower_grid
         aux = auxiliary_loss(run.scores, novelty_targets(run.prune_hidden.reshape(F_, h, w, D), self.group))
-        tokens = Molmo2PrunedTokens(features=a.connect(run), grid=a.grid, newline_policy="none",
-                                    keep=run.group_keep, vision_load=run.vision_load)
-        inputs = a.build_inputs(question, tokens)
+        inputs = a.build_inputs(question, a.tokens_of(run))
         ans = torch.tensor(encode_text(a.tokenizer, answer + "<|im_end|>"), device=a.device)
-        emb = torch.cat([inputs.inputs_embeds, a.model.get_input_embeddings()(ans)[None]], dim=1)
-        types = torch.cat([inputs.mm_token_type_ids, torch.zeros_like(ans)[None]], dim=1)
-        logits = a.model(inputs_embeds=emb, mm_token_type_ids=types, logits_to_keep=0).logits[0]
-        L = inputs.length
-        lm = Fn.cross_entropy(logits[L - 1:L - 1 + ans.numel()].float(), ans)
+        lm = Fn.cross_entropy(answer_logits(a, inputs, ans).float(), ans)
         return lm, aux.float(), int(run.group_keep.sum())
 
     def save_model(self, out: Path) -> None:
