@@ -65,6 +65,7 @@ class Molmo2VideoAdapter(HFModelDims):
             raise ValueError(f"STTS groups need a square pooling window, got {pooling}")
         self.pooling = (int(pooling[0]), int(pooling[1]))
         self.method = None
+        self.checkpoint_dir: Optional[str] = None   # set by from_pretrained
         tower.check_grid(self)
 
     # ---- construction --------------------------------------------------------------------
@@ -72,7 +73,9 @@ class Molmo2VideoAdapter(HFModelDims):
     def from_pretrained(cls, path, dtype=torch.float32, device="cpu", **kwargs) -> "Molmo2VideoAdapter":
         """Load a local HF Molmo2 checkpoint directory (never downloads)."""
         model, tokenizer, mean, std = loading.load_checkpoint(path, dtype=dtype, device=device)
-        return cls(model, tokenizer=tokenizer, image_mean=mean, image_std=std, **kwargs)
+        adapter = cls(model, tokenizer=tokenizer, image_mean=mean, image_std=std, **kwargs)
+        adapter.checkpoint_dir = str(path)
+        return adapter
 
     @classmethod
     def from_config(cls, config: Union[str, dict, object], dtype=torch.float32, device="cpu", seed: int = 0,
@@ -88,9 +91,13 @@ class Molmo2VideoAdapter(HFModelDims):
         """Tiny random-weight Molmo2 of the real architecture (see ``tiny_molmo2_config``)."""
         return cls.from_config(tiny_molmo2_config(vocab_size, image_size, vision_layers, text_layers), seed=seed)
 
-    def save_pretrained(self, path):
-        """The HF on-disk layout (see ``molmo2_loading.save_checkpoint``)."""
-        return loading.save_checkpoint(self, path)
+    def save_pretrained(self, path, scorer=None, **save_kw):
+        """The HF on-disk layout, with an STTS ``scorer`` inside when given (``molmo2_loading``)."""
+        return loading.save_checkpoint(self, path, scorer=scorer, **save_kw)
+
+    def stts_scorer_state(self) -> Optional[dict]:
+        """The STTS scorer weights of the checkpoint this adapter was loaded from (None: it has none)."""
+        return None if self.checkpoint_dir is None else loading.load_scorer_state(self.checkpoint_dir)
 
     # ---- dimensions ------------------------------------------------------------------------
     @property
@@ -142,6 +149,10 @@ class Molmo2VideoAdapter(HFModelDims):
         """The connector's ViT blocks as non-negative block indices (``hidden_states[l + 1]``)."""
         n = len(self.tower.layers)
         return [l if l >= 0 else n + l for l in self.config.adapter_config.vision_feature_layer]
+
+    @property
+    def vision_layers(self) -> int:
+        return len(self.tower.layers)
 
     @property
     def vision_layers_run(self) -> int:

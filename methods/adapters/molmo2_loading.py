@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import torch
 
 from .base import check_checkpoint_dir, load_processor_files
 
 EXPECTED_MODEL_TYPE = "molmo2"
+#: Where an STTS checkpoint keeps its scorer: beside the ViT's weights in the checkpoint's own
+#: safetensors, as the released end-to-end fine-tuned Molmo2-4B-Lite-30/50 carry it (papers.md
+#: §1.3: the scorer is a module of STTS's ViT, trained with the model). HF's ``Molmo2`` has no such
+#: module and skips these tensors; the key names under the prefix are ``TemporalTokenScorer``'s.
+STTS_SCORER_PREFIX = "model.vision_tower.stts_scorer."
+SCORER_SHARD = "model-stts-scorer.safetensors"
 #: Molmo2's video processor normalisation (IMAGENET_STANDARD_MEAN / STD = 0.5; transformers
 #: ``models/molmo2/video_processing_molmo2.py``).
 MOLMO2_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
@@ -90,11 +96,14 @@ def load_checkpoint(path, dtype=torch.float32, device="cpu") -> tuple:
     return model, tokenizer, mean, std
 
 
-def save_checkpoint(adapter, path) -> Path:
-    """HF layout: config.json + model.safetensors, preprocessor_config.json with mean/std and the
-    pooling window, and the tokenizer files when the adapter has a saveable (HF) tokenizer."""
+def save_checkpoint(adapter, path, scorer=None, **save_kw) -> Path:
+    """HF layout: config.json + model safetensors, preprocessor_config.json with mean/std and the
+    pooling window, the tokenizer files when the adapter has a saveable (HF) tokenizer, and an STTS
+    ``scorer``'s weights in the checkpoint's safetensors when given (``STTS_SCORER_PREFIX``)."""
     path = Path(path)
-    adapter.model.save_pretrained(str(path))
+    adapter.model.save_pretrained(str(path), **save_kw)
+    if scorer is not None:
+        _add_scorer(path, scorer)
     if hasattr(adapter.tokenizer, "save_pretrained"):
         adapter.tokenizer.save_pretrained(str(path))
     (path / "preprocessor_config.json").write_text(json.dumps(
@@ -102,3 +111,33 @@ def save_checkpoint(adapter, path) -> Path:
          "patch_size": adapter.patch_size, "pooling_size": list(adapter.pooling),
          "size": {"height": adapter.image_size, "width": adapter.image_size}}, indent=1))
     return path
+
+
+def _add_scorer(path: Path, scorer) -> None:
+    """The scorer's tensors into the checkpoint: into model.safetensors, or as one more shard listed
+    in the index of a sharded checkpoint."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = {STTS_SCORER_PREFIX + k: v.detach().cpu().contiguous() for k, v in scorer.state_dict().items()}
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        save_file(tensors, str(path / SCORER_SHARD), metadata={"format": "pt"})
+        d = json.loads(index.read_text())
+        d["weight_map"].update({k: SCORER_SHARD for k in tensors})
+        index.write_text(json.dumps(d, indent=2))
+        return
+    single = path / "model.safetensors"
+    save_file({**load_file(str(single)), **tensors}, str(single), metadata={"format": "pt"})
+
+
+def load_scorer_state(path) -> Optional[dict]:
+    """The STTS scorer's state_dict carried by a checkpoint directory, or None when it has none."""
+    from safetensors import safe_open
+
+    state = {}
+    for f in sorted(Path(path).glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as fh:
+            for k in fh.keys():
+                if k.startswith(STTS_SCORER_PREFIX):
+                    state[k[len(STTS_SCORER_PREFIX):]] = fh.get_tensor(k)
+    return state or None

@@ -225,7 +225,9 @@ class Molmo2Task:
         return lm, aux.float(), int(run.group_keep.sum())
 
     def save_model(self, out: Path) -> None:
-        self.adapter.save_pretrained(out)
+        """The fine-tuned Molmo2 with its scorer inside, as the released Lite checkpoints carry it
+        (the paper tier loads it from there: ``replicate.paper.checkpoints.attach_stts_scorer``)."""
+        self.adapter.save_pretrained(out, scorer=self.scorer)
 
 
 def _trainable(task, mode: str) -> list:
