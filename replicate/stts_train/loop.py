@@ -21,10 +21,9 @@ from ``checkpoint.pt`` ends with the same weights as an uninterrupted one (teste
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -33,6 +32,8 @@ import torch.nn.functional as Fn
 
 from methods.stts_method import STTS, STTSMethodConfig, stts_losses
 from methods.stts import TemporalTokenScorer, auxiliary_loss, novelty_targets
+from replicate.io import write_text
+from replicate.training import save_atomic, torch_threads, warmup_cosine_lr
 
 BACKBONES = ("llava-ov", "molmo2")
 MODES = ("scorer", "end-to-end")
@@ -78,16 +79,8 @@ class STTSTrainConfig:
             raise ValueError(f"dtype must be 'fp32' or 'bf16', got {self.dtype!r}")
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _atomic_json(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str))
 
 
 def load_scorer(path, dim: int, method_config: STTSMethodConfig, vision_config, group: int) -> TemporalTokenScorer:
@@ -243,11 +236,7 @@ def _trainable(task, mode: str) -> list:
 
 def _lr(step: int, cfg: STTSTrainConfig) -> float:
     """Linear warm-up over 5 % of the steps, cosine decay to 10 %."""
-    warm = max(1, cfg.steps // 20)
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    p = (step - warm) / max(1, cfg.steps - warm)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+    return warmup_cosine_lr(step, cfg.steps, cfg.lr, max(1, cfg.steps // 20), 0.1)
 
 
 def _batch(task, step: int, cfg: STTSTrainConfig, rank: int = 0, world: int = 1) -> list:
@@ -302,7 +291,11 @@ def train(cfg: STTSTrainConfig, out, *, resume: bool = True, progress: bool = Tr
         raise ValueError(f"on_mismatch must be 'error' or 'restart', got {on_mismatch!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg.threads)
+    with torch_threads(cfg.threads):
+        return _train(cfg, out, resume, progress, log, stop_after, on_mismatch)
+
+
+def _train(cfg: STTSTrainConfig, out: Path, resume: bool, progress: bool, log, stop_after, on_mismatch) -> dict:
     torch.manual_seed(cfg.seed)
     rank, world = _dist()
     task = make_task(cfg)
@@ -354,7 +347,7 @@ def train(cfg: STTSTrainConfig, out, *, resume: bool = True, progress: bool = Tr
             steps.set_postfix(lm=f"{rec['lm_loss']:.3f}", aux=f"{rec['aux_loss']:.4f}")
         if rank == 0 and ((step + 1) % cfg.save_every == 0 or step + 1 in (cfg.steps, end)):
             st = _state(task, opt, step + 1, history, seconds + time.perf_counter() - t0, cfg.mode)
-            _atomic_save({**st, "config": asdict(cfg)}, ck)
+            save_atomic({**st, "config": asdict(cfg)}, ck)
     seconds += time.perf_counter() - t0
     if end < cfg.steps:
         return {"steps": end, "complete": False, "train_seconds": seconds}
@@ -379,7 +372,7 @@ def _finish(task, cfg: STTSTrainConfig, out: Path, history: list, seconds: float
         "scorer_init": f"TemporalTokenScorer from seed {cfg.seed} (the untrained stts scorer of the same seed)",
     }
     if rank == 0:
-        _atomic_save(task.scorer.state_dict(), out / "scorer.pt")
+        save_atomic(task.scorer.state_dict(), out / "scorer.pt")
         if cfg.mode == "end-to-end":
             task.save_model(out / "model")
             metrics["model_dir"] = "model"
