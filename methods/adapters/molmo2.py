@@ -29,7 +29,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from costmodel.schedule import TokenSchedule, uniform_vision
-from methods.runtime import PrefillResult
+from methods.runtime import VISUAL, PrefillResult
 from methods.types import Reduction, VideoTokens
 
 from . import molmo2_loading as loading
@@ -243,7 +243,7 @@ class Molmo2VideoAdapter(HFModelDims):
             types = torch.cat([types, types.new_zeros(1, L - types.shape[1])], dim=1)
         out = self._lm(inputs.inputs_embeds, inputs.position_ids, types, use_cache=use_cache)
         h = out.last_hidden_state
-        visual = int((inputs.kinds == 1).sum())
+        visual = int((inputs.kinds == VISUAL).sum())
         res = PrefillResult(hidden=h, index=torch.arange(L, device=h.device), cache=out.cache if use_cache else None,
                             next_position=int(inputs.position_ids[-1]) + 1, stage_keeps=[],
                             llm_visual=[visual] * self.num_layers, llm_newline=[0] * self.num_layers,
