@@ -1,10 +1,13 @@
-"""The registered "stts" Method: STTS's in-ViT pruning applied to the HF LLaVA-OV SigLIP tower.
+"""The registered "stts" Method (and its ablation rules): STTS's in-ViT pruning (papers.md §1.3).
 
-STTS's own backbone (Molmo2) is not in transformers, so the replication transplants the mechanism
-(papers.md §1.3) onto LLaVA-OV: scorer after block ``prune_at``, soft key bias in block
-``prune_at+1``, hard prune + first-fit-decreasing packing after it, connector on the unpacked layout,
-only surviving pooled tokens reach the LLM. Groups are the 2 x 2 cells of LLaVA-OV's pooling stride
-(one group per pooled token; see ``methods.adapters.vision_prune`` for the bilinear mapping).
+On STTS's own backbone, Molmo2 (``methods.adapters.molmo2``), the groups are the connector's 3 x 3
+pooling windows and the adapter's ``encode_video_pruned`` runs its ViT with the pruning. On
+LLaVA-OV the mechanism is transplanted into the HF SigLIP tower: scorer after block ``prune_at``,
+soft key bias in block ``prune_at+1``, hard prune + first-fit-decreasing packing after it,
+connector on the unpacked layout, only surviving pooled tokens reach the LLM; groups are the 2 x 2
+cells of LLaVA-OV's pooling stride (one group per pooled token; see
+``methods.adapters.vision_prune`` for the bilinear mapping). Both run the blocks in
+``vision_prune.run_blocks``.
 
 Stages: ``in_vit`` (the adapter's ``encode_video`` delegates the tower forward to
 ``encode_in_vit``) and a pre-LLM ``reduce`` that keeps the surviving pooled tokens in original order.
@@ -134,7 +137,7 @@ class STTS(Method):
         c = self.config
         group = c.group_for(adapter)
         learned = c.prune_method == "scorer"
-        if hasattr(adapter, "encode_video_pruned"):  # adapters with their own ViT loop (Molmo2)
+        if hasattr(adapter, "encode_video_pruned"):  # adapters with their own ViT input and connector (Molmo2)
             return adapter.encode_video_pruned(
                 pixel_values, prune_at=c.prune_at, topk=float(c.topk), rule=c.prune_method,
                 scorer=self.scorer(adapter) if learned and c.topk > 0 else None,

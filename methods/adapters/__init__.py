@@ -1,5 +1,6 @@
 """Model adapters on one protocol (:mod:`methods.adapters.base`), one module per model family.
 LLaVA-OneVision / LLaVA-Video via HF ``LlavaOnevision*``: :mod:`methods.adapters.llava_onevision`;
+Molmo2 (STTS's backbone) via HF ``Molmo2ForConditionalGeneration``: :mod:`methods.adapters.molmo2`;
 Qwen2.5-VL via HF ``Qwen2_5_VLForConditionalGeneration``: :mod:`methods.adapters.qwen2_5_vl`."""
 from .base import Generation, PromptInputs, VideoLLMAdapter
 from .llava_onevision import SETTINGS, LlavaOnevisionAdapter

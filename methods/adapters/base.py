@@ -1,7 +1,7 @@
 """The adapter protocol: what :mod:`methods.pipeline` needs from one model family.
 
-An adapter wraps one HF model instance of one family (LLaVA-OneVision / LLaVA-Video,
-Qwen2.5-VL; Molmo2 has its own pre-LLM adapter) and knows *where things are* in it: the vision tower and the
+An adapter wraps one HF model instance of one family (LLaVA-OneVision / LLaVA-Video:
+``llava_onevision``; Molmo2: ``molmo2``; Qwen2.5-VL: ``qwen2_5_vl``) and knows *where things are* in it: the vision tower and the
 saliency signals it can give, how a prompt is laid out around the video, which decoder stack
 :mod:`methods.runtime` runs, and the model's :class:`costmodel.arch.ArchSpec`. It does not order
 the stages of a request: :func:`methods.pipeline.run` does, for every caller.

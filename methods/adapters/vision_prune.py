@@ -40,8 +40,8 @@ from methods.stts import (Packed, TemporalTokenScorer, attention_bias, groups_to
                           rearrange_tokens, select_by_rule, select_groups, unpack)
 from methods.types import VideoTokens
 
-__all__ = ["TowerRun", "PrunedVideoTokens", "run_tower", "tower_layers_run", "pool_kept",
-           "encode_video_pruned", "check_pooling_groups"]
+__all__ = ["TowerRun", "PrunedVideoTokens", "run_blocks", "run_tower", "tower_layers_run", "pool_kept",
+           "encode_video_pruned", "check_pooling_groups", "check_prune_at", "pruned_info"]
 
 
 @dataclass
@@ -57,6 +57,8 @@ class TowerRun:
     prune_hidden (F, N, D) hidden states after block prune_at (novelty targets), or None
     vision_load  VisionLoad of every layer run (bins x capacity after block prune_at+1)
     packed       the packing, when one ran
+    features     {block: (F, N, D)} every collected block's output in the original layout
+                 (``hidden`` is the deepest; Molmo2's connector reads several blocks)
     """
 
     hidden: torch.Tensor
@@ -67,6 +69,7 @@ class TowerRun:
     prune_hidden: Optional[torch.Tensor]
     vision_load: tuple[VisionLoad, ...]
     packed: Optional[Packed] = None
+    features: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -102,56 +105,58 @@ def _additive(mask: torch.Tensor, dtype) -> torch.Tensor:
     return out[:, None]
 
 
-def run_tower(tower, pixel_values: torch.Tensor, layers: int, *, prune_at: Optional[int] = None,
-              scorer: Optional[TemporalTokenScorer] = None, topk: float = 0.0, group: int = 2,
-              rescale_min: float = math.exp(-2.0), keep_groups: Optional[torch.Tensor] = None,
-              apply_bias: bool = True, keep_prune_hidden: bool = False, rule: str = "scorer",
-              seed: int = 0) -> TowerRun:
-    """Run ``layers`` encoder layers of an HF SigLIP tower over one video's frames (F, 3, S, S).
+def check_prune_at(prune_at, layers: int, rule: str) -> None:
+    """``prune_at`` must leave the blocks its rule needs: the bias block prune_at+1 for the learned
+    scorer, block prune_at itself for the non-learned rules (they pack right after it)."""
+    last = layers - 2 if rule == "scorer" else layers - 1
+    if isinstance(prune_at, bool) or not isinstance(prune_at, int) or not 0 <= prune_at <= last:
+        what = "the bias block prune_at+1 must exist" if rule == "scorer" else "block prune_at must run"
+        raise ValueError(f"prune_at must be an int in [0, {last}] for a tower running {layers} layers with "
+                         f"rule {rule!r} ({what}), got {prune_at!r}")
 
-    ``prune_at=None``: plain per-frame forward (no scorer, no packing). Otherwise the scorer (if
-    given) scores after block ``prune_at``; the keep set is ``keep_groups`` if given, else
-    ``select_groups(scores, topk)``; block ``prune_at+1`` gets the bias (if a scorer and
-    ``apply_bias``); later blocks run packed. Keeping everything skips the packing (no saving).
-    ``rule`` random / heuristic / easy (STTS's non-learned rules): the keep set comes from the
-    tower's input embeddings (``select_by_rule``) and packing starts right after block prune_at.
-    """
-    if pixel_values.dim() != 4:
-        raise ValueError(f"pixel_values must be (F, 3, H, W), got {tuple(pixel_values.shape)}")
-    n_layers = len(tower.encoder.layers)
-    if not 1 <= layers <= n_layers:
-        raise ValueError(f"layers must be in [1, {n_layers}], got {layers}")
-    cfg = tower.config
-    side = cfg.image_size // cfg.patch_size
-    grid = (side, side)
+
+def run_blocks(blocks, h: torch.Tensor, grid: tuple[int, int], collect, *, prune_at: Optional[int] = None,
+               scorer: Optional[TemporalTokenScorer] = None, topk: float = 0.0, group: int = 2,
+               rescale_min: float = math.exp(-2.0), keep_groups: Optional[torch.Tensor] = None,
+               apply_bias: bool = True, keep_prune_hidden: bool = False, rule: str = "scorer",
+               seed: int = 0) -> TowerRun:
+    """Run the ViT ``blocks`` (each called as ``block(hidden, additive_mask)``, as SigLIP's and
+    Molmo2's encoder layers are) over embedded frames ``h`` (F, N, D) on a ``grid`` of patches.
+
+    ``prune_at=None``: plain per-frame forward. Otherwise the scorer (if given) scores after block
+    ``prune_at``; the keep set is ``keep_groups`` if given, else ``select_groups(scores, topk)``;
+    block ``prune_at+1`` gets the bias (if a scorer and ``apply_bias``); later blocks run packed.
+    Keeping everything skips the packing (no saving). ``rule`` random / heuristic / easy (STTS's
+    non-learned rules): the keep set comes from ``h`` (``select_by_rule``) and packing starts right
+    after block prune_at. ``collect``: the blocks whose outputs are returned in ``features``,
+    scattered back to the (F, N) layout; ``hidden`` is the deepest of them."""
+    layers = max(collect) + 1
     if prune_at is not None:
-        if isinstance(prune_at, bool) or not isinstance(prune_at, int) or not 0 <= prune_at <= layers - 2:
-            raise ValueError(f"prune_at must be an int in [0, {layers - 2}] for a tower running {layers} "
-                             f"layers (the bias block prune_at+1 must exist), got {prune_at!r}")
+        check_prune_at(prune_at, layers, rule)
         if scorer is None and keep_groups is None and rule == "scorer":
             raise ValueError("pruning needs a scorer or an explicit keep_groups mask")
-    h = tower.embeddings(pixel_values.to(tower.embeddings.patch_embedding.weight.dtype))
-    if prune_at is not None and rule != "scorer" and keep_groups is None:
-        keep_groups = select_by_rule(h, grid, topk, rule, group=group, seed=seed)
+        if rule != "scorer" and keep_groups is None:
+            keep_groups = select_by_rule(h, grid, topk, rule, group=group, seed=seed)
     pack_at = None if prune_at is None else (prune_at + 1 if rule == "scorer" else prune_at)
     F_, N, _ = h.shape
-    full = VisionLoad(F_, N)
     loads: list[VisionLoad] = []
-    scores = bias = prune_hidden = packed = None
-    mask = None
+    feats: dict[int, torch.Tensor] = {}
+    scores = bias = prune_hidden = packed = packed_h = mask = None
     patch_keep = torch.ones(F_, N, dtype=torch.bool, device=h.device)
-    packed_h = None
     for l in range(layers):
-        layer = tower.encoder.layers[l]
         if packed_h is not None:
-            packed_h = layer(packed_h, mask)
+            packed_h = blocks[l](packed_h, mask)
             loads.append(VisionLoad(packed.num_bins, packed.hidden.shape[1]))
+            if l in collect:
+                feats[l] = unpack(packed_h, packed)
             continue
         attn_mask = None
         if prune_at is not None and l == prune_at + 1 and bias is not None:
             attn_mask = bias.to(h.dtype)[:, None, None, :]        # key bias, over heads and queries
-        h = layer(h, attn_mask)
-        loads.append(full)
+        h = blocks[l](h, attn_mask)
+        loads.append(VisionLoad(F_, N))
+        if l in collect:
+            feats[l] = h
         if prune_at is None:
             continue
         if l == prune_at:
@@ -168,9 +173,22 @@ def run_tower(tower, pixel_values: torch.Tensor, layers: int, *, prune_at: Optio
             packed = rearrange_tokens(h, patch_keep)
             packed_h = packed.hidden
             mask = _additive(packed.attn_mask, h.dtype)
-    hidden = unpack(packed_h, packed) if packed is not None else h
-    return TowerRun(hidden=hidden, patch_keep=patch_keep, group_keep=keep_groups, scores=scores, bias=bias,
-                    prune_hidden=prune_hidden, vision_load=tuple(loads), packed=packed)
+    return TowerRun(hidden=feats[layers - 1], patch_keep=patch_keep, group_keep=keep_groups, scores=scores,
+                    bias=bias, prune_hidden=prune_hidden, vision_load=tuple(loads), packed=packed, features=feats)
+
+
+def run_tower(tower, pixel_values: torch.Tensor, layers: int, *, group: int = 2, **prune) -> TowerRun:
+    """Run ``layers`` encoder layers of an HF SigLIP tower over one video's frames (F, 3, S, S), with
+    the pruning options of :func:`run_blocks` (``prune_at``, ``scorer``, ``topk``, ``keep_groups``, ...)."""
+    if pixel_values.dim() != 4:
+        raise ValueError(f"pixel_values must be (F, 3, H, W), got {tuple(pixel_values.shape)}")
+    n_layers = len(tower.encoder.layers)
+    if not 1 <= layers <= n_layers:
+        raise ValueError(f"layers must be in [1, {n_layers}], got {layers}")
+    cfg = tower.config
+    side = cfg.image_size // cfg.patch_size
+    h = tower.embeddings(pixel_values.to(tower.embeddings.patch_embedding.weight.dtype))
+    return run_blocks(tower.encoder.layers, h, (side, side), [layers - 1], group=group, **prune)
 
 
 def check_pooling_groups(adapter, group: int) -> tuple[int, int]:
@@ -217,15 +235,17 @@ def encode_video_pruned(adapter, pixel_values: torch.Tensor, *, prune_at: Option
                     layers, prune_at=prune_at, scorer=scorer, topk=topk, group=group,
                     rescale_min=rescale_min, keep_groups=keep_groups, rule=rule, seed=seed)
     features = pool_kept(adapter, run.hidden, run.patch_keep)
-    F_ = features.shape[0]
     keep = (run.group_keep.to(features.device) if run.group_keep is not None
             else torch.ones(features.shape[:2], dtype=torch.bool, device=features.device))
     features = torch.where(keep[..., None], features, torch.zeros_like(features))  # not emitted -> 0
     ts = None if timestamps is None else torch.as_tensor(timestamps, dtype=torch.float32)
-    info = {"kept_pooled": int(keep.sum()), "pooled": int(keep.numel()),
-            "kept_per_frame": keep.sum(1).tolist(),
-            "bins": run.packed.num_bins if run.packed is not None else F_,
-            "refilled_patches": int(run.packed.refill_mask.sum()) if run.packed is not None else 0}
     return PrunedVideoTokens(features=features, grid=adapter.grid, timestamps=ts,
                              newline_policy=adapter.newline_policy, keep=keep,
-                             vision_load=run.vision_load, info=info)
+                             vision_load=run.vision_load, info=pruned_info(keep, run.packed))
+
+
+def pruned_info(keep: torch.Tensor, packed: Optional[Packed]) -> dict:
+    """What the pruning kept (F, G) and how the later blocks were packed (bins, refilled patches)."""
+    return {"kept_pooled": int(keep.sum()), "pooled": int(keep.numel()), "kept_per_frame": keep.sum(1).tolist(),
+            "bins": packed.num_bins if packed is not None else int(keep.shape[0]),
+            "refilled_patches": int(packed.refill_mask.sum()) if packed is not None else 0}

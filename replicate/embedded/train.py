@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -27,6 +26,7 @@ from typing import Optional
 import torch
 
 from replicate.provenance import provenance
+from replicate.training import torch_threads, warmup_cosine_lr
 
 from .evaluate import collate, evaluate
 from .model import TinyArch, build_inputs_embeds, build_model, pooled_side, preprocessor_dict, video_features
@@ -125,12 +125,10 @@ def progress(step: int, elapsed: float, cfg: TrainConfig) -> float:
 
 
 def _lr(step: int, cfg: TrainConfig, p: Optional[float] = None) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    p = step / cfg.steps if p is None else p
-    w = cfg.warmup / cfg.steps
-    t = min(1.0, max(0.0, (p - w) / max(1e-9, 1 - w)))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+    """Warm-up then cosine decay placed by the run's progress ``p`` (steps or time budget; None:
+    the step fraction)."""
+    return warmup_cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, cfg.min_lr_ratio,
+                            progress=step / cfg.steps if p is None else p)
 
 
 def object_scale(step: int, cfg: TrainConfig, p: Optional[float] = None,
@@ -205,12 +203,8 @@ def _losses(model, probes: Optional[AuxProbes], cfg: TrainConfig, samples, batch
 
 def train(cfg: TrainConfig, out: Optional[str | Path] = None, log=print) -> tuple[object, object, dict]:
     """Train; returns (model, tokenizer, metrics). Saves a checkpoint dir when ``out`` is given."""
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):  # no process-wide side effect for callers
         return _train(cfg, out, log)
-    finally:
-        torch.set_num_threads(previous_threads)  # no process-wide side effect for callers
 
 
 def _train(cfg: TrainConfig, out, log):

@@ -104,33 +104,24 @@ def _clock(fn, device, repeats: int, warmup: int) -> tuple[float, object]:
     return sorted(times)[len(times) // 2], out
 
 
-def _request(adapter, pix, scorer, topk: float, prune_at: int):
-    """ViT (+ scorer, bias, packing) -> connector -> prompt -> LLM prefill; returns the schedule facts."""
-    from methods.adapters.molmo2 import Molmo2PrunedTokens
+def _request(adapter, pix, method, question: str = "What happens in the video?"):
+    """One request through ``methods.pipeline.run``: ViT (+ scorer, bias, packing) -> connector ->
+    prompt -> LLM prefill; returns the schedule facts."""
+    from methods.pipeline import run
 
-    with torch.no_grad():
-        run = adapter.run_tower(pix, prune_at=prune_at if scorer is not None else None, topk=topk, scorer=scorer)
-        tokens = Molmo2PrunedTokens(features=adapter.connect(run), grid=adapter.grid, newline_policy="none",
-                                    keep=run.group_keep, vision_load=run.vision_load)
-        inputs = adapter.build_inputs("What happens in the video?", tokens)
-        adapter.forward(inputs)
-    return {"bins": run.packed.num_bins if run.packed is not None else pix.shape[0],
-            "llm_visual": inputs.visual_tokens, "prompt": inputs.length}
+    r = run(adapter, method, pix, question)
+    return {"bins": r.video.info["bins"] if hasattr(r.video, "info") else pix.shape[0],
+            "llm_visual": r.schedule.llm_visual[0], "prompt": r.inputs.length}
 
 
 def _train_step(adapter, pix, scorer, topk: float, prune_at: int, answer_ids: torch.Tensor):
     """Forward + backward of the answer loss with every weight trainable (end-to-end SFT)."""
-    from methods.adapters.molmo2 import Molmo2PrunedTokens
+    from methods.adapters.molmo2 import answer_logits
 
     run = adapter.run_tower(pix, prune_at=prune_at if scorer is not None else None, topk=topk, scorer=scorer)
-    tokens = Molmo2PrunedTokens(features=adapter.connect(run), grid=adapter.grid, newline_policy="none",
-                                keep=run.group_keep, vision_load=run.vision_load)
-    inputs = adapter.build_inputs("What happens in the video?", tokens)
-    emb = torch.cat([inputs.inputs_embeds, adapter.model.get_input_embeddings()(answer_ids)[None]], dim=1)
-    types = torch.cat([inputs.mm_token_type_ids, torch.zeros_like(answer_ids)[None]], dim=1)
-    logits = adapter.model(inputs_embeds=emb, mm_token_type_ids=types, logits_to_keep=0).logits[0]
-    L = inputs.length
-    loss = torch.nn.functional.cross_entropy(logits[L - 1:L - 1 + answer_ids.numel()].float(), answer_ids)
+    inputs = adapter.build_inputs("What happens in the video?", adapter.tokens_of(run))
+    logits = answer_logits(adapter, inputs, answer_ids)
+    loss = torch.nn.functional.cross_entropy(logits.float(), answer_ids)
     loss.backward()
     adapter.model.zero_grad(set_to_none=True)
     if scorer is not None:
@@ -141,10 +132,13 @@ def _train_step(adapter, pix, scorer, topk: float, prune_at: int, answer_ids: to
 def time_molmo2(adapter, frames: Sequence[int], topk: float = 0.5, prune_at: int = 3, repeats: int = 3,
                 warmup: int = 1, seed: int = 0, train: bool = True) -> list[dict]:
     """Measured inference and training-step seconds, vanilla vs STTS, per frame count."""
+    from methods.baselines.inner_llm import Vanilla
     from methods.stts_method import STTS, STTSMethodConfig
 
     dev = adapter.device
-    scorer = STTS(STTSMethodConfig(topk=topk, prune_at=prune_at, seed=seed)).scorer(adapter)
+    stts = STTS(STTSMethodConfig(topk=topk, prune_at=prune_at, seed=seed))
+    scorer = stts.scorer(adapter)
+    methods = {"vanilla": Vanilla(), "stts": stts}
     answer = torch.tensor([11, 12, 13, 14], device=dev)
     for p in adapter.model.parameters():
         p.requires_grad_(True)
@@ -154,7 +148,7 @@ def time_molmo2(adapter, frames: Sequence[int], topk: float = 0.5, prune_at: int
                           generator=torch.Generator().manual_seed(seed)).to(device=dev, dtype=adapter.dtype)
         row = {"frames": f, "device": str(dev), "dtype": str(adapter.dtype).replace("torch.", "")}
         for name, sc in (("vanilla", None), ("stts", scorer)):
-            t, facts = _clock(lambda: _request(adapter, pix, sc, topk, prune_at), dev, repeats, warmup)
+            t, facts = _clock(lambda: _request(adapter, pix, methods[name]), dev, repeats, warmup)
             row[f"{name}_inference_s"] = t
             row[f"{name}_bins"], row[f"{name}_llm_visual"] = facts["bins"], facts["llm_visual"]
             if train:

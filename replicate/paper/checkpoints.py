@@ -6,7 +6,8 @@ HF layout is all a user points the config at. HF's LLaVA-OneVision / LLaVA-Video
 no MAP head (``vision_use_head=False``); Tango and FastVID take their saliency from it, so on a
 full-size tower they need the head from the original SigLIP checkpoint and fail without it (never a
 silent random head). A tiny tower (rehearsal, tests) without that path keeps the adapter's seeded
-random head, and the cell says so.
+random head, and the cell says so. STTS runs with the scorer its Molmo2 checkpoint carries
+(``attach_stts_scorer``).
 """
 from __future__ import annotations
 
@@ -72,16 +73,44 @@ def load_adapter(config: Mapping[str, Any], name: str, *, device: str = "cpu", d
         except (OSError, ValueError) as exc:
             raise PaperInputError(f"cannot load checkpoint {str(path)!r} (config key {key}): {exc}") from exc
         return adapter, {"checkpoint_dir": str(path), "model_type": model_type, "setting": setting}
-    if model_type.startswith("molmo"):
+    if model_type == "molmo2":
+        from methods.adapters.molmo2 import Molmo2VideoAdapter
+
         try:
-            from methods.adapters import molmo2  # the STTS backbone's adapter (issue 12)
-        except ImportError as exc:
-            raise PaperInputError(f"checkpoint {str(path)!r} (config key {key}) is a {model_type!r} model, and "
-                                  f"this checkout has no Molmo2 adapter (methods/adapters/molmo2.py)") from exc
-        return molmo2.Molmo2Adapter.from_pretrained(path, dtype=dtype, device=device), {
-            "checkpoint_dir": str(path), "model_type": model_type}
+            adapter = Molmo2VideoAdapter.from_pretrained(path, dtype=dtype, device=device)
+        except (OSError, ValueError) as exc:
+            raise PaperInputError(f"cannot load checkpoint {str(path)!r} (config key {key}): {exc}") from exc
+        return adapter, {"checkpoint_dir": str(path), "model_type": model_type}
     raise PaperInputError(f"checkpoint {str(path)!r} (config key {key}) has model_type {model_type!r}; "
                           f"supported: llava_onevision, molmo2")
+
+
+def attach_stts_scorer(adapter, method, name: str) -> dict[str, Any]:
+    """Give an STTS method on a Molmo2 checkpoint the scorer that checkpoint carries (the released
+    Lite-30/50, or one written by ``replicate.stts_train --backbone molmo2``); a Molmo2 checkpoint
+    without one fails naming the key (never a silent random scorer). Returns what was done."""
+    from methods.adapters.molmo2_loading import STTS_SCORER_PREFIX
+    from methods.stts_method import STTS
+
+    if not isinstance(method, STTS) or not hasattr(adapter, "stts_scorer_state"):
+        return {}
+    if method.config.prune_method != "scorer":
+        return {"stts_scorer": f"not used by rule {method.config.prune_method!r}"}
+    state = adapter.stts_scorer_state()
+    if state is None:
+        raise PaperInputError(
+            f"checkpoint {adapter.checkpoint_dir!r} (config key {checkpoint_key(name)}) carries no STTS scorer "
+            f"(no {STTS_SCORER_PREFIX}* tensors): point the key at an STTS checkpoint (Molmo2-4B-Lite-30/50, "
+            f"or one trained with python -m replicate.stts_train --backbone molmo2)")
+    scorer = method.scorer(adapter)
+    try:
+        scorer.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise PaperInputError(f"STTS scorer in {adapter.checkpoint_dir!r} (config key {checkpoint_key(name)}) "
+                              f"does not fit this model's ViT: {exc}") from exc
+    method.set_scorer(scorer.eval())
+    return {"stts_scorer": f"trained scorer from {adapter.checkpoint_dir} ({STTS_SCORER_PREFIX}*)",
+            "trained_scorer": True}
 
 
 def attach_map_head(adapter, config: Mapping[str, Any], method: str) -> dict[str, Any]:

@@ -11,8 +11,13 @@
   byte-level tokenizer built here), preprocessor_config.json, processor_config.json,
   chat_template.json); ``checkpoints/siglip-so400m/``: a tiny SigLIP (config.json with
   model_type siglip + model.safetensors holding the MAP head), so the head-loading path runs.
-  Molmo2 checkpoints are tiny LLaVA-OneVision stand-ins while this checkout has no Molmo2 adapter
-  (``REHEARSAL.json`` in the directory says so, and the cell records it).
+  The Molmo2 checkpoints are tiny random-weight Molmo2 (``methods.adapters.molmo2``: 9x9 patches,
+  3x3 pooled tokens per frame, 8 ViT blocks) in the same layout (config.json, sharded safetensors +
+  index, tokenizer files, preprocessor_config.json, chat_template.json); the STTS ones
+  (``molmo2-4b-lite-50`` / ``-lite-30``) carry an STTS scorer in their safetensors where the released
+  Lite checkpoints carry theirs (``molmo2_loading.STTS_SCORER_PREFIX``; random weights here, seeded).
+  ``molmo2-4b-stts-80-local`` is not written: no 80 % checkpoint was released, so its key stays
+  empty and its claim says ``not-run`` naming it, as on a real box until one is trained.
 - ``datasets/<benchmark>/``: each benchmark in its real layout (replicate.benchmarks.fixtures;
   Video-MME as the HF parquet), clips encoded with PyAV with enough frames for the claims' frame
   counts (the most any selected claim uses); ``datasets/stts-13tasks/<benchmark>`` links to them.
@@ -34,7 +39,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 LLAVA_CHECKPOINTS = ("llava-onevision-7b", "llava-onevision-72b", "llava-video-7b")
-MOLMO_CHECKPOINTS = ("molmo2-4b", "molmo2-4b-lite-50", "molmo2-4b-lite-30", "molmo2-4b-stts-80-local")
+#: released Molmo2 checkpoints -> STTS pruned fraction of the scorer they carry (None: the base model)
+MOLMO_CHECKPOINTS = {"molmo2-4b": None, "molmo2-4b-lite-50": 0.5, "molmo2-4b-lite-30": 0.3}
 BENCHMARK_DIRS = ("mvbench", "egoschema", "longvideobench", "videomme", "mlvu")
 SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>")
 VOCAB = 1000
@@ -69,25 +75,45 @@ def byte_tokenizer():
                                    additional_special_tokens=["<|im_start|>", "<image>", "<video>"])
 
 
-def write_llava_checkpoint(out: Path, seed: int, note: dict | None = None) -> Path:
+def _write_processor_files(out: Path, processor_config: dict) -> None:
+    """Tokenizer files, chat_template.json and processor_config.json of a checkpoint."""
+    byte_tokenizer().save_pretrained(out)
+    (out / "chat_template.json").write_text(json.dumps({"chat_template": (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")}, indent=1))
+    (out / "processor_config.json").write_text(json.dumps(processor_config, indent=1))
+
+
+def write_llava_checkpoint(out: Path, seed: int) -> Path:
     from methods.adapters import LlavaOnevisionAdapter
 
     adapter = LlavaOnevisionAdapter.from_config(tiny_llava_config(), seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     adapter.model.save_pretrained(out, max_shard_size="500KB")  # sharded, with the index, like the hub copies
-    byte_tokenizer().save_pretrained(out)
     (out / "preprocessor_config.json").write_text(json.dumps({
         "image_processor_type": "LlavaOnevisionImageProcessor", "processor_class": "LlavaOnevisionProcessor",
         "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_normalize": True, "do_rescale": True,
         "rescale_factor": 1 / 255, "resample": 3, "size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE}}, indent=1))
-    (out / "processor_config.json").write_text(json.dumps({
+    _write_processor_files(out, {
         "processor_class": "LlavaOnevisionProcessor", "vision_feature_select_strategy": "full",
-        "num_image_tokens": (IMAGE_SIZE // 14) ** 2, "video_token": "<video>", "image_token": "<image>"}, indent=1))
-    (out / "chat_template.json").write_text(json.dumps({"chat_template": (
-        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")}, indent=1))
-    if note:
-        (out / "REHEARSAL.json").write_text(json.dumps(note, indent=1))
+        "num_image_tokens": (IMAGE_SIZE // 14) ** 2, "video_token": "<video>", "image_token": "<image>"})
+    return out
+
+
+def write_molmo2_checkpoint(out: Path, seed: int, topk: float | None = None) -> Path:
+    """A tiny random-weight Molmo2 in the HF layout; ``topk`` given: an STTS checkpoint carrying a
+    (seeded, random) scorer for that pruned fraction, as Lite-30/50 carry their trained one."""
+    from methods.adapters.molmo2 import Molmo2VideoAdapter
+    from methods.stts_method import STTS, STTSMethodConfig
+
+    adapter = Molmo2VideoAdapter.tiny(seed=seed, vocab_size=VOCAB)
+    scorer = None if topk is None else STTS(STTSMethodConfig(topk=topk, seed=seed)).scorer(adapter)
+    out.mkdir(parents=True, exist_ok=True)
+    adapter.save_pretrained(out, scorer=scorer, max_shard_size="500KB")
+    _write_processor_files(out, {"processor_class": "Molmo2Processor"})
+    (out / "REHEARSAL.json").write_text(json.dumps({
+        "checkpoint": out.name, "family": "molmo2", "weights": f"random, seed {seed}",
+        "stts_scorer": None if topk is None else f"random-init STTS scorer for topk {topk}, seed {seed}"}, indent=1))
     return out
 
 
@@ -139,13 +165,9 @@ def make(directory: str | Path, *, n: int = 12, claims: str | list[str] = "all",
     for i, name in enumerate(LLAVA_CHECKPOINTS):
         if name in names:
             ckpts[name] = str(write_llava_checkpoint(d / "checkpoints" / name, seed=i))
-    for i, name in enumerate(MOLMO_CHECKPOINTS):
-        if name not in names:
-            continue
-        note = {"stands_in_for": name, "family": "llava_onevision",
-                "why": "this checkout has no Molmo2 adapter (methods/adapters/molmo2.py); the STTS method runs "
-                       "in the tower of this tiny LLaVA-OneVision instead"}
-        ckpts[name] = str(write_llava_checkpoint(d / "checkpoints" / name, seed=10 + i, note=note))
+    for i, (name, topk) in enumerate(MOLMO_CHECKPOINTS.items()):
+        if name in names:
+            ckpts[name] = str(write_molmo2_checkpoint(d / "checkpoints" / name, seed=10 + i, topk=topk))
     ckpts["siglip-so400m"] = str(write_siglip_checkpoint(d / "checkpoints" / "siglip-so400m"))
     datasets = write_datasets(d / "datasets", n, frames)
     config = {"tiers": {"analytic": False, "cpu": False, "gpu": False, "paper": True},

@@ -27,7 +27,7 @@ from replicate.benchmarks.prompts import format_prompt, parse_letter
 from replicate.benchmarks.scoring import score
 
 from .cells import CELLS_ROOT, Cell
-from .checkpoints import PaperInputError, attach_map_head, load_adapter
+from .checkpoints import PaperInputError, attach_map_head, attach_stts_scorer, load_adapter
 
 ANSWER_MODES = ("generate", "option_logits")
 
@@ -61,11 +61,12 @@ def shard_bounds(n_samples: int, shard: int, n_shards: int) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------- the request path
 def request(adapter, clip, prompt: str, max_new_tokens: int):
-    """THE request of one sample in the paper tier (video -> attached method -> LLM -> tokens).
+    """THE request of one sample in the paper tier: ``methods.pipeline.run`` with the attached method
+    (video -> in-ViT / pre-LLM / inner-LLM stages -> greedy tokens), the same for every family."""
+    from methods.pipeline import run
 
-    The only call into the model from this package, so the pipeline can be swapped in here."""
-    return adapter.run(clip.pixel_values, prompt, timestamps=clip.timestamps, max_new_tokens=max_new_tokens,
-                       duration=clip.duration, eos_token_id=getattr(adapter.tokenizer, "eos_token_id", None))
+    return run(adapter, None, clip.pixel_values, prompt, timestamps=clip.timestamps, duration=clip.duration,
+               decode_steps=max_new_tokens - 1, eos_token_id=getattr(adapter.tokenizer, "eos_token_id", None))
 
 
 def letter_ids(tokenizer, n: int) -> list[int]:
@@ -89,10 +90,10 @@ def answer(adapter, sample: MCQSample, clip, mode: str, max_new_tokens: int) -> 
     model_s = time.perf_counter() - t0
     n = len(sample.options)
     if mode == "generate":
-        prediction = gen.text
-        idx = parse_letter(gen.text, n)
+        prediction = adapter.tokenizer.decode(gen.tokens)
+        idx = parse_letter(prediction, n)
     else:
-        logits = gen.prefill_logits[letter_ids(adapter.tokenizer, n)]
+        logits = gen.logits[letter_ids(adapter.tokenizer, n)]
         idx = int(logits.argmax())
         prediction = LETTERS[idx]
     visual = gen.schedule.llm_visual
@@ -130,9 +131,9 @@ def build_method(cell: Cell, adapter, model: str):
         retention = 0.5 ** stages
     if cell.method == "tango" and "sink_indices" not in overrides:
         overrides = {**overrides, "sink_indices": list(_default_sinks(adapter))}
-    tower = len(adapter.model.model.vision_tower.encoder.layers)
-    opts = cell_options(cell.method, retention, adapter.num_layers, overrides=overrides, vision_layers=tower,
-                        paper_layers=load_arch(model).llm.layers, newline=getattr(adapter, "newline_policy", None))
+    opts = cell_options(cell.method, retention, adapter.num_layers, overrides=overrides,
+                        vision_layers=adapter.vision_layers, paper_layers=load_arch(model).llm.layers,
+                        newline=getattr(adapter, "newline_policy", None))
     opts["label"] = method_label(cell.method, opts["applied"])
     return get_method(cell.method, **opts["applied"]), opts
 
@@ -200,8 +201,11 @@ def compute_shard(cell: Cell, shard: int, n_shards: int, config: Mapping[str, An
             method, opts = build_method(cell, adapter, cell.model)
         except ValueError as exc:
             return {**header, "status": "not-applicable", "reason": f"options rejected: {exc}"}, []
+        scorer = attach_stts_scorer(adapter, method, cell.checkpoint)
+        if scorer.get("trained_scorer"):
+            opts["label"] = cell.method
         header["options"] = opts
-        header.update(attach_map_head(adapter, config, cell.method))
+        header.update(scorer, **attach_map_head(adapter, config, cell.method))
         records = _with_method(adapter, method, samples[lo:hi], cell, mode, paper, progress)
     except PaperInputError as exc:
         return {**header, "status": "error", "reason": str(exc), "seconds": time.perf_counter() - t0}, []

@@ -21,10 +21,9 @@ from ``checkpoint.pt`` ends with the same weights as an uninterrupted one (teste
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -33,6 +32,8 @@ import torch.nn.functional as Fn
 
 from methods.stts_method import STTS, STTSMethodConfig, stts_losses
 from methods.stts import TemporalTokenScorer, auxiliary_loss, novelty_targets
+from replicate.io import write_text
+from replicate.training import save_atomic, torch_threads, warmup_cosine_lr
 
 BACKBONES = ("llava-ov", "molmo2")
 MODES = ("scorer", "end-to-end")
@@ -78,16 +79,8 @@ class STTSTrainConfig:
             raise ValueError(f"dtype must be 'fp32' or 'bf16', got {self.dtype!r}")
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _atomic_json(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str))
 
 
 def load_scorer(path, dim: int, method_config: STTSMethodConfig, vision_config, group: int) -> TemporalTokenScorer:
@@ -208,7 +201,7 @@ class Molmo2Task:
         return clip.pixel_values, sample["question"], sample["answer"]
 
     def losses(self, sample) -> tuple[torch.Tensor, torch.Tensor, int]:
-        from methods.adapters.molmo2 import Molmo2PrunedTokens
+        from methods.adapters.molmo2 import answer_logits
         from methods.adapters.text import encode_text
 
         a = self.adapter
@@ -219,19 +212,15 @@ class Molmo2Task:
         F_, N, D = run.prune_hidden.shape
         h, w = a.tower_grid
         aux = auxiliary_loss(run.scores, novelty_targets(run.prune_hidden.reshape(F_, h, w, D), self.group))
-        tokens = Molmo2PrunedTokens(features=a.connect(run), grid=a.grid, newline_policy="none",
-                                    keep=run.group_keep, vision_load=run.vision_load)
-        inputs = a.build_inputs(question, tokens)
+        inputs = a.build_inputs(question, a.tokens_of(run))
         ans = torch.tensor(encode_text(a.tokenizer, answer + "<|im_end|>"), device=a.device)
-        emb = torch.cat([inputs.inputs_embeds, a.model.get_input_embeddings()(ans)[None]], dim=1)
-        types = torch.cat([inputs.mm_token_type_ids, torch.zeros_like(ans)[None]], dim=1)
-        logits = a.model(inputs_embeds=emb, mm_token_type_ids=types, logits_to_keep=0).logits[0]
-        L = inputs.length
-        lm = Fn.cross_entropy(logits[L - 1:L - 1 + ans.numel()].float(), ans)
+        lm = Fn.cross_entropy(answer_logits(a, inputs, ans).float(), ans)
         return lm, aux.float(), int(run.group_keep.sum())
 
     def save_model(self, out: Path) -> None:
-        self.adapter.save_pretrained(out)
+        """The fine-tuned Molmo2 with its scorer inside, as the released Lite checkpoints carry it
+        (the paper tier loads it from there: ``replicate.paper.checkpoints.attach_stts_scorer``)."""
+        self.adapter.save_pretrained(out, scorer=self.scorer)
 
 
 def _trainable(task, mode: str) -> list:
@@ -247,11 +236,7 @@ def _trainable(task, mode: str) -> list:
 
 def _lr(step: int, cfg: STTSTrainConfig) -> float:
     """Linear warm-up over 5 % of the steps, cosine decay to 10 %."""
-    warm = max(1, cfg.steps // 20)
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    p = (step - warm) / max(1, cfg.steps - warm)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+    return warmup_cosine_lr(step, cfg.steps, cfg.lr, max(1, cfg.steps // 20), 0.1)
 
 
 def _batch(task, step: int, cfg: STTSTrainConfig, rank: int = 0, world: int = 1) -> list:
@@ -306,7 +291,11 @@ def train(cfg: STTSTrainConfig, out, *, resume: bool = True, progress: bool = Tr
         raise ValueError(f"on_mismatch must be 'error' or 'restart', got {on_mismatch!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg.threads)
+    with torch_threads(cfg.threads):
+        return _train(cfg, out, resume, progress, log, stop_after, on_mismatch)
+
+
+def _train(cfg: STTSTrainConfig, out: Path, resume: bool, progress: bool, log, stop_after, on_mismatch) -> dict:
     torch.manual_seed(cfg.seed)
     rank, world = _dist()
     task = make_task(cfg)
@@ -358,7 +347,7 @@ def train(cfg: STTSTrainConfig, out, *, resume: bool = True, progress: bool = Tr
             steps.set_postfix(lm=f"{rec['lm_loss']:.3f}", aux=f"{rec['aux_loss']:.4f}")
         if rank == 0 and ((step + 1) % cfg.save_every == 0 or step + 1 in (cfg.steps, end)):
             st = _state(task, opt, step + 1, history, seconds + time.perf_counter() - t0, cfg.mode)
-            _atomic_save({**st, "config": asdict(cfg)}, ck)
+            save_atomic({**st, "config": asdict(cfg)}, ck)
     seconds += time.perf_counter() - t0
     if end < cfg.steps:
         return {"steps": end, "complete": False, "train_seconds": seconds}
@@ -383,7 +372,7 @@ def _finish(task, cfg: STTSTrainConfig, out: Path, history: list, seconds: float
         "scorer_init": f"TemporalTokenScorer from seed {cfg.seed} (the untrained stts scorer of the same seed)",
     }
     if rank == 0:
-        _atomic_save(task.scorer.state_dict(), out / "scorer.pt")
+        save_atomic(task.scorer.state_dict(), out / "scorer.pt")
         if cfg.mode == "end-to-end":
             task.save_model(out / "model")
             metrics["model_dir"] = "model"

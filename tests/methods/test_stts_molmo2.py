@@ -5,13 +5,20 @@ reading blocks 7 and 5 (both after packing at prune_at=3), 2-layer LLM."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from methods import apply_method, list_methods
+from methods import list_methods
+from methods.adapters.base import VideoLLMAdapter
 from methods.adapters.molmo2 import MOLMO2_METHODS, Molmo2VideoAdapter, tiny_molmo2_config
+from methods.adapters.molmo2_tower import embed
+from methods.pipeline import run
+from methods.registry import get_method
 from methods.stts import TemporalTokenScorer, groups_to_patch_mask
+
+REFERENCE = Path(__file__).parent / "data" / "molmo2_request_reference.json"
 
 FRAMES = 6
 TOL = 1e-5
@@ -37,7 +44,7 @@ def _hf_logits(adapter, pixels, inputs):
     h, w = adapter.grid
     out = adapter.model(input_ids=inputs.input_ids, pixel_values_videos=adapter.patchify(pixels),
                         video_token_pooling=adapter.pooling_index(F_), video_grids=torch.tensor([[F_, h, w]]),
-                        mm_token_type_ids=inputs.mm_token_type_ids)
+                        mm_token_type_ids=inputs.info["mm_token_type_ids"])
     return out.logits[0]
 
 
@@ -46,17 +53,16 @@ def test_vanilla_equals_the_hf_forward(adapter, video):
     inputs = adapter.build_inputs("What happens?", adapter.encode_video(video))
     ours, _ = adapter.prefill(inputs, all_logits=True)
     ref = _hf_logits(adapter, video, inputs)
-    assert inputs.visual_tokens == FRAMES * adapter.tokens_per_frame
+    assert inputs.info["visual"] == FRAMES * adapter.tokens_per_frame
     assert torch.allclose(ours, ref.float(), atol=TOL), (ours - ref).abs().max()
 
 
 @torch.no_grad()
 def test_stts_topk0_equals_vanilla_logits(adapter, video):
-    plain = adapter.run(video, "What happens?", max_new_tokens=3)
-    with apply_method(adapter, "stts", topk=0.0):
-        zero = adapter.run(video, "What happens?", max_new_tokens=3)
+    plain = run(adapter, None, video, "What happens?", decode_steps=2)
+    zero = run(adapter, get_method("stts", topk=0.0), video, "What happens?", decode_steps=2)
     assert zero.tokens == plain.tokens
-    assert torch.allclose(zero.prefill_logits, plain.prefill_logits, atol=TOL)
+    assert torch.allclose(zero.logits, plain.logits, atol=TOL)
 
 
 @torch.no_grad()
@@ -72,7 +78,7 @@ def test_packed_blocks_equal_unpacked_per_frame_attention(adapter, video):
     assert run.packed.num_bins == 4
     assert run.packed.refill_mask.any(1).tolist() == [False] * 5 + [True]
     # reference: blocks 0..4 plain (no scorer, so no bias), blocks 5.. per frame with key masks
-    h = adapter._embed(adapter.patchify(video))
+    h = embed(adapter, adapter.patchify(video))
     for l in range(5):
         h = adapter.tower.layers[l](h, None)
     active = run.packed.active_mask
@@ -87,10 +93,8 @@ def test_packed_blocks_equal_unpacked_per_frame_attention(adapter, video):
 
 @torch.no_grad()
 def test_stts_prunes_video_groups_and_placeholders_match_kept_pooled_tokens(adapter, video):
-    with apply_method(adapter, "stts", topk=0.5) as h:
-        tokens = adapter.encode_video(video)
-        inputs = adapter.build_inputs("What happens?", tokens)
-        gen = adapter.run(video, "What happens?", max_new_tokens=2)
+    gen = run(adapter, get_method("stts", topk=0.5), video, "What happens?", decode_steps=1)
+    tokens, inputs = gen.video, gen.inputs
     keep = tokens.keep
     G = adapter.tokens_per_frame
     assert keep[0].all(), "the first frame is always kept"
@@ -113,7 +117,7 @@ def test_stts_prunes_video_groups_and_placeholders_match_kept_pooled_tokens(adap
 def test_scorer_reads_block_prune_at_and_bias_enters_the_next_block(adapter, video):
     scorer = TemporalTokenScorer(64, 32, 4, group=3)
     run = adapter.run_tower(video, prune_at=3, topk=0.5, scorer=scorer, keep_prune_hidden=True)
-    h = adapter._embed(adapter.patchify(video))
+    h = embed(adapter, adapter.patchify(video))
     for l in range(4):
         h = adapter.tower.layers[l](h, None)
     assert torch.allclose(run.prune_hidden, h, atol=TOL)
@@ -125,8 +129,7 @@ def test_scorer_reads_block_prune_at_and_bias_enters_the_next_block(adapter, vid
 @pytest.mark.parametrize("name", ["stts-random", "stts-heuristic", "stts-easy"])
 @torch.no_grad()
 def test_rules_prune_the_budget_and_pack_after_prune_at(adapter, video, name):
-    with apply_method(adapter, name, topk=0.5) as _:
-        gen = adapter.run(video, "What happens?", max_new_tokens=2)
+    gen = run(adapter, get_method(name, topk=0.5), video, "What happens?", decode_steps=1)
     kept = FRAMES * adapter.tokens_per_frame - round(adapter.tokens_per_frame * 0.5 * FRAMES)
     assert gen.schedule.llm_visual[0] == kept
     loads = gen.schedule.vision
@@ -135,9 +138,11 @@ def test_rules_prune_the_budget_and_pack_after_prune_at(adapter, video, name):
 
 def test_every_molmo2_method_is_registered_and_others_are_refused(adapter, video):
     assert set(MOLMO2_METHODS) <= set(list_methods())
-    with apply_method(adapter, "fastv", k=1, keep=0.5):
-        with pytest.raises(ValueError, match="not supported on Molmo2"):
-            adapter.run(video, "q", max_new_tokens=1)
+    with pytest.raises(ValueError, match="not supported on Molmo2"):
+        run(adapter, get_method("fastv", k=1, keep=0.5), video, "q")
+    with pytest.raises(ValueError, match="inner-LLM plans are not supported"):
+        inputs = adapter.build_inputs("q", adapter.encode_video(video))
+        adapter.prefill(inputs, get_method("fastv", k=1, keep=0.5).inner_plan(adapter.num_layers))
 
 
 def test_save_and_load_in_the_hf_layout(adapter, video, tmp_path):
@@ -145,9 +150,9 @@ def test_save_and_load_in_the_hf_layout(adapter, video, tmp_path):
     assert json.loads((path / "config.json").read_text())["model_type"] == "molmo2"
     assert (path / "model.safetensors").is_file()
     loaded = Molmo2VideoAdapter.from_pretrained(path)
-    a = adapter.run(video, "q", max_new_tokens=2)
-    b = loaded.run(video, "q", max_new_tokens=2)
-    assert torch.allclose(a.prefill_logits, b.prefill_logits, atol=TOL)
+    a = run(adapter, None, video, "q", decode_steps=1)
+    b = run(loaded, None, video, "q", decode_steps=1)
+    assert torch.allclose(a.logits, b.logits, atol=TOL) and a.tokens == b.tokens
 
 
 def test_bad_paths_and_grids_give_clear_errors(tmp_path):
@@ -167,3 +172,33 @@ def test_bad_paths_and_grids_give_clear_errors(tmp_path):
 def test_full_size_molmo2_builds_on_meta():
     a = Molmo2VideoAdapter.from_config("molmo2-4b", device="meta")
     assert a.tower_grid == (27, 27) and a.tokens_per_frame == 81 and a.feature_blocks == [24, 18]
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "stts-0.3", "stts-0.5", "stts-heuristic-0.5", "stts-random-0.5"])
+def test_pipeline_reproduces_the_adapters_former_request_path(adapter, video, cell):
+    """Greedy tokens and first-token logits recorded from the adapter's own ``run`` before it moved
+    onto ``methods.pipeline`` (tests/methods/data/molmo2_request_reference.json says how)."""
+    ref = json.loads(REFERENCE.read_text())["cells"][cell]
+    options = {"stts-0.3": dict(topk=0.3, seed=7), "stts-0.5": dict(topk=0.5, seed=7),
+               "stts-heuristic-0.5": dict(topk=0.5), "stts-random-0.5": dict(topk=0.5, seed=3)}
+    method = None if cell == "vanilla" else get_method(cell.rsplit("-", 1)[0], **options[cell])
+    r = run(adapter, method, video, "What happens?", decode_steps=3)
+    assert r.tokens == ref["tokens"]
+    top = torch.topk(r.logits, 16)
+    assert top.indices.tolist() == ref["top_ids"]
+    assert torch.allclose(top.values, torch.tensor(ref["top_logits"]), atol=TOL)
+    assert abs(float(r.logits.double().sum()) - ref["logit_sum"]) < 1e-3
+
+
+@torch.no_grad()
+def test_cached_decode_equals_recomputing_the_prefix(adapter, video):
+    method = get_method("stts", topk=0.5)
+    cached = run(adapter, method, video, "What happens?", decode_steps=3)
+    oracle = run(adapter, method, video, "What happens?", decode_steps=3, use_cache=False)
+    assert cached.tokens == oracle.tokens
+    for a, b in zip(cached.step_logits, oracle.step_logits):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_adapter_follows_the_protocol(adapter):
+    assert isinstance(adapter, VideoLLMAdapter)

@@ -80,9 +80,13 @@ def test_tiny_molmo2_trains_end_to_end_for_a_few_steps(tmp_path):
     assert all(h["kept_pooled"] == 4 * 9 - round(9 * 0.5 * 4) for h in m["history"])
     from methods.adapters.molmo2 import Molmo2VideoAdapter
 
-    tuned = Molmo2VideoAdapter.from_pretrained(tmp_path / "m" / "model").model.state_dict()
+    loaded = Molmo2VideoAdapter.from_pretrained(tmp_path / "m" / "model")
+    tuned = loaded.model.state_dict()
     init = Molmo2VideoAdapter.tiny(seed=0).model.state_dict()
     assert any(not torch.equal(tuned[k], init[k]) for k in init)
+    # the checkpoint carries the trained scorer, where the paper tier looks for it
+    carried, trained = loaded.stts_scorer_state(), _scorer(tmp_path / "m" / "scorer.pt")
+    assert carried is not None and all(torch.equal(carried[k], trained[k]) for k in trained)
 
 
 def test_bad_configuration_is_refused(tmp_path):
