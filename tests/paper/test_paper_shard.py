@@ -138,7 +138,9 @@ def test_map_head_methods_match_the_methods_saliency(repo_root):
             continue
         module = importlib.import_module(".".join(rel.parts))
         # one signal (SALIENCY), or the signals in order of preference (SALIENCY_SIGNALS)
-        signals = getattr(module, "SALIENCY_SIGNALS", (getattr(module, "SALIENCY", None),))
+        signals = getattr(module, "SALIENCY_SIGNALS", None)
+        if not isinstance(signals, tuple):  # methods.types.SALIENCY_SIGNALS is the catalogue of all of them
+            signals = (getattr(module, "SALIENCY", None),)
         if "map_head_attn" in signals:
             users.add(path.stem)
     assert users == set(MAP_HEAD_METHODS)
