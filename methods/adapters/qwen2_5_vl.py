@@ -45,6 +45,9 @@ QWEN2_5_VL_METHODS = ("vanilla", "tango", "random", "uniform-pool", "visionzip",
 class Qwen2_5_VLAdapter(HFModelDims):
     """Runs one HF Qwen2.5-VL instance with pre-LLM reductions and inner-LLM plans."""
 
+    #: the tower has no attention-pooling head; Tango's saliency is ``vit_global_query_attn``
+    has_map_head = False
+
     def __init__(self, model, tokenizer=None, image_mean: Sequence[float] = loading.QWEN_MEAN_STD[0],
                  image_std: Sequence[float] = loading.QWEN_MEAN_STD[1], image_size: int = 448):
         if getattr(model.config, "model_type", None) != loading.EXPECTED_MODEL_TYPE:

@@ -56,33 +56,34 @@ def _model_type(path: Path, key: str) -> str:
         raise PaperInputError(f"{str(path / 'config.json')!r} (config key {key}) is not readable JSON: {exc}") from exc
 
 
+#: config.json ``model_type`` -> adapter class (module, name) of that family
+FAMILIES = {"llava_onevision": ("methods.adapters.llava_onevision", "LlavaOnevisionAdapter"),
+            "molmo2": ("methods.adapters.molmo2", "Molmo2VideoAdapter"),
+            "qwen2_5_vl": ("methods.adapters.qwen2_5_vl", "Qwen2_5_VLAdapter")}
+
+
 def load_adapter(config: Mapping[str, Any], name: str, *, device: str = "cpu", dtype=None):
     """(adapter, info) for ``paths.checkpoints.<name>``; the family comes from config.json."""
+    import importlib
+
     import torch
 
     path = checkpoint_dir(config, name)
     key = checkpoint_key(name)
     model_type = _model_type(path, key)
-    dtype = dtype or torch.float32
+    if model_type not in FAMILIES:
+        raise PaperInputError(f"checkpoint {str(path)!r} (config key {key}) has model_type {model_type!r}; "
+                              f"supported: {', '.join(FAMILIES)}")
+    module, cls_name = FAMILIES[model_type]
+    cls = getattr(importlib.import_module(module), cls_name)
+    info = {"checkpoint_dir": str(path), "model_type": model_type}
+    kwargs = {"dtype": dtype or torch.float32, "device": device}
     if model_type == "llava_onevision":
-        from methods.adapters import LlavaOnevisionAdapter
-
-        setting = SETTING_BY_MODEL.get(name, "llava-onevision")
-        try:
-            adapter = LlavaOnevisionAdapter.from_pretrained(path, setting=setting, dtype=dtype, device=device)
-        except (OSError, ValueError) as exc:
-            raise PaperInputError(f"cannot load checkpoint {str(path)!r} (config key {key}): {exc}") from exc
-        return adapter, {"checkpoint_dir": str(path), "model_type": model_type, "setting": setting}
-    if model_type == "molmo2":
-        from methods.adapters.molmo2 import Molmo2VideoAdapter
-
-        try:
-            adapter = Molmo2VideoAdapter.from_pretrained(path, dtype=dtype, device=device)
-        except (OSError, ValueError) as exc:
-            raise PaperInputError(f"cannot load checkpoint {str(path)!r} (config key {key}): {exc}") from exc
-        return adapter, {"checkpoint_dir": str(path), "model_type": model_type}
-    raise PaperInputError(f"checkpoint {str(path)!r} (config key {key}) has model_type {model_type!r}; "
-                          f"supported: llava_onevision, molmo2")
+        info["setting"] = kwargs["setting"] = SETTING_BY_MODEL.get(name, "llava-onevision")
+    try:
+        return cls.from_pretrained(path, **kwargs), info
+    except (OSError, ValueError) as exc:
+        raise PaperInputError(f"cannot load checkpoint {str(path)!r} (config key {key}): {exc}") from exc
 
 
 def attach_stts_scorer(adapter, method, name: str) -> dict[str, Any]:
@@ -117,6 +118,8 @@ def attach_map_head(adapter, config: Mapping[str, Any], method: str) -> dict[str
     """Give a MAP-head method the real SigLIP head; returns what was done (for the results)."""
     if method not in MAP_HEAD_METHODS:
         return {"map_head": "not used by this method"}
+    if not getattr(adapter, "has_map_head", True):  # Qwen2.5-VL: Tango uses its tower's global-query attention
+        return {"map_head": f"not used on {type(adapter).__name__} (no MAP head in its tower)"}
     vision = adapter.vision_config
     value = str(config.get("paths", {}).get("checkpoints", {}).get(SIGLIP_KEY, "") or "").strip()
     if not value:

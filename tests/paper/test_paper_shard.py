@@ -144,3 +144,26 @@ def test_map_head_methods_match_the_methods_saliency(repo_root):
         if "map_head_attn" in signals:
             users.add(path.stem)
     assert users == set(MAP_HEAD_METHODS)
+
+
+def test_load_adapter_picks_the_family_from_config_json(tmp_path):
+    """A Qwen2.5-VL checkpoint in the HF layout loads as the Qwen adapter; an unknown model_type is
+    refused naming the config key and the supported families."""
+    from methods.adapters.qwen2_5_vl import Qwen2_5_VLAdapter
+    from replicate.paper.checkpoints import PaperInputError, load_adapter
+
+    Qwen2_5_VLAdapter.tiny(seed=0).save_pretrained(tmp_path / "qwen")
+    cfg = {"paths": {"checkpoints": {"qwen2.5-vl-7b": str(tmp_path / "qwen"), "other": str(tmp_path / "other")}}}
+    adapter, info = load_adapter(cfg, "qwen2.5-vl-7b")
+    assert isinstance(adapter, Qwen2_5_VLAdapter) and info["model_type"] == "qwen2_5_vl"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(PaperInputError, match=r"paths\.checkpoints\.other.*'bert'.*llava_onevision, molmo2, qwen2_5_vl"):
+        load_adapter(cfg, "other")
+
+
+def test_a_tower_without_map_head_needs_no_siglip_path():
+    from replicate.paper.checkpoints import attach_map_head
+
+    fake = SimpleNamespace(vision_config=SimpleNamespace(hidden_size=1152), has_map_head=False)
+    assert "not used" in attach_map_head(fake, {"paths": {"checkpoints": {}}}, "tango")["map_head"]
