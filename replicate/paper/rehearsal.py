@@ -14,8 +14,9 @@
   Molmo2 checkpoints are tiny LLaVA-OneVision stand-ins while this checkout has no Molmo2 adapter
   (``REHEARSAL.json`` in the directory says so, and the cell records it).
 - ``datasets/<benchmark>/``: each benchmark in its real layout (replicate.benchmarks.fixtures;
-  Video-MME as the HF parquet), clips encoded with PyAV with enough frames for the claims' frame
-  counts (the most any selected claim uses); ``datasets/stts-13tasks/<benchmark>`` links to them.
+  Video-MME as the HF parquet, LVBench as its official video_info.meta.jsonl), clips encoded with
+  PyAV with enough frames for the claims' frame counts (the most any selected claim uses);
+  ``datasets/stts-13tasks/<benchmark>`` links to the suite's members.
 - ``config.yaml``: ``paths.*`` pointing at those, ``paper.rehearsal: true``.
 
 The Snakemake run uses the same rules as a real run; only the paths and the sizes differ. Its
@@ -35,7 +36,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 LLAVA_CHECKPOINTS = ("llava-onevision-7b", "llava-onevision-72b", "llava-video-7b")
 MOLMO_CHECKPOINTS = ("molmo2-4b", "molmo2-4b-lite-50", "molmo2-4b-lite-30", "molmo2-4b-stts-80-local")
-BENCHMARK_DIRS = ("mvbench", "egoschema", "longvideobench", "videomme", "mlvu")
+BENCHMARK_DIRS = ("mvbench", "egoschema", "longvideobench", "videomme", "mlvu", "lvbench")
 SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>")
 VOCAB = 1000
 TARGETS = ("results/claims/all.json", "results/claims/REPORT.md")
@@ -110,12 +111,15 @@ def write_datasets(root: Path, n: int, frames: int) -> dict[str, str]:
     """Every benchmark in its layout; the suite directory links to them (its members' layout)."""
     from replicate.benchmarks.fixtures import make_fixture
 
+    from .cells import DEFAULT_SUITES
+
     paths = {}
     suite = root / "stts-13tasks"
     suite.mkdir(parents=True, exist_ok=True)
     for name in BENCHMARK_DIRS:
         paths[name] = str(make_fixture(name, root / name, n, n_frames=frames, size=32, parquet=name == "videomme"))
-        (suite / name).symlink_to(Path("..") / name, target_is_directory=True)
+        if name in DEFAULT_SUITES["stts-13tasks"]:
+            (suite / name).symlink_to(Path("..") / name, target_is_directory=True)
     paths["stts-13tasks"] = str(suite)
     return paths
 
