@@ -20,7 +20,7 @@ from .base import (
 )
 
 # Importing the per-benchmark modules registers them.
-from . import egoschema, longvideobench, mlvu, mvbench, videomme  # noqa: E402,F401
+from . import egoschema, longvideobench, lvbench, mlvu, mvbench, videomme  # noqa: E402,F401
 from .fixtures import make_fixture
 from .prompts import ANSWER_DIRECTLY, format_prompt, parse_letter
 from .run import evaluate_benchmark, result_path, retention_label, write_result

@@ -12,13 +12,14 @@ copy gets an error that says so and names the json/jsonl alternative.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-BENCHMARKS: tuple[str, ...] = ("videomme", "mvbench", "egoschema", "longvideobench", "mlvu")
+BENCHMARKS: tuple[str, ...] = ("videomme", "mvbench", "egoschema", "longvideobench", "mlvu", "lvbench")
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -356,3 +357,22 @@ def files_per_task(root: Path, name: str, tasks: Sequence[str], patterns, all_ta
             stacklevel=3,
         )
     return found
+
+
+_OPTION_LINE = re.compile(r"^\(([A-Z])\)\s?(.*)$")
+
+
+def split_embedded_options(question: str, where: str) -> tuple[str, list[str]]:
+    """A question with its options written into it (lmms-eval's MLVU copy, LVBench) -> (stem,
+    option texts): 'Question: q\\nOptions:\\n(A) x\\n(B) y' or 'q\\n(A) x\\n(B) y' -> ('q', ['x', 'y'])."""
+    stem, options = [], []
+    for line in question.splitlines():
+        m = _OPTION_LINE.match(line.strip())
+        if m:
+            options.append(m.group(2).strip())
+        elif not options and line.strip() not in ("Options:", "Option:"):
+            stem.append(line)
+    if len(options) < 2:
+        raise ValueError(f"{where}: no '(A) ...' option lines in the question and no separate options field")
+    text = "\n".join(stem).strip()
+    return (text[len("Question:"):].strip() if text.startswith("Question:") else text), options

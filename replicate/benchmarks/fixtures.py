@@ -205,3 +205,27 @@ def _make_mlvu(root: Path, n: int) -> None:
     for fname, rows in per_task.items():
         if rows:
             _dump(root / "json" / f"{fname}.json", rows)
+
+
+def _make_lvbench(root: Path, n: int) -> None:
+    """The official layout: video_info.meta.jsonl (one line per video, two questions per video here,
+    the options written into the question) and videos/<key>.mp4."""
+    types = ("key information retrieval", "entity recognition", "reasoning")
+    lines = []
+    for v in range((n + 1) // 2):
+        colour = COLOUR_NAMES[v % len(COLOUR_NAMES)]
+        key = f"yt{v:03d}xyz"
+        qa = []
+        for i in range(2 * v, min(2 * v + 2, n)):
+            ans = i % 4
+            others = [c for c in COLOUR_NAMES if c != colour][i % 2:][:3]
+            opts = others[:ans] + [colour] + others[ans:]
+            question = f"What colour fills the video {key}?\n" + "\n".join(f"({'ABCD'[j]}) {o}" for j, o in enumerate(opts))
+            qa.append({"uid": 100 + i, "question": question, "answer": "ABCD"[ans],
+                       "question_type": list(types[i % 3:i % 3 + 1 + i % 2]), "time_reference": "00:00-00:01"})
+        lines.append({"key": key, "type": "documentary" if v % 2 == 0 else "sports",
+                      "video_info": {"duration_minutes": 1 / 60, "fps": 8.0,
+                                     "resolution": {"width": _VIDEO_ARGS["size"], "height": _VIDEO_ARGS["size"]}},
+                      "qa": qa})
+        _video(root / "videos" / f"{key}.mp4", COLOURS[colour])
+    (root / "video_info.meta.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")

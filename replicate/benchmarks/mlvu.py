@@ -15,7 +15,6 @@ The headline number (M-Avg in the MLVU paper) is the mean of the per-task accura
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from .base import (
@@ -28,6 +27,7 @@ from .base import (
     read_records,
     register_benchmark,
     require,
+    split_embedded_options,
 )
 from .prompts import MLVU_ONLY_BEST, MLVU_POST, lettered
 
@@ -42,22 +42,6 @@ TASK_FILES = {
 }
 TASKS = tuple(TASK_FILES)
 LMMS_EVAL_PATTERNS = ("test-*.parquet", "test*.jsonl", "test*.json", "mlvu_dev.json", "mlvu_dev.jsonl")
-_OPTION_LINE = re.compile(r"^\(([A-Z])\)\s?(.*)$")
-
-
-def _split_embedded(question: str, where: str) -> tuple[str, list[str]]:
-    """'Question: q\\nOptions:\\n(A) x\\n(B) y' -> ('q', ['x', 'y'])."""
-    stem, options = [], []
-    for line in question.splitlines():
-        m = _OPTION_LINE.match(line.strip())
-        if m:
-            options.append(m.group(2).strip())
-        elif not options and line.strip() not in ("Options:", "Option:"):
-            stem.append(line)
-    if len(options) < 2:
-        raise ValueError(f"{where}: no candidates field and no '(A) ...' option lines in the question")
-    text = "\n".join(stem).strip()
-    return (text[len("Question:"):].strip() if text.startswith("Question:") else text), options
 
 
 @register_benchmark("mlvu")
@@ -82,7 +66,7 @@ class MLVU:
             task = str(row.get("task_type", row.get("question_type", "")))
             if subset is not None and task not in subset:
                 continue
-            stem, options = _split_embedded(str(row["question"]), where)
+            stem, options = split_embedded_options(str(row["question"]), where)
             samples.append(
                 MCQSample(
                     benchmark="mlvu",

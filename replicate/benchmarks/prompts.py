@@ -50,6 +50,12 @@ LONGVIDEOBENCH_POST = ANSWER_DIRECTLY + "\n"
 MLVU_ONLY_BEST = "\nOnly give the best option.\n"
 MLVU_POST = "Best option: ("
 
+# LVBench (lmms_eval/tasks/lvbench/utils.py lvbench_doc_to_text; lvbench.yaml default pre_prompt ""
+# and post_prompt below, without the final period that utils.py's fallback has, and not
+# ANSWER_DIRECTLY). The question already lists its options as "(A) opt" lines.
+# Layout: question \n "(A) opt" lines POST
+LVBENCH_POST = "\nAnswer the question with the option letter"
+
 
 def format_prompt(sample: MCQSample) -> str:
     """The text prompt (without the video) lmms-eval's default model prompt gives for ``sample``."""

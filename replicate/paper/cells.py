@@ -123,8 +123,8 @@ def method_options_of(setting: Mapping[str, Any], method: str) -> tuple:
 
 
 def _cells(setting: Mapping[str, Any], config, *, method: str, checkpoint: str, options: tuple,
-           retention: Optional[float]) -> list[Cell]:
-    frames = int(setting.get("frames") or 32)
+           retention: Optional[float], frames: Optional[int] = None) -> list[Cell]:
+    frames = int(frames or setting.get("frames") or 32)
     out = []
     for dataset in setting.get("benchmarks", []):
         for bench in benchmark_members(dataset, config):
@@ -152,16 +152,30 @@ def method_cells(claim: Mapping[str, Any], config: Mapping[str, Any]) -> list[Ce
                   options=method_options_of(s, s["method"]), retention=retention)
 
 
+def baseline_frames(setting: Mapping[str, Any]) -> Optional[int]:
+    """Frames of the comparison cells: the setting's ``baseline_frames`` where the baseline sees fewer
+    frames than the method (STTS's test-time scaling: vanilla at 64 vs STTS at 128, same LLM token
+    budget), else the method's own frame count (None: ``_cells``' default)."""
+    bf = setting.get("baseline_frames")
+    if bf is None:
+        return None
+    if isinstance(bf, bool) or not isinstance(bf, int) or bf < 1:
+        raise ValueError(f"claim setting baseline_frames must be a positive int, got {bf!r}")
+    return bf
+
+
 def baseline_cells(claim: Mapping[str, Any], config: Mapping[str, Any], baseline: str = "vanilla") -> list[Cell]:
     """The comparison cells: vanilla runs on the model's own checkpoint (``paths.checkpoints.<model>``);
-    a pruning baseline (random, ...) on the method's checkpoint at the same options."""
+    a pruning baseline (random, ...) on the method's checkpoint at the same options. Both at
+    ``baseline_frames(setting)``, so a vanilla cell is the one other claims at those frames share."""
     s = claim["setting"]
+    frames = baseline_frames(s)
     if baseline in NO_RETENTION:
-        return _cells(s, config, method=baseline, checkpoint=s["model"], options=(), retention=None)
+        return _cells(s, config, method=baseline, checkpoint=s["model"], options=(), retention=None, frames=frames)
     return _cells(s, config, method=baseline, checkpoint=s.get("checkpoint") or s["model"],
                   options=tuple(sorted((SETTING_OPTIONS.get(baseline, {})[k], s[k])
                                        for k in SETTING_OPTIONS.get(baseline, {}) if k in s)),
-                  retention=setting_retention(s))
+                  retention=setting_retention(s), frames=frames)
 
 
 def best_k_cells(claim, config) -> dict[int, list[Cell]]:

@@ -16,8 +16,9 @@ from . import cells as C
 
 #: questions per benchmark as lmms-eval scores them (dataset cards: Video-MME 2,700; MVBench
 #: 20 tasks x 200; EgoSchema's public subset 500; LongVideoBench val 1,337; MLVU dev's 7
-#: multiple-choice tasks 2,174)
-QUESTIONS = {"videomme": 2700, "mvbench": 4000, "egoschema": 500, "longvideobench": 1337, "mlvu": 2174}
+#: multiple-choice tasks 2,174; LVBench 1,549 on 103 videos, arXiv 2406.08035 Table 1)
+QUESTIONS = {"videomme": 2700, "mvbench": 4000, "egoschema": 500, "longvideobench": 1337, "mlvu": 2174,
+             "lvbench": 1549}
 TEXT_TOKENS = 100  # prompt text around the video (question + options + chat template), order of magnitude
 _PRE_LLM = ("visionzip", "prunevid", "fastvid", "dycoke", "holitom-wo-m", "tango", "random", "uniform-pool")
 

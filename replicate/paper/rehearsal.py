@@ -19,8 +19,9 @@
   ``molmo2-4b-stts-80-local`` is not written: no 80 % checkpoint was released, so its key stays
   empty and its claim says ``not-run`` naming it, as on a real box until one is trained.
 - ``datasets/<benchmark>/``: each benchmark in its real layout (replicate.benchmarks.fixtures;
-  Video-MME as the HF parquet), clips encoded with PyAV with enough frames for the claims' frame
-  counts (the most any selected claim uses); ``datasets/stts-13tasks/<benchmark>`` links to them.
+  Video-MME as the HF parquet, LVBench as its official video_info.meta.jsonl), clips encoded with
+  PyAV with enough frames for the claims' frame counts (the most any selected claim uses);
+  ``datasets/stts-13tasks/<benchmark>`` links to the suite's members.
 - ``config.yaml``: ``paths.*`` pointing at those, ``paper.rehearsal: true``.
 
 The Snakemake run uses the same rules as a real run; only the paths and the sizes differ. Its
@@ -41,7 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 LLAVA_CHECKPOINTS = ("llava-onevision-7b", "llava-onevision-72b", "llava-video-7b")
 #: released Molmo2 checkpoints -> STTS pruned fraction of the scorer they carry (None: the base model)
 MOLMO_CHECKPOINTS = {"molmo2-4b": None, "molmo2-4b-lite-50": 0.5, "molmo2-4b-lite-30": 0.3}
-BENCHMARK_DIRS = ("mvbench", "egoschema", "longvideobench", "videomme", "mlvu")
+BENCHMARK_DIRS = ("mvbench", "egoschema", "longvideobench", "videomme", "mlvu", "lvbench")
 SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>")
 VOCAB = 1000
 TARGETS = ("results/claims/all.json", "results/claims/REPORT.md")
@@ -136,12 +137,15 @@ def write_datasets(root: Path, n: int, frames: int) -> dict[str, str]:
     """Every benchmark in its layout; the suite directory links to them (its members' layout)."""
     from replicate.benchmarks.fixtures import make_fixture
 
+    from .cells import DEFAULT_SUITES
+
     paths = {}
     suite = root / "stts-13tasks"
     suite.mkdir(parents=True, exist_ok=True)
     for name in BENCHMARK_DIRS:
         paths[name] = str(make_fixture(name, root / name, n, n_frames=frames, size=32, parquet=name == "videomme"))
-        (suite / name).symlink_to(Path("..") / name, target_is_directory=True)
+        if name in DEFAULT_SUITES["stts-13tasks"]:
+            (suite / name).symlink_to(Path("..") / name, target_is_directory=True)
     paths["stts-13tasks"] = str(suite)
     return paths
 

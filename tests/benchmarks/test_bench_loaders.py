@@ -32,6 +32,8 @@ EXPECTED = {
     ],
     "longvideobench": [("lvb000_0", 4, 0), ("lvb001_0", 5, 1), ("lvb002_0", 4, 2)],
     "mlvu": [("plotQA/0", 4, 0), ("plotQA/1", 4, 2), ("count/0", 4, 1)],
+    # two questions per video; the id is the question's uid
+    "lvbench": [("100", 4, 0), ("101", 4, 1), ("102", 4, 2)],
 }
 
 
@@ -170,6 +172,57 @@ def test_mlvu_subset_and_lmms_eval_layout(tmp_path, fixture_root):
     assert format_prompt(s) == "\n" + q + "\nOnly give the best option.\n\nBest option: ("
 
 
+def test_lvbench_official_layout_groups_questions_by_video(fixture_root):
+    root = fixture_root("lvbench")
+    samples = load_benchmark("lvbench", root)
+    assert [s.video_path.name for s in samples] == ["yt000xyz.mp4", "yt000xyz.mp4", "yt001xyz.mp4"]
+    assert [s.meta["video_type"] for s in samples] == ["documentary", "documentary", "sports"]
+    # multi-label capabilities: one category per label combination
+    assert samples[1].meta["question_type"] == "entity recognition, reasoning"
+    result = score(samples, ["(A)", "B", "D"])
+    assert result["headline_accuracy"] == pytest.approx(200 / 3)
+    assert result["per_category"]["video_type"] == {"documentary": {"accuracy": 100.0, "n": 2},
+                                                    "sports": {"accuracy": 0.0, "n": 1}}
+
+
+def test_lvbench_videos_under_all_videos_or_data_meta(tmp_path, fixture_root):
+    root = fixture_root("lvbench")
+    (root / "data").mkdir()
+    (root / "video_info.meta.jsonl").rename(root / "data" / "video_info.meta.jsonl")
+    (root / "videos").rename(root / "all_videos")
+    samples = load_benchmark("lvbench", root, strict=True)
+    assert [s.video_path.parent.name for s in samples] == ["all_videos"] * 3
+
+
+def test_lvbench_lmms_eval_layout_with_and_without_options_field(tmp_path):
+    root = tmp_path / "lvb"
+    (root / "data").mkdir(parents=True)
+    (root / "v1.mp4").write_bytes(b"x")
+    rows = [{"uid": 7, "video_path": "v1.mp4", "question": "Who speaks first?\n(A) a\n(B) b\n(C) c\n(D) d",
+             "answer": "C", "question_type": ["reasoning"]},
+            {"video_path": "v1.mp4", "question": "Where is it?", "options": ["x", "y", "z", "w"], "answer": "D"}]
+    (root / "data" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    first, second = load_benchmark("lvbench", root)
+    assert (first.sample_id, first.question, first.options, first.answer_index) == ("7", "Who speaks first?", list("abcd"), 2)
+    assert first.meta["question_type"] == "reasoning"
+    assert (second.sample_id, second.options, second.answer_index) == ("v1.mp4-1", list("xyzw"), 3)
+    # lmms-eval appends the options field as "(A) ..." lines: same prompt as an embedded question
+    assert format_prompt(second) == "Where is it?\n(A) x\n(B) y\n(C) z\n(D) w\nAnswer the question with the option letter"
+
+
+def test_lvbench_question_without_option_lines_names_the_record(tmp_path):
+    root = tmp_path / "lvb"
+    root.mkdir()
+    line = {"key": "k", "qa": [{"uid": 1, "question": "No options here?", "answer": "A"}]}
+    (root / "video_info.meta.jsonl").write_text(json.dumps(line) + "\n")
+    with pytest.raises(ValueError, match=r"video_info\.meta\.jsonl line 1 qa 0: no '\(A\) \.\.\.' option lines"):
+        load_benchmark("lvbench", root)
+    line["qa"][0] = {"uid": 1, "question": "Q?\n(A) a\n(B) b"}
+    (root / "video_info.meta.jsonl").write_text(json.dumps(line) + "\n")
+    with pytest.raises(KeyError, match=r"lacks field\(s\) \['answer'\]"):
+        load_benchmark("lvbench", root)
+
+
 def test_parquet_annotations(tmp_path, fixture_root):
     pytest.importorskip("pyarrow")
     import pandas as pd
@@ -225,6 +278,7 @@ def test_unset_root_names_config_key_not_cwd(unset):
         ("egoschema", "questions.json"),
         ("longvideobench", "lvb_val.json"),
         ("mlvu", "test-*.parquet"),
+        ("lvbench", "video_info.meta.jsonl"),
     ],
 )
 def test_missing_annotations_name_expected_files(name, expected_name, tmp_path):

@@ -54,6 +54,15 @@ def test_prompt_mlvu(fixture_root, load_quiet):
     )
 
 
+def test_prompt_lvbench(fixture_root, load_quiet):
+    s = load_quiet("lvbench", fixture_root("lvbench"))[1]
+    # lvbench.yaml's default post_prompt, not ANSWER_DIRECTLY; the options come from the question
+    assert format_prompt(s) == (
+        "What colour fills the video yt000xyz?\n(A) blue\n(B) red\n(C) yellow\n(D) white"
+        "\nAnswer the question with the option letter"
+    )
+
+
 @pytest.mark.parametrize(
     "text, n, expected",
     [

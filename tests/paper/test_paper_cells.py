@@ -88,3 +88,37 @@ def test_default_config_says_not_run_with_the_missing_key(claims, default_config
         out = verify_claim(claims[cid], config=default_config)
         assert out["verdict"] == "not-run"
         assert "config key paths.checkpoints." in out["reason"] and "is empty" in out["reason"]
+
+
+def test_test_time_scaling_compares_stts_at_128_with_the_shared_vanilla_cell_at_64(claims, default_config):
+    cells = C.claim_cells(claims["stts-test-time-scaling"], default_config)
+    stts = {c for c in cells if c.method == "stts"}
+    van = {c for c in cells if c.method == "vanilla"}
+    benches = ["longvideobench", "lvbench", "mlvu", "videomme"]
+    assert sorted(c.benchmark for c in stts) == benches and sorted(c.benchmark for c in van) == benches
+    assert {(c.checkpoint, c.frames, c.retention) for c in stts} == {("molmo2-4b-lite-50", 128, 0.5)}
+    assert {(c.checkpoint, c.frames) for c in van} == {("molmo2-4b", 64)}
+    # the same LLM video-token budget: 128 frames with half the groups pruned vs 64 whole frames
+    assert {round(c.frames * c.retention) for c in stts} == {c.frames for c in van}
+    # VideoMME's vanilla cell at 64 frames is the one stts-accuracy-drop-videomme reads
+    drop = {c for c in C.claim_cells(claims["stts-accuracy-drop-videomme"], default_config) if c.method == "vanilla"}
+    assert van & drop == drop and len(drop) == 1
+    # a claim without baseline_frames keeps the baseline at the method's frames
+    assert {c.frames for c in C.baseline_cells(claims["stts-vs-random-50"], default_config, "random")} == {64}
+
+
+@pytest.mark.parametrize("bad", [0, -64, 64.0, "64", True])
+def test_bad_baseline_frames_is_an_error_naming_the_key(claims, bad):
+    claim = copy.deepcopy(claims["stts-test-time-scaling"])
+    claim["setting"]["baseline_frames"] = bad
+    with pytest.raises(ValueError, match="baseline_frames must be a positive int"):
+        C.baseline_cells(claim, {}, "vanilla")
+
+
+def test_test_time_scaling_default_verdict_is_not_run_naming_the_empty_keys(claims, default_config):
+    from replicate.verify import verify_claim
+
+    out = verify_claim(claims["stts-test-time-scaling"], config=default_config)
+    assert out["verdict"] == "not-run"
+    assert "paths.checkpoints.molmo2-4b-lite-50 is empty" in out["reason"], out["reason"]
+    assert "no loader" not in out["reason"]
