@@ -86,23 +86,26 @@ def merge_wavg(x: torch.Tensor, matching: Matching,
                size: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply a matching to ``x`` (B, T, D) by size-weighted average: -> ((B, T - r, D), sizes (B, T - r)).
 
-    ``size`` (B, T) is how many original tokens each token already stands for (None: all 1)."""
+    ``size`` (B, T) is how many original tokens each token already stands for (None: all 1);
+    sizes come back in fp32 (or wider)."""
     B, T, D = x.shape
     if tuple(matching.keep.shape) != (B, T):
         raise ValueError(f"the matching is for {tuple(matching.keep.shape)} tokens, x has {(B, T)}")
     if size is None:
-        size = torch.ones((B, T), dtype=x.dtype, device=x.device)
+        size = torch.ones((B, T), dtype=torch.float32, device=x.device)
     elif tuple(size.shape) != (B, T):
         raise ValueError(f"size must be (B, T)={(B, T)}, got {tuple(size.shape)}")
     if matching.r == 0:
         return x, size
-    size = size.to(x.dtype)
-    weighted = x * size[..., None]
+    # sums and sizes in fp32 at least: bf16 cannot hold every integer size above 256
+    work = torch.promote_types(x.dtype, torch.float32)
+    size = size.to(work)
+    weighted = x.to(work) * size[..., None]
     idx_src = matching.merged[..., None].expand(B, matching.r, D)
     idx_dst = matching.into[..., None].expand(B, matching.r, D)
     sums = weighted.scatter_add(1, idx_dst, weighted.gather(1, idx_src))
     sizes = size.scatter_add(1, matching.into, size.gather(1, matching.merged))
-    out = sums / sizes[..., None]
+    out = (sums / sizes[..., None]).to(x.dtype)
     T2 = T - matching.r
     return out[matching.keep].view(B, T2, D), sizes[matching.keep].view(B, T2)
 
