@@ -154,11 +154,13 @@ def method_cells(claim: Mapping[str, Any], config: Mapping[str, Any]) -> list[Ce
 
 def baseline_cells(claim: Mapping[str, Any], config: Mapping[str, Any], baseline: str = "vanilla") -> list[Cell]:
     """The comparison cells: vanilla runs on the model's own checkpoint (``paths.checkpoints.<model>``);
-    a pruning baseline (random, ...) on the method's checkpoint at the same options."""
+    a pruning baseline (random, ...) on the setting's ``baseline_checkpoint`` when it names one (a
+    baseline with weights of its own, e.g. ToMe), else on the method's checkpoint, at the same options."""
     s = claim["setting"]
     if baseline in NO_RETENTION:
         return _cells(s, config, method=baseline, checkpoint=s["model"], options=(), retention=None)
-    return _cells(s, config, method=baseline, checkpoint=s.get("checkpoint") or s["model"],
+    checkpoint = s.get("baseline_checkpoint") or s.get("checkpoint") or s["model"]
+    return _cells(s, config, method=baseline, checkpoint=checkpoint,
                   options=tuple(sorted((SETTING_OPTIONS.get(baseline, {})[k], s[k])
                                        for k in SETTING_OPTIONS.get(baseline, {}) if k in s)),
                   retention=setting_retention(s))
