@@ -41,7 +41,7 @@ from methods.adapters.vision_prune import tower_layers_run
 from methods.base import Method, resolve_arch
 from methods.primitives.token_merging import (bipartite_soft_matching, merge_wavg, proportional_bias, r_schedule,
                                               retention_r_schedule, tokens_per_block)
-from methods.types import VideoTokens, check_retention
+from methods.types import NotApplicable, VideoTokens, check_retention
 
 __all__ = ["ToMeConfig", "ToMe", "MergedVideoTokens", "run_tome_tower", "tome_block", "DEFAULT_RETENTION"]
 
@@ -145,8 +145,13 @@ class ToMe(Method):
         if c.r is not None:
             return r_schedule(patches, blocks, c.r, c.start)
         retention = DEFAULT_RETENTION if c.retention is None else c.retention
-        target = max(1, round_half_up(retention * pooled))
-        return retention_r_schedule(patches, min(target, patches), blocks, c.start)
+        target = min(patches, max(1, round_half_up(retention * pooled)))
+        fewest = tokens_per_block(patches, r_schedule(patches, blocks, patches, c.start))[-1]
+        if target < fewest:  # ToMe's own cap: a block merges at most half of its tokens
+            raise NotApplicable(f"tome cannot reach {target} tokens per frame (retention {retention:g} of {pooled} "
+                                f"pooled): merging at most half of the tokens per block, blocks {c.start}.."
+                                f"{blocks - 1} keep at least {fewest} of {patches} patches")
+        return retention_r_schedule(patches, target, blocks, c.start)
 
     def encode_in_vit(self, adapter, pixel_values: torch.Tensor, timestamps=None) -> VideoTokens:
         """Adapter hook: the merging tower forward for one video (F, 3, S, S)."""

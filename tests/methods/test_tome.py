@@ -12,6 +12,7 @@ from methods.baselines.tome import ToMe, run_tome_tower, tome_block
 from methods.pipeline import run
 from methods.primitives import retention_r_schedule, tokens_per_block
 from methods.registry import get_method
+from methods.types import NotApplicable
 
 TOL = 1e-5  # fp32
 
@@ -132,7 +133,7 @@ def test_config_and_adapter_errors(odd):
     with pytest.raises(ValueError, match="start=4 but the tower runs 4 blocks"):
         get_method("tome", r=2, start=4).block_schedule(49, 4, 16)
     tiny = LlavaOnevisionAdapter.tiny("llava-onevision", seed=0, layers=2)
-    with pytest.raises(ValueError, match="cannot merge 16 tokens down to 2"):
+    with pytest.raises(NotApplicable, match="cannot reach 2 tokens per frame .* keep at least 4 of 16"):
         run(tiny, get_method("tome", retention=0.5), _pixels(2, 56), "q")
     assert ToMe().block_schedule(49, 4, 16) == (11, 10, 12, 8)          # default: retention 0.5
 
