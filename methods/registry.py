@@ -14,6 +14,7 @@ from methods.baselines.fastvid import FastVID
 from methods.baselines.inner_llm import FastV, PDrop, Vanilla
 from methods.baselines.pre_llm import RandomSubset, UniformPool, VisionZip
 from methods.baselines.prunevid import PruneVid
+from methods.baselines.tome import ToMe
 from methods.holitom import HoliTom, HoliTomWithoutMerge
 from methods.stts_method import STTS, STTSEasy, STTSHeuristic, STTSRandom
 from methods.tango import Tango
@@ -22,6 +23,7 @@ from methods.tango import Tango
 METHODS: tuple[type[Method], ...] = (
     HoliTom, HoliTomWithoutMerge, Tango, STTS, STTSRandom, STTSHeuristic, STTSEasy,
     Vanilla, FastV, PDrop, VisionZip, RandomSubset, UniformPool, DyCoke, PruneVid, FastVID,
+    ToMe,
 )
 
 

@@ -62,6 +62,8 @@ def _paper_status(config: Mapping[str, Any], claim: Mapping[str, Any] | None) ->
     missing: list[str] = []
     ckpt = setting.get("checkpoint") or setting.get("model")
     needs = [("checkpoints", ckpt, "checkpoint")] + [("datasets", b, "dataset") for b in setting.get("benchmarks", [])]
+    if setting.get("baseline_checkpoint"):
+        needs.insert(1, ("checkpoints", setting["baseline_checkpoint"], "baseline checkpoint"))
     for section, name, what in needs:
         value = paths.get(section, {}).get(name, "")
         key = f"paths.{section}.{name}"

@@ -31,6 +31,15 @@ from .merge import (
     blend_merge,
 )
 from .strope import DEFAULT_SECTIONS, rope_sections, st_rope, st_rope_and_cosines
+from .token_merging import (
+    Matching,
+    bipartite_soft_matching,
+    merge_wavg,
+    proportional_bias,
+    r_schedule,
+    retention_r_schedule,
+    tokens_per_block,
+)
 
 __all__ = [
     "make_generator", "consecutive_cosine", "cosine_matrix", "topk_indices", "expanded_candidates",
@@ -39,5 +48,6 @@ __all__ = [
     "static_window_gain", "temporal_segments", "static_mask", "paper_tau", "rescaled_retention",
     "dyseg_segments", "assign_nearest", "scatter_sum", "scatter_mean", "beta_blend",
     "weighted_anchor_merge", "running_pairwise_merge", "mean_merge", "blend_merge",
-    "DEFAULT_SECTIONS", "rope_sections", "st_rope", "st_rope_and_cosines",
+    "DEFAULT_SECTIONS", "rope_sections", "st_rope", "st_rope_and_cosines", "Matching", "bipartite_soft_matching", "merge_wavg",
+    "proportional_bias", "r_schedule", "retention_r_schedule", "tokens_per_block",
 ]

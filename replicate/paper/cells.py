@@ -166,13 +166,15 @@ def baseline_frames(setting: Mapping[str, Any]) -> Optional[int]:
 
 def baseline_cells(claim: Mapping[str, Any], config: Mapping[str, Any], baseline: str = "vanilla") -> list[Cell]:
     """The comparison cells: vanilla runs on the model's own checkpoint (``paths.checkpoints.<model>``);
-    a pruning baseline (random, ...) on the method's checkpoint at the same options. Both at
-    ``baseline_frames(setting)``, so a vanilla cell is the one other claims at those frames share."""
+    a pruning baseline (random, ...) on the setting's ``baseline_checkpoint`` when it names one (a
+    baseline with weights of its own, e.g. ToMe), else on the method's checkpoint, at the same options.
+    Both at ``baseline_frames(setting)``, so a vanilla cell is the one other claims at those frames share."""
     s = claim["setting"]
     frames = baseline_frames(s)
     if baseline in NO_RETENTION:
         return _cells(s, config, method=baseline, checkpoint=s["model"], options=(), retention=None, frames=frames)
-    return _cells(s, config, method=baseline, checkpoint=s.get("checkpoint") or s["model"],
+    checkpoint = s.get("baseline_checkpoint") or s.get("checkpoint") or s["model"]
+    return _cells(s, config, method=baseline, checkpoint=checkpoint,
                   options=tuple(sorted((SETTING_OPTIONS.get(baseline, {})[k], s[k])
                                        for k in SETTING_OPTIONS.get(baseline, {}) if k in s)),
                   retention=setting_retention(s), frames=frames)

@@ -101,10 +101,31 @@ def test_baseline_checkpoint_without_a_path_names_the_key(claims, config, tmp_pa
 
 
 def test_unknown_baseline_is_not_run(claims, config, tmp_path):
-    claim = claims["stts-vs-tome-50"]
+    claim = copy.deepcopy(claims["stts-vs-tome-50"])
+    claim["setting"]["baseline"] = "frame-fusion"
     fill(tmp_path, claim, config, dict.fromkeys(C.DEFAULT_SUITES["stts-13tasks"], 60.0), {})
     out = verify_claim(claim, results_dir=tmp_path, config=config)
-    assert out["verdict"] == "not-run" and "baseline 'tome' is not a registered method" in out["reason"]
+    assert out["verdict"] == "not-run" and "baseline 'frame-fusion' is not a registered method" in out["reason"]
+
+
+def test_tome_baseline_runs_training_free_on_the_vanilla_checkpoint(claims, config, tmp_path):
+    """stts-vs-tome-50 plans ToMe cells at retention 0.5 on molmo2-4b (baseline_checkpoint), STTS's on
+    its Lite-50 checkpoint; the gain is mean(STTS) - mean(ToMe)."""
+    claim = claims["stts-vs-tome-50"]
+    cells = C.claim_cells(claim, config)
+    tome = [c for c in cells if c.method == "tome"]
+    assert len(tome) == len(C.DEFAULT_SUITES["stts-13tasks"])
+    assert {(c.checkpoint, c.retention, c.tag) for c in tome} == {("molmo2-4b", 0.5, "tome_r0.50")}
+    assert {c.checkpoint for c in cells if c.method == "stts"} == {"molmo2-4b-lite-50"}
+    for c in cells:
+        write(tmp_path, c, 62.3 if c.method == "stts" else 61.1)
+    out = verify_claim(claim, results_dir=tmp_path, config=config)
+    assert out["measured"] == pytest.approx(1.2) and out["verdict"] == "confirmed"
+    cfg = copy.deepcopy(config)
+    cfg["paths"]["checkpoints"]["molmo2-4b"] = ""
+    out = verify_claim(claim, results_dir=tmp_path, config=cfg)
+    assert out["verdict"] == "not-run"
+    assert "no baseline checkpoint for molmo2-4b: config key paths.checkpoints.molmo2-4b is empty" in out["reason"]
 
 
 def test_runtime_and_best_k(claims, config, tmp_path):
