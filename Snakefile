@@ -44,10 +44,8 @@ PYTHON = sys.executable
 # Extension points for rule files of new tiers (e.g. replicate/rules/embedded.smk):
 #   TIER_RESULTS[tier] += [result files its evaluators read]   (inputs of the verify rules)
 #   TIER_TARGETS[tier] += [tables, figures, ... `all` builds]   (only where the tier can run)
-#   EVALUATOR_PLUGINS += ["module.that.registers.evaluators"]  (imported by the verify jobs)
 TIER_RESULTS = {tier: [] for tier in TIERS.TIERS}
 TIER_TARGETS = {tier: [] for tier in TIERS.TIERS}
-EVALUATOR_PLUGINS = []
 
 
 onstart:

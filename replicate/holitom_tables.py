@@ -336,12 +336,10 @@ def synth_accuracy_frame(accuracy_csv: Optional[str | Path], extra_cells: Sequen
 
 
 def claim_results_for_tables(claims: Sequence[Mapping[str, Any]], config: Mapping[str, Any],
-                             results_dir: str | Path = ".", plugins: Sequence[str] = ()) -> dict[str, dict]:
+                             results_dir: str | Path = ".") -> dict[str, dict]:
     """Verdicts of HoliTom's table claims from the result files (replicate.verify, same as the claim rules)."""
-    from replicate import evaluators as ev
     from replicate.verify import verify_many
 
-    ev.load_plugins(list(plugins))
     wanted = [c for c in claims if c["id"].startswith(("holitom-t1-", "holitom-t2-"))]
     return {r["id"]: r for r in verify_many(wanted, results_dir=results_dir, config=config)}
 

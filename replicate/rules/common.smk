@@ -30,7 +30,6 @@ def runnable_targets(per_tier):
 
 def claim_inputs(wildcards):
     """Result files of the tiers that can run on this machine (others would never be built here)."""
-    EVALUATORS.load_plugins(EVALUATOR_PLUGINS)
     runnable = runnable_tiers()
     return sorted(set(runnable_targets(TIER_RESULTS)) | set(EVALUATORS.inputs_for_tiers(runnable)))
 
@@ -39,7 +38,6 @@ def single_claim_inputs(wildcards):
     """What one claim needs: the (cheap) analytic results, which also carry the predictions shown
     as evidence on gpu claims, plus its own evaluator's inputs if its tier can run here. Verifying
     one analytic claim must not train the tiny model or run the cpu grid."""
-    EVALUATORS.load_plugins(EVALUATOR_PLUGINS)
     claim = CLAIMS_BY_ID[wildcards.claim_id]
     needed = set(TIER_RESULTS["analytic"])
     evaluator = EVALUATORS.get(claim.get("evaluator"))

@@ -168,4 +168,3 @@ rule embedded_all:
 TIER_RESULTS["cpu"] += ["results/cpu/accuracy.csv", "results/cpu/efficiency.csv"]
 TIER_TARGETS["cpu"] += EMB_FIGURES
 TIER_RESULTS["gpu"] += ["results/gpu/efficiency/summary.json"]
-EVALUATOR_PLUGINS += ["replicate.embedded_evaluators"]

@@ -146,7 +146,6 @@ rule holitom_tables:
     output:
         HOLI_TABLES,
     params:
-        plugins=lambda wc: list(EVALUATOR_PLUGINS),
         cpu=HOLI_CPU,
         cpu_reason=TIERS.summary(config)["cpu"]["reason"],
     log:

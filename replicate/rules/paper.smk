@@ -93,4 +93,3 @@ rule paper_index:
 
 
 TIER_RESULTS["paper"] += [_PC.CELLS_INDEX]
-EVALUATOR_PLUGINS += ["replicate.paper.evaluators"]

@@ -195,4 +195,3 @@ rule stts_efficiency_gpu:
 TIER_TARGETS["analytic"] += [STTS_ANALYTIC["predictions"], STTS_ANALYTIC["png"], STTS_ANALYTIC["pdf"]]
 TIER_TARGETS["cpu"] += ["results/cpu/stts/efficiency.json"]
 TIER_RESULTS["gpu"] += ["results/gpu/stts/efficiency.json"]
-EVALUATOR_PLUGINS += ["replicate.stts_evaluators"]

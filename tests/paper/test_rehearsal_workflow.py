@@ -103,7 +103,6 @@ def test_every_holitom_and_tango_table_cell_gets_a_verdict_in_process(tmp_path):
     from replicate.paper import cells as C
     from replicate.paper.shard import run_shard, summarise_cell, write_index
     from replicate.verify import verify_many
-    import replicate.paper.evaluators  # noqa: F401
 
     config = yaml.safe_load((REPO / "replicate" / "config.yaml").read_text())
     made = yaml.safe_load(rehearsal.make(tmp_path, n=12, shards=1).read_text())
