@@ -26,7 +26,6 @@ from .base import (
     first_existing,
     letter_index,
     read_records,
-    register_benchmark,
     require,
 )
 from .prompts import MLVU_ONLY_BEST, MLVU_POST, lettered
@@ -60,8 +59,8 @@ def _split_embedded(question: str, where: str) -> tuple[str, list[str]]:
     return (text[len("Question:"):].strip() if text.startswith("Question:") else text), options
 
 
-@register_benchmark("mlvu")
 class MLVU:
+    name = "mlvu"
     annotation_names = tuple(f"json/{f}.json" for f in TASK_FILES.values()) + LMMS_EVAL_PATTERNS
     subsets = TASKS
     category_keys = ("task",)

@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from replicate.benchmarks.base import LETTERS, MCQSample, MissingVideoError, load_benchmark
-from replicate.benchmarks.prompts import format_prompt, parse_letter
+from replicate.benchmarks.base import LETTERS, MCQSample, MissingVideoError
+from replicate.benchmarks.prompts import parse_letter
+from replicate.benchmarks.registry import format_prompt, load_benchmark
 from replicate.benchmarks.scoring import score
 
 from .cells import CELLS_ROOT, Cell
