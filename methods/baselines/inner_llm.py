@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from costmodel.nominal import round_half_up  # the nominal schedules' rounding
+from costmodel.nominal import check_layer, round_half_up  # the nominal schedules' rounding
+from costmodel.schedule import staged
 
-from methods.base import Method
+from methods.base import Method, NominalTokens
 from methods.paper_options import FASTV_K, PDROP_BOUNDARIES_OF_32, PDROP_LAMBDA
 from methods.runtime import MODES, SCORINGS, InnerPlan, InnerStage
 from methods.types import check_retention
@@ -40,8 +41,15 @@ class Vanilla(Method):
     Config = VanillaConfig
     stages = ()
 
-    def nominal_name_and_options(self):
-        return "vanilla", {}
+    @classmethod
+    def for_retention(cls, retention=None, **options):
+        if retention not in (None, 1.0):
+            raise ValueError(f"vanilla keeps every token; retention must be None or 1, got {retention!r}")
+        return cls(**options)
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        full = frames * arch.tokens_per_frame
+        return NominalTokens((full,) * arch.llm.layers, full)
 
 
 @dataclass(frozen=True)
@@ -72,8 +80,22 @@ class FastV(Method):
         c = self.config
         return InnerPlan((InnerStage(c.k, float(c.keep)),), scoring=c.scoring, mode=c.mode).validate(num_layers)
 
-    def nominal_name_and_options(self):
-        return "fastv", {"retention": float(self.config.keep), "k": self.config.k}
+    @classmethod
+    def for_retention(cls, retention=None, **options):
+        """FastV's kept fraction after layer k is its option ``keep``."""
+        if retention is not None and "keep" in options:
+            raise ValueError("fastv: give either retention or option keep (the same kept fraction)")
+        return cls(**options) if retention is None else cls(keep=retention, **options)
+
+    def nominal_label(self, arch, frames):
+        return f"{arch.name}/{self.name}/F={frames}/r={self.config.keep:g}"
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        """Full for layers < k, round_half_up(keep * F * N) from layer k on (papers.md §4)."""
+        L, full = arch.llm.layers, frames * arch.tokens_per_frame
+        k = check_layer(self.config.k, L, "k")
+        visual = staged([(0, full), (k, round_half_up(full * self.config.keep))], L) if k < L else (full,) * L
+        return NominalTokens(visual, full)
 
 
 @dataclass(frozen=True)
@@ -113,5 +135,18 @@ class PDrop(Method):
         stages = tuple(InnerStage(b, lam ** (i + 1)) for i, b in enumerate(bounds))
         return InnerPlan(stages, scoring=self.config.scoring, mode=self.config.mode).validate(num_layers)
 
-    def nominal_name_and_options(self):
-        return "pdrop", {"lam": float(self.config.lam), "layers": self.config.layers}
+    @classmethod
+    def for_retention(cls, retention=None, **options):
+        if retention is not None:
+            raise ValueError("pdrop takes no retention; set options lam= and layers=")
+        return cls(**options)
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        """4 stages, each keeping lam of the previous one's visual tokens (papers.md §4)."""
+        L, full = arch.llm.layers, frames * arch.tokens_per_frame
+        lam = float(self.config.lam)
+        bounds = tuple(check_layer(b, L, "layers") for b in self.boundaries(L))
+        if list(bounds) != sorted(set(bounds)) or bounds[0] == 0:
+            raise ValueError(f"pdrop layers must be strictly increasing and > 0, got {bounds}")
+        visual = staged([(0, full)] + [(b, round_half_up(full * lam ** (i + 1))) for i, b in enumerate(bounds)], L)
+        return NominalTokens(visual, full, notes=(f"pdrop stage boundaries {bounds}, lam={lam}",))
