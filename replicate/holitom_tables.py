@@ -37,16 +37,11 @@ MODEL_SHORT = {"llava-onevision-72b": "ov72b", "llava-video-7b": "video7b"}
 SYNTH_LABEL = "SynthVideoQA (cpu tier, tiny model: an analogue, not the paper's benchmarks)"
 
 def settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``holitom:`` config section, keys it leaves out (nested ``cpu`` too) taken from the
-    shipped ``replicate/config.yaml``: the one home of the sweeps' defaults."""
-    import yaml
+    """The ``holitom:`` config section, keys it leaves out (nested ``cpu`` too) at the schema's
+    defaults (replicate.configuration.with_defaults: the one home of the sweeps' defaults)."""
+    from replicate.configuration import with_defaults
 
-    from replicate.configuration import CONFIG_FILE
-
-    shipped = (yaml.safe_load(CONFIG_FILE.read_text()) or {})["holitom"]
-    h = {**shipped, **dict(config.get("holitom") or {})}
-    h["cpu"] = {**shipped["cpu"], **dict(h.get("cpu") or {})}
-    return h
+    return with_defaults({"holitom": dict(config.get("holitom") or {})})["holitom"]
 
 
 def default_tau(retention: Optional[float]) -> Optional[float]:

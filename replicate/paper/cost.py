@@ -81,9 +81,8 @@ def markdown(est: dict) -> str:
 def main(argv=None) -> int:
     import argparse
 
-    import yaml
-
     from replicate.claims import load_claims
+    from replicate.configuration import load_config
 
     ap = argparse.ArgumentParser(prog="python -m replicate.paper.cost", description=__doc__.split("\n\n")[0])
     ap.add_argument("--hardware", default="h100-sxm")
@@ -91,7 +90,7 @@ def main(argv=None) -> int:
     ap.add_argument("--decode-tokens", type=int, default=16)
     ap.add_argument("--config", default=str(C.__file__).replace("paper/cells.py", "config.yaml"))
     args = ap.parse_args(argv)
-    config = yaml.safe_load(open(args.config))
+    config = load_config(args.config)
     est = estimate(load_claims(), config, args.hardware, args.dtype, args.decode_tokens)
     print(f"{args.hardware}, {args.dtype}, {args.decode_tokens} decode tokens, {TEXT_TOKENS} text tokens:\n")
     print(markdown(est))
