@@ -1,6 +1,7 @@
 # Shared constants and helpers of the rule files (included first by the Snakefile, so no rule file
-# depends on the order the others are included in). Config values come from replicate/config.yaml,
-# validated against the schema (which fills its defaults): no rule restates a default.
+# depends on the order the others are included in). Config values: replicate/config.yaml (what
+# differs) over the schema's defaults (replicate.configuration.with_defaults), validated: every key
+# is present, so no rule restates a default.
 import re
 
 CONDA_ENV = str(REPO / "envs" / "environment.yaml")
