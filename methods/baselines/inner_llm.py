@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 from costmodel.nominal import check_layer, round_half_up  # the nominal schedules' rounding
 from costmodel.schedule import staged
@@ -28,6 +28,41 @@ def _check_choice(value, allowed, name):
 def _check_layer(k, name="k"):
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"{name} must be an int layer index >= 1 (and <= num_layers - 1), got {k!r}")
+
+
+def _check_ranking(config) -> None:
+    """The ranking options FastV and PyramidDrop share: ``scoring`` and ``mode``."""
+    _check_choice(config.scoring, SCORINGS, "scoring")
+    _check_choice(config.mode, MODES, "mode")
+
+
+class AttentionPruning(Method):
+    """What FastV and PyramidDrop share: from each stage's layer on, keep a fraction of the visual
+    tokens ranked by the previous layer's attention (``keep_stages``), run by ``methods.runtime``
+    and counted by the nominal schedule alike. Subclasses state their stages."""
+
+    stages = ("inner_llm",)
+    #: the config option that holds the stages' layers (named in errors)
+    layer_option: ClassVar[str] = "k"
+
+    def keep_stages(self, num_layers: int) -> tuple[tuple[int, float], ...]:
+        """(layer, fraction of the visual tokens kept from that layer on), layers increasing."""
+        raise NotImplementedError
+
+    def inner_plan(self, num_layers):
+        stages = tuple(InnerStage(layer, keep) for layer, keep in self.keep_stages(num_layers))
+        return InnerPlan(stages, scoring=self.config.scoring, mode=self.config.mode).validate(num_layers)
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        """Full before the first stage, round_half_up(keep * F * N) from each stage's layer on (a
+        stage at the last layer's index or beyond prunes nothing); papers.md §4."""
+        L, full = arch.llm.layers, frames * arch.tokens_per_frame
+        stages = [(check_layer(layer, L, self.layer_option), keep) for layer, keep in self.keep_stages(L)]
+        counts = [(layer, round_half_up(full * keep)) for layer, keep in stages if layer < L]
+        return NominalTokens(staged([(0, full), *counts], L), full, notes=self.nominal_notes(L))
+
+    def nominal_notes(self, num_layers: int) -> tuple[str, ...]:
+        return ()
 
 
 @dataclass(frozen=True)
@@ -66,19 +101,16 @@ class FastVConfig:
     def __post_init__(self):
         _check_layer(self.k)
         check_retention(self.keep, "keep")
-        _check_choice(self.scoring, SCORINGS, "scoring")
-        _check_choice(self.mode, MODES, "mode")
+        _check_ranking(self)
 
 
-class FastV(Method):
+class FastV(AttentionPruning):
     name = "fastv"
     description = "FastV: drop low-attention visual tokens after layer K (inside the LLM)"
     Config = FastVConfig
-    stages = ("inner_llm",)
 
-    def inner_plan(self, num_layers):
-        c = self.config
-        return InnerPlan((InnerStage(c.k, float(c.keep)),), scoring=c.scoring, mode=c.mode).validate(num_layers)
+    def keep_stages(self, num_layers):
+        return ((self.config.k, float(self.config.keep)),)
 
     @classmethod
     def for_retention(cls, retention=None, **options):
@@ -89,13 +121,6 @@ class FastV(Method):
 
     def nominal_label(self, arch, frames):
         return f"{arch.name}/{self.name}/F={frames}/r={self.config.keep:g}"
-
-    def nominal_tokens(self, arch, frames, budget="global"):
-        """Full for layers < k, round_half_up(keep * F * N) from layer k on (papers.md §4)."""
-        L, full = arch.llm.layers, frames * arch.tokens_per_frame
-        k = check_layer(self.config.k, L, "k")
-        visual = staged([(0, full), (k, round_half_up(full * self.config.keep))], L) if k < L else (full,) * L
-        return NominalTokens(visual, full)
 
 
 @dataclass(frozen=True)
@@ -114,26 +139,27 @@ class PDropConfig:
             object.__setattr__(self, "layers", tuple(self.layers))
             for b in self.layers:
                 _check_layer(b, "layers")
-        _check_choice(self.scoring, SCORINGS, "scoring")
-        _check_choice(self.mode, MODES, "mode")
+        _check_ranking(self)
 
 
-class PDrop(Method):
+class PDrop(AttentionPruning):
     name = "pdrop"
     description = "PyramidDrop: keep lam of the visual tokens at each of 3 stage boundaries"
     Config = PDropConfig
-    stages = ("inner_llm",)
+    layer_option = "layers"
 
     def boundaries(self, num_layers: int) -> tuple[int, ...]:
         return pdrop_boundaries(num_layers, self.config.layers)
 
-    def inner_plan(self, num_layers):
+    def keep_stages(self, num_layers):
+        """Stage i keeps lam^(i+1) of the visual tokens from boundary i on."""
         bounds = self.boundaries(num_layers)
         if list(bounds) != sorted(set(bounds)):
             raise ValueError(f"pdrop layers must be strictly increasing, got {bounds} for {num_layers} layers")
+        if bounds[0] == 0:
+            raise ValueError(f"pdrop layers must be > 0 (layer 0 sees every token), got {bounds}")
         lam = float(self.config.lam)
-        stages = tuple(InnerStage(b, lam ** (i + 1)) for i, b in enumerate(bounds))
-        return InnerPlan(stages, scoring=self.config.scoring, mode=self.config.mode).validate(num_layers)
+        return tuple((b, lam ** (i + 1)) for i, b in enumerate(bounds))
 
     @classmethod
     def for_retention(cls, retention=None, **options):
@@ -141,12 +167,6 @@ class PDrop(Method):
             raise ValueError("pdrop takes no retention; set options lam= and layers=")
         return cls(**options)
 
-    def nominal_tokens(self, arch, frames, budget="global"):
-        """4 stages, each keeping lam of the previous one's visual tokens (papers.md §4)."""
-        L, full = arch.llm.layers, frames * arch.tokens_per_frame
-        lam = float(self.config.lam)
-        bounds = tuple(check_layer(b, L, "layers") for b in self.boundaries(L))
-        if list(bounds) != sorted(set(bounds)) or bounds[0] == 0:
-            raise ValueError(f"pdrop layers must be strictly increasing and > 0, got {bounds}")
-        visual = staged([(0, full)] + [(b, round_half_up(full * lam ** (i + 1))) for i, b in enumerate(bounds)], L)
-        return NominalTokens(visual, full, notes=(f"pdrop stage boundaries {bounds}, lam={lam}",))
+    def nominal_notes(self, num_layers):
+        bounds = tuple(b for b, _ in self.keep_stages(num_layers))
+        return (f"pdrop stage boundaries {bounds}, lam={float(self.config.lam)}",)
