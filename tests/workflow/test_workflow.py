@@ -113,4 +113,3 @@ def _check_browsable_report(run_dir):
     dom = render_check(str(run_dir / "results" / "report.html"), str(run_dir / "report.png"))
     assert all(c in dom for c in CATEGORIES), [c for c in CATEGORIES if c not in dom]
     assert (run_dir / "report.png").stat().st_size > 10_000
-
