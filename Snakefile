@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -24,11 +24,10 @@ configfile: str(REPO / "replicate" / "config.yaml")
 
 from replicate.configuration import prepare_config
 
-# profiles layer under --configfile; --config strings coerced by the schema's types; the bad key named
-# (schema, NaN/inf, context length, each method's own options)
+# profiles layer under --configfile; --config strings coerced by the schema's types; the schema's
+# defaults filled; the bad key named (schema, NaN/inf, context length, each method's own options)
 prepare_config(config, overwrite=workflow.config_settings.overwrite_config, argv=sys.argv, repo=REPO,
                cli_configfiles=workflow.config_settings.configfiles)
-validate(config, str(REPO / "replicate" / "schemas" / "config.schema.yaml"))  # also fills defaults
 
 from replicate import evaluators as EVALUATORS
 from replicate import tiers as TIERS
@@ -44,10 +43,8 @@ PYTHON = sys.executable
 # Extension points for rule files of new tiers (e.g. replicate/rules/embedded.smk):
 #   TIER_RESULTS[tier] += [result files its evaluators read]   (inputs of the verify rules)
 #   TIER_TARGETS[tier] += [tables, figures, ... `all` builds]   (only where the tier can run)
-#   EVALUATOR_PLUGINS += ["module.that.registers.evaluators"]  (imported by the verify jobs)
 TIER_RESULTS = {tier: [] for tier in TIERS.TIERS}
 TIER_TARGETS = {tier: [] for tier in TIERS.TIERS}
-EVALUATOR_PLUGINS = []
 
 
 onstart:

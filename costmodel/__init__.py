@@ -1,8 +1,9 @@
 """Analytic cost model of video LLMs: architectures, token schedules, FLOPs in two conventions
 (``paper`` and ``exact``), KV/weight memory, roofline latency, and fvcore/FlopCounterMode oracles
 (``costmodel.oracles``, imported on demand because it needs torch/transformers/fvcore). It knows
-token schedules and building blocks for them (``costmodel.nominal``), never method names: a
-method's nominal schedule is ``methods.nominal.nominal_schedule``."""
+token schedules and building blocks for them (``costmodel.nominal``), never method names: each
+Method states its nominal schedule (``methods.base.Method.nominal_tokens``); ``methods.nominal``
+looks one up by name."""
 from .arch import ARCH_NAMES, ArchSpec, LLMSpec, VisionSpec, load_arch, load_config, tiny_arch, tiny_config
 from .flops import (CostRow, CostTable, FLOPCOUNTER_KINDS, FVCORE_KINDS, decode_step_costs, exact_costs,
                     paper_flops, paper_table)

@@ -1,12 +1,13 @@
 """Command line: ``python -m costmodel {archs,flops,memory,latency} ...``.
 
-Examples:
+Examples (``--method``: a name of methods.nominal.NOMINAL_METHODS, listed by ``--help``; ``--option``:
+an option of that method's config, listed by ``python -m methods``):
   python -m costmodel archs
-  python -m costmodel flops --model llava-onevision-7b --frames 32 --method holitom --retention 0.10
-  python -m costmodel flops --model llava-onevision-7b --method fastv --retention 0.2 --option k=2 --json
+  python -m costmodel flops --model llava-onevision-7b --frames 32 --method M --retention 0.10
+  python -m costmodel flops --model llava-onevision-7b --method M --retention 0.2 --option NAME=VALUE --json
   python -m costmodel flops --model llava-video-7b --convention exact --text-tokens 100 --per-layer
   python -m costmodel memory --model llava-onevision-7b --decode-steps 100
-  python -m costmodel latency --model llava-onevision-7b --hardware h100-sxm --method holitom --retention 0.1
+  python -m costmodel latency --model llava-onevision-7b --hardware h100-sxm --method M --retention 0.1
 Bad arguments exit with code 2 and a message naming the bad value and the allowed ones.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .memory import DTYPE_BYTES, memory_report
 
 # The command line is a front end over both packages: ``--method`` names a method, whose nominal
 # schedule the methods package states (the costmodel library itself knows no method).
-from methods.nominal import NOMINAL_METHODS, nominal_schedule  # noqa: E402
+from methods.nominal import NOMINAL_METHODS, UNPRUNED, nominal_schedule  # noqa: E402
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -53,11 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def schedule_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, choices=ARCH_NAMES)
-        p.add_argument("--method", default="vanilla", choices=tuple(NOMINAL_METHODS))
+        p.add_argument("--method", default=UNPRUNED, choices=tuple(NOMINAL_METHODS))
         p.add_argument("--frames", type=int, default=None)
         p.add_argument("--retention", type=float, default=None)
         p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                       help="method option, e.g. k=18 (repeatable)")
+                       help="an option of the method's config, e.g. inner_k=18 (repeatable)")
         p.add_argument("--text-tokens", type=int, default=0)
         p.add_argument("--decode-steps", type=int, default=0)
         p.add_argument("--json", action="store_true")

@@ -1,7 +1,7 @@
 """Building blocks of nominal token schedules: kept-token arithmetic, vision-tower loads, newline
-counts and the assembly of a TokenSchedule. No method lives here: each method states its nominal
-schedule from these blocks (``methods.nominal``), the runtime records the actual one, and a test
-holds recorded == nominal.
+counts and the assembly of a TokenSchedule. No method lives here: each Method states its nominal
+schedule from these blocks (``methods.base.Method.nominal_tokens``), the runtime records the actual
+one, and a test holds recorded == nominal.
 
 Conventions:
 - ``retention`` r is the fraction of the F·N video feature tokens kept (pre-LLM budgets keep

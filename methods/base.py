@@ -4,16 +4,20 @@ A :class:`Method` has a typed frozen config (``Config``: the one home of its opt
 defaults), its stages as data (``stages``: ``in_vit`` / ``pre_llm`` / ``inner_llm``) with their
 code -- ``encode_in_vit`` (the pruned tower forward), ``reduce`` (pre-LLM: VideoTokens ->
 Reduction) and ``inner_plan`` (inside the LLM at layer K: keep fraction, scoring, merge) -- and its
-nominal TokenSchedule (``methods.nominal``, built from ``costmodel.nominal``'s blocks).
+nominal TokenSchedule: ``nominal_tokens`` states how many tokens each stage keeps when the method
+runs as its paper specifies, from its own config and ``costmodel.nominal``'s blocks (kept-token
+arithmetic, staged schedules, vision loads); ``nominal_schedule`` assembles the TokenSchedule.
+Sources: papers.md §1 (HoliTom, Tango, STTS) and §4 (baselines).
 
 Attaching a method to a model instance: :func:`methods.attach.apply_method`.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, NamedTuple, Optional
 
-from costmodel.schedule import TokenSchedule
+from costmodel.nominal import assemble, check_frames, kept_tokens
+from costmodel.schedule import TokenSchedule, VisionLoad
 from methods.runtime import InnerPlan
 from methods.types import Reduction, VideoTokens
 
@@ -21,6 +25,15 @@ from methods.types import Reduction, VideoTokens
 #: Stages a method can act in: ``in_vit`` (inside the vision tower: ``encode_in_vit``),
 #: ``pre_llm`` (VideoTokens -> Reduction: ``reduce``), ``inner_llm`` (``inner_plan`` at layer K).
 STAGES = ("in_vit", "pre_llm", "inner_llm")
+
+
+class NominalTokens(NamedTuple):
+    """What a method keeps, nominally: per-layer LLM visual tokens, the tokens on the projector path
+    (``kept``), the vision-tower load (None: the unpruned tower) and notes on what is not modelled."""
+    visual: tuple[int, ...]
+    kept: int
+    vision: Optional[tuple[VisionLoad, ...]] = None
+    notes: tuple[str, ...] = ()
 
 
 class Method:
@@ -31,6 +44,9 @@ class Method:
     Config: ClassVar[type]
     #: where the method acts, as data (a subset of STAGES, in request order)
     stages: ClassVar[tuple[str, ...]] = ()
+    #: the nominal schedule keeps a pre-LLM budget of whole tokens from ``retention``
+    #: (``costmodel.nominal.kept_tokens``), so a budget rounding (``global``/``per_frame``) applies
+    pre_llm_budget: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -92,21 +108,36 @@ class Method:
         return None
 
     # ---- cost -----------------------------------------------------------------------------
-    def nominal_name_and_options(self) -> Optional[tuple[str, dict]]:
-        """(``methods.nominal`` recipe name, kwargs incl. retention) or None if there is no recipe."""
-        return None
+    @classmethod
+    def for_retention(cls, retention: Optional[float] = None, **options: Any) -> "Method":
+        """An instance whose kept fraction is ``retention`` (the config's ``retention``; subclasses
+        whose option has another name or sense map it), other options as given."""
+        if retention is None:
+            return cls(**options)
+        if "retention" not in cls.options():
+            raise ValueError(f"{cls.name} takes no retention; its options: {sorted(cls.options()) or 'none'}")
+        if "retention" in options:
+            raise ValueError(f"{cls.name}: give retention once (argument or option), not both")
+        return cls(retention=retention, **options)
 
-    def nominal_schedule(self, arch, frames: int, text_tokens: int = 0, decode_steps: int = 0) -> TokenSchedule:
-        """Nominal TokenSchedule on ``arch`` (an ArchSpec, an architecture name, or an adapter)."""
-        from methods.nominal import nominal_schedule
+    def nominal_tokens(self, arch, frames: int, budget: str = "global") -> NominalTokens:
+        """Nominal token counts on ``arch`` (an ArchSpec) at ``frames`` frames; ``budget``: the
+        pre-LLM rounding (``costmodel.nominal.kept_tokens``) where ``pre_llm_budget``."""
+        raise NotImplementedError(f"{self.name} has no nominal schedule")
 
+    def nominal_label(self, arch, frames: int) -> str:
+        retention = getattr(self.config, "retention", None)
+        return f"{arch.name}/{self.name}/F={frames}" + (f"/r={retention:g}" if retention is not None else "")
+
+    def nominal_schedule(self, arch, frames: Optional[int] = None, text_tokens: int = 0, decode_steps: int = 0,
+                         *, budget: str = "global", label: Optional[str] = None) -> TokenSchedule:
+        """Nominal TokenSchedule on ``arch`` (an ArchSpec, an architecture name, or an adapter);
+        ``frames`` None: the architecture's default."""
         spec = resolve_arch(arch)
-        named = self.nominal_name_and_options()
-        if named is None:
-            raise NotImplementedError(f"{self.name} has no nominal schedule")
-        method, kwargs = named
-        return nominal_schedule(spec, method, frames=frames, text_tokens=text_tokens,
-                                decode_steps=decode_steps, **kwargs)
+        frames = check_frames(spec.default_frames if frames is None else frames)
+        t = self.nominal_tokens(spec, frames, budget)
+        return assemble(spec, frames, t.visual, t.kept, label=label or self.nominal_label(spec, frames),
+                        vision=t.vision, text_tokens=text_tokens, decode_steps=decode_steps, notes=t.notes)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
@@ -121,3 +152,9 @@ def resolve_arch(arch):
     if hasattr(arch, "arch_spec"):
         return arch.arch_spec()
     return arch
+
+
+def pre_llm_tokens(arch, frames: int, retention: float, budget: str = "global") -> NominalTokens:
+    """A pre-LLM method's nominal counts: ``kept_tokens(retention)`` in every LLM layer."""
+    kept = kept_tokens(float(retention), frames, arch.tokens_per_frame, budget)
+    return NominalTokens((kept,) * arch.llm.layers, kept)

@@ -283,7 +283,9 @@ def holitom_reduce(tokens: VideoTokens, cfg: HoliTomConfig) -> Reduction:
 # ---- registered Methods (methods.registry): stages I+II, and I+II+III through methods.runtime ----
 import dataclasses  # noqa: E402  (the wrappers below are data about the algorithm above)
 
-from methods.base import Method  # noqa: E402
+from costmodel.nominal import check_fraction, check_layer, kept_tokens, round_half_up  # noqa: E402
+from costmodel.schedule import staged  # noqa: E402
+from methods.base import Method, NominalTokens, pre_llm_tokens  # noqa: E402
 from methods.paper_options import HOLITOM_INNER_K, HOLITOM_INNER_R, HOLITOM_MERGE  # noqa: E402
 from methods.runtime import MERGES, InnerPlan, InnerStage  # noqa: E402
 
@@ -299,8 +301,10 @@ class HoliTomWithoutMerge(Method):
     def reduce(self, tokens: VideoTokens) -> Reduction:
         return holitom_reduce(tokens, self.config)
 
-    def nominal_name_and_options(self):
-        return "holitom-wo-m", {"retention": float(self.config.retention)}
+    pre_llm_budget = True
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        return pre_llm_tokens(arch, frames, self.config.retention, budget)
 
 
 def _holitom_post_init(self):
@@ -342,6 +346,12 @@ class HoliTom(Method):
         return InnerPlan((InnerStage(c.inner_k, 1.0 - float(c.inner_r)),), scoring="last",
                          merge=c.merge).validate(num_layers)
 
-    def nominal_name_and_options(self):
-        c = self.config
-        return "holitom", {"retention": float(c.retention), "k": c.inner_k, "r": float(c.inner_r)}
+    pre_llm_budget = True
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        """Pre-LLM kept_tokens(r), then Stage III merges away inner_r of them before layer inner_k."""
+        c, L = self.config, arch.llm.layers
+        k = check_layer(c.inner_k, L, "inner_k")
+        kept = kept_tokens(float(c.retention), frames, arch.tokens_per_frame, budget)
+        inner = round_half_up(kept * (1.0 - check_fraction(c.inner_r, "inner_r")))
+        return NominalTokens(staged([(0, kept), (k, inner)], L) if k < L else (kept,) * L, kept)

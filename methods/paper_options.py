@@ -1,5 +1,5 @@
-"""The papers' stated option values that several modules share: the Methods' config defaults,
-the nominal schedules (``methods.nominal``), the harness's paper-level options
+"""The papers' stated option values that several modules share: the Methods' config defaults
+(which their nominal schedules use too), the harness's paper-level options
 (``replicate.harness.options``) and the HoliTom tables. No imports, so the workflow can read it
 while parsing its rules. LLM layer indices are for the 28-layer Qwen2-7B of LLaVA-OV-7B.
 """

@@ -25,9 +25,10 @@ import torch
 
 from methods.adapters.vision_prune import (PrunedVideoTokens, check_pooling_groups, encode_video_pruned,
                                            pool_kept, run_tower, tower_layers_run)
-from methods.base import Method
-from methods.stts import (STTSConfig, TemporalTokenScorer, auxiliary_loss, check_prune_method, novelty_targets,
-                          select_by_rule)
+from costmodel.nominal import check_layer, packed_vision, round_half_up
+from methods.base import Method, NominalTokens
+from methods.stts import (STTSConfig, TemporalTokenScorer, auxiliary_loss, check_prune_method,
+                          novelty_targets)
 from methods.types import Reduction, VideoTokens
 
 __all__ = ["STTSMethodConfig", "STTS", "STTSRandom", "STTSHeuristic", "STTSEasy", "stts_losses"]
@@ -161,8 +162,32 @@ class STTS(Method):
         feats = tokens.features.reshape(-1, tokens.features.shape[-1])[flat]
         return Reduction(feats, flat, positions="contiguous", info=dict(tokens.info))
 
-    def nominal_name_and_options(self):
-        return "stts", {"topk": float(self.config.topk), "prune_at": self.config.prune_at}
+    @classmethod
+    def for_retention(cls, retention=None, **options):
+        """STTS's kept fraction is 1 - topk (topk: the fraction of groups pruned)."""
+        if retention is not None and "topk" in options:
+            raise ValueError("stts: give either retention (= 1 - topk) or option topk")
+        return cls(**options) if retention is None else cls(topk=1.0 - retention, **options)
+
+    def nominal_label(self, arch, frames):
+        return f"{arch.name}/{self.name}/F={frames}"
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        """ViT load and LLM tokens (papers.md §1.3): groups of g patches per pooled token; topk of
+        the groups pruned (the first frame kept) after block prune_at, the later blocks on
+        ceil(kept patches / patches per frame) packed bins."""
+        topk = float(self.config.topk)
+        if not 0 <= topk < 1:
+            raise ValueError(f"stts topk (pruned fraction) must be in [0, 1), got {topk!r}")
+        prune_at = check_layer(self.config.prune_at, arch.vision.layers - 1, "prune_at")
+        n, per_frame = arch.vision.patches_per_frame, arch.tokens_per_frame
+        group = n // per_frame
+        pruned = min(round_half_up(per_frame * topk * frames), per_frame * (frames - 1))  # first frame kept
+        vision = packed_vision(arch, frames, n * frames - group * pruned, prune_at + 1)
+        kept = per_frame * frames - pruned
+        return NominalTokens((kept,) * arch.llm.layers, kept, vision,
+                             ("STTS ViT bins: first-fit-decreasing lower bound ceil(kept/729); refill of "
+                              "single-frame bins is not modelled",))
 
 
 def stts_losses(adapter, pixel_values: torch.Tensor, config: Optional[STTSMethodConfig] = None, *,
@@ -235,7 +260,7 @@ def _rule_method(rule: str) -> type:
         "description": (f"STTS ablation rule '{rule}' in the ViT: {_RULE_TEXT[rule]}; video-global topk of groups "
                         f"pruned on the tower input, packing after block prune_at, no scorer and no bias"),
         # The nominal STTS schedule packs after prune_at+1; these rules pack one block earlier.
-        "nominal_name_and_options": lambda self: None,
+        "nominal_tokens": Method.nominal_tokens,
     })
 
 

@@ -429,7 +429,9 @@ def _reduce_segment(X, sal, rope, sim, s: int, e: int, r: float, cfg: TangoConfi
 
 
 # ---- registered Method (methods.registry) ----
-from methods.base import Method  # noqa: E402
+from costmodel.nominal import check_fraction, check_layer, kept_tokens, round_half_up  # noqa: E402
+from costmodel.schedule import staged  # noqa: E402
+from methods.base import Method, NominalTokens, pre_llm_tokens  # noqa: E402
 from methods.runtime import InnerPlan, InnerStage  # noqa: E402
 
 
@@ -453,8 +455,26 @@ class Tango(Method):
                          span="visual" if released else "features",
                          rounding="half_even" if released else "half_up").validate(num_layers)
 
-    def nominal_name_and_options(self):
+    pre_llm_budget = True
+
+    def nominal_label(self, arch, frames):
+        name = "tango-intra" if self.config.intra_llm else self.name
+        return f"{arch.name}/{name}/F={frames}/r={self.config.retention:g}"
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        """Pre-LLM kept_tokens(r); with ``intra_llm`` the pre-LLM stage keeps r_pre = L·r/(k+(L-k)·p)
+        and layer k on keeps p of it, so the layer average is r (papers.md §1.2)."""
         c = self.config
-        if c.intra_llm:
-            return "tango-intra", {"retention": float(c.retention), "k": c.intra_k, "p": float(c.intra_keep)}
-        return "tango", {"retention": float(c.retention)}
+        if not c.intra_llm:
+            return pre_llm_tokens(arch, frames, c.retention, budget)
+        L = arch.llm.layers
+        k = check_layer(c.intra_k, L, "intra_k")
+        p = check_fraction(c.intra_keep, "intra_keep")
+        r_pre = min(1.0, L * float(c.retention) / (k + (L - k) * p))
+        kept = kept_tokens(r_pre, frames, arch.tokens_per_frame, budget)
+        visual = staged([(0, kept), (k, round_half_up(kept * p))], L) if k < L else (kept,) * L
+        # the released stage ranks features + grid newlines and rounds half to even (behaviour C);
+        # the feature count here is the paper convention's (no newlines), rounded half up
+        return NominalTokens(visual, kept, notes=(f"tango-intra r_pre={r_pre:.4f}",
+                                                  "intra stage: feature tokens, half up (released code: whole "
+                                                  "visual span incl. newlines, Python round)"))

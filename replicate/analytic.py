@@ -20,11 +20,18 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 BUDGET_ROUNDINGS = ("per_frame_ceil", "global_round")
-# budget_rounding -> methods.nominal's `budget` option (for methods whose retention is a
-# pre-LLM budget of whole tokens, i.e. those that accept `budget`)
+# budget_rounding -> the `budget` of Method.nominal_schedule (for methods whose retention is a
+# pre-LLM budget of whole tokens: Method.pre_llm_budget)
 _NOMINAL_BUDGET = {"per_frame_ceil": "per_frame", "global_round": "global"}
-# claim-setting keys that are nominal_schedule options for a method
+# claim-setting keys that are method options (the papers' symbols, as claims.yaml writes them)
 SETTING_OPTIONS = {"holitom": ("k", "r"), "fastv": ("k",), "tango-intra": ("k",)}
+# the papers' symbols in settings -> the Method's config options where the names differ
+# (HoliTom's K and R: papers.md §1.1; Tango's intra-LLM k and p: §1.2); the options, their
+# defaults and the schedule are the Method's (methods.registry, methods/paper_options.py)
+SETTING_NOTATION = {"holitom": {"k": "inner_k", "r": "inner_r"}, "tango-intra": {"k": "intra_k", "p": "intra_keep"}}
+# options fixed by what an analytic setting means: PruneVid's FLOPs rows count its pre-LLM stages
+# (stage 4, the in-LLM pruning after layer 10, is off)
+SETTING_FIXED = {"prunevid": {"selected_layer": None}}
 
 COLUMNS = ["key", "model", "method", "frames", "retention", "retention_effective", "options",
            "budget_rounding", "llm_visual_first", "llm_visual_last", "llm_visual_mean", "vanilla_visual",
@@ -125,10 +132,22 @@ def unique(settings: Iterable[Setting]) -> list[Setting]:
                                                  s.retention or 1.0, s.options))
 
 
-def _has_budget(setting: Setting) -> bool:
-    from methods.nominal import method_options
+def method_options(setting: Setting) -> dict[str, Any]:
+    """The Method config options of ``setting`` (its options renamed by SETTING_NOTATION, plus
+    SETTING_FIXED); its retention is passed beside them (Method.for_retention)."""
+    names = SETTING_NOTATION.get(setting.method, {})
+    return {**SETTING_FIXED.get(setting.method, {}), **{names.get(k, k): v for k, v in setting.options}}
 
-    return setting.retention is not None and "budget" in method_options(setting.method)
+
+def method_of(setting: Setting):
+    """The Method instance whose nominal schedule is ``setting``'s (methods.nominal: registry lookup)."""
+    from methods.nominal import nominal_method
+
+    return nominal_method(setting.method, setting.retention, **method_options(setting))
+
+
+def _has_budget(setting: Setting) -> bool:
+    return setting.retention is not None and method_of(setting).pre_llm_budget
 
 
 def budget_options(setting: Setting, rounding: str) -> dict[str, str]:
@@ -148,11 +167,8 @@ def effective_retention(setting: Setting, tokens_per_frame: int, rounding: str) 
 
 
 def schedule_for(setting: Setting, rounding: str = "per_frame_ceil"):
-    from methods.nominal import nominal_schedule
-
     arch = arch_of(setting.model)
-    return arch, nominal_schedule(arch, setting.method, frames=setting.frames, retention=setting.retention,
-                                  **budget_options(setting, rounding), **dict(setting.options))
+    return arch, _nominal(arch, setting, rounding, {"frames": setting.frames})
 
 
 def stage_summary(per_layer: Sequence[int]) -> str:
@@ -303,7 +319,8 @@ def predict_claim(claim: Mapping[str, Any], target: Mapping[str, Any], rounding:
 def _nominal(arch, s: Setting, rounding: str, kw: dict):
     from methods.nominal import nominal_schedule
 
-    return nominal_schedule(arch, s.method, retention=s.retention, **kw, **budget_options(s, rounding), **dict(s.options))
+    return nominal_schedule(arch, s.method, retention=s.retention, **kw, **budget_options(s, rounding),
+                            **method_options(s))
 
 
 def predict_claims(claims: Iterable[Mapping[str, Any]], targets: Mapping[str, Mapping[str, Any]],

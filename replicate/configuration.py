@@ -1,7 +1,9 @@
-"""Load and validate the workflow config (replicate/config.yaml).
+"""Load, complete and validate the workflow config.
 
-``validate_config`` gives the error Snakemake's validator does not: the bad key, where it is and
-the allowed keys. The Snakefile calls it before ``snakemake.utils.validate`` (which fills defaults).
+The schema (replicate/schemas/config.schema.yaml) is the one source of every key's default;
+replicate/config.yaml, profiles and ``--config`` set only what differs, and ``with_defaults``
+fills the rest. ``validate_config`` gives the error Snakemake's validator does not: the bad key,
+where it is and the allowed keys.
 """
 from __future__ import annotations
 
@@ -119,13 +121,43 @@ def _child(node: dict, key: str, root: dict) -> dict:
     return _resolve(extra, root) if isinstance(extra, dict) else {}
 
 
+def with_defaults(config: Mapping[str, Any], *, schema_path: Path = SCHEMA_FILE) -> dict[str, Any]:
+    """A copy of ``config`` with every key it leaves out set to the schema's default (nested
+    sections too: a section it leaves out is built from its keys' defaults)."""
+    root = schema(str(schema_path))
+    return _fill(copy.deepcopy(dict(config)), root, root)
+
+
+def _properties(node: dict, root: dict) -> dict:
+    """Properties of an object schema, with those of a ``$ref`` beside them (its defaults per use)."""
+    props: dict = {}
+    if "$ref" in node:
+        props.update(_resolve(node, root).get("properties", {}))
+    for name, sub in node.get("properties", {}).items():
+        props[name] = {**props.get(name, {}), **sub}
+    return props
+
+
+def _fill(instance: dict, node: dict, root: dict) -> dict:
+    for name, sub in _properties(node, root).items():
+        if name not in instance and "default" in sub:
+            instance[name] = copy.deepcopy(sub["default"])
+        elif name not in instance and _properties(sub, root):
+            filled = _fill({}, sub, root)
+            if filled:
+                instance[name] = filled
+        elif isinstance(instance.get(name), dict) and _properties(sub, root):
+            _fill(instance[name], sub, root)
+    return instance
+
+
 def load_config(path: Path | str = CONFIG_FILE, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The config file merged (deeply) with ``overrides``, validated."""
+    """The config file merged (deeply) with ``overrides``, validated, with the schema's defaults."""
     config = yaml.safe_load(Path(path).read_text()) or {}
     if overrides:
         config = deep_merge(config, overrides)
     validate_config(config)
-    return config
+    return with_defaults(config)
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,14 +217,21 @@ def _coerce_option(value: Any, declared: str) -> Any:
     return value
 
 
-def validate_method_options(config: Mapping[str, Any]) -> None:
+def validate_method_options(config: Mapping[str, Any], *, skip_defaults: bool = False) -> None:
     """Every per-method options block checked against the method's typed Config: option names,
     types and (by building the Config at each retention it runs at, on a 28-layer LLM as the papers
     state K) ranges. A setting the method itself refuses without the override (DyCoke below 25 %)
-    is its rule, not a config error: that cell is written as not-applicable by the harness."""
+    is its rule, not a config error: that cell is written as not-applicable by the harness.
+    ``skip_defaults``: leave out the blocks equal to the schema's defaults (checked by the tests),
+    so a config that sets no options never imports the methods (and torch)."""
+    sites = option_sites(config)
+    if skip_defaults:
+        sites = [s for s in sites if s not in option_sites(with_defaults({}))]
+    if not sites:
+        return
     from methods.registry import method_class
 
-    for where, per_method, retentions in option_sites(config):
+    for where, per_method, retentions in sites:
         for method, opts in per_method.items():
             if not isinstance(opts, dict):
                 raise ConfigError(f"config key {where}.{method}: options must be a mapping, got {opts!r}")
@@ -289,12 +328,13 @@ def check_checkpoint_dirs(config: Mapping[str, Any]) -> None:
                              f"(expected a local HF checkpoint directory)")
 
 
-def check_all(config: Mapping[str, Any], *, schema_path: Path = SCHEMA_FILE) -> None:
-    """Finite numbers, schema (named key and allowed values), context length, method options."""
+def check_all(config: Mapping[str, Any], *, schema_path: Path = SCHEMA_FILE, skip_default_options: bool = False) -> None:
+    """Finite numbers, schema (named key and allowed values), context length, each method's own
+    options (``skip_default_options``: those the config sets, see validate_method_options)."""
     validate_finite(config)
     validate_config(config, schema_path=schema_path)
     validate_limits(config)
-    validate_method_options(config)
+    validate_method_options(config, skip_defaults=skip_default_options)
 
 
 # ---------------------------------------------------------------- profiles that layer
@@ -346,7 +386,10 @@ def layer_profile_configfiles(config: dict, overwrite: Mapping[str, Any] | None,
 
 def prepare_config(config: dict, *, overwrite: Mapping[str, Any] | None = None, argv: list[str] | None = None,
                    repo: Path = HERE.parent, cli_configfiles: Any = None) -> dict:
-    """The Snakefile's one call: layer profiles, coerce ``--config`` strings, check everything.
+    """The Snakefile's one call: layer profiles, coerce ``--config`` strings, fill the schema's
+    defaults (in place), check everything; method options only where they differ from the
+    defaults, so parsing the workflow (every job does) imports the methods (torch, ~2 s) only
+    when the config sets some.
     ``cli_configfiles`` (Snakemake's list of command-line config files) gets the layered profile
     files prepended so jobs Snakemake spawns elsewhere (cluster executors) see the same config."""
     layered = layer_profile_configfiles(config, overwrite, list(argv or []), repo)
@@ -356,7 +399,8 @@ def prepare_config(config: dict, *, overwrite: Mapping[str, Any] | None = None, 
         print(f"replicate: profile config file(s) {[str(f) for f in layered]} layered under the "
               f"command-line --configfile", flush=True)
     coerce_cli_values(config)
-    check_all(config)
+    config.update(with_defaults(config))
+    check_all(config, skip_default_options=True)
     return config
 
 
@@ -373,3 +417,22 @@ def unknown_claim_message(claim_id: str, known: list[str]) -> str:
 def raise_unknown_claim(claim_id: str, known: list[str]):
     """Input function of rule unknown_claim: always raises (the DAG stops with the close ids)."""
     raise ValueError(unknown_claim_message(claim_id, known))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m replicate.configuration [CONFIG.yaml]``: the resolved config (defaults filled)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m replicate.configuration", description=main.__doc__)
+    ap.add_argument("config", nargs="?", default=str(CONFIG_FILE))
+    args = ap.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        ap.error(str(exc))
+    print(yaml.safe_dump(config, sort_keys=False), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

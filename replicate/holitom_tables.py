@@ -37,16 +37,11 @@ MODEL_SHORT = {"llava-onevision-72b": "ov72b", "llava-video-7b": "video7b"}
 SYNTH_LABEL = "SynthVideoQA (cpu tier, tiny model: an analogue, not the paper's benchmarks)"
 
 def settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``holitom:`` config section, keys it leaves out (nested ``cpu`` too) taken from the
-    shipped ``replicate/config.yaml``: the one home of the sweeps' defaults."""
-    import yaml
+    """The ``holitom:`` config section, keys it leaves out (nested ``cpu`` too) at the schema's
+    defaults (replicate.configuration.with_defaults: the one home of the sweeps' defaults)."""
+    from replicate.configuration import with_defaults
 
-    from replicate.configuration import CONFIG_FILE
-
-    shipped = (yaml.safe_load(CONFIG_FILE.read_text()) or {})["holitom"]
-    h = {**shipped, **dict(config.get("holitom") or {})}
-    h["cpu"] = {**shipped["cpu"], **dict(h.get("cpu") or {})}
-    return h
+    return with_defaults({"holitom": dict(config.get("holitom") or {})})["holitom"]
 
 
 def default_tau(retention: Optional[float]) -> Optional[float]:
@@ -336,12 +331,10 @@ def synth_accuracy_frame(accuracy_csv: Optional[str | Path], extra_cells: Sequen
 
 
 def claim_results_for_tables(claims: Sequence[Mapping[str, Any]], config: Mapping[str, Any],
-                             results_dir: str | Path = ".", plugins: Sequence[str] = ()) -> dict[str, dict]:
+                             results_dir: str | Path = ".") -> dict[str, dict]:
     """Verdicts of HoliTom's table claims from the result files (replicate.verify, same as the claim rules)."""
-    from replicate import evaluators as ev
     from replicate.verify import verify_many
 
-    ev.load_plugins(list(plugins))
     wanted = [c for c in claims if c["id"].startswith(("holitom-t1-", "holitom-t2-"))]
     return {r["id"]: r for r in verify_many(wanted, results_dir=results_dir, config=config)}
 

@@ -66,13 +66,8 @@ def exact_vs_paper(flops_csv: str, *, csv_path: str, md_path: str, log_path: str
 
 
 def verify_claims(*, ids: Sequence[str], claims_file: str, outputs: Sequence[str], config: Mapping[str, Any],
-                  results_dir: str = ".", log_path: str | None = None, cuda: bool | None = None,
-                  plugins: Sequence[str] = ()) -> list[dict]:
-    """Verify `ids`; write each to the output named <id>.json, and all of them to all.json if listed.
-    `plugins`: modules that register more evaluators (imported first)."""
-    from .evaluators import load_plugins
-
-    load_plugins(plugins)
+                  results_dir: str = ".", log_path: str | None = None, cuda: bool | None = None) -> list[dict]:
+    """Verify `ids`; write each to the output named <id>.json, and all of them to all.json if listed."""
     t0 = time.perf_counter()
     registry = claims_by_id(claims_file)
     unknown = [i for i in ids if i not in registry]

@@ -1,4 +1,4 @@
-"""Evaluators of STTS's efficiency and tokens-pruned claims (registered by replicate/rules/stts.smk).
+"""Evaluators of STTS's efficiency and tokens-pruned claims (listed in replicate.evaluators).
 
 - ``stts_measured_tokens_pruned`` / ``stts_measured_vit_tail``: the real selection and packing on
   real scores at Molmo2-4B shapes (results/analytic/stts_packing.json, see
@@ -13,7 +13,7 @@
 """
 from __future__ import annotations
 
-from .evaluators import Context, Measurement, register
+from .evaluator_base import Context, Measurement
 
 PACKING = "results/analytic/stts_packing.json"
 PREDICTIONS = "results/analytic/stts_efficiency.json"
@@ -30,7 +30,6 @@ def _full_size(claim, ctx: Context) -> dict:
     return data
 
 
-@register("stts_measured_tokens_pruned", tier="analytic", inputs=(PACKING,))
 def stts_measured_tokens_pruned(claim, ctx: Context) -> Measurement:
     data = _full_size(claim, ctx)
     m = data["mean"]
@@ -40,7 +39,6 @@ def stts_measured_tokens_pruned(claim, ctx: Context) -> Measurement:
         "note": "pooled tokens reaching the LLM, from the real video-global selection on novelty scores"})
 
 
-@register("stts_measured_vit_tail", tier="analytic", inputs=(PACKING,))
 def stts_measured_vit_tail(claim, ctx: Context) -> Measurement:
     data = _full_size(claim, ctx)
     m = data["mean"]
@@ -75,11 +73,9 @@ def _gpu_speedup(claim, ctx: Context, kind: str) -> Measurement:
     return Measurement(float(row[key]), ev)
 
 
-@register("gpu_inference_speedup", tier="gpu", inputs=(GPU_TIMING,))
 def gpu_inference_speedup(claim, ctx: Context) -> Measurement:
     return _gpu_speedup(claim, ctx, "inference")
 
 
-@register("gpu_training_speedup", tier="gpu", inputs=(GPU_TIMING,))
 def gpu_training_speedup(claim, ctx: Context) -> Measurement:
     return _gpu_speedup(claim, ctx, "training")

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import evaluators as ev
+from .analytic_evaluators import ANALYTIC_FLOPS
+from .evaluator_base import Context, Measurement
 from .provenance import provenance
 from .tiers import tier_status
 
@@ -136,7 +138,7 @@ def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", con
     missing = [p for p in evaluator.inputs if not (root / p).exists()]
     if missing:
         return {**out, "verdict": "not-run", "reason": f"result file(s) missing: {', '.join(missing)}"}
-    ctx = ev.Context(root, config, cache if cache is not None else {})
+    ctx = Context(root, config, cache if cache is not None else {})
     try:
         m = evaluator.fn(claim, ctx)
     except (KeyError, ValueError) as exc:
@@ -153,7 +155,7 @@ def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", con
 PREDICTIONS = "results/analytic/predictions.csv"
 
 
-def _cost_model_value(claim: Mapping[str, Any], m: "ev.Measurement") -> dict | None:
+def _cost_model_value(claim: Mapping[str, Any], m: Measurement) -> dict | None:
     """The cost model's number for an analytic claim: the measurement itself when the evaluator read
     the cost model's FLOPs table, or the evaluator's ``cost_model_prediction`` evidence."""
     if claim["tier"] != "analytic":
@@ -161,7 +163,7 @@ def _cost_model_value(claim: Mapping[str, Any], m: "ev.Measurement") -> dict | N
     if "cost_model_prediction" in m.evidence:
         return {"value": float(m.evidence["cost_model_prediction"]), "unit": claim["reported"]["unit"],
                 "source": m.evidence.get("cost_model_basis", "cost model (nominal schedule)")}
-    if m.evidence.get("result_file") == ev.ANALYTIC_FLOPS:
+    if m.evidence.get("result_file") == ANALYTIC_FLOPS:
         return {"value": m.measured, "unit": claim["reported"]["unit"], "source": "cost model (analytic tier)",
                 "note": "the reproduced value is the cost model's own number"}
     return None
@@ -171,7 +173,7 @@ def _prediction(claim: Mapping[str, Any], root: Path, cache: dict[str, Any] | No
     """(predicted block, evidence) of a claim from rule analytic_predictions' file, if it has a row."""
     if claim["tier"] != "gpu" or not (root / PREDICTIONS).exists():
         return None, {}
-    frame = ev.Context(root, {}, cache if cache is not None else {}).csv(PREDICTIONS)
+    frame = Context(root, {}, cache if cache is not None else {}).csv(PREDICTIONS)
     hit = frame[frame["id"] == claim["id"]]
     if hit.empty:
         return None, {}

@@ -223,7 +223,7 @@ def dycoke_decode_refresh(attn_row: torch.Tensor, prev_row: Optional[torch.Tenso
 
 
 # ---- registered Method (methods.registry) ----
-from methods.base import Method  # noqa: E402
+from methods.base import Method, pre_llm_tokens  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,9 @@ class DyCoke(Method):
         c = self.config
         return DecodeKVPolicy(c.decode_layer, float(c.decode_prune), float(c.decode_sim_threshold))
 
-    def nominal_name_and_options(self):
-        # The pre-LLM counts agree exactly (round_half_up(r*F*N)); costmodel's "dycoke" does not
-        # model stage (b) either, and neither does the runtime.
-        return "dycoke", {"retention": float(self.config.retention)}
+    pre_llm_budget = True
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        """Stage (a)'s round_half_up(r*F*N); stage (b) (decode-time KV pruning) is not modelled, as
+        the runtime does not apply it either."""
+        return pre_llm_tokens(arch, frames, self.config.retention, budget)

@@ -125,7 +125,7 @@ def fastvid_reduce(tokens: VideoTokens, cfg: FastVIDConfig) -> Reduction:
 
 
 # ---- registered Method (methods.registry) ----
-from methods.base import Method  # noqa: E402
+from methods.base import Method, pre_llm_tokens  # noqa: E402
 
 
 class FastVID(Method):
@@ -137,5 +137,7 @@ class FastVID(Method):
     def reduce(self, tokens: VideoTokens) -> Reduction:
         return fastvid_reduce(tokens, self.config)
 
-    def nominal_name_and_options(self):
-        return "fastvid", {"retention": float(self.config.retention)}
+    pre_llm_budget = True
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        return pre_llm_tokens(arch, frames, self.config.retention, budget)

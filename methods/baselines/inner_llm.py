@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
-from costmodel.nominal import round_half_up  # the nominal schedules' rounding
+from costmodel.nominal import check_layer, round_half_up  # the nominal schedules' rounding
+from costmodel.schedule import staged
 
-from methods.base import Method
+from methods.base import Method, NominalTokens
 from methods.paper_options import FASTV_K, PDROP_BOUNDARIES_OF_32, PDROP_LAMBDA
 from methods.runtime import MODES, SCORINGS, InnerPlan, InnerStage
 from methods.types import check_retention
@@ -29,6 +30,41 @@ def _check_layer(k, name="k"):
         raise ValueError(f"{name} must be an int layer index >= 1 (and <= num_layers - 1), got {k!r}")
 
 
+def _check_ranking(config) -> None:
+    """The ranking options FastV and PyramidDrop share: ``scoring`` and ``mode``."""
+    _check_choice(config.scoring, SCORINGS, "scoring")
+    _check_choice(config.mode, MODES, "mode")
+
+
+class AttentionPruning(Method):
+    """What FastV and PyramidDrop share: from each stage's layer on, keep a fraction of the visual
+    tokens ranked by the previous layer's attention (``keep_stages``), run by ``methods.runtime``
+    and counted by the nominal schedule alike. Subclasses state their stages."""
+
+    stages = ("inner_llm",)
+    #: the config option that holds the stages' layers (named in errors)
+    layer_option: ClassVar[str] = "k"
+
+    def keep_stages(self, num_layers: int) -> tuple[tuple[int, float], ...]:
+        """(layer, fraction of the visual tokens kept from that layer on), layers increasing."""
+        raise NotImplementedError
+
+    def inner_plan(self, num_layers):
+        stages = tuple(InnerStage(layer, keep) for layer, keep in self.keep_stages(num_layers))
+        return InnerPlan(stages, scoring=self.config.scoring, mode=self.config.mode).validate(num_layers)
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        """Full before the first stage, round_half_up(keep * F * N) from each stage's layer on (a
+        stage at the last layer's index or beyond prunes nothing); papers.md §4."""
+        L, full = arch.llm.layers, frames * arch.tokens_per_frame
+        stages = [(check_layer(layer, L, self.layer_option), keep) for layer, keep in self.keep_stages(L)]
+        counts = [(layer, round_half_up(full * keep)) for layer, keep in stages if layer < L]
+        return NominalTokens(staged([(0, full), *counts], L), full, notes=self.nominal_notes(L))
+
+    def nominal_notes(self, num_layers: int) -> tuple[str, ...]:
+        return ()
+
+
 @dataclass(frozen=True)
 class VanillaConfig:
     pass
@@ -40,8 +76,15 @@ class Vanilla(Method):
     Config = VanillaConfig
     stages = ()
 
-    def nominal_name_and_options(self):
-        return "vanilla", {}
+    @classmethod
+    def for_retention(cls, retention=None, **options):
+        if retention not in (None, 1.0):
+            raise ValueError(f"vanilla keeps every token; retention must be None or 1, got {retention!r}")
+        return cls(**options)
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        full = frames * arch.tokens_per_frame
+        return NominalTokens((full,) * arch.llm.layers, full)
 
 
 @dataclass(frozen=True)
@@ -58,22 +101,26 @@ class FastVConfig:
     def __post_init__(self):
         _check_layer(self.k)
         check_retention(self.keep, "keep")
-        _check_choice(self.scoring, SCORINGS, "scoring")
-        _check_choice(self.mode, MODES, "mode")
+        _check_ranking(self)
 
 
-class FastV(Method):
+class FastV(AttentionPruning):
     name = "fastv"
     description = "FastV: drop low-attention visual tokens after layer K (inside the LLM)"
     Config = FastVConfig
-    stages = ("inner_llm",)
 
-    def inner_plan(self, num_layers):
-        c = self.config
-        return InnerPlan((InnerStage(c.k, float(c.keep)),), scoring=c.scoring, mode=c.mode).validate(num_layers)
+    def keep_stages(self, num_layers):
+        return ((self.config.k, float(self.config.keep)),)
 
-    def nominal_name_and_options(self):
-        return "fastv", {"retention": float(self.config.keep), "k": self.config.k}
+    @classmethod
+    def for_retention(cls, retention=None, **options):
+        """FastV's kept fraction after layer k is its option ``keep``."""
+        if retention is not None and "keep" in options:
+            raise ValueError("fastv: give either retention or option keep (the same kept fraction)")
+        return cls(**options) if retention is None else cls(keep=retention, **options)
+
+    def nominal_label(self, arch, frames):
+        return f"{arch.name}/{self.name}/F={frames}/r={self.config.keep:g}"
 
 
 @dataclass(frozen=True)
@@ -92,26 +139,34 @@ class PDropConfig:
             object.__setattr__(self, "layers", tuple(self.layers))
             for b in self.layers:
                 _check_layer(b, "layers")
-        _check_choice(self.scoring, SCORINGS, "scoring")
-        _check_choice(self.mode, MODES, "mode")
+        _check_ranking(self)
 
 
-class PDrop(Method):
+class PDrop(AttentionPruning):
     name = "pdrop"
     description = "PyramidDrop: keep lam of the visual tokens at each of 3 stage boundaries"
     Config = PDropConfig
-    stages = ("inner_llm",)
+    layer_option = "layers"
 
     def boundaries(self, num_layers: int) -> tuple[int, ...]:
         return pdrop_boundaries(num_layers, self.config.layers)
 
-    def inner_plan(self, num_layers):
+    def keep_stages(self, num_layers):
+        """Stage i keeps lam^(i+1) of the visual tokens from boundary i on."""
         bounds = self.boundaries(num_layers)
         if list(bounds) != sorted(set(bounds)):
             raise ValueError(f"pdrop layers must be strictly increasing, got {bounds} for {num_layers} layers")
+        if bounds[0] == 0:
+            raise ValueError(f"pdrop layers must be > 0 (layer 0 sees every token), got {bounds}")
         lam = float(self.config.lam)
-        stages = tuple(InnerStage(b, lam ** (i + 1)) for i, b in enumerate(bounds))
-        return InnerPlan(stages, scoring=self.config.scoring, mode=self.config.mode).validate(num_layers)
+        return tuple((b, lam ** (i + 1)) for i, b in enumerate(bounds))
 
-    def nominal_name_and_options(self):
-        return "pdrop", {"lam": float(self.config.lam), "layers": self.config.layers}
+    @classmethod
+    def for_retention(cls, retention=None, **options):
+        if retention is not None:
+            raise ValueError("pdrop takes no retention; set options lam= and layers=")
+        return cls(**options)
+
+    def nominal_notes(self, num_layers):
+        bounds = tuple(b for b, _ in self.keep_stages(num_layers))
+        return (f"pdrop stage boundaries {bounds}, lam={float(self.config.lam)}",)

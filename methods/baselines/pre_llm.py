@@ -7,9 +7,9 @@ from typing import Optional
 
 import torch
 
-from costmodel.nominal import round_half_up  # the nominal schedules' rounding
+from costmodel.nominal import check_frames, round_half_up  # the nominal schedules' rounding
 
-from methods.base import Method, resolve_arch
+from methods.base import Method, pre_llm_tokens, resolve_arch
 from methods.primitives.merge import assign_nearest, scatter_mean
 from methods.primitives.rng import make_generator
 from methods.types import Reduction, VideoTokens, check_retention
@@ -104,17 +104,19 @@ class VisionZip(Method):
         return Reduction(torch.cat(feats), torch.cat(srcs), positions="contiguous",
                          info={"tokens_per_frame": budgets.tolist()})
 
-    def nominal_name_and_options(self):
-        if self.config.tokens_per_frame is not None:
-            return None
-        return "visionzip", {"retention": float(self.config.retention)}
+    @property
+    def pre_llm_budget(self) -> bool:
+        return self.config.tokens_per_frame is None
 
-    def nominal_schedule(self, arch, frames, text_tokens=0, decode_steps=0):
+    def nominal_tokens(self, arch, frames, budget="global"):
+        return pre_llm_tokens(arch, frames, self.config.retention, budget)
+
+    def nominal_schedule(self, arch, frames=None, text_tokens=0, decode_steps=0, *, budget="global", label=None):
         if self.config.tokens_per_frame is None:
-            return super().nominal_schedule(arch, frames, text_tokens, decode_steps)
+            return super().nominal_schedule(arch, frames, text_tokens, decode_steps, budget=budget, label=label)
         spec = resolve_arch(arch)
         return _pre_llm_schedule(spec, frames, min(self.config.tokens_per_frame, spec.tokens_per_frame),
-                                 text_tokens, decode_steps, "visionzip", rows=None)
+                                 text_tokens, decode_steps, self.name, label, rows=None)
 
 
 @dataclass(frozen=True)
@@ -143,8 +145,10 @@ class RandomSubset(Method):
         idx = torch.randperm(F * N, generator=gen)[:kept].sort().values.to(tokens.features.device)
         return Reduction(tokens.features.reshape(F * N, D)[idx], idx, positions="contiguous")
 
-    def nominal_name_and_options(self):
-        return "random", {"retention": float(self.config.retention)}
+    pre_llm_budget = True
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        return pre_llm_tokens(arch, frames, self.config.retention, budget)
 
 
 @dataclass(frozen=True)
@@ -184,18 +188,20 @@ class UniformPool(Method):
         src = (torch.arange(F)[:, None] * N + cell[None, :]).reshape(-1).to(feats.device)
         return Reduction(feats, src, positions="contiguous", info={"pooled_grid": (hp, wp)})
 
-    def nominal_schedule(self, arch, frames, text_tokens=0, decode_steps=0):
+    def nominal_schedule(self, arch, frames=None, text_tokens=0, decode_steps=0, *, budget="global", label=None):
+        """Its own kept count F*h'*w' (no rounding of r*F*N applies, so ``budget`` has no effect)."""
         spec = resolve_arch(arch)
         hp, wp = pooled_grid(tuple(spec.pooled_grid), self.config.retention)
-        return _pre_llm_schedule(spec, frames, hp * wp, text_tokens, decode_steps, "uniform-pool", rows=hp)
+        return _pre_llm_schedule(spec, frames, hp * wp, text_tokens, decode_steps, self.name, label, rows=hp)
 
 
-def _pre_llm_schedule(spec, frames: int, per_frame: int, text_tokens: int, decode_steps: int,
-                      label: str, rows: Optional[int]):
-    """Schedule of a pre-LLM method keeping ``per_frame`` tokens in every frame."""
-    from methods.nominal import nominal_schedule
+def _pre_llm_schedule(spec, frames: Optional[int], per_frame: int, text_tokens: int, decode_steps: int,
+                      name: str, label: Optional[str], rows: Optional[int]):
+    """Schedule of the pre-LLM method ``name`` keeping ``per_frame`` tokens in every frame."""
+    from methods.baselines.inner_llm import Vanilla
 
-    base = nominal_schedule(spec, "vanilla", frames=frames, text_tokens=text_tokens, decode_steps=decode_steps)
+    frames = check_frames(spec.default_frames if frames is None else frames)
+    base = Vanilla().nominal_schedule(spec, frames, text_tokens, decode_steps)
     kept = frames * per_frame
     if spec.newline == "one_token":
         newline = 1
@@ -205,4 +211,4 @@ def _pre_llm_schedule(spec, frames: int, per_frame: int, text_tokens: int, decod
         newline = 0
     L = base.llm_layers
     return replace(base, llm_visual=(kept,) * L, llm_newline=(newline,) * L,
-                   label=f"{spec.name}/{label}/F={frames}")
+                   label=label or f"{spec.name}/{name}/F={frames}")

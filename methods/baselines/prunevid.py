@@ -314,7 +314,7 @@ def prunevid_reduce(tokens: VideoTokens, cfg: PruneVidConfig) -> Reduction:
 # ---- registered Method (methods.registry) ----
 import dataclasses  # noqa: E402
 
-from methods.base import Method, resolve_arch  # noqa: E402
+from methods.base import Method, NominalTokens, pre_llm_tokens  # noqa: E402
 from methods.paper_options import PRUNEVID_SELECTED_LAYER  # noqa: E402
 from methods.runtime import MODES, InnerPlan, InnerStage  # noqa: E402
 
@@ -375,31 +375,24 @@ class PruneVid(Method):
         return InnerPlan((InnerStage(c.selected_layer + 1, float(c.alpha)),), scoring="last",
                          mode=c.mode).validate(num_layers)
 
-    def nominal_name_and_options(self):
-        """costmodel's "prunevid" is the pre-LLM count only, so it matches only without stage 4 and
-        in retention mode; otherwise None (nominal_schedule below composes stage 4 itself)."""
-        c = self.config
-        if c.retention is None or c.selected_layer is not None:
-            return None
-        return "prunevid", {"retention": float(c.retention)}
+    pre_llm_budget = True
 
-    def nominal_schedule(self, arch, frames, text_tokens=0, decode_steps=0):
+    def nominal_label(self, arch, frames):
+        c, base = self.config, super().nominal_label(arch, frames)
+        return base if c.selected_layer is None else f"{base}/alpha={c.alpha:g}@K={c.selected_layer + 1}"
+
+    def nominal_tokens(self, arch, frames, budget="global"):
+        """Stages 1-3 keep round_half_up(r*F*N) (retention mode only: with cluster_ratio the count
+        depends on the content); stage 4 keeps alpha of them from layer selected_layer + 1."""
         c = self.config
         if c.retention is None:
             raise NotImplementedError(
                 "prunevid with cluster_ratio (official fixed ratio) keeps a content-dependent number of "
                 "tokens and has no nominal schedule; use retention=")
+        pre = pre_llm_tokens(arch, frames, c.retention, budget)
         if c.selected_layer is None:
-            return super().nominal_schedule(arch, frames, text_tokens, decode_steps)
-        from methods.nominal import nominal_schedule
-        from costmodel.schedule import replace_fields
-
-        spec = resolve_arch(arch)
-        base = nominal_schedule(spec, "prunevid", frames=frames, retention=float(c.retention),
-                                text_tokens=text_tokens, decode_steps=decode_steps)
-        L = len(base.llm_visual)
-        visual = self.inner_plan(L).nominal_visual(base.llm_visual[0], L)
-        return replace_fields(base, llm_visual=visual,
-                              label=f"{base.label}/alpha={c.alpha:g}@K={c.selected_layer + 1}",
-                              notes=base.notes + (f"prunevid stage 4: keep {c.alpha:g} of the video tokens "
-                                                  f"from layer {c.selected_layer + 1}",))
+            return pre
+        L = arch.llm.layers
+        return NominalTokens(self.inner_plan(L).nominal_visual(pre.kept, L), pre.kept,
+                             notes=(f"prunevid stage 4: keep {c.alpha:g} of the video tokens "
+                                    f"from layer {c.selected_layer + 1}",))

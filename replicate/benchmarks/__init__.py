@@ -13,16 +13,11 @@ from .base import (
     MissingVideoWarning,
     SampleList,
     config_key,
-    get_benchmark,
-    load_benchmark,
     read_records,
-    register_benchmark,
 )
-
-# Importing the per-benchmark modules registers them.
-from . import egoschema, longvideobench, lvbench, mlvu, mvbench, videomme  # noqa: E402,F401
 from .fixtures import make_fixture
-from .prompts import ANSWER_DIRECTLY, format_prompt, parse_letter
+from .prompts import ANSWER_DIRECTLY, parse_letter
+from .registry import LOADERS, format_prompt, get_benchmark, load_benchmark
 from .run import evaluate_benchmark, result_path, retention_label, write_result
 from .scoring import score
 
@@ -31,6 +26,7 @@ __all__ = [
     "BENCHMARKS",
     "Benchmark",
     "IncompleteBenchmarkWarning",
+    "LOADERS",
     "MCQSample",
     "MissingVideoError",
     "MissingVideoWarning",
@@ -43,7 +39,6 @@ __all__ = [
     "make_fixture",
     "parse_letter",
     "read_records",
-    "register_benchmark",
     "result_path",
     "retention_label",
     "score",

@@ -1,10 +1,10 @@
-"""Samples, the benchmark registry and the shared loading logic of the paper tier.
+"""Samples, the benchmark names and protocol, and the helpers the per-benchmark loaders share.
 
 Every benchmark is a multiple-choice video QA set. A loader reads the LOCAL copy a user already has
 (nothing is downloaded), in the layout of the Hugging Face datasets that lmms-eval uses, and turns
 each question into an :class:`MCQSample`. What is common to all of them lives here: where the root
-comes from (the config key ``paths.datasets.<name>``), reading json / jsonl / parquet annotations,
-checking that every video exists, ``limit`` and ``subset``.
+comes from (the config key ``paths.datasets.<name>``) and reading json / jsonl / parquet annotations;
+``registry.load_benchmark`` checks that every video exists and applies ``limit`` and ``subset``.
 
 Parquet is read through pandas, which needs pyarrow or fastparquet; without either, a parquet-only
 copy gets an error that says so and names the json/jsonl alternative.
@@ -84,7 +84,7 @@ class MissingVideoError(FileNotFoundError):
 
 @runtime_checkable
 class Benchmark(Protocol):
-    """What a per-benchmark module registers.
+    """What a per-benchmark loader provides (listed in replicate.benchmarks.registry).
 
     ``read`` returns every answerable sample with its expected ``video_path`` (existence is checked
     by :func:`load_benchmark`) plus ``(sample_id, reason)`` for questions it had to drop.
@@ -104,97 +104,6 @@ class Benchmark(Protocol):
 
     def format_prompt(self, sample: MCQSample) -> str:
         ...
-
-
-_REGISTRY: dict[str, Benchmark] = {}
-
-
-def register_benchmark(name: str):
-    """Class decorator: instantiate the class and register it under ``name`` (one of BENCHMARKS)."""
-    if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r}; allowed: {', '.join(BENCHMARKS)}")
-
-    def deco(cls):
-        inst = cls()
-        inst.name = name
-        if not isinstance(inst, Benchmark):
-            raise TypeError(f"{cls.__name__} does not implement the Benchmark protocol")
-        _REGISTRY[name] = inst
-        return cls
-
-    return deco
-
-
-def get_benchmark(name: str) -> Benchmark:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown benchmark {name!r}; allowed: {', '.join(sorted(_REGISTRY) or BENCHMARKS)}") from None
-
-
-def _normalise_subset(bench: Benchmark, subset: str | Sequence[str] | None) -> frozenset[str] | None:
-    if subset is None:
-        return None
-    chosen = frozenset([subset] if isinstance(subset, str) else [str(s) for s in subset])
-    bad = sorted(chosen - set(bench.subsets))
-    if not chosen or bad:
-        allowed = ", ".join(bench.subsets) if bench.subsets else "(none: this benchmark has no subsets)"
-        raise ValueError(f"{bench.name}: unknown subset {bad or sorted(chosen)!r}; allowed: {allowed}")
-    return chosen
-
-
-def load_benchmark(
-    name: str,
-    root: Path | str | None,
-    *,
-    limit: int | None = None,
-    subset: str | Sequence[str] | None = None,
-    strict: bool = False,
-) -> SampleList:
-    """Load benchmark ``name`` from its local copy at ``root`` (the value of ``paths.datasets.<name>``).
-
-    Samples keep annotation order. A sample whose video is missing is skipped with one
-    :class:`MissingVideoWarning` counting them (``strict=True`` raises :class:`MissingVideoError`
-    instead); the skipped ids are in the result's ``skipped``. ``subset`` restricts to named
-    sub-tasks / duration groups (see each benchmark's ``subsets``); ``limit`` keeps the first
-    ``limit`` samples that survive, like lmms-eval's ``--limit``.
-    """
-    bench = get_benchmark(name)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
-    chosen = _normalise_subset(bench, subset)
-    if root is None or not str(root).strip():  # config.yaml ships the key empty: "not set"
-        raise FileNotFoundError(
-            f"{name}: no dataset path given; set config key `{config_key(name)}` to the local copy of the benchmark"
-        )
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"{name}: dataset root {str(root)!r} does not exist or is not a directory; "
-            f"set config key `{config_key(name)}` to the local copy of the benchmark"
-        )
-    samples, dropped = bench.read(root, chosen)
-    seen: set[str] = set()
-    dupes = [s.sample_id for s in samples if s.sample_id in seen or seen.add(s.sample_id)]
-    if dupes:
-        raise ValueError(f"{name}: duplicate sample ids under {str(root)!r}, e.g. {dupes[:3]}")
-    kept: list[MCQSample] = []
-    missing: list[MCQSample] = []
-    for s in samples:
-        (kept if Path(s.video_path).exists() else missing).append(s)
-    if missing:
-        first = ", ".join(str(s.video_path) for s in missing[:3])
-        msg = (
-            f"{name}: {len(missing)} of {len(samples)} samples have no video file under {str(root)!r} "
-            f"(config key `{config_key(name)}`); first missing: {first}"
-        )
-        if strict:
-            raise MissingVideoError(msg)
-        warnings.warn(msg + "; these samples are skipped (strict=True raises instead)", MissingVideoWarning, stacklevel=2)
-    skipped = list(dropped) + [(s.sample_id, f"missing video: {s.video_path}") for s in missing]
-    if limit is not None:
-        kept = kept[:limit]
-    return SampleList(kept, skipped)
 
 
 # --------------------------------------------------------------------------------------------------

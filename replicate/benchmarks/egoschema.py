@@ -23,7 +23,6 @@ from .base import (
     first_existing,
     letter_index,
     read_records,
-    register_benchmark,
     require,
     strip_letter_prefix,
 )
@@ -48,8 +47,8 @@ def _video(root: Path, uid: str) -> Path:
     return first_existing([root / "videos" / f"{uid}{e}" for e in (".mp4", ".MP4")] + [root / f"{uid}.mp4"])
 
 
-@register_benchmark("egoschema")
 class EgoSchema:
+    name = "egoschema"
     annotation_names = ANNOTATION_PATTERNS
     subsets = ()
     category_keys = ()

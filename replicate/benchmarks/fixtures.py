@@ -14,7 +14,6 @@ import warnings
 from fractions import Fraction
 from pathlib import Path
 
-from .base import BENCHMARKS
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -77,8 +76,8 @@ def _item(i: int, n_options: int = 4) -> tuple[list[str], int, str]:
 def make_fixture(name: str, root: Path | str, n: int = 3, *, n_frames: int = 8, size: int = 64,
                  parquet: bool = False) -> Path:
     """Write a tiny ``name`` dataset under ``root`` (created) and return ``root``."""
-    if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r}; allowed: {', '.join(BENCHMARKS)}")
+    if name not in MAKERS:
+        raise ValueError(f"unknown benchmark {name!r}; allowed: {', '.join(MAKERS)}")
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if parquet and name != "videomme":
@@ -91,7 +90,7 @@ def make_fixture(name: str, root: Path | str, n: int = 3, *, n_frames: int = 8, 
         if parquet:
             _make_videomme(root, n, parquet=True)
         else:
-            globals()[f"_make_{name}"](root, n)
+            MAKERS[name](root, n)
     finally:
         _VIDEO_ARGS.clear()
     return root
@@ -229,3 +228,8 @@ def _make_lvbench(root: Path, n: int) -> None:
                       "qa": qa})
         _video(root / "videos" / f"{key}.mp4", COLOURS[colour])
     (root / "video_info.meta.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+
+
+#: benchmark name -> writer of its fixture (one per name of BENCHMARKS, in that order)
+MAKERS = {"videomme": _make_videomme, "mvbench": _make_mvbench, "egoschema": _make_egoschema,
+          "longvideobench": _make_longvideobench, "mlvu": _make_mlvu, "lvbench": _make_lvbench}

@@ -16,7 +16,6 @@ from .base import (
     first_existing,
     letter_index,
     read_records,
-    register_benchmark,
     require,
 )
 from .prompts import LONGVIDEOBENCH_POST, lettered
@@ -41,8 +40,8 @@ def _options(row: dict, where: str) -> list[str]:
     return opts
 
 
-@register_benchmark("longvideobench")
 class LongVideoBench:
+    name = "longvideobench"
     annotation_names = ANNOTATION_PATTERNS
     subsets = DURATION_GROUPS
     category_keys = ("duration_group", "question_category")

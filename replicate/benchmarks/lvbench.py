@@ -34,7 +34,6 @@ from .base import (
     first_existing,
     letter_index,
     read_records,
-    register_benchmark,
     require,
     split_embedded_options,
 )
@@ -97,7 +96,6 @@ def _lmms_eval_row(root: Path, path: Path, i: int, row: dict) -> MCQSample:
                      answer_index=letter_index(row["answer"], len(options), where), meta=meta)
 
 
-@register_benchmark("lvbench")
 class LVBench:
     name = "lvbench"
     annotation_names = ANNOTATION_PATTERNS

@@ -25,7 +25,6 @@ from .base import (
     first_existing,
     letter_index,
     read_records,
-    register_benchmark,
     require,
     split_embedded_options,
 )
@@ -44,8 +43,8 @@ TASKS = tuple(TASK_FILES)
 LMMS_EVAL_PATTERNS = ("test-*.parquet", "test*.jsonl", "test*.json", "mlvu_dev.json", "mlvu_dev.jsonl")
 
 
-@register_benchmark("mlvu")
 class MLVU:
+    name = "mlvu"
     annotation_names = tuple(f"json/{f}.json" for f in TASK_FILES.values()) + LMMS_EVAL_PATTERNS
     subsets = TASKS
     category_keys = ("task",)

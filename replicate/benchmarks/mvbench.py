@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import MCQSample, candidates_and_answer, files_per_task, first_existing, read_records, register_benchmark
+from .base import MCQSample, candidates_and_answer, files_per_task, first_existing, read_records
 from .prompts import MVBENCH_OPTION_HEADER, MVBENCH_POST, MVBENCH_QUESTION, lettered
 
 # sub-task -> candidate video folders (official MVBench first, then lmms-eval's DATA_LIST folder).
@@ -48,8 +48,8 @@ def _video_candidates(root: Path, subtask: str, video: str) -> list[Path]:
     return out
 
 
-@register_benchmark("mvbench")
 class MVBench:
+    name = "mvbench"
     annotation_names = tuple(f"json/{t}.json" for t in SUBTASKS)
     subsets = SUBTASKS
     category_keys = ("subtask",)

@@ -4,13 +4,13 @@ The strings below are the lmms-eval *default* model prompts for each task (read 
 EvolvingLMMs-Lab/lmms-eval, ``lmms_eval/tasks/<task>/utils.py`` ``*_doc_to_text`` and the task
 YAMLs' ``lmms_eval_specific_kwargs.default``; see anchors.md §A1). They are recorded verbatim
 because the prompt is one of the undocumented knobs behind "cannot reproduce" reports (§F.1).
-Each benchmark module builds its prompt from these; ``format_prompt`` dispatches on the sample.
+Each benchmark module builds its prompt from these; ``registry.format_prompt`` dispatches on the sample.
 """
 from __future__ import annotations
 
 import re
 
-from .base import LETTERS, MCQSample, get_benchmark
+from .base import LETTERS
 
 # Shared instruction, used verbatim by lmms-eval's videomme, mvbench, egoschema and
 # longvideobench default prompts.
@@ -55,11 +55,6 @@ MLVU_POST = "Best option: ("
 # ANSWER_DIRECTLY). The question already lists its options as "(A) opt" lines.
 # Layout: question \n "(A) opt" lines POST
 LVBENCH_POST = "\nAnswer the question with the option letter"
-
-
-def format_prompt(sample: MCQSample) -> str:
-    """The text prompt (without the video) lmms-eval's default model prompt gives for ``sample``."""
-    return get_benchmark(sample.benchmark).format_prompt(sample)
 
 
 def lettered(options: list[str], style: str) -> list[str]:

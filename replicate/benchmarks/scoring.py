@@ -6,8 +6,9 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import MCQSample, get_benchmark
+from .base import MCQSample
 from .prompts import parse_letter
+from .registry import get_benchmark
 
 Prediction = int | str | None
 

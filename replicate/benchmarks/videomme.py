@@ -16,7 +16,6 @@ from .base import (
     first_existing,
     letter_index,
     read_records,
-    register_benchmark,
     require,
     strip_letter_prefix,
 )
@@ -37,8 +36,8 @@ VIDEO_DIRS = ("data", "videos")
 VIDEO_EXTS = (".mp4", ".MP4", ".mkv")
 
 
-@register_benchmark("videomme")
 class VideoMME:
+    name = "videomme"
     annotation_names = ANNOTATION_PATTERNS
     subsets = DURATIONS
     category_keys = ("duration", "domain", "task_type")

@@ -18,7 +18,7 @@ Reported per video: LLM-side tokens pruned (kept pooled tokens / all), ViT-tail 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 

@@ -50,7 +50,7 @@ def check_retentions(text: str) -> list[float]:
     except ValueError:
         raise HarnessArgumentError(f"--retention must be comma-separated numbers in (0, 1], got {text!r}") from None
     if not values:
-        raise HarnessArgumentError(f"--retention is empty; give numbers in (0, 1], e.g. 0.10,0.25")
+        raise HarnessArgumentError("--retention is empty; give numbers in (0, 1], e.g. 0.10,0.25")
     for r in values:
         if not math.isfinite(r) or not 0 < r <= 1:
             raise HarnessArgumentError(f"--retention {r!r} is outside (0, 1] (from {text!r})")

@@ -77,6 +77,16 @@ class Cell:
     def method_options(self) -> dict[str, Any]:
         return dict(self.options)
 
+    @property
+    def harness_retention(self) -> Optional[float]:
+        """The retention the harness applies (replicate.harness.options.cell_options): PDrop's rows
+        state none (pre-LLM 100 %), so its default lam 0.5 per stage gives retention lam ** stages."""
+        if self.retention is None and self.method == "pdrop":
+            from replicate.harness.options import PAPER_DEFAULTS
+
+            return 0.5 ** len(self.method_options.get("layers", PAPER_DEFAULTS["pdrop"]["layers"]))
+        return self.retention
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Cell":
         opts = tuple(sorted((k, _freeze(v)) for k, v in (d.get("options") or {}).items()))

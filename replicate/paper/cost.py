@@ -20,37 +20,30 @@ from . import cells as C
 QUESTIONS = {"videomme": 2700, "mvbench": 4000, "egoschema": 500, "longvideobench": 1337, "mlvu": 2174,
              "lvbench": 1549}
 TEXT_TOKENS = 100  # prompt text around the video (question + options + chat template), order of magnitude
-_PRE_LLM = ("visionzip", "prunevid", "fastvid", "dycoke", "holitom-wo-m", "tango", "random", "uniform-pool")
 
 
-def nominal_args(cell: C.Cell) -> tuple[str, dict[str, Any]]:
-    """(costmodel method, keyword arguments) of the cell's nominal schedule."""
-    opts = cell.method_options
-    if cell.method == "vanilla":
-        return "vanilla", {}
-    if cell.method in _PRE_LLM:
-        return cell.method, {"retention": cell.retention}
-    if cell.method == "holitom":
-        return "holitom", {"retention": cell.retention, "k": opts.get("inner_k", 18), "r": opts.get("inner_r", 0.5)}
-    if cell.method == "fastv":
-        return "fastv", {"retention": cell.retention, "k": opts.get("k", 2)}
-    if cell.method == "pdrop":
-        return "pdrop", {}
-    if cell.method == "stts":
-        return "stts", {"topk": opts.get("topk", 0.5), "prune_at": opts.get("prune_at", 3)}
-    raise ValueError(f"no nominal schedule for method {cell.method!r}")
+def cell_schedule(cell: C.Cell, decode_tokens: int):
+    """The nominal TokenSchedule of the cell's method with the options the shard applies at the paper
+    model's depth (replicate.paper.shard.build_method: harness options, the Method's defaults)."""
+    from costmodel.arch import load_arch
+    from methods.registry import get_method
+    from replicate.harness.options import NO_RETENTION, cell_options
+
+    arch = load_arch(cell.model)
+    if cell.method in NO_RETENTION:
+        method = get_method(cell.method)
+    else:
+        L = arch.llm.layers
+        opts = cell_options(cell.method, cell.harness_retention, L, overrides=cell.method_options, paper_layers=L)
+        method = get_method(cell.method, **opts["paper"])
+    return arch, method.nominal_schedule(arch, cell.frames, TEXT_TOKENS, max(decode_tokens - 1, 1))
 
 
 def cell_seconds(cell: C.Cell, hardware: str, dtype: str, decode_tokens: int) -> float:
     """Predicted device seconds of one question of the cell."""
-    from costmodel.arch import load_arch
     from costmodel.latency import predict_latency
-    from methods.nominal import nominal_schedule
 
-    arch = load_arch(cell.model)
-    method, kw = nominal_args(cell)
-    sched = nominal_schedule(arch, method, frames=cell.frames, text_tokens=TEXT_TOKENS,
-                             decode_steps=max(decode_tokens - 1, 1), **kw)
+    arch, sched = cell_schedule(cell, decode_tokens)
     pred = predict_latency(arch, sched, hardware, dtype)
     return pred["ttft_s"] + (decode_tokens - 1) * pred["decode_s_per_token"]
 
@@ -89,9 +82,8 @@ def markdown(est: dict) -> str:
 def main(argv=None) -> int:
     import argparse
 
-    import yaml
-
     from replicate.claims import load_claims
+    from replicate.configuration import load_config
 
     ap = argparse.ArgumentParser(prog="python -m replicate.paper.cost", description=__doc__.split("\n\n")[0])
     ap.add_argument("--hardware", default="h100-sxm")
@@ -99,7 +91,7 @@ def main(argv=None) -> int:
     ap.add_argument("--decode-tokens", type=int, default=16)
     ap.add_argument("--config", default=str(C.__file__).replace("paper/cells.py", "config.yaml"))
     args = ap.parse_args(argv)
-    config = yaml.safe_load(open(args.config))
+    config = load_config(args.config)
     est = estimate(load_claims(), config, args.hardware, args.dtype, args.decode_tokens)
     print(f"{args.hardware}, {args.dtype}, {args.decode_tokens} decode tokens, {TEXT_TOKENS} text tokens:\n")
     print(markdown(est))

@@ -1,7 +1,6 @@
 """Evaluators of the paper tier (benchmark accuracy of real checkpoints): ``lmms_eval_*``.
 
-Registered when the workflow imports this module (replicate/rules/paper.smk appends it to
-EVALUATOR_PLUGINS). Each reads the cell summaries the paper-tier rules wrote
+Listed in replicate.evaluators. Each reads the cell summaries the paper-tier rules wrote
 (``results/paper/cells/.../summary.json``, indexed by ``results/paper/cells.json``). A cell that
 is absent or failed raises ValueError naming the config key and path (or the cell's own error),
 which verify.py turns into ``not-run``. Cells computed by the rehearsal (tiny random weights,
@@ -14,9 +13,9 @@ mean of its member benchmarks.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
-from replicate.evaluators import Context, Measurement, register
+from replicate.evaluator_base import Context, Measurement
 
 from . import cells as C
 
@@ -97,13 +96,11 @@ def _evidence(claim, method_ev: dict, base_ev: dict | None = None, **extra) -> d
     return ev
 
 
-@register("lmms_eval_accuracy", tier="paper", inputs=(C.CELLS_INDEX,))
 def lmms_eval_accuracy(claim, ctx: Context) -> Measurement:
     avg, ev = _side(claim, ctx, "method")
     return Measurement(avg, _evidence(claim, ev, rule="mean over the claim's benchmarks of lmms-eval's score"))
 
 
-@register("lmms_eval_perf_kept", tier="paper", inputs=(C.CELLS_INDEX,))
 def lmms_eval_perf_kept(claim, ctx: Context) -> Measurement:
     m_avg, m_ev = _side(claim, ctx, "method")
     v_avg, v_ev = _side({**claim, "setting": {**claim["setting"], "baseline": "vanilla"}}, ctx, "baseline")
@@ -116,14 +113,12 @@ def lmms_eval_perf_kept(claim, ctx: Context) -> Measurement:
         mean_of_per_benchmark_ratios=sum(ratios) / len(ratios) if ratios else None))
 
 
-@register("lmms_eval_accuracy_gain", tier="paper", inputs=(C.CELLS_INDEX,))
 def lmms_eval_accuracy_gain(claim, ctx: Context) -> Measurement:
     m_avg, m_ev = _side(claim, ctx, "method")
     b_avg, b_ev = _side(claim, ctx, "baseline")
     return Measurement(m_avg - b_avg, _evidence(claim, m_ev, b_ev, rule="mean(method) - mean(baseline), pp"))
 
 
-@register("lmms_eval_accuracy_drop", tier="paper", inputs=(C.CELLS_INDEX,))
 def lmms_eval_accuracy_drop(claim, ctx: Context) -> Measurement:
     m_avg, m_ev = _side(claim, ctx, "method")
     b_avg, b_ev = _side(claim, ctx, "baseline")
@@ -131,7 +126,6 @@ def lmms_eval_accuracy_drop(claim, ctx: Context) -> Measurement:
                                                 rule="mean(baseline) - mean(method), pp"))
 
 
-@register("lmms_eval_runtime", tier="paper", inputs=(C.CELLS_INDEX,))
 def lmms_eval_runtime(claim, ctx: Context) -> Measurement:
     """``...-gpu-runtime-s``: seconds inside the model requests summed over the cell's samples;
     ``...-total-s``: the shards' wall seconds summed (video decoding and loading included). The
@@ -148,7 +142,6 @@ def lmms_eval_runtime(claim, ctx: Context) -> Measurement:
     return Measurement(value, ev)
 
 
-@register("lmms_eval_best_k", tier="paper", inputs=(C.CELLS_INDEX,))
 def lmms_eval_best_k(claim, ctx: Context) -> Measurement:
     scores, rehearsal = {}, False
     for k, cells in C.best_k_cells(claim, ctx.config).items():

@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from replicate.benchmarks.base import LETTERS, MCQSample, MissingVideoError, load_benchmark
-from replicate.benchmarks.prompts import format_prompt, parse_letter
+from replicate.benchmarks.base import LETTERS, MCQSample, MissingVideoError
+from replicate.benchmarks.prompts import parse_letter
+from replicate.benchmarks.registry import format_prompt, load_benchmark
 from replicate.benchmarks.scoring import score
 
 from .cells import CELLS_ROOT, Cell
@@ -120,15 +121,8 @@ def build_method(cell: Cell, adapter, model: str):
 
     if cell.method in NO_RETENTION:
         return None, {"applied": {}, "paper": {}, "label": cell.method}
-    from replicate.harness.options import PAPER_DEFAULTS
-
     overrides = cell.method_options
-    retention = cell.retention
-    if retention is None and cell.method == "pdrop":
-        # PDrop's rows state no retention (pre-LLM 100 %): its default lam 0.5 per stage, i.e. the
-        # harness's retention = lam ** stages
-        stages = len(overrides.get("layers", PAPER_DEFAULTS["pdrop"]["layers"]))
-        retention = 0.5 ** stages
+    retention = cell.harness_retention
     if cell.method == "tango" and "sink_indices" not in overrides:
         overrides = {**overrides, "sink_indices": list(_default_sinks(adapter))}
     opts = cell_options(cell.method, retention, adapter.num_layers, overrides=overrides,

@@ -11,7 +11,7 @@ rule analytic_flops:
         json="results/analytic/flops.json",
     params:
         grid=config["analytic"]["grid"],
-        rounding=config["analytic"].get("budget_rounding", "per_frame_ceil"),
+        rounding=config["analytic"]["budget_rounding"],
         # a rerun trigger on the keys this rule reads only (the whole-config hash reran it on any edit)
         config_hash=config_hash({"analytic": config["analytic"]}),
     log:
@@ -51,9 +51,9 @@ rule analytic_predictions:
     output:
         "results/analytic/predictions.csv",
     params:
-        hardware=config.get("hardware", "h100-sxm"),
-        dtype=config.get("dtype", "bf16"),
-        rounding=config["analytic"].get("budget_rounding", "per_frame_ceil"),
+        hardware=config["hardware"],
+        dtype=config["dtype"],
+        rounding=config["analytic"]["budget_rounding"],
     log:
         "logs/analytic/predictions.log",
     conda:

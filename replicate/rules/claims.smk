@@ -25,7 +25,6 @@ rule verify_all:
     params:
         ids=CLAIM_IDS,
         config_hash=CONFIG_HASH,
-        plugins=lambda wc: list(EVALUATOR_PLUGINS),
     log:
         "logs/claims/verify_all.log",
     conda:
@@ -47,7 +46,6 @@ rule verify_claim:
     params:
         ids=lambda wc: [wc.claim_id],
         config_hash=CONFIG_HASH,
-        plugins=lambda wc: list(EVALUATOR_PLUGINS),
     log:
         "logs/claims/{claim_id}.log",
     conda:

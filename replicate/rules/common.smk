@@ -1,6 +1,7 @@
 # Shared constants and helpers of the rule files (included first by the Snakefile, so no rule file
-# depends on the order the others are included in). Config values come from replicate/config.yaml,
-# validated against the schema (which fills its defaults): no rule restates a default.
+# depends on the order the others are included in). Config values: replicate/config.yaml (what
+# differs) over the schema's defaults (replicate.configuration.with_defaults), validated: every key
+# is present, so no rule restates a default.
 import re
 
 CONDA_ENV = str(REPO / "envs" / "environment.yaml")
@@ -30,7 +31,6 @@ def runnable_targets(per_tier):
 
 def claim_inputs(wildcards):
     """Result files of the tiers that can run on this machine (others would never be built here)."""
-    EVALUATORS.load_plugins(EVALUATOR_PLUGINS)
     runnable = runnable_tiers()
     return sorted(set(runnable_targets(TIER_RESULTS)) | set(EVALUATORS.inputs_for_tiers(runnable)))
 
@@ -39,7 +39,6 @@ def single_claim_inputs(wildcards):
     """What one claim needs: the (cheap) analytic results, which also carry the predictions shown
     as evidence on gpu claims, plus its own evaluator's inputs if its tier can run here. Verifying
     one analytic claim must not train the tiny model or run the cpu grid."""
-    EVALUATORS.load_plugins(EVALUATOR_PLUGINS)
     claim = CLAIMS_BY_ID[wildcards.claim_id]
     needed = set(TIER_RESULTS["analytic"])
     evaluator = EVALUATORS.get(claim.get("evaluator"))

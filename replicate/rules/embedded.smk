@@ -13,11 +13,11 @@ from replicate.harness.options import NO_RETENTION as _NO_RET, number_tag as _nu
 # (method, rtag) of a grid: methods that prune nothing run once at `full`
 _cells = lambda methods, retentions: [(m, _rtag(None)) if m in _NO_RET else (m, _rtag(r))  # noqa: E731
                                       for m in methods for r in ([None] if m in _NO_RET else retentions)]
-EMB_CELLS = sorted(set(_cells(EMB.get("methods", []), EMB.get("retentions", []))))
-EFF_CPU = EFF.get("cpu", {})
-EFF_GPU = EFF.get("gpu", {})
-EFF_CPU_CELLS = sorted(set(_cells(["vanilla", *EFF_CPU.get("methods", [])], EFF_CPU.get("retentions", []))))
-EFF_GPU_CELLS = sorted(set(_cells(["vanilla", *EFF_GPU.get("methods", [])], EFF_GPU.get("retentions", []))))
+EMB_CELLS = sorted(set(_cells(EMB["methods"], EMB["retentions"])))
+EFF_CPU = EFF["cpu"]
+EFF_GPU = EFF["gpu"]
+EFF_CPU_CELLS = sorted(set(_cells(["vanilla", *EFF_CPU["methods"]], EFF_CPU["retentions"])))
+EFF_GPU_CELLS = sorted(set(_cells(["vanilla", *EFF_GPU["methods"]], EFF_GPU["retentions"])))
 EMB_FIGURES = [f"results/figures/embedded_{n}.{ext}" for n in ("accuracy_vs_retention", "accuracy_vs_flops",
                                                                 "ttft_breakdown") for ext in ("png", "pdf")]
 
@@ -28,8 +28,8 @@ rule embedded_train:
         **EMB_MODEL_FILES,
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
-        smoke="--smoke" if EMB.get("train", {}).get("smoke", False) else "",
-        seed=EMB.get("train", {}).get("seed", 0),
+        smoke="--smoke" if EMB["train"]["smoke"] else "",
+        seed=EMB["train"]["seed"],
         python=PYTHON,
     log:
         "logs/embedded/train.log",
@@ -54,7 +54,7 @@ rule cpu_accuracy_cell:
         n_samples=EMB["n_samples"],
         seed=EMB["seed"],
         split=EMB["split"],
-        options=lambda wc: EMB.get("options", {}).get(wc.emb_method, {}),
+        options=lambda wc: EMB["options"].get(wc.emb_method, {}),
     log:
         "logs/cpu/accuracy/{emb_method}/{emb_rtag}.log",
     threads: EMB["threads"]
@@ -93,7 +93,7 @@ rule cpu_efficiency:
         csv="results/cpu/efficiency.csv",
     params:
         settings=EFF_CPU,
-        seed=config.get("seeds", [0])[0],
+        seed=config["seeds"][0],
     log:
         "logs/cpu/efficiency.log",
     threads: 2  # reserves both cores so no other job runs beside the timing (torch threads: efficiency.cpu.threads)
@@ -113,14 +113,14 @@ rule gpu_efficiency:
         summary="results/gpu/efficiency/summary.json",
     params:
         python=PYTHON,
-        arch=EFF_GPU.get("arch", "llava-onevision-7b"),
-        dtype=EFF_GPU.get("dtype", "bf16"),
-        frames=EFF_GPU.get("frames", 32),
-        methods=",".join(EFF_GPU.get("methods", ["vanilla"])),
-        retentions=",".join(_number_tag(r, "efficiency.gpu.retentions") for r in EFF_GPU.get("retentions", [0.10])),
-        repeats=EFF_GPU.get("repeats", 5),
-        warmup=EFF_GPU.get("warmup", 2),
-        decode=EFF_GPU.get("decode_tokens", 32),
+        arch=EFF_GPU["arch"],
+        dtype=EFF_GPU["dtype"],
+        frames=EFF_GPU["frames"],
+        methods=",".join(EFF_GPU["methods"]),
+        retentions=",".join(_number_tag(r, "efficiency.gpu.retentions") for r in EFF_GPU["retentions"]),
+        repeats=EFF_GPU["repeats"],
+        warmup=EFF_GPU["warmup"],
+        decode=EFF_GPU["decode_tokens"],
         outdir=lambda wc, output: os.path.dirname(output.summary),
     log:
         "logs/gpu/efficiency.log",
@@ -168,4 +168,3 @@ rule embedded_all:
 TIER_RESULTS["cpu"] += ["results/cpu/accuracy.csv", "results/cpu/efficiency.csv"]
 TIER_TARGETS["cpu"] += EMB_FIGURES
 TIER_RESULTS["gpu"] += ["results/gpu/efficiency/summary.json"]
-EVALUATOR_PLUGINS += ["replicate.embedded_evaluators"]

@@ -29,8 +29,8 @@ rule flops_vs_retention:
         png="results/figures/flops_vs_retention.png",
         pdf="results/figures/flops_vs_retention.pdf",
     params:
-        models=config.get("figures", {}).get("flops_vs_retention", {}).get("models", []),
-        methods=config.get("figures", {}).get("flops_vs_retention", {}).get("methods", []),
+        models=config["figures"]["flops_vs_retention"]["models"],
+        methods=config["figures"]["flops_vs_retention"]["methods"],
     log:
         "logs/figures/flops_vs_retention.log",
     conda:

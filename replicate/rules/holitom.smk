@@ -34,7 +34,7 @@ rule holitom_analytic:
     output:
         csv="results/holitom/analytic/sweeps.csv",
     params:
-        rounding=config["analytic"].get("budget_rounding", "per_frame_ceil"),
+        rounding=config["analytic"]["budget_rounding"],
         holitom=HOLI_CFG,
     log:
         "logs/holitom/analytic.log",
@@ -58,7 +58,7 @@ rule holitom_cpu_cell:
         n_samples=EMB["n_samples"],
         seed=EMB["seed"],
         split=EMB["split"],
-        base_options=EMB.get("options", {}).get("holitom", {}),
+        base_options=EMB["options"].get("holitom", {}),
     log:
         "logs/holitom/cpu/k{hk}-R{hr}-{hmerge}/{emb_rtag}.log",
     threads: EMB["threads"]
@@ -82,7 +82,7 @@ rule holitom_wo_m_cpu_cell:
         n_samples=EMB["n_samples"],
         seed=EMB["seed"],
         split=EMB["split"],
-        options=EMB.get("options", {}).get("holitom-wo-m", {}),
+        options=EMB["options"].get("holitom-wo-m", {}),
     log:
         "logs/holitom/cpu/holitom-wo-m/{emb_rtag}.log",
     threads: EMB["threads"]
@@ -122,7 +122,7 @@ rule holitom_bench:
     output:
         "results/bench/holitom_stages.json",
     params:
-        bench=HOLI_CFG.get("bench", {}),
+        bench=HOLI_CFG["bench"],
     log:
         "logs/holitom/bench.log",
     threads: 2  # holds both cores so the timing runs alone (torch threads: holitom.bench.threads)
@@ -146,7 +146,6 @@ rule holitom_tables:
     output:
         HOLI_TABLES,
     params:
-        plugins=lambda wc: list(EVALUATOR_PLUGINS),
         cpu=HOLI_CPU,
         cpu_reason=TIERS.summary(config)["cpu"]["reason"],
     log:

@@ -12,8 +12,8 @@
 from replicate.paper import cells as _PC
 from replicate.paper import shard as _PS
 
-PAPER = config.get("paper", {})
-PAPER_SHARDS = int(PAPER.get("shards", 8))
+PAPER = config["paper"]
+PAPER_SHARDS = int(PAPER["shards"])
 PAPER_CELLS = _PC.required_cells(CLAIMS, config)
 PAPER_CELL_BY_DIR = {c.dir: c for c in PAPER_CELLS}
 _pcell = lambda wc: _PC.cell_at(PAPER_CELL_BY_DIR, wc.pckpt, wc.pframes, wc.ptag, wc.pbench)  # noqa: E731
@@ -44,16 +44,16 @@ rule paper_shard:
         cell=lambda wc: _pcell(wc).as_dict(),
         paths=lambda wc: _PC.cell_paths(_pcell(wc), config),
         run={k: PAPER.get(k) for k in PAPER_RUN_KEYS},
-        seeds=config.get("seeds", [0]),
+        seeds=config["seeds"],
     log:
         "logs/paper/{pckpt}/f{pframes}/{ptag}/{pbench}/shard-{pshard}-of-{pn}.log",
-    threads: PAPER.get("threads", 4)
+    threads: PAPER["threads"]
     conda:
         CONDA_ENV
     resources:
-        gpu=PAPER.get("gpus", 1),
-        mem_mb=PAPER.get("mem_mb", 64000),
-        runtime=PAPER.get("runtime", 240),
+        gpu=PAPER["gpus"],
+        mem_mb=PAPER["mem_mb"],
+        runtime=PAPER["runtime"],
     script:
         "../scripts/paper_shard.py"
 
@@ -82,7 +82,7 @@ rule paper_index:
     output:
         _PC.CELLS_INDEX,
     params:
-        rehearsal=PAPER.get("rehearsal", False),
+        rehearsal=PAPER["rehearsal"],
     log:
         "logs/paper/index.log",
     resources:
@@ -93,4 +93,3 @@ rule paper_index:
 
 
 TIER_RESULTS["paper"] += [_PC.CELLS_INDEX]
-EVALUATOR_PLUGINS += ["replicate.paper.evaluators"]

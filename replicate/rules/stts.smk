@@ -7,9 +7,9 @@
 # with the paper's numbers as a verdict.
 from replicate.stts_train.compare import VARIANTS as _STTS_VARIANTS, ptag as _stts_ptag
 
-STTS_CFG = config.get("stts", {})
-STTS_TRAIN = STTS_CFG.get("train", {})
-STTS_PTAGS = [_stts_ptag(p) for p in STTS_CFG.get("pruned", [0.3, 0.5])]
+STTS_CFG = config["stts"]
+STTS_TRAIN = STTS_CFG["train"]
+STTS_PTAGS = [_stts_ptag(p) for p in STTS_CFG["pruned"]]
 STTS_CELLS = [("vanilla", "full"), ("vanilla-half-frames", "full")] + [
     (v, t) for t in STTS_PTAGS for v in _STTS_VARIANTS if not v.startswith("vanilla")]
 STTS_OUT = "results/cpu/stts"
@@ -33,11 +33,11 @@ rule stts_train_cpu:
         model_dir=lambda wc, input: os.path.dirname(input.metrics),
         out=lambda wc, output: os.path.dirname(output.scorer),
         topk=lambda wc: int(wc.stts_ptag[1:]) / 100,
-        steps=STTS_TRAIN.get("steps", 100),
-        batch=STTS_TRAIN.get("batch_size", 8),
-        lr=STTS_TRAIN.get("lr", 0.001),
-        seed=STTS_TRAIN.get("seed", 0),
-        n_train=STTS_TRAIN.get("n_train", 2000),
+        steps=STTS_TRAIN["steps"],
+        batch=STTS_TRAIN["batch_size"],
+        lr=STTS_TRAIN["lr"],
+        seed=STTS_TRAIN["seed"],
+        n_train=STTS_TRAIN["n_train"],
     log:
         "logs/cpu/stts/train_{stts_ptag}.log",
     threads: 1
@@ -63,9 +63,9 @@ rule stts_accuracy_cell:
     params:
         model_dir=lambda wc, input: os.path.dirname(input.metrics),
         scorer=lambda wc, input: input.get("scorer"),
-        n_samples=STTS_CFG.get("n_samples", 500),
-        seed=STTS_CFG.get("seed", 0),
-        split=STTS_CFG.get("split", "test"),
+        n_samples=STTS_CFG["n_samples"],
+        seed=STTS_CFG["seed"],
+        split=STTS_CFG["split"],
     log:
         "logs/cpu/stts/accuracy_{stts_variant}_{stts_ptag}.log",
     threads: 1
@@ -130,11 +130,11 @@ rule stts_analytic:
     output:
         **STTS_ANALYTIC,
     params:
-        frames=STTS_CFG.get("analytic", {}).get("frames", 128),
+        frames=STTS_CFG["analytic"]["frames"],
         topk=0.5,
         seed=0,
-        families=STTS_CFG.get("analytic", {}).get("families", ["direction", "order"]),
-        sweep_frames=STTS_CFG.get("analytic", {}).get("sweep_frames", [16, 32, 64, 256]),
+        families=STTS_CFG["analytic"]["families"],
+        sweep_frames=STTS_CFG["analytic"]["sweep_frames"],
     log:
         "logs/analytic/stts.log",
     threads: 1
@@ -153,9 +153,9 @@ rule stts_efficiency_cpu:
         "results/cpu/stts/efficiency.json",
     params:
         python=PYTHON,
-        frames=",".join(str(f) for f in STTS_CFG.get("efficiency_cpu", {}).get("frames", [4, 8])),
-        repeats=STTS_CFG.get("efficiency_cpu", {}).get("repeats", 2),
-        warmup=STTS_CFG.get("efficiency_cpu", {}).get("warmup", 1),
+        frames=",".join(str(f) for f in STTS_CFG["efficiency_cpu"]["frames"]),
+        repeats=STTS_CFG["efficiency_cpu"]["repeats"],
+        warmup=STTS_CFG["efficiency_cpu"]["warmup"],
     log:
         "logs/cpu/stts/efficiency.log",
     threads: 2  # runs alone for clean timing (torch uses 1 thread)
@@ -174,10 +174,10 @@ rule stts_efficiency_gpu:
         "results/gpu/stts/efficiency.json",
     params:
         python=PYTHON,
-        frames=",".join(str(f) for f in STTS_CFG.get("efficiency_gpu", {}).get("frames", [16, 32, 64, 128, 256])),
-        repeats=STTS_CFG.get("efficiency_gpu", {}).get("repeats", 3),
-        warmup=STTS_CFG.get("efficiency_gpu", {}).get("warmup", 1),
-        dtype=STTS_CFG.get("efficiency_gpu", {}).get("dtype", "bf16"),
+        frames=",".join(str(f) for f in STTS_CFG["efficiency_gpu"]["frames"]),
+        repeats=STTS_CFG["efficiency_gpu"]["repeats"],
+        warmup=STTS_CFG["efficiency_gpu"]["warmup"],
+        dtype=STTS_CFG["efficiency_gpu"]["dtype"],
     log:
         "logs/gpu/stts_efficiency.log",
     threads: 2
@@ -195,4 +195,3 @@ rule stts_efficiency_gpu:
 TIER_TARGETS["analytic"] += [STTS_ANALYTIC["predictions"], STTS_ANALYTIC["png"], STTS_ANALYTIC["pdf"]]
 TIER_TARGETS["cpu"] += ["results/cpu/stts/efficiency.json"]
 TIER_RESULTS["gpu"] += ["results/gpu/stts/efficiency.json"]
-EVALUATOR_PLUGINS += ["replicate.stts_evaluators"]

@@ -11,7 +11,7 @@ from replicate.claims import REPORTED_DIR, load_claims
 sm = snakemake  # noqa: F821
 with open(sm.log[0], "w") as log:
     sys.stderr = log
-    results = H.claim_results_for_tables(load_claims(sm.input.claims), sm.config, ".", sm.params.plugins)
+    results = H.claim_results_for_tables(load_claims(sm.input.claims), sm.config, ".")
     synth, reason = None, None
     if sm.params.cpu:
         sweeps = [p for p in sm.input.cpu if p.endswith("sweeps.csv")]

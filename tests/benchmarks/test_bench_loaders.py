@@ -375,3 +375,30 @@ def test_videomme_parquet_fixture_reads_like_the_json_one(tmp_path):
     assert (tmp_path / "pq" / "videomme" / "test-00000-of-00001.parquet").is_file()
     assert [(s.sample_id, s.options, s.answer_index, s.meta) for s in pq] == \
            [(s.sample_id, s.options, s.answer_index, s.meta) for s in js]
+
+
+# ---- the explicit lists -------------------------------------------------------------------------
+
+
+def test_loaders_and_fixture_makers_cover_every_benchmark_once():
+    from replicate.benchmarks import LOADERS
+    from replicate.benchmarks.fixtures import MAKERS
+
+    assert tuple(b.name for b in LOADERS) == BENCHMARKS
+    assert tuple(MAKERS) == BENCHMARKS
+
+
+def test_loader_list_rejects_a_duplicate_and_a_non_loader():
+    from replicate.benchmarks.registry import LOADERS, build_registry
+
+    with pytest.raises(ValueError, match="'videomme' is listed twice"):
+        build_registry([*LOADERS, LOADERS[0]])
+    with pytest.raises(TypeError, match="does not implement the Benchmark protocol"):
+        build_registry([object()])
+
+
+def test_unknown_fixture_name_lists_the_allowed(tmp_path):
+    from replicate.benchmarks import make_fixture
+
+    with pytest.raises(ValueError, match="unknown benchmark 'nope'; allowed: videomme, mvbench"):
+        make_fixture("nope", tmp_path)

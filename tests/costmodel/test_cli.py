@@ -15,7 +15,7 @@ def run(capsys, *argv):
 
 def test_flops_paper_json(capsys):
     code, out = run(capsys, "flops", "--model", "llava-onevision-7b", "--frames", "32", "--method", "holitom",
-                    "--retention", "0.10", "--option", "k=18", "--convention", "paper", "--json")
+                    "--retention", "0.10", "--option", "inner_k=18", "--convention", "paper", "--json")
     data = json.loads(out)
     assert code == 0 and data["convention"] == "paper"
     assert data["total"] / 1e12 == pytest.approx(2.758, abs=1e-3)

@@ -30,20 +30,30 @@ def test_llava_video_grid_newlines():
     assert tiny.llm_newline[0] == tiny.llm_visual[0] == 108  # a row needs a kept token
 
 
-@pytest.mark.parametrize("method", ["visionzip", "prunevid", "fastvid", "dycoke", "holitom-wo-m", "tango",
-                                    "random", "uniform-pool"])
-def test_pre_llm_methods_keep_round_r_f_n(method):
-    s = nominal_schedule(OV, method, retention=0.15)
+@pytest.mark.parametrize("method,options", [("visionzip", {}), ("prunevid", {"selected_layer": None}),
+                                            ("fastvid", {}), ("dycoke", {}), ("holitom-wo-m", {}), ("tango", {}),
+                                            ("random", {})])
+def test_pre_llm_methods_keep_round_r_f_n(method, options):
+    s = nominal_schedule(OV, method, retention=0.15, **options)
     assert s.llm_visual == (941,) * 28  # round(0.15·6272 = 940.8)
-    assert nominal_schedule(OV, method, retention=0.15, budget="per_frame").llm_visual[0] == 32 * 30
+    assert nominal_schedule(OV, method, retention=0.15, budget="per_frame", **options).llm_visual[0] == 32 * 30
+
+
+def test_prunevid_stage_4_and_uniform_pool_own_counts():
+    """PruneVid's default keeps alpha=0.4 of the 941 from layer selected_layer+1 = 11 on; uniform
+    pooling keeps F·h'·w' with h' = w' = round(14·sqrt(0.15)) = 5 (no budget rounding applies)."""
+    s = nominal_schedule(OV, "prunevid", retention=0.15)
+    assert s.llm_visual == (941,) * 11 + (round(941 * 0.4),) * 17
+    for budget in ("global", "per_frame"):
+        assert nominal_schedule(OV, "uniform-pool", retention=0.15, budget=budget).llm_visual == (32 * 25,) * 28
 
 
 def test_fastv_defaults_and_table_setting():
     assert nominal_schedule(OV, "fastv").llm_visual == (6272,) * 2 + (3136,) * 26  # k=2, R=0.5
     assert nominal_schedule(OV, "fastv", retention=0.2).llm_visual[2:] == (1254,) * 26
-    assert nominal_schedule(OV, "fastv", r=0.75, k=3).llm_visual == (6272,) * 3 + (1568,) * 25
+    assert nominal_schedule(OV, "fastv", keep=0.25, k=3).llm_visual == (6272,) * 3 + (1568,) * 25
     with pytest.raises(ValueError, match="either retention"):
-        nominal_schedule(OV, "fastv", retention=0.2, r=0.8)
+        nominal_schedule(OV, "fastv", retention=0.2, keep=0.2)
 
 
 def test_pdrop_stages():
@@ -98,18 +108,18 @@ def test_bad_retention(retention):
 
 
 def test_errors_name_bad_value_and_allowed():
-    with pytest.raises(ValueError, match="unknown method 'nope'.*vanilla.*stts"):
+    with pytest.raises(ValueError, match="unknown method 'nope'; allowed: .*stts.*vanilla.*tango-intra"):
         nominal_schedule(OV, "nope")
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['q'\] for method 'holitom'.*'k'"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['q'\] for method 'holitom'.*'inner_k'"):
         nominal_schedule(OV, "holitom", retention=0.1, q=3)
     with pytest.raises(ValueError, match="frames must be an int >= 1, got 0"):
         nominal_schedule(OV, "vanilla", frames=0)
-    with pytest.raises(ValueError, match="needs retention"):
+    with pytest.raises(ValueError, match=r"method 'tango' needs option\(s\) \['retention'\]"):
         nominal_schedule(OV, "tango")
     with pytest.raises(ValueError, match="unknown budget 'x'"):
         nominal_schedule(OV, "tango", retention=0.1, budget="x")
-    with pytest.raises(ValueError, match="option k must be an int layer index"):
-        nominal_schedule(OV, "holitom", retention=0.1, k=99)
+    with pytest.raises(ValueError, match="option inner_k must be an int layer index"):
+        nominal_schedule(OV, "holitom", retention=0.1, inner_k=99)
 
 
 @pytest.mark.parametrize("method", list(NOMINAL_METHODS))
@@ -124,10 +134,18 @@ def test_every_method_builds_and_round_trips(method):
     assert TokenSchedule.from_dict(__import__("json").loads(s.to_json())) == s
 
 
-def test_method_options_lists_defaults_and_rejects_unknown_methods():
-    from methods.nominal import method_options
+def test_lookup_is_the_registry_method_with_its_defaults():
+    """One set of defaults: the name-keyed schedule is the registered Method's, configured alike."""
+    from methods.nominal import nominal_method
+    from methods.registry import get_method
 
-    assert method_options("holitom") == {"k": 18, "r": 0.5, "budget": "global"}
-    assert "budget" not in method_options("fastv")
+    assert nominal_method("holitom", 0.1).config == get_method("holitom", retention=0.1).config
+    assert nominal_method("tango-intra", 0.1).config == get_method("tango", retention=0.1, intra_llm=True).config
+    assert nominal_method("stts", 0.7).config.topk == pytest.approx(0.3)
+    assert get_method("holitom", retention=0.1).pre_llm_budget and not get_method("fastv").pre_llm_budget
+    for name, r in (("holitom", 0.1), ("fastv", None), ("pdrop", None), ("tango-intra", 0.2)):
+        kw = {} if r is None else {"retention": r}
+        assert (nominal_schedule(VID, name, **kw).llm_visual
+                == nominal_method(name, r).nominal_schedule(VID).llm_visual)
     with pytest.raises(ValueError, match="unknown method 'nope'"):
-        method_options("nope")
+        nominal_method("nope")

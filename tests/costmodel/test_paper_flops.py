@@ -15,7 +15,11 @@ OV7, OV72, VID = "llava-onevision-7b", "llava-onevision-72b", "llava-video-7b"
 
 
 def pf(model, method, retention=None, **options):
+    """Paper TFLOPs of the method's nominal schedule; PruneVid as the tables count it, stages 1-3
+    (its stage 4 inside the LLM off)."""
     arch = load_arch(model)
+    if method == "prunevid":
+        options = {"selected_layer": None, **options}
     return paper_flops(arch, nominal_schedule(arch, method, retention=retention, **options)) / T
 
 
@@ -63,7 +67,7 @@ def _table_32():
         (OV72, "prunevid", 0.15, PF, 59.0),
         (OV72, "holitom-wo-m", 0.15, PF, 59.0),
         # the 72B script sets FASTV_k=60 (papers.md 1.1 caveat); the table's 51.6 T is K=60, R=0.5
-        (OV72, "holitom", 0.15, {**PF, "k": 60}, 51.6),
+        (OV72, "holitom", 0.15, {**PF, "inner_k": 60}, 51.6),
         (VID, "vanilla", None, {}, 80.2),
         (VID, "fastv", 0.2, {"k": 2}, 17.1),
         (VID, "visionzip", 0.15, PF, 9.3),

@@ -1,5 +1,4 @@
 """cpu/gpu-tier evaluators on synthetic result files: confirmed, refuted and not-run."""
-import json
 
 import pandas as pd
 import pytest
@@ -10,24 +9,6 @@ from replicate.io import write_csv, write_json
 from replicate.verify import verify_claim
 
 CLAIMS = {c["id"]: c for c in load_claims()}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def plugin():
-    """Register the plugin's evaluators for these tests only (the registry is process-global; other
-    test modules check what an unregistered evaluator looks like)."""
-    import importlib
-    import sys
-
-    from replicate import evaluators as ev
-
-    before = set(ev.EVALUATORS)
-    mod = importlib.import_module("replicate.embedded_evaluators")
-    yield mod
-    for name in set(ev.EVALUATORS) - before:
-        del ev.EVALUATORS[name]
-    if not (set(ev.EVALUATORS) & {"cpu_perf_kept"}):
-        sys.modules.pop("replicate.embedded_evaluators", None)
 
 
 def _acc(tmp_path, holitom_acc, tango_status="ok", vanilla=0.80):

@@ -109,7 +109,8 @@ def test_method_declares_but_does_not_apply_decode_stage():
     pol = m.decode_policy()
     assert (pol.layer, pol.prune, pol.sim_threshold, pol.applied) == (3, 0.7, 0.9, False)
     assert m.inner_plan(28) is None and "NOT applied" in m.description
-    assert m.nominal_name_and_options() == ("dycoke", {"retention": 0.3})
+    # nominal: stage (a)'s round_half_up(0.3 * 32 * 196) = 1882 in every layer (stage (b) not modelled)
+    assert m.nominal_schedule("llava-onevision-7b").llm_visual == (1882,) * 28
     with pytest.raises(ValueError, match="decode_prune"):
         get_method("dycoke", retention=0.3, decode_prune=1.0)
 

@@ -142,10 +142,9 @@ def test_inner_stage_and_nominal_mapping():
     m = get_method("prunevid", retention=0.25)
     plan = m.inner_plan(28)
     assert [(s.layer, s.keep) for s in plan.stages] == [(11, 0.4)] and plan.scoring == "last"
-    assert m.nominal_name_and_options() is None                 # stage 4 is not in costmodel's "prunevid"
     off = get_method("prunevid", retention=0.25, selected_layer=None)
     assert off.inner_plan(28) is None
-    assert off.nominal_name_and_options() == ("prunevid", {"retention": 0.25})
+    assert off.nominal_schedule("llava-onevision-7b").llm_visual == (1568,) * 28  # round(0.25 * 6272)
     sched = m.nominal_schedule("llava-onevision-7b", frames=32)
     kept = math.floor(0.25 * 32 * 196 + 0.5)
     assert sched.llm_visual[:11] == (kept,) * 11

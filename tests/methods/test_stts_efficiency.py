@@ -61,7 +61,7 @@ def _claim(ev, frames=128):
 
 def test_stts_evaluators_read_their_files_and_refuse_cpu_timings(tmp_path):
     from replicate import stts_evaluators as E
-    from replicate.evaluators import Context
+    from replicate.evaluator_base import Context
 
     ctx = Context(tmp_path, {})
     (tmp_path / "results/analytic").mkdir(parents=True)

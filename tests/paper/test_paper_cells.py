@@ -4,12 +4,9 @@ from __future__ import annotations
 import copy
 
 import pytest
-import yaml
 
 from replicate.claims import claims_by_id, load_claims
 from replicate.paper import cells as C
-
-REPO_CONFIG = "replicate/config.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +15,10 @@ def claims():
 
 
 @pytest.fixture(scope="module")
-def default_config(repo_root):
-    return yaml.safe_load((repo_root / REPO_CONFIG).read_text())
+def default_config():
+    from replicate.configuration import load_config
+
+    return load_config()
 
 
 def with_paths(config, **paths):

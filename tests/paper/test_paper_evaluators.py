@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-import replicate.paper.evaluators  # noqa: F401 (registers the evaluators)
 from replicate.claims import claims_by_id
 from replicate.paper import cells as C
 from replicate.verify import verify_claim

@@ -8,7 +8,6 @@ import pytest
 import torch
 import yaml
 
-import replicate.paper.evaluators  # noqa: F401 (registers the evaluators)
 from replicate.claims import claims_by_id
 from replicate.paper import cells as C
 from replicate.paper import rehearsal

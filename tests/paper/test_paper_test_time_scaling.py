@@ -8,7 +8,6 @@ import json
 import pytest
 import yaml
 
-import replicate.paper.evaluators  # noqa: F401 (registers the evaluators)
 from replicate.benchmarks import load_benchmark
 from replicate.claims import claims_by_id
 from replicate.paper import cells as C

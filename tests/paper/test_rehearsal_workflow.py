@@ -99,13 +99,13 @@ def test_every_holitom_and_tango_table_cell_gets_a_verdict_in_process(tmp_path):
     """Every cell of every paper claim computed by the shard function the rule calls (one process,
     no Snakemake: 244 cells), then every HoliTom/Tango accuracy claim verified."""
     from replicate.claims import load_claims
+    from replicate.configuration import load_config
     from replicate.io import write_json
     from replicate.paper import cells as C
     from replicate.paper.shard import run_shard, summarise_cell, write_index
     from replicate.verify import verify_many
-    import replicate.paper.evaluators  # noqa: F401
 
-    config = yaml.safe_load((REPO / "replicate" / "config.yaml").read_text())
+    config = load_config()
     made = yaml.safe_load(rehearsal.make(tmp_path, n=12, shards=1).read_text())
     config["paths"], config["paper"], config["tiers"] = made["paths"], made["paper"], made["tiers"]
     claims = load_claims()

@@ -58,3 +58,73 @@ def test_command_line_booleans_are_coerced():
 
     cfg = coerce_cli_values({"gpu": "true", "tiers": {"paper": "False", "cpu": True}})
     assert cfg == {"gpu": True, "tiers": {"paper": False, "cpu": True}}
+
+
+# ---------------------------------------------------------------- one source of defaults: the schema
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def _config_yaml_before():
+    """replicate/config.yaml as it spelled out every value at commit 52200ad (before the schema
+    became the one source of defaults)."""
+    import yaml
+
+    return yaml.safe_load((DATA / "config_yaml_at_52200ad.yaml").read_text())
+
+
+def test_an_empty_config_resolves_to_what_config_yaml_spelled_out():
+    from replicate.configuration import with_defaults
+
+    assert with_defaults({}) == _config_yaml_before()
+    assert load_config() == _config_yaml_before()  # the shipped file sets nothing that differs
+
+
+def test_defaults_fill_around_the_keys_a_config_sets():
+    from replicate.configuration import with_defaults
+
+    before = _config_yaml_before()
+    cfg = with_defaults({"efficiency": {"cpu": {"frames": 8}}, "holitom": {"cpu": {"sweeps": False}},
+                         "paths": {"checkpoints": {"llava-onevision-7b": "/data/ov"}}})
+    assert cfg["efficiency"]["cpu"] == {**before["efficiency"]["cpu"], "frames": 8}
+    assert cfg["efficiency"]["gpu"] == before["efficiency"]["gpu"]  # same $def, its own defaults
+    assert cfg["holitom"]["cpu"] == {**before["holitom"]["cpu"], "sweeps": False}
+    assert cfg["paths"]["checkpoints"]["llava-onevision-7b"] == "/data/ov"
+    assert cfg["paths"]["checkpoints"]["molmo2-4b"] == "" and cfg["paths"]["datasets"]["mlvu"] == ""
+    validate_config(cfg)
+
+
+def test_holitom_settings_take_the_schema_defaults():
+    from replicate.holitom_tables import settings
+
+    h = settings({"holitom": {"k_sweep": [3]}})
+    assert h["k_sweep"] == [3] and h["r_sweep"] == _config_yaml_before()["holitom"]["r_sweep"]
+    assert h["cpu"] == _config_yaml_before()["holitom"]["cpu"]
+
+
+def test_the_snakefiles_config_checks_import_no_torch(tmp_path):
+    """prepare_config runs whenever the Snakefile is parsed (every job): with a torch that refuses
+    to import it still completes when the config sets no method options of its own."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('torch imported by the config checks')\n")
+    code = ("from replicate.configuration import prepare_config\n"
+            "cfg = prepare_config({'gpu': False}, argv=[])\n"
+            "print(cfg['embedded']['n_samples'])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo,
+                         env={"PYTHONPATH": f"{tmp_path}:{repo}", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "1000"
+
+
+def test_default_method_options_are_valid_and_set_ones_are_checked():
+    """What prepare_config skips (the schema's option blocks) holds here; a block a config sets is
+    checked against the method's own Config."""
+    from replicate.configuration import prepare_config, validate_method_options
+
+    validate_method_options(load_config())
+    with pytest.raises(ConfigError, match=r"embedded.options.holitom: unknown option\(s\) \['bogus'\]"):
+        prepare_config({"embedded": {"options": {"holitom": {"bogus": 1}}}}, argv=[])

@@ -110,10 +110,10 @@ def test_runnable_tier_without_evaluator_says_so(tmp_path, registry, config):
 
 
 def test_evaluator_registry_rejects_duplicates():
-    from replicate.evaluators import register
+    from replicate.evaluators import LISTED, Evaluator, build_registry
 
-    with pytest.raises(ValueError, match="already registered"):
-        register("paper_flops", tier="analytic")(lambda c, ctx: None)
+    with pytest.raises(ValueError, match="'paper_flops' is listed twice"):
+        build_registry([*LISTED, Evaluator("paper_flops", "analytic", lambda c, ctx: None)])
 
 
 def test_not_run_gpu_claim_carries_the_prediction_as_evidence(tmp_path, registry, config):
@@ -130,18 +130,17 @@ def test_not_run_gpu_claim_carries_the_prediction_as_evidence(tmp_path, registry
     assert res["predicted"]["amdahl_ttft_bound"] == 4.5
 
 
-def test_a_plugin_module_registers_an_evaluator_for_a_new_tier(tmp_path, monkeypatch, registry, config):
-    """How the cpu tier plugs in: a module registers an evaluator; its claims then verify."""
+def test_a_listed_evaluator_of_a_new_tier_verifies_its_claims(tmp_path, monkeypatch, registry, config):
+    """How a tier plugs in: its evaluator joins the list; its claims then verify."""
     from replicate import evaluators
+    from replicate.evaluator_base import Measurement
     from replicate.rulelib import verify_claims
 
-    (tmp_path / "demo_plugin.py").write_text(
-        "from replicate.evaluators import Measurement, register\n"
-        "@register('demo_cpu_accuracy', tier='cpu', inputs=('results/demo.txt',))\n"
-        "def demo(claim, ctx):\n"
-        "    return Measurement(float(ctx.path('results/demo.txt').read_text()), {'file': 'results/demo.txt'})\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(evaluators, "EVALUATORS", dict(evaluators.EVALUATORS))
+    def demo(claim, ctx):
+        return Measurement(float(ctx.path("results/demo.txt").read_text()), {"file": "results/demo.txt"})
+
+    listed = [*evaluators.LISTED, evaluators.Evaluator("demo_cpu_accuracy", "cpu", demo, ("results/demo.txt",))]
+    monkeypatch.setattr(evaluators, "EVALUATORS", evaluators.build_registry(listed))
     claim = copy.deepcopy(registry["holitom-perf-kept-ov7b-r10"])
     claim.update(tier="cpu", evaluator="demo_cpu_accuracy", id="demo-claim")
     (tmp_path / "claims.yaml").write_text(
@@ -150,6 +149,6 @@ def test_a_plugin_module_registers_an_evaluator_for_a_new_tier(tmp_path, monkeyp
     (tmp_path / "results" / "demo.txt").write_text("99.0")
     [res] = verify_claims(ids=["demo-claim"], claims_file=str(tmp_path / "claims.yaml"),
                           outputs=[str(tmp_path / "out" / "demo-claim.json")], config=config,
-                          results_dir=str(tmp_path), plugins=["demo_plugin"])
+                          results_dir=str(tmp_path))
     assert res["verdict"] == "confirmed" and res["measured"] == 99.0
     assert json.loads((tmp_path / "out" / "demo-claim.json").read_text())["verdict"] == "confirmed"

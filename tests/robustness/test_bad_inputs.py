@@ -29,7 +29,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 GIB = 1024 ** 3
-BASE_CONFIG = yaml.safe_load((REPO / "replicate" / "config.yaml").read_text())
+BASE_CONFIG = __import__("replicate.configuration", fromlist=["load_config"]).load_config()
 
 
 # ------------------------------------------------------------------------------------ guards

@@ -1,8 +1,8 @@
-"""Evaluators of the cpu tier (SynthVideoQA analogues, cpu-bench timings) and the gpu-tier timings.
+"""Evaluators of the cpu tier (SynthVideoQA analogues, cpu-bench timings) and the gpu-tier timings
+(listed in replicate.evaluators).
 
-Registered when the workflow imports this module (replicate/rules/embedded.smk appends it to
-EVALUATOR_PLUGINS). Each reads a result file a rule wrote; a cell that could not run raises
-ValueError with its reason, which verify.py turns into ``not-run``.
+Each reads a result file a rule wrote; a cell that could not run raises ValueError with its
+reason, which verify.py turns into ``not-run``.
 
 Comparison rules (the claims in claims.yaml state them too):
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from .evaluators import Context, Measurement, register
+from .evaluator_base import Context, Measurement
 from .harness.options import rtag
 
 ACCURACY_CSV = "results/cpu/accuracy.csv"
@@ -50,7 +50,6 @@ def _row(frame, method: str, tag: str, source: str) -> dict:
     return row
 
 
-@register("cpu_perf_kept", tier="cpu", inputs=(ACCURACY_CSV,))
 def cpu_perf_kept(claim, ctx: Context) -> Measurement:
     s = claim["setting"]
     row = _row(ctx.csv(ACCURACY_CSV), s["method"], _tag(s, s["method"]), ACCURACY_CSV)
@@ -69,7 +68,6 @@ def cpu_perf_kept(claim, ctx: Context) -> Measurement:
         "note": "SynthVideoQA analogue on a tiny LLaVA-OV trained here; not the paper's benchmarks"})
 
 
-@register("cpu_accuracy", tier="cpu", inputs=(ACCURACY_CSV,))
 def cpu_accuracy(claim, ctx: Context) -> Measurement:
     s = claim["setting"]
     row = _row(ctx.csv(ACCURACY_CSV), s["method"], _tag(s, s["method"]), ACCURACY_CSV)
@@ -89,7 +87,6 @@ def _timing_settings(row: Mapping[str, Any], ctx: Context, method: str, tag: str
     return int(data["repeats"]), int(data.get("warmup") or 0)
 
 
-@register("cpu_speedup_vs_model", tier="cpu", inputs=(EFFICIENCY_CSV,))
 def cpu_speedup_vs_model(claim, ctx: Context) -> Measurement:
     s = claim["setting"]
     row = _row(ctx.csv(EFFICIENCY_CSV), s["method"], _tag(s, s["method"]), EFFICIENCY_CSV)
@@ -136,13 +133,11 @@ def _gpu_evidence(cell: dict, base: dict) -> dict:
             "predicted_ttft_ms": 1e3 * cell["predicted_ttft_s"] if cell.get("predicted_ttft_s") else None}
 
 
-@register("gpu_ttft_speedup", tier="gpu", inputs=(GPU_SUMMARY,))
 def gpu_ttft_speedup(claim, ctx: Context) -> Measurement:
     cell, base = _gpu_pair(claim, ctx)
     return Measurement(base["measured_ttft_s"] / cell["measured_ttft_s"], _gpu_evidence(cell, base))
 
 
-@register("gpu_decode_speedup", tier="gpu", inputs=(GPU_SUMMARY,))
 def gpu_decode_speedup(claim, ctx: Context) -> Measurement:
     cell, base = _gpu_pair(claim, ctx)
     return Measurement(cell["measured_decode_tokens_per_s"] / base["measured_decode_tokens_per_s"],
@@ -159,7 +154,6 @@ def _part(claim_id: str) -> str:
     raise ValueError(f"cannot tell which TTFT part claim {claim_id!r} means (vit/other/llm/ttft)")
 
 
-@register("gpu_ttft_part", tier="gpu", inputs=(GPU_SUMMARY,))
 def gpu_ttft_part(claim, ctx: Context) -> Measurement:
     s = claim["setting"]
     cell = _gpu_cell(ctx, s["method"], _tag(s, s["method"]))
@@ -168,14 +162,12 @@ def gpu_ttft_part(claim, ctx: Context) -> Measurement:
                                                           "device": cell.get("device"), "unit": "ms"})
 
 
-@register("gpu_decode_throughput", tier="gpu", inputs=(GPU_SUMMARY,))
 def gpu_decode_throughput(claim, ctx: Context) -> Measurement:
     s = claim["setting"]
     cell = _gpu_cell(ctx, s["method"], _tag(s, s["method"]))
     return Measurement(cell["measured_decode_tokens_per_s"], {"result_file": GPU_SUMMARY, "device": cell.get("device")})
 
 
-@register("gpu_peak_memory", tier="gpu", inputs=(GPU_SUMMARY,))
 def gpu_peak_memory(claim, ctx: Context) -> Measurement:
     s = claim["setting"]
     cell = _gpu_cell(ctx, s["method"], _tag(s, s["method"]))
