@@ -34,11 +34,11 @@ from typing import ClassVar, Optional
 
 import torch
 
-from costmodel.nominal import assemble, check_frames, round_half_up
-from costmodel.schedule import TokenSchedule, VisionLoad
+from costmodel.nominal import round_half_up
+from costmodel.schedule import VisionLoad
 from methods.adapters import llava_onevision_encoder
 from methods.adapters.vision_prune import tower_layers_run
-from methods.base import Method, resolve_arch
+from methods.base import Method, NominalTokens
 from methods.primitives.token_merging import (bipartite_soft_matching, merge_wavg, proportional_bias, r_schedule,
                                               retention_r_schedule, tokens_per_block)
 from methods.types import NotApplicable, VideoTokens, check_retention
@@ -173,23 +173,20 @@ class ToMe(Method):
                                  newline_policy=adapter.newline_policy, sizes=sizes, anchors=anchors,
                                  vision_load=loads, info={"tokens_per_frame": T, "r_schedule": list(sched)})
 
-    def nominal_schedule(self, arch, frames: int, text_tokens: int = 0, decode_steps: int = 0) -> TokenSchedule:
+    def nominal_tokens(self, arch, frames: int, budget: str = "global") -> NominalTokens:
         """ViT blocks see the tokens entering them (the MLP after a merge sees r fewer: an upper
         bound); the LLM sees frames x T. The projector is counted on every patch, as the adapter's
-        recorded schedule does, although it runs on the T merged tokens."""
-        spec = resolve_arch(arch)
-        frames = check_frames(frames)
-        sched = self.block_schedule(spec.vision.patches_per_frame, spec.vision.layers, spec.tokens_per_frame)
-        label = f"{spec.name}/tome/F={frames}"
+        recorded schedule does, although it runs on the T merged tokens. ``budget`` does not apply
+        (T is per frame)."""
+        sched = self.block_schedule(arch.vision.patches_per_frame, arch.vision.layers, arch.tokens_per_frame)
         if sum(sched) == 0:
-            full = frames * spec.tokens_per_frame
-            return assemble(spec, frames, (full,) * spec.llm.layers, full, label=label, text_tokens=text_tokens,
-                            decode_steps=decode_steps)
-        counts = tokens_per_block(spec.vision.patches_per_frame, sched)
+            full = frames * arch.tokens_per_frame
+            return NominalTokens((full,) * arch.llm.layers, full)
+        counts = tokens_per_block(arch.vision.patches_per_frame, sched)
         kept = frames * counts[-1]
-        return assemble(spec, frames, (kept,) * spec.llm.layers, kept, label=label,
-                        vision=tuple(VisionLoad(frames, n) for n in counts[:-1]), text_tokens=text_tokens,
-                        decode_steps=decode_steps, notes=(f"tome r per block {list(sched)}",))
+        return NominalTokens((kept,) * arch.llm.layers, kept,
+                             vision=tuple(VisionLoad(frames, n) for n in counts[:-1]),
+                             notes=(f"tome r per block {list(sched)}",))
 
 
 def _siglip_tower(adapter):
