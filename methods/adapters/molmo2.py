@@ -44,8 +44,9 @@ __all__ = ["Molmo2VideoAdapter", "MOLMO2_METHODS", "tiny_molmo2_config", "answer
 EXPECTED_MODEL_TYPE = loading.EXPECTED_MODEL_TYPE
 MOLMO2_MEAN_STD = loading.MOLMO2_MEAN_STD
 tiny_molmo2_config = loading.tiny_molmo2_config
-#: Methods that make sense on Molmo2 (pre-LLM reductions and STTS's in-ViT rules).
-MOLMO2_METHODS = ("vanilla", "random", "uniform-pool", "stts", "stts-random", "stts-heuristic", "stts-easy")
+#: Methods that make sense on Molmo2 (pre-LLM reductions, STTS's in-ViT rules, ToMe in the ViT).
+MOLMO2_METHODS = ("vanilla", "random", "uniform-pool", "stts", "stts-random", "stts-heuristic", "stts-easy",
+                  "tome")
 
 
 class Molmo2VideoAdapter(HFModelDims):
@@ -261,12 +262,13 @@ class Molmo2VideoAdapter(HFModelDims):
 
     def schedule(self, inputs: PromptInputs, res: PrefillResult, decode_steps: int = 0,
                  label: str = "") -> TokenSchedule:
-        """The TokenSchedule this prefill ran (the ViT load recorded by in-ViT pruning, else full)."""
+        """The TokenSchedule this prefill ran (the ViT load recorded by in-ViT pruning, else full; the
+        connector counted on the pooled tokens it emitted, as ``costmodel.nominal.projector_tokens``)."""
         return TokenSchedule(
             frames=inputs.frames,
             vision=inputs.info.get("vision_load")
             or uniform_vision(inputs.frames, self.tower_tokens, self.vision_layers_run),
-            projector_tokens=inputs.frames * self.tower_tokens, llm_visual=tuple(res.llm_visual),
+            projector_tokens=inputs.info["connector_tokens"], llm_visual=tuple(res.llm_visual),
             llm_newline=tuple(res.llm_newline), text_tokens=res.text_tokens, decode_steps=decode_steps,
             label=label)
 
