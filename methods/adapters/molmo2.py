@@ -13,6 +13,8 @@ STTS on it, as the paper and its code place it (papers.md §1.3): an attached st
 ViT (``method.runs_in_vit``: scorer after block ``prune_at``, key bias in ``prune_at+1``, packing
 after it), the STTS groups *are* the connector's 3x3 windows, and the prompt carries one
 ``<im_patch>`` per kept pooled token of each frame. Only video frames are pruned (videos only).
+ToMe (``methods.baselines.tome``) merges in the same ViT blocks and sends its merged tokens through
+the connector one window each (``molmo2_tower.connect_tokens``).
 
 The LLM runs through HF's own ``Molmo2Model`` forward behind ``prefill`` / ``decode_step``, not
 through :mod:`methods.runtime`'s decoder-layer loop, because its decoder differs from the

@@ -10,7 +10,7 @@ loading, and anything the roofline misses; so read it as a lower bound of the de
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional
 
 from . import cells as C
 
@@ -23,8 +23,9 @@ TEXT_TOKENS = 100  # prompt text around the video (question + options + chat tem
 _PRE_LLM = ("visionzip", "prunevid", "fastvid", "dycoke", "holitom-wo-m", "tango", "random", "uniform-pool")
 
 
-def nominal_args(cell: C.Cell) -> tuple[str, dict[str, Any]]:
-    """(costmodel method, keyword arguments) of the cell's nominal schedule."""
+def nominal_args(cell: C.Cell) -> Optional[tuple[str, dict[str, Any]]]:
+    """(``methods.nominal`` recipe, keyword arguments) of the cell's nominal schedule; None for a
+    method without a recipe there (its Method's own ``nominal_schedule`` is used)."""
     opts = cell.method_options
     if cell.method == "vanilla":
         return "vanilla", {}
@@ -38,7 +39,20 @@ def nominal_args(cell: C.Cell) -> tuple[str, dict[str, Any]]:
         return "pdrop", {}
     if cell.method == "stts":
         return "stts", {"topk": opts.get("topk", 0.5), "prune_at": opts.get("prune_at", 3)}
-    raise ValueError(f"no nominal schedule for method {cell.method!r}")
+    return None
+
+
+def method_schedule(cell: C.Cell, arch, decode_steps: int):
+    """The cell's Method's own nominal schedule on the paper architecture, with the options its
+    shard applies (``replicate.harness.options.cell_options``, as ``shard.build_method``);
+    ValueError for an unknown method or options."""
+    from methods.registry import get_method
+    from replicate.harness.options import cell_options
+
+    opts = cell_options(cell.method, cell.retention, arch.llm.layers, overrides=cell.method_options,
+                        vision_layers=arch.vision.layers, paper_layers=arch.llm.layers)
+    return get_method(cell.method, **opts["applied"]).nominal_schedule(
+        arch, cell.frames, text_tokens=TEXT_TOKENS, decode_steps=decode_steps)
 
 
 def cell_seconds(cell: C.Cell, hardware: str, dtype: str, decode_tokens: int) -> float:
@@ -48,9 +62,13 @@ def cell_seconds(cell: C.Cell, hardware: str, dtype: str, decode_tokens: int) ->
     from methods.nominal import nominal_schedule
 
     arch = load_arch(cell.model)
-    method, kw = nominal_args(cell)
-    sched = nominal_schedule(arch, method, frames=cell.frames, text_tokens=TEXT_TOKENS,
-                             decode_steps=max(decode_tokens - 1, 1), **kw)
+    args = nominal_args(cell)
+    steps = max(decode_tokens - 1, 1)
+    if args is None:
+        sched = method_schedule(cell, arch, steps)
+    else:
+        sched = nominal_schedule(arch, args[0], frames=cell.frames, text_tokens=TEXT_TOKENS, decode_steps=steps,
+                                 **args[1])
     pred = predict_latency(arch, sched, hardware, dtype)
     return pred["ttft_s"] + (decode_tokens - 1) * pred["decode_s_per_token"]
 
