@@ -191,7 +191,8 @@ def _collect_sources(node: Any, prefix: str = "") -> list[str]:
     out = []
     if isinstance(node, dict):
         for key, value in node.items():
-            if key.startswith("_source"):
+            # HF config dicts carry int keys (id2label): only string keys can name a source
+            if isinstance(key, str) and key.startswith("_source"):
                 out.append(f"{prefix or 'config'}: {value}")
             else:
                 out.extend(_collect_sources(value, f"{prefix}.{key}" if prefix else key))

@@ -13,6 +13,8 @@ STTS on it, as the paper and its code place it (papers.md §1.3): an attached st
 ViT (``method.runs_in_vit``: scorer after block ``prune_at``, key bias in ``prune_at+1``, packing
 after it), the STTS groups *are* the connector's 3x3 windows, and the prompt carries one
 ``<im_patch>`` per kept pooled token of each frame. Only video frames are pruned (videos only).
+ToMe (``methods.baselines.tome``) merges in the same ViT blocks and sends its merged tokens through
+the connector one window each (``molmo2_tower.connect_tokens``).
 
 The LLM runs through HF's own ``Molmo2Model`` forward behind ``prefill`` / ``decode_step``, not
 through :mod:`methods.runtime`'s decoder-layer loop, because its decoder differs from the
@@ -44,8 +46,9 @@ __all__ = ["Molmo2VideoAdapter", "MOLMO2_METHODS", "tiny_molmo2_config", "answer
 EXPECTED_MODEL_TYPE = loading.EXPECTED_MODEL_TYPE
 MOLMO2_MEAN_STD = loading.MOLMO2_MEAN_STD
 tiny_molmo2_config = loading.tiny_molmo2_config
-#: Methods that make sense on Molmo2 (pre-LLM reductions and STTS's in-ViT rules).
-MOLMO2_METHODS = ("vanilla", "random", "uniform-pool", "stts", "stts-random", "stts-heuristic", "stts-easy")
+#: Methods that make sense on Molmo2 (pre-LLM reductions, STTS's in-ViT rules, ToMe in the ViT).
+MOLMO2_METHODS = ("vanilla", "random", "uniform-pool", "stts", "stts-random", "stts-heuristic", "stts-easy",
+                  "tome")
 
 
 class Molmo2VideoAdapter(HFModelDims):
@@ -261,12 +264,13 @@ class Molmo2VideoAdapter(HFModelDims):
 
     def schedule(self, inputs: PromptInputs, res: PrefillResult, decode_steps: int = 0,
                  label: str = "") -> TokenSchedule:
-        """The TokenSchedule this prefill ran (the ViT load recorded by in-ViT pruning, else full)."""
+        """The TokenSchedule this prefill ran (the ViT load recorded by in-ViT pruning, else full; the
+        connector counted on the pooled tokens it emitted, as ``costmodel.nominal.projector_tokens``)."""
         return TokenSchedule(
             frames=inputs.frames,
             vision=inputs.info.get("vision_load")
             or uniform_vision(inputs.frames, self.tower_tokens, self.vision_layers_run),
-            projector_tokens=inputs.frames * self.tower_tokens, llm_visual=tuple(res.llm_visual),
+            projector_tokens=inputs.info["connector_tokens"], llm_visual=tuple(res.llm_visual),
             llm_newline=tuple(res.llm_newline), text_tokens=res.text_tokens, decode_steps=decode_steps,
             label=label)
 

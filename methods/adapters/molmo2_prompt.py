@@ -69,7 +69,11 @@ def build_inputs(adapter, question: str, tokens: VideoTokens, reduction: Optiona
     embeds[0, slot] = embeds[0, slot] + feats.to(device=dev, dtype=embeds.dtype)
     kinds = torch.full((ids.shape[1],), TEXT, device=dev)
     kinds[slot] = VISUAL
-    info = {"visual": int(slot.sum()), "kept_per_frame": per_frame, "mm_token_type_ids": types}
+    keep = getattr(tokens, "keep", None)
+    # tokens the connector emitted (before any pre-LLM reduction): what its attention pooling and MLP ran on
+    emitted = F_ * G if keep is None else int(keep.sum())
+    info = {"visual": int(slot.sum()), "kept_per_frame": per_frame, "mm_token_type_ids": types,
+            "connector_tokens": emitted}
     if getattr(tokens, "vision_load", None) is not None:
         info["vision_load"] = tuple(tokens.vision_load)
     return PromptInputs(embeds, torch.arange(ids.shape[1], device=dev), kinds, ids, frames=F_,

@@ -96,6 +96,17 @@ def connect(adapter, run: TowerRun) -> torch.Tensor:
     return out.view(F_, adapter.tokens_per_frame, -1)
 
 
+def connect_tokens(adapter, features: dict) -> torch.Tensor:
+    """The HF connector on merged tokens (ToMe): ``features`` {block: (F, T, D)} for every connector
+    block. Merged tokens have no 3x3 window, so each is its own one-patch window: the pooling query
+    (the window mean) is the token itself and it attends to its one key, so the attention pooling is
+    a per-token map through the connector's own weights; -> (F, T, D_text), one LLM token each."""
+    cat = torch.cat([features[l] for l in adapter.feature_blocks], dim=-1)        # (F, T, n*D)
+    F_, T, _ = cat.shape
+    idx = torch.arange(F_ * T, device=cat.device)[:, None]
+    return adapter.connector(cat, idx).last_hidden_state.view(F_, T, -1)
+
+
 def tokens_of(adapter, run: TowerRun, timestamps=None) -> PrunedVideoTokens:
     """The pooled tokens of a tower run (differentiable: training calls this with gradients)."""
     ts = None if timestamps is None else torch.as_tensor(timestamps, dtype=torch.float32)

@@ -10,7 +10,7 @@ loading, and anything the roofline misses; so read it as a lower bound of the de
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional
 
 from . import cells as C
 
@@ -34,7 +34,8 @@ def cell_schedule(cell: C.Cell, decode_tokens: int):
         method = get_method(cell.method)
     else:
         L = arch.llm.layers
-        opts = cell_options(cell.method, cell.harness_retention, L, overrides=cell.method_options, paper_layers=L)
+        opts = cell_options(cell.method, cell.harness_retention, L, overrides=cell.method_options,
+                            vision_layers=arch.vision.layers, paper_layers=L)
         method = get_method(cell.method, **opts["paper"])
     return arch, method.nominal_schedule(arch, cell.frames, TEXT_TOKENS, max(decode_tokens - 1, 1))
 

@@ -56,10 +56,10 @@ def test_block_without_merge_equals_hf_layer_and_size_one_is_no_bias(odd):
     h = torch.randn(2, 49, 64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         ref = layer(h, None)
-        ours, size, keep = tome_block(layer, h, None, 0)
+        ours, size, matching = tome_block(layer, h, None, 0)
         ones, _, _ = tome_block(layer, h, torch.ones(2, 49), 0)
     assert (ours - ref).abs().max() < TOL and (ones - ref).abs().max() < TOL
-    assert keep.all() and size.shape == (2, 49)
+    assert matching.keep.all() and size.shape == (2, 49)
 
 
 def test_proportional_attention_equals_duplicated_tokens(odd):
@@ -137,9 +137,106 @@ def test_config_and_adapter_errors(odd):
         run(tiny, get_method("tome", retention=0.5), _pixels(2, 56), "q")
     assert ToMe().block_schedule(49, 4, 16) == (11, 10, 12, 8)          # default: retention 0.5
 
-    class Molmo2Like:
-        def encode_video_pruned(self, *a, **k):
-            raise AssertionError
+    class NoTower:
+        model = None
 
-    with pytest.raises(ValueError, match="Molmo2"):
-        ToMe().encode_in_vit(Molmo2Like(), _pixels(1, 56))
+    with pytest.raises(ValueError, match="SigLIP vision tower .* or a Molmo2 adapter, got NoTower"):
+        ToMe().encode_in_vit(NoTower(), _pixels(1, 56))
+
+
+# ---- Molmo2 (tiny: 9 x 9 patches, 3 x 3 pooled, 8 ViT blocks, connector reads blocks 7 and 5) ----
+
+MOLMO2_FRAMES = 4
+
+
+@pytest.fixture(scope="module")
+def molmo2():
+    from methods.adapters.molmo2 import Molmo2VideoAdapter
+
+    return Molmo2VideoAdapter.tiny(seed=0)
+
+
+def _frame_placeholders(adapter, ids) -> list[int]:
+    """<im_patch> count between each <frame_start> and <frame_end> of the prompt ids."""
+    c = adapter.config
+    starts = (ids == c.frame_start_token_id).nonzero().squeeze(1).tolist()
+    ends = (ids == c.frame_end_token_id).nonzero().squeeze(1).tolist()
+    return [int((ids[s + 1:e] == c.image_patch_id).sum()) for s, e in zip(starts, ends)]
+
+
+def test_molmo2_r0_equals_vanilla_exactly(molmo2):
+    px = _pixels(MOLMO2_FRAMES, molmo2.image_size, seed=11)
+    plain = run(molmo2, None, px, "what?", decode_steps=2)
+    merged = run(molmo2, get_method("tome", r=0), px, "what?", decode_steps=2)
+    assert torch.equal(merged.video.features, plain.video.features)
+    assert torch.equal(merged.logits, plain.logits) and merged.tokens == plain.tokens
+    for f in ("vision", "projector_tokens", "llm_visual", "text_tokens"):
+        assert getattr(merged.schedule, f) == getattr(plain.schedule, f), f
+
+
+def test_molmo2_retention_half_reaches_the_llm_with_matching_placeholders(molmo2):
+    px = _pixels(MOLMO2_FRAMES, molmo2.image_size, seed=12)
+    method = get_method("tome", retention=0.5)               # round(0.5 x 9) = 5 of 81 patches per frame
+    res = run(molmo2, method, px, "what happens?", decode_steps=2)
+    T = 5
+    assert res.video.features.shape == (MOLMO2_FRAMES, T, molmo2.config.text_config.hidden_size)
+    assert _frame_placeholders(molmo2, res.inputs.input_ids[0]) == [T] * MOLMO2_FRAMES
+    assert res.inputs.info["visual"] == MOLMO2_FRAMES * T and len(res.tokens) == 3
+    sched = method.block_schedule(81, 8, 9)
+    assert sum(sched) == 81 - T and res.video.info["r_schedule"] == list(sched)
+    counts = tokens_per_block(81, sched)
+    assert res.schedule.vision == tuple(VisionLoad(MOLMO2_FRAMES, n) for n in counts[:-1])
+    assert res.schedule.llm_visual == (MOLMO2_FRAMES * T,) * molmo2.num_layers
+    assert torch.equal(res.video.sizes.sum(1), torch.full((MOLMO2_FRAMES,), 81.0))
+    assert bool((res.video.anchors[:, 1:] > res.video.anchors[:, :-1]).all())
+    nom = method.nominal_schedule(molmo2, frames=MOLMO2_FRAMES, text_tokens=res.schedule.text_tokens,
+                                  decode_steps=res.decode_steps)
+    for f in ("frames", "vision", "projector_tokens", "llm_visual", "llm_newline", "text_tokens", "decode_steps"):
+        assert getattr(nom, f) == getattr(res.schedule, f), f
+    assert molmo2.method is None
+
+
+def test_molmo2_shallow_connector_block_is_carried_through_later_merges(molmo2):
+    """Block 5's features go through the merges of blocks 6 and 7 as size-weighted averages: the
+    size-weighted sum over a frame's tokens is what block 5 produced (nothing is lost or doubled)."""
+    from methods.adapters.molmo2_tower import embed
+    from methods.baselines.tome import run_tome_blocks
+
+    px = _pixels(2, molmo2.image_size, seed=13)
+    sched = (0, 0, 0, 0, 20, 20, 10, 10)
+    with torch.no_grad():
+        h = embed(molmo2, molmo2.patchify(px))
+        feats, size, _, loads = run_tome_blocks(molmo2.tower.layers, h, sched, [7, 5])
+        upto5, size5, _, _ = run_tome_blocks(molmo2.tower.layers, h, sched[:6], [5])
+    assert feats[7].shape == feats[5].shape == (2, 21, 64) and loads[-1] == VisionLoad(2, 31)
+    carried = (feats[5] * size[..., None]).sum(1)
+    direct = (upto5[5] * size5[..., None]).sum(1)
+    assert (carried - direct).abs().max() < 1e-3 * direct.abs().max()
+    assert not torch.allclose(feats[5], feats[7])
+
+
+def test_molmo2_merged_token_is_its_own_connector_window(molmo2):
+    """connect_tokens equals HF's connector with each token alone in a 3x3 window (-1 padding)."""
+    from methods.adapters.molmo2_tower import connect_tokens
+
+    g = torch.Generator().manual_seed(14)
+    feats = {l: torch.randn(2, 5, 64, generator=g) for l in molmo2.feature_blocks}
+    with torch.no_grad():
+        ours = connect_tokens(molmo2, feats)
+        cat = torch.cat([feats[l] for l in molmo2.feature_blocks], dim=-1)
+        idx = torch.full((10, 9), -1)
+        idx[:, 4] = torch.arange(10)
+        ref = molmo2.connector(cat, idx).last_hidden_state.view(2, 5, -1)
+    assert ours.shape == (2, 5, molmo2.config.text_config.hidden_size)
+    assert (ours - ref).abs().max() < TOL
+
+
+def test_molmo2_block_without_merge_equals_the_hf_layer(molmo2):
+    layer = molmo2.tower.layers[2]
+    h = torch.randn(2, 81, 64, generator=torch.Generator().manual_seed(15))
+    with torch.no_grad():
+        ref = layer(h, None)
+        ours, _, matching = tome_block(layer, h, None, 0)
+        merged, size, m4 = tome_block(layer, h, None, 4)
+    assert (ours - ref).abs().max() < TOL and matching.keep.all()
+    assert merged.shape == (2, 77, 64) and m4.r == 4 and float(size.sum()) == 162.0

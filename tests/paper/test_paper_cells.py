@@ -121,3 +121,12 @@ def test_test_time_scaling_default_verdict_is_not_run_naming_the_empty_keys(clai
     assert out["verdict"] == "not-run"
     assert "paths.checkpoints.molmo2-4b-lite-50 is empty" in out["reason"], out["reason"]
     assert "no loader" not in out["reason"]
+
+
+def test_stts_vs_tome_default_verdict_is_not_run_naming_the_empty_keys(claims, default_config):
+    from replicate.verify import verify_claim
+
+    out = verify_claim(claims["stts-vs-tome-50"], config=default_config)
+    assert out["verdict"] == "not-run"
+    for key in ("checkpoints.molmo2-4b-lite-50", "checkpoints.molmo2-4b", "datasets.stts-13tasks"):
+        assert f"config key paths.{key} is empty" in out["reason"], out["reason"]

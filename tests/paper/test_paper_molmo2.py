@@ -1,5 +1,6 @@
 """The paper tier on tiny Molmo2 rehearsal checkpoints, in process: loading from the local path, the
-STTS scorer taken from the checkpoint, and a computed verdict for stts-accuracy-drop-13tasks."""
+STTS scorer taken from the checkpoint, and computed verdicts for stts-accuracy-drop-13tasks and
+stts-vs-tome-50 (training-free ToMe on the vanilla checkpoint)."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from costmodel.nominal import round_half_up
 from replicate.claims import claims_by_id
 from replicate.paper import cells as C
 from replicate.paper import rehearsal
@@ -16,12 +18,13 @@ from replicate.paper.shard import read_shard, run_shard, summarise_cell
 from replicate.verify import verify_claim
 
 CLAIM = "stts-accuracy-drop-13tasks"
+TOME_CLAIM = "stts-vs-tome-50"
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     root = tmp_path_factory.mktemp("molmo2_rehearsal")
-    cfg = yaml.safe_load(rehearsal.make(root, n=3, claims=[CLAIM], shards=1).read_text())
+    cfg = yaml.safe_load(rehearsal.make(root, n=3, claims=[CLAIM, TOME_CLAIM], shards=1).read_text())
     return root, cfg
 
 
@@ -69,6 +72,28 @@ def test_stts_cell_runs_on_the_tiny_molmo2_and_the_claim_gets_a_verdict(made):
         else:
             assert all(r["visual_tokens_kept"] == frames * per_frame for r in rows)
     assert seen == {"stts", "vanilla"}
+    (work / C.CELLS_INDEX).write_text("{}")
+    out = verify_claim(claim, results_dir=work, config=cfg)
+    assert out["verdict"] in ("confirmed", "refuted"), out.get("reason")
+    assert out["evidence"]["rehearsal"].startswith("REHEARSAL")
+
+
+def test_tome_cells_run_on_the_vanilla_molmo2_and_stts_vs_tome_gets_a_verdict(made):
+    root, cfg = made
+    claim = claims_by_id()[TOME_CLAIM]
+    work = root / "work_tome"
+    frames = int(claim["setting"]["frames"])
+    per_frame = 9                                        # 3 x 3 pooled tokens of the tiny Molmo2
+    merged = round_half_up(0.5 * per_frame)              # ToMe merges each frame down to 5 tokens
+    seen = set()
+    for cell, header, rows in _run_cells(claim, cfg, work):
+        seen.add((cell.method, cell.checkpoint))
+        assert rows and all(r["prediction"] in "ABCDEFGH" for r in rows)
+        if cell.method == "tome":
+            assert all(r["visual_tokens_kept"] == frames * merged for r in rows)
+        else:
+            assert all(r["visual_tokens_kept"] == frames * per_frame - round(0.5 * per_frame * frames) for r in rows)
+    assert seen == {("stts", "molmo2-4b-lite-50"), ("tome", "molmo2-4b")}
     (work / C.CELLS_INDEX).write_text("{}")
     out = verify_claim(claim, results_dir=work, config=cfg)
     assert out["verdict"] in ("confirmed", "refuted"), out.get("reason")
