@@ -10,7 +10,7 @@ loading, and anything the roofline misses; so read it as a lower bound of the de
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping
 
 from . import cells as C
 
