@@ -112,7 +112,7 @@ def ttft_breakdown(eff):
     return fig
 
 
-def write_embedded_figures(accuracy_csv, efficiency_csv, out_dir="results/figures") -> list[Path]:
+def write_cpu_figures(accuracy_csv, efficiency_csv, out_dir="results/figures") -> list[Path]:
     import pandas as pd
 
     out = Path(out_dir)
@@ -122,7 +122,7 @@ def write_embedded_figures(accuracy_csv, efficiency_csv, out_dir="results/figure
     plt = pyplot()
     for name, fig in (("accuracy_vs_retention", accuracy_vs_retention(acc)),
                       ("accuracy_vs_flops", accuracy_vs_flops(acc)), ("ttft_breakdown", ttft_breakdown(eff))):
-        png, pdf = out / f"embedded_{name}.png", out / f"embedded_{name}.pdf"
+        png, pdf = out / f"cpu_{name}.png", out / f"cpu_{name}.pdf"
         save_figure(fig, png, pdf)
         plt.close(fig)
         written += [png, pdf]
