@@ -7,17 +7,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from figures.plots import pyplot, save_figure
 
 
 MARKERS = "osD^v<>PX*hp"
@@ -27,16 +18,6 @@ def _colour(i: int):
     """A distinct colour per method: tab10 repeats after 10 and the grid has 12 methods."""
     plt = pyplot()
     return plt.get_cmap("tab20")(i % 20)
-
-
-def save_figure(fig, png: str | Path, pdf: Optional[str | Path]) -> None:
-    from figures.files import atomic_path
-
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
-    if pdf:
-        with atomic_path(pdf) as tmp:
-            fig.savefig(tmp, bbox_inches="tight", format="pdf")
 
 
 def accuracy_vs_retention(acc):
