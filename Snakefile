@@ -40,7 +40,7 @@ CLAIMS_BY_ID = {c["id"]: c for c in CLAIMS}
 REPORTED_CSVS = sorted(str(p) for p in REPORTED_DIR.glob("*.csv"))
 CONFIG_HASH = config_hash(config)
 PYTHON = sys.executable
-# Extension points for rule files of new tiers (e.g. replicate/rules/embedded.smk):
+# Extension points for rule files of new tiers (e.g. replicate/rules/cpu.smk):
 #   TIER_RESULTS[tier] += [result files its evaluators read]   (inputs of the verify rules)
 #   TIER_TARGETS[tier] += [tables, figures, ... `all` builds]   (only where the tier can run)
 TIER_RESULTS = {tier: [] for tier in TIERS.TIERS}

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from figures.embedded import pyplot, save_figure
+from figures.plots import pyplot, save_figure
 
 CPU_LABEL = "CPU, random-weight cpu-bench model"
 PAPER_LABEL = "paper (LLaVA-OV-7B, GPU; type not stated)"

@@ -2,7 +2,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, png: str | Path, pdf: Optional[str | Path]) -> None:
+    """Write ``fig`` as a PNG (and a PDF when ``pdf``), each file atomically."""
+    from figures.files import atomic_path
+
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+    if pdf:
+        with atomic_path(pdf) as tmp:
+            fig.savefig(tmp, bbox_inches="tight", format="pdf")
 
 
 def flops_vs_retention(flops, models: Sequence[str] = (), methods: Sequence[str] = ()):

@@ -12,7 +12,7 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
-from figures.embedded import pyplot, save_figure
+from figures.plots import pyplot, save_figure
 
 PANEL_TITLES = {"llava-onevision-7b": "LLaVA-OV-7B (32 f)", "llava-video-7b": "LLaVA-Video-7B (64 f)",
                 "qwen2.5-vl-7b": "Qwen2.5-VL-7B (32 f, assumed)"}

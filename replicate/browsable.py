@@ -24,7 +24,7 @@ CATEGORIES = {
     "synthvideoqa": "SynthVideoQA analogues (tiny model, cpu tier)",
 }
 #: file-name markers of the cpu tier's SynthVideoQA outputs (checked before the paper names)
-ANALOGUE_MARKERS = ("embedded_", "synth", "_cpu")
+ANALOGUE_MARKERS = ("cpu_", "synth", "_cpu")
 STYLE = ("<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;font-size:13px}"
          "td,th{border:1px solid #bbb;padding:3px 6px;text-align:left}th{background:#eee}"
          ".refuted{color:#b00;font-weight:bold}.confirmed{color:#070}</style>")

@@ -49,7 +49,25 @@ def _subschema(root: dict, path: list) -> dict:
     return _resolve(node, root)
 
 
+#: Config keys that were renamed (dotted path of the old key -> the new one): a user's config may
+#: still use the old name, and "unknown key" alone would not say what it is called now.
+RENAMED_KEYS = {"embedded": "cpu"}
+
+
+def check_renamed_keys(config: Mapping[str, Any]) -> None:
+    """A config that sets a renamed key gets an error naming the new key."""
+    for old, new in RENAMED_KEYS.items():
+        *parents, leaf = old.split(".")
+        node: Any = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping) and leaf in node:
+            raise ConfigError(f"config key {old!r} was renamed to {new!r}: set {new}.<key> where the config "
+                              f"sets {old}.<key> (e.g. --config '{new}={{\"n_samples\": 4}}')")
+
+
 def validate_config(config: Mapping[str, Any], *, schema_path: Path = SCHEMA_FILE) -> None:
+    check_renamed_keys(config)
     root = schema(str(schema_path))
     errors = sorted(jsonschema.Draft202012Validator(root).iter_errors(dict(config)),
                     key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
@@ -71,7 +89,7 @@ def coerce_cli_values(config: dict[str, Any], *, schema_path: Path = SCHEMA_FILE
     """Coerce ``--config`` strings to the schema's types, in place.
 
     Snakemake parses ``--config gpu=true`` as the string 'true' and nested values with YAML's
-    BaseLoader, so ``embedded={"n_samples": 4}`` arrives as {"n_samples": "4"} and ``seeds=[1]`` as
+    BaseLoader, so ``cpu={"n_samples": 4}`` arrives as {"n_samples": "4"} and ``seeds=[1]`` as
     ["1"]. Every string where the schema wants a boolean, integer, number, array or object is parsed
     (YAML, then the type is checked by the validator); other strings are left alone."""
     root = schema(str(schema_path))
@@ -174,9 +192,9 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
 def option_sites(config: Mapping[str, Any]) -> list[tuple[str, dict, list]]:
     """(where, {method: options}, retentions the options run at) for every per-method options block."""
     sites = []
-    emb = config.get("embedded") or {}
-    if isinstance(emb.get("options"), dict):
-        sites.append(("embedded.options", emb["options"], list(emb.get("retentions") or [0.5])))
+    cpu = config.get("cpu") or {}
+    if isinstance(cpu.get("options"), dict):
+        sites.append(("cpu.options", cpu["options"], list(cpu.get("retentions") or [0.5])))
     for i, cell in enumerate((config.get("analytic") or {}).get("grid") or []):
         if isinstance(cell, dict) and isinstance(cell.get("options"), dict):
             sites.append((f"analytic.grid[{i}].options", cell["options"], list(cell.get("retentions") or [0.5])))
@@ -331,6 +349,7 @@ def check_checkpoint_dirs(config: Mapping[str, Any]) -> None:
 def check_all(config: Mapping[str, Any], *, schema_path: Path = SCHEMA_FILE, skip_default_options: bool = False) -> None:
     """Finite numbers, schema (named key and allowed values), context length, each method's own
     options (``skip_default_options``: those the config sets, see validate_method_options)."""
+    check_renamed_keys(config)
     validate_finite(config)
     validate_config(config, schema_path=schema_path)
     validate_limits(config)

@@ -14,7 +14,7 @@ Sweeps (papers.md §1.1, §3.3), config section ``holitom:``:
 
 Analytic tier: FLOPs of the nominal schedules on LLaVA-OV-7B (``replicate.analytic.compute_rows``).
 cpu tier: accuracy cells on the tiny SynthVideoQA model (``run_accuracy_cell``), K scaled to its
-depth (paper K and applied K both recorded). Cells identical to the embedded grid's (HoliTom at
+depth (paper K and applied K both recorded). Cells identical to the cpu grid's (HoliTom at
 K = 18, R = 0.5, running-pairwise merge, no option override) are *read* from
 ``results/cpu/accuracy/holitom/<rtag>.json``, never recomputed.
 """
@@ -121,31 +121,31 @@ class CpuCell:
     path: str = ""
 
 
-def inner_cell_path(k: int, r: float, merge: str, retention: float, *, embedded_override: bool = False,
-                    embedded_retentions: Sequence[float] = (), embedded_methods: Sequence[str] = ()) -> str:
-    """Deterministic path of a HoliTom Stage III cell. The embedded grid's own cell is reused when it is
+def inner_cell_path(k: int, r: float, merge: str, retention: float, *, grid_override: bool = False,
+                    grid_retentions: Sequence[float] = (), grid_methods: Sequence[str] = ()) -> str:
+    """Deterministic path of a HoliTom Stage III cell. The cpu grid's own cell is reused when it is
     the same computation (paper defaults K=18, R=0.5, official merge, no option override, in its grid)."""
-    in_grid = "holitom" in embedded_methods and any(abs(float(x) - retention) < 1e-9 for x in embedded_retentions)
-    if (int(k), float(r), merge) == (PAPER_K, PAPER_R, OFFICIAL_MERGE) and not embedded_override and in_grid:
+    in_grid = "holitom" in grid_methods and any(abs(float(x) - retention) < 1e-9 for x in grid_retentions)
+    if (int(k), float(r), merge) == (PAPER_K, PAPER_R, OFFICIAL_MERGE) and not grid_override and in_grid:
         return f"results/cpu/accuracy/holitom/{rtag(retention)}.json"
     from replicate.harness.options import number_tag  # lossless: R 0.125 is not R0.12
 
     return f"results/holitom/cpu/holitom/k{int(k)}-R{number_tag(r, 'inner_r')}-{merge}/{rtag(retention)}.json"
 
 
-def plain_cell_path(method: str, retention: float, *, embedded_override: bool = False,
-                    embedded_retentions: Sequence[float] = (), embedded_methods: Sequence[str] = ()) -> str:
-    """Path of a HoliTom (w/o M) cell: the embedded grid's when it has it, else results/holitom/cpu/<method>/."""
-    if method in embedded_methods and any(abs(float(x) - retention) < 1e-9 for x in embedded_retentions):
+def plain_cell_path(method: str, retention: float, *, grid_override: bool = False,
+                    grid_retentions: Sequence[float] = (), grid_methods: Sequence[str] = ()) -> str:
+    """Path of a HoliTom (w/o M) cell: the cpu grid's when it has it, else results/holitom/cpu/<method>/."""
+    if method in grid_methods and any(abs(float(x) - retention) < 1e-9 for x in grid_retentions):
         return f"results/cpu/accuracy/{method}/{rtag(retention)}.json"
     return f"results/holitom/cpu/{method}/{rtag(retention)}.json"
 
 
-def cpu_cells(h: Mapping[str, Any], embedded: Mapping[str, Any]) -> list[CpuCell]:
+def cpu_cells(h: Mapping[str, Any], grid: Mapping[str, Any]) -> list[CpuCell]:
     """Every cpu-tier cell of the sweeps (several sweeps may share one path)."""
-    kw = {"embedded_override": bool((embedded.get("options") or {}).get("holitom")),
-          "embedded_retentions": list(embedded.get("retentions") or []),
-          "embedded_methods": list(embedded.get("methods") or [])}
+    kw = {"grid_override": bool((grid.get("options") or {}).get("holitom")),
+          "grid_retentions": list(grid.get("retentions") or []),
+          "grid_methods": list(grid.get("methods") or [])}
     c = h["cpu"]
     cells = [CpuCell("retention", m, float(r),
                      *((PAPER_K, PAPER_R, OFFICIAL_MERGE) if m == "holitom" else (None, None, None)),
@@ -312,7 +312,7 @@ def assemble_table(reported: Sequence[Mapping[str, Any]], claim_results: Mapping
 
 def synth_accuracy_frame(accuracy_csv: Optional[str | Path], extra_cells: Sequence[Mapping[str, Any]] = ()):
     """The cpu tier's accuracy rows (results/cpu/accuracy.csv) plus HoliTom retention cells outside
-    the embedded grid (their JSONs), perf_kept_pct recomputed against the vanilla cell."""
+    the cpu grid (their JSONs), perf_kept_pct recomputed against the vanilla cell."""
     import pandas as pd
 
     frame = pd.read_csv(accuracy_csv) if accuracy_csv and Path(accuracy_csv).is_file() else pd.DataFrame()

@@ -1,7 +1,7 @@
 """Which tiers can run here, and the exact reason when one cannot.
 
 - analytic: always (cost model only).
-- cpu: the embedded tiny-model pipeline; runs on any machine when enabled. Claims of this tier
+- cpu: the tiny-model pipeline on SynthVideoQA; runs on any machine when enabled. Claims of this tier
   whose evaluator is not registered yet are "not-run" with that reason (see verify.py).
 - gpu: needs ``config['gpu']`` and a CUDA device (``torch.cuda.is_available()``).
 - paper: needs, per claim, a local checkpoint (``paths.checkpoints.<model or setting.checkpoint>``)

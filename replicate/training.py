@@ -1,4 +1,4 @@
-"""Set-up shared by the two training loops (``replicate.embedded.train``: the tiny SynthVideoQA
+"""Set-up shared by the two training loops (``replicate.synthvqa.train``: the tiny SynthVideoQA
 model; ``replicate.stts_train``: the STTS scorer): the thread count for a run, the learning-rate
 schedule and atomic ``torch.save``."""
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """One accuracy cell of the cpu tier: a method at a retention on SynthVideoQA, through the adapter.
 
-Per sample: uint8 video -> ``replicate.embedded.model.preprocess_video`` (the training
+Per sample: uint8 video -> ``replicate.synthvqa.model.preprocess_video`` (the training
 preprocessing) -> ``methods.pipeline.run`` (encode, the method's reduction, the qwen chat prompt
-``<video>\\n{question}`` -- the same prompt as ``replicate.embedded.tokenizer.chat_prompt`` --,
+``<video>\\n{question}`` -- the same prompt as ``replicate.synthvqa.tokenizer.chat_prompt`` --,
 prefill with the method's inner plan, no decode) -> option-letter logits at the last position ->
 argmax. The per-sample request is
-``replicate.embedded.evaluate.pipeline_option_logits``; unpruned, it equals the batched path of
-``replicate.embedded.evaluate`` (tests/harness holds the logits equal).
+``replicate.synthvqa.evaluate.pipeline_option_logits``; unpruned, it equals the batched path of
+``replicate.synthvqa.evaluate`` (tests/harness holds the logits equal).
 
 The dataset is always labelled ``SynthVideoQA-<split>``: these are analogues of the papers'
 benchmarks, never the benchmarks.
@@ -29,9 +29,9 @@ DATASET = "SynthVideoQA"
 
 
 def load_checkpoint(model_dir: str | Path):
-    """(adapter, SynthConfig) of a checkpoint written by ``python -m replicate.embedded.train``."""
+    """(adapter, SynthConfig) of a checkpoint written by ``python -m replicate.synthvqa.train``."""
     from methods.adapters import LlavaOnevisionAdapter
-    from replicate.embedded.synthvqa import SynthConfig
+    from replicate.synthvqa.data import SynthConfig
 
     model_dir = Path(model_dir)
     if not (model_dir / "synthvqa.json").is_file():
@@ -64,8 +64,8 @@ def cell_costs(arch, schedule) -> dict[str, Any]:
 def evaluate_adapter(adapter, method, samples, tokenizer, *, progress: bool = True, desc: str = "") -> dict:
     """Accuracy of ``method`` (a Method or None) over ``samples``; records the first schedule."""
     from methods.attach import apply_method
-    from replicate.embedded.evaluate import pipeline_option_logits
-    from replicate.embedded.tokenizer import letter_ids
+    from replicate.synthvqa.evaluate import pipeline_option_logits
+    from replicate.synthvqa.tokenizer import letter_ids
 
     n_opt = max(len(s.options) for s in samples)
     letters = torch.tensor(letter_ids(tokenizer, n_opt))
@@ -123,7 +123,7 @@ def run_accuracy_cell(model_dir: str | Path, method: str, options: Optional[Mapp
     """The result dict of one cell (see module doc). A method that cannot run at this retention on
     this model gives ``status: "not-applicable"`` with the reason instead of raising."""
     from methods.registry import get_method
-    from replicate.embedded.synthvqa import make_split
+    from replicate.synthvqa.data import make_split
     from replicate.provenance import provenance
 
     if n_samples < 1:

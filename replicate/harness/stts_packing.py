@@ -51,7 +51,7 @@ def packing_stats(keep_groups: torch.Tensor, grid: tuple[int, int], group: int) 
 
 def _synth_frames(frames: int, size: int, seed: int, families: Sequence[str]) -> list[torch.Tensor]:
     """SynthVideoQA videos (uint8 (F, H, W, 3)) rendered at ``frames`` x ``size`` px."""
-    from replicate.embedded.synthvqa import SynthConfig, make_sample
+    from replicate.synthvqa.data import SynthConfig, make_sample
 
     cfg = SynthConfig(frames=frames, size=size, small_object_px=40, event_object_px=48, light_px=44,
                       ball_px=40)
@@ -92,8 +92,8 @@ def measure_full_size(frames: int = 128, topk: float = 0.5, seed: int = 0,
 def measure_trained_tiny(model_dir, scorer: str, topk: float, n_videos: int = 16, seed: int = 0) -> dict:
     """The ``trained_tiny`` measurement: the trained scorer through the tiny model's pruned forward."""
     from methods.registry import get_method
-    from replicate.embedded.model import preprocess_video
-    from replicate.embedded.synthvqa import make_split
+    from replicate.synthvqa.model import preprocess_video
+    from replicate.synthvqa.data import make_split
     from replicate.harness.accuracy import load_checkpoint
     from replicate.stts_train.loop import default_prune_at
 

@@ -6,18 +6,18 @@ import re
 
 CONDA_ENV = str(REPO / "envs" / "environment.yaml")
 
-# cpu tier (embedded.smk trains and grids; holitom.smk reuses the model and the grid's cells)
-EMB = config["embedded"]
+# cpu tier (cpu.smk trains and grids; holitom.smk reuses the model and the grid's cells)
+CPU = config["cpu"]
 EFF = config["efficiency"]
-EMB_MODEL = "results/embedded/model"
-EMB_MODEL_FILES = {k: f"{EMB_MODEL}/{f}" for k, f in
+CPU_MODEL = "results/cpu/model"
+CPU_MODEL_FILES = {k: f"{CPU_MODEL}/{f}" for k, f in
                    (("metrics", "metrics.json"), ("config", "config.json"), ("weights", "model.safetensors"),
                     ("synth", "synthvqa.json"))}
 
 
 wildcard_constraints:
-    emb_method="[a-z0-9-]+",
-    emb_rtag="full|r[0-9]+\\.[0-9]+",
+    cpu_method="[a-z0-9-]+",
+    cpu_rtag="full|r[0-9]+\\.[0-9]+",
 
 
 def runnable_tiers():

@@ -2,17 +2,17 @@
 # tables (§3.1, §3.2) and figures (§3.3), the thin notebook. Config: `holitom:` (replicate/config.yaml).
 #
 #   analytic: results/holitom/analytic/sweeps.csv (retention / K / R / frames sweeps, LLaVA-OV-7B FLOPs)
-#   cpu:      results/holitom/cpu/holitom/k{K}-R{R}-{merge}/{rtag}.json (Stage III variants; the embedded
+#   cpu:      results/holitom/cpu/holitom/k{K}-R{R}-{merge}/{rtag}.json (Stage III variants; the cpu
 #             grid's own cells are reused, see replicate.holitom_tables.cpu_cells) -> results/holitom/cpu/sweeps.csv
 #   bench:    results/bench/holitom_stages.json
 #   tables:   results/tables/holitom_{main,backbones}.{md,tex,csv}; figures: results/figures/holitom_*.{png,pdf}
 #
-# EMB, EMB_MODEL_FILES and the emb_rtag constraint come from common.smk (included first).
+# CPU, CPU_MODEL_FILES and the cpu_rtag constraint come from common.smk (included first).
 from replicate import holitom_tables as HOLI
 
 HOLI_CFG = HOLI.settings(config)
 HOLI_CPU = TIERS.summary(config)["cpu"]["runnable"]
-HOLI_CELLS = HOLI.cpu_cells(HOLI_CFG, EMB) if HOLI_CPU else []
+HOLI_CELLS = HOLI.cpu_cells(HOLI_CFG, CPU) if HOLI_CPU else []
 HOLI_CELL_FILES = sorted({c.path for c in HOLI_CELLS})
 HOLI_CPU_SWEEPS = ["results/holitom/cpu/sweeps.csv", "results/holitom/cpu/frames_sweep.json"] if HOLI_CPU else []
 HOLI_CPU_EFF = ["results/cpu/efficiency.csv"] if HOLI_CPU else []
@@ -50,18 +50,18 @@ rule holitom_analytic:
 rule holitom_cpu_cell:
     """HoliTom with Stage III options (paper K scaled to the tiny depth, R, merge rule) on SynthVideoQA."""
     input:
-        **EMB_MODEL_FILES,
+        **CPU_MODEL_FILES,
     output:
-        "results/holitom/cpu/holitom/k{hk}-R{hr}-{hmerge}/{emb_rtag}.json",
+        "results/holitom/cpu/holitom/k{hk}-R{hr}-{hmerge}/{cpu_rtag}.json",
     params:
         model_dir=lambda wc, input: os.path.dirname(input.metrics),
-        n_samples=EMB["n_samples"],
-        seed=EMB["seed"],
-        split=EMB["split"],
-        base_options=EMB["options"].get("holitom", {}),
+        n_samples=CPU["n_samples"],
+        seed=CPU["seed"],
+        split=CPU["split"],
+        base_options=CPU["options"].get("holitom", {}),
     log:
-        "logs/holitom/cpu/k{hk}-R{hr}-{hmerge}/{emb_rtag}.log",
-    threads: EMB["threads"]
+        "logs/holitom/cpu/k{hk}-R{hr}-{hmerge}/{cpu_rtag}.log",
+    threads: CPU["threads"]
     conda:
         CONDA_ENV
     resources:
@@ -72,20 +72,20 @@ rule holitom_cpu_cell:
 
 
 rule holitom_wo_m_cpu_cell:
-    """HoliTom (w/o M) at a retention outside the embedded grid (same settings as rule cpu_accuracy_cell)."""
+    """HoliTom (w/o M) at a retention outside the cpu grid (same settings as rule cpu_accuracy_cell)."""
     input:
-        **EMB_MODEL_FILES,
+        **CPU_MODEL_FILES,
     output:
-        "results/holitom/cpu/holitom-wo-m/{emb_rtag}.json",
+        "results/holitom/cpu/holitom-wo-m/{cpu_rtag}.json",
     params:
         model_dir=lambda wc, input: os.path.dirname(input.metrics),
-        n_samples=EMB["n_samples"],
-        seed=EMB["seed"],
-        split=EMB["split"],
-        options=EMB["options"].get("holitom-wo-m", {}),
+        n_samples=CPU["n_samples"],
+        seed=CPU["seed"],
+        split=CPU["split"],
+        options=CPU["options"].get("holitom-wo-m", {}),
     log:
-        "logs/holitom/cpu/holitom-wo-m/{emb_rtag}.log",
-    threads: EMB["threads"]
+        "logs/holitom/cpu/holitom-wo-m/{cpu_rtag}.log",
+    threads: CPU["threads"]
     conda:
         CONDA_ENV
     resources:
@@ -99,7 +99,7 @@ rule holitom_cpu_sweeps:
     """All cpu-tier HoliTom cells (retention, K, R, merge) in one CSV; the frames sweep's not-run record."""
     input:
         HOLI_CELL_FILES,
-        **EMB_MODEL_FILES,
+        **CPU_MODEL_FILES,
     output:
         csv="results/holitom/cpu/sweeps.csv",
         frames="results/holitom/cpu/frames_sweep.json",

@@ -1,6 +1,6 @@
 # STTS on the cpu tier: the scorer trained (not just run random) on the tiny SynthVideoQA model.
 #
-#   results/embedded/model -> stts_train_cpu per pruned fraction: results/cpu/stts/train/{ptag}/scorer.pt
+#   results/cpu/model -> stts_train_cpu per pruned fraction: results/cpu/stts/train/{ptag}/scorer.pt
 #   -> stts_accuracy_cell per (variant, ptag): trained / untrained scorer, random groups, heuristic rule
 #   -> stts_cpu_summary: results/cpu/stts/{accuracy.csv, metrics.json, analogue.json} + figure
 # All of it is an analogue (synthetic data, 2x2 groups on a 2-block SigLIP); nothing here is compared
@@ -24,7 +24,7 @@ wildcard_constraints:
 rule stts_train_cpu:
     """Train the STTS scorer at one pruned fraction (LM loss + 0.5 x aux; model frozen; 1 thread)."""
     input:
-        **EMB_MODEL_FILES,
+        **CPU_MODEL_FILES,
     output:
         scorer=f"{STTS_OUT}/train/{{stts_ptag}}/scorer.pt",
         metrics=f"{STTS_OUT}/train/{{stts_ptag}}/metrics.json",
@@ -56,7 +56,7 @@ rule stts_accuracy_cell:
     """One (variant, pruned fraction) cell on SynthVideoQA-test."""
     input:
         # the trained variant also needs its scorer
-        unpack(lambda wc: {**EMB_MODEL_FILES, **({"scorer": f"{STTS_OUT}/train/{wc.stts_ptag}/scorer.pt"}
+        unpack(lambda wc: {**CPU_MODEL_FILES, **({"scorer": f"{STTS_OUT}/train/{wc.stts_ptag}/scorer.pt"}
                                                  if wc.stts_variant == "stts-trained" else {})}),
     output:
         f"{STTS_OUT}/accuracy/{{stts_variant}}/{{stts_ptag}}.json",
@@ -86,7 +86,7 @@ rule stts_cpu_summary:
         cells=[f"{STTS_OUT}/accuracy/{v}/{t}.json" for v, t in STTS_CELLS],
         train=[f"{STTS_OUT}/train/{t}/metrics.json" for t in STTS_PTAGS],
         scorers=[f"{STTS_OUT}/train/{t}/scorer.pt" for t in STTS_PTAGS],
-        model=EMB_MODEL_FILES["metrics"],
+        model=CPU_MODEL_FILES["metrics"],
     output:
         csv=f"{STTS_OUT}/accuracy.csv",
         metrics=f"{STTS_OUT}/metrics.json",

@@ -67,7 +67,7 @@ def accuracy_cell(model_dir, variant: str, topk: Optional[float], *, scorer: Opt
                   n_samples: int = 500, seed: int = 0, split: str = "test", threads: int = 1,
                   progress: bool = True, config=None) -> dict:
     """Accuracy (overall and per question family) of one variant at one pruned fraction."""
-    from replicate.embedded.synthvqa import make_split
+    from replicate.synthvqa.data import make_split
     from replicate.harness.accuracy import evaluate_adapter, load_checkpoint
     from replicate.provenance import provenance
 

@@ -7,7 +7,7 @@ score towards its temporal novelty 1 - cos(previous frame) at block ``prune_at``
 
 Two backbones:
 
-- ``llava-ov`` (the cpu tier): the tiny LLaVA-OV trained on SynthVideoQA (``replicate.embedded``).
+- ``llava-ov`` (the cpu tier): the tiny LLaVA-OV trained on SynthVideoQA (``replicate.synthvqa``).
   STTS runs in its SigLIP tower (2x2 groups = its pooling cells); the LM loss is the cross-entropy
   of the answer letter at the answer position, the token the tiny model was trained on.
 - ``molmo2``: an HF Molmo2 checkpoint at a local path (or ``tiny`` random weights) on local data
@@ -44,7 +44,7 @@ class STTSTrainConfig:
     """One training run. ``topk`` is the pruned fraction the LLM side sees during training."""
 
     backbone: str = "llava-ov"
-    model_dir: str = "results/embedded/model"   # or "tiny" (random Molmo2) for backbone molmo2
+    model_dir: str = "results/cpu/model"   # or "tiny" (random Molmo2) for backbone molmo2
     data: str = "synthvqa"                      # llava-ov: synthvqa; molmo2: a JSONL path or "synthetic"
     mode: str = "scorer"
     topk: float = 0.5
@@ -99,8 +99,8 @@ class LlavaTask:
     """STTS on the cpu tier's tiny LLaVA-OV: answer-letter cross-entropy through the pruned tower."""
 
     def __init__(self, cfg: STTSTrainConfig):
-        from replicate.embedded.synthvqa import make_split
-        from replicate.embedded.tokenizer import letter_ids
+        from replicate.synthvqa.data import make_split
+        from replicate.synthvqa.tokenizer import letter_ids
         from replicate.harness.accuracy import load_checkpoint
 
         if cfg.data != "synthvqa":
@@ -121,8 +121,8 @@ class LlavaTask:
         return self.adapter.model
 
     def losses(self, sample) -> tuple[torch.Tensor, torch.Tensor, int]:
-        from replicate.embedded.model import lm_hidden, preprocess_video
-        from replicate.embedded.tokenizer import encode_prompt
+        from replicate.synthvqa.model import lm_hidden, preprocess_video
+        from replicate.synthvqa.tokenizer import encode_prompt
 
         pix = preprocess_video(sample.video, self.adapter.image_size)
         out = stts_losses(self.adapter, pix, self.method_config, scorer=self.scorer)

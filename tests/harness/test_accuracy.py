@@ -1,18 +1,18 @@
-"""The accuracy harness on a smoke-trained checkpoint: unpruned it is replicate.embedded.evaluate."""
+"""The accuracy harness on a smoke-trained checkpoint: unpruned it is replicate.synthvqa.evaluate."""
 import pytest
 import torch
 
 from replicate.harness.accuracy import evaluate_adapter, load_checkpoint, run_accuracy_cell
 
 
-def test_unpruned_logits_equal_embedded_evaluate(smoke_model_dir):
+def test_unpruned_logits_equal_synthvqa_evaluate(smoke_model_dir):
     from methods.registry import get_method
-    from replicate.embedded.evaluate import evaluate, option_logits
-    from replicate.embedded.synthvqa import make_split
-    from replicate.embedded.train import load_checkpoint as load_embedded
+    from replicate.synthvqa.evaluate import evaluate, option_logits
+    from replicate.synthvqa.data import make_split
+    from replicate.synthvqa.train import load_checkpoint as load_tiny
 
     adapter, data = load_checkpoint(smoke_model_dir)
-    model, tok, _ = load_embedded(smoke_model_dir)
+    model, tok, _ = load_tiny(smoke_model_dir)
     samples = make_split("test", 6, 0, data)
     ref = option_logits(model, tok, samples)
     ours = evaluate_adapter(adapter, None, samples, adapter.tokenizer, progress=False)

@@ -14,7 +14,7 @@ from replicate.stts_train.__main__ import main as cli
 @pytest.fixture(scope="module")
 def smoke_model_dir(tmp_path_factory):
     """A 3-step SynthVideoQA checkpoint (the loop needs a real checkpoint on disk, not a good one)."""
-    from replicate.embedded.train import smoke_config, train as train_tiny
+    from replicate.synthvqa.train import smoke_config, train as train_tiny
 
     out = tmp_path_factory.mktemp("stts_train") / "model"
     train_tiny(replace(smoke_config(), steps=3, threads=1, n_val=2, n_test=2), out, log=lambda *a, **k: None)

@@ -11,7 +11,7 @@ from replicate.browsable import CATEGORIES, assets_for, bundle, category_of, cla
 @pytest.mark.parametrize("path,category", [
     ("results/figures/holitom_ttft.png", "holitom"),
     ("results/tables/holitom_main.md", "holitom"),
-    ("results/figures/embedded_accuracy_vs_retention.png", "synthvideoqa"),
+    ("results/figures/cpu_accuracy_vs_retention.png", "synthvideoqa"),
     ("results/figures/flops_vs_retention.png", "project"),
     ("results/analytic/exact_vs_paper.md", "project"),
     ("results/figures/tango_ttft.png", "tango"),
@@ -45,7 +45,7 @@ def test_bundle_writes_claims_figures_and_tables(tmp_path):
     table = tmp_path / "results" / "tables" / "holitom_main.md"
     table.parent.mkdir(parents=True)
     table.write_text("| a | b |\n|---|---|\n| 1 | 2 |\n")
-    other = str(tmp_path / "results" / "figures" / "embedded_x.png")
+    other = str(tmp_path / "results" / "figures" / "cpu_x.png")
     out = tmp_path / "results" / "report" / "holitom"
     n = bundle("holitom", all_json=str(tmp_path / "all.json"), files=[str(fig), str(table), other],
                claims_out=str(out / "claims.html"), figures_dir=str(out / "figures"), tables_dir=str(out / "tables"))

@@ -113,7 +113,7 @@ def test_the_snakefiles_config_checks_import_no_torch(tmp_path):
     (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('torch imported by the config checks')\n")
     code = ("from replicate.configuration import prepare_config\n"
             "cfg = prepare_config({'gpu': False}, argv=[])\n"
-            "print(cfg['embedded']['n_samples'])\n")
+            "print(cfg['cpu']['n_samples'])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo,
                          env={"PYTHONPATH": f"{tmp_path}:{repo}", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr[-2000:]
@@ -126,5 +126,23 @@ def test_default_method_options_are_valid_and_set_ones_are_checked():
     from replicate.configuration import prepare_config, validate_method_options
 
     validate_method_options(load_config())
-    with pytest.raises(ConfigError, match=r"embedded.options.holitom: unknown option\(s\) \['bogus'\]"):
-        prepare_config({"embedded": {"options": {"holitom": {"bogus": 1}}}}, argv=[])
+    with pytest.raises(ConfigError, match=r"cpu.options.holitom: unknown option\(s\) \['bogus'\]"):
+        prepare_config({"cpu": {"options": {"holitom": {"bogus": 1}}}}, argv=[])
+
+
+@pytest.mark.parametrize("config", [{"embedded": {"n_samples": 4}}, {"embedded": {}, "cpu": {"n_samples": 4}}])
+def test_a_renamed_key_names_its_new_name(config, tmp_path):
+    """The cpu tier's section is ``cpu``; a config (file, --config or Python) that still says
+    ``embedded`` is rejected with the new name, not only "unknown key"."""
+    import yaml
+    from replicate.configuration import prepare_config
+
+    with pytest.raises(ConfigError, match=r"'embedded' was renamed to 'cpu'.*cpu\.<key>"):
+        prepare_config(dict(config), argv=[])
+    with pytest.raises(ConfigError, match=r"'embedded' was renamed to 'cpu'"):
+        validate_config(config)
+    path = tmp_path / "user.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=r"'embedded' was renamed to 'cpu'"):
+        load_config(path)
+

@@ -89,7 +89,7 @@ def test_markdown_and_latex_name_the_tier_and_list_not_run_reasons(tmp_path):
     assert [p.suffix for p in paths] == [".csv", ".md", ".tex"] and all(p.stat().st_size for p in paths)
 
 
-def test_cpu_cells_reuse_the_embedded_grid_and_name_the_rest_deterministically():
+def test_cpu_cells_reuse_the_cpu_grid_and_name_the_rest_deterministically():
     h = H.settings({"holitom": {"k_sweep": [2, 18], "r_sweep": [0.3, 0.5], "merges": ["running-pairwise", "mean"],
                                 "cpu": {"retentions": [0.10, 0.15]}}})
     emb = {"methods": ["vanilla", "holitom", "holitom-wo-m"], "retentions": [0.10, 0.25]}
@@ -104,7 +104,7 @@ def test_cpu_cells_reuse_the_embedded_grid_and_name_the_rest_deterministically()
         "results/holitom/cpu/holitom/k2-R0.50-running-pairwise/r0.10.json"
     assert paths[("r", "holitom", 0.10, 14, 0.3, "running-pairwise")].endswith("k14-R0.30-running-pairwise/r0.10.json")
     assert paths[("merge", "holitom", 0.10, 18, 0.5, "mean")].endswith("k18-R0.50-mean/r0.10.json")
-    # an option override of the embedded holitom cells means they are not the same computation
+    # an option override of the cpu grid's holitom cells means they are not the same computation
     override = H.cpu_cells(h, {**emb, "options": {"holitom": {"tau": 0.9}}})
     assert all(not c.path.startswith("results/cpu/accuracy/holitom/") for c in override)
 

@@ -118,35 +118,35 @@ def _grid(**cell):
 
 NAN, INF = float("nan"), float("inf")
 CONFIG_CASES = [
-    ({"embedded": {"options": {"holitom": {"bogus": 1}}}}, ["embedded.options.holitom", "bogus", "inner_k"]),
-    ({"embedded": {"options": {"holitom": {"k": "abc"}}}}, ["embedded.options.holitom.k", "'abc'", "int"]),
-    ({"embedded": {"options": {"holitom": {"inner_r": 1.5}}}}, ["embedded.options.holitom", "inner_r"]),
-    ({"embedded": {"options": {"holitom": {"merge": "median"}}}}, ["embedded.options.holitom", "merge"]),
-    ({"embedded": {"options": {"fastv": {"k": 40}}}}, ["embedded.options.fastv", "layer index"]),
-    ({"embedded": {"options": {"fastv": {"scoring": "first"}}}}, ["embedded.options.fastv.scoring", "'first'"]),
-    ({"embedded": {"options": {"dycoke": {"decode_prune": 2}}}}, ["embedded.options.dycoke", "decode_prune"]),
-    ({"embedded": {"options": {"tango": {"intra_k": 2.5}}}}, ["embedded.options.tango.intra_k", "int"]),
-    ({"embedded": {"options": {"nosuch": {}}}}, ["embedded.options", "nosuch"]),
-    ({"embedded": {"options": {"holitom": 3}}}, ["embedded.options.holitom"]),
+    ({"cpu": {"options": {"holitom": {"bogus": 1}}}}, ["cpu.options.holitom", "bogus", "inner_k"]),
+    ({"cpu": {"options": {"holitom": {"k": "abc"}}}}, ["cpu.options.holitom.k", "'abc'", "int"]),
+    ({"cpu": {"options": {"holitom": {"inner_r": 1.5}}}}, ["cpu.options.holitom", "inner_r"]),
+    ({"cpu": {"options": {"holitom": {"merge": "median"}}}}, ["cpu.options.holitom", "merge"]),
+    ({"cpu": {"options": {"fastv": {"k": 40}}}}, ["cpu.options.fastv", "layer index"]),
+    ({"cpu": {"options": {"fastv": {"scoring": "first"}}}}, ["cpu.options.fastv.scoring", "'first'"]),
+    ({"cpu": {"options": {"dycoke": {"decode_prune": 2}}}}, ["cpu.options.dycoke", "decode_prune"]),
+    ({"cpu": {"options": {"tango": {"intra_k": 2.5}}}}, ["cpu.options.tango.intra_k", "int"]),
+    ({"cpu": {"options": {"nosuch": {}}}}, ["cpu.options", "nosuch"]),
+    ({"cpu": {"options": {"holitom": 3}}}, ["cpu.options.holitom"]),
     (_grid(retentions=[0.1], options={"fastv": {"k": -1}}), ["analytic.grid[0].options.fastv"]),
-    ({"embedded": {"retentions": [NAN]}}, ["embedded.retentions[0]", "nan"]),
-    ({"embedded": {"retentions": [INF]}}, ["embedded.retentions[0]", "inf"]),
-    ({"embedded": {"retentions": [0]}}, ["embedded.retentions"]),
-    ({"embedded": {"retentions": [1.5]}}, ["embedded.retentions"]),
+    ({"cpu": {"retentions": [NAN]}}, ["cpu.retentions[0]", "nan"]),
+    ({"cpu": {"retentions": [INF]}}, ["cpu.retentions[0]", "inf"]),
+    ({"cpu": {"retentions": [0]}}, ["cpu.retentions"]),
+    ({"cpu": {"retentions": [1.5]}}, ["cpu.retentions"]),
     ({"holitom": {"sweep_retention": NAN}}, ["holitom.sweep_retention"]),
     ({"holitom": {"bench": {"static_fraction": INF}}}, ["holitom.bench.static_fraction"]),
     ({"hardware": "nope-gpu"}, ["hardware", "h100-sxm"]),
     ({"dtype": "fp8"}, ["dtype", "bf16"]),
     ({"seeds": [-1]}, ["seeds"]),
     ({"seeds": []}, ["seeds"]),
-    ({"embedded": {"n_samples": 0}}, ["embedded.n_samples"]),
-    ({"embedded": {"split": "train"}}, ["embedded.split", "test"]),
-    ({"embedded": {"threads": 0}}, ["embedded.threads"]),
+    ({"cpu": {"n_samples": 0}}, ["cpu.n_samples"]),
+    ({"cpu": {"split": "train"}}, ["cpu.split", "test"]),
+    ({"cpu": {"threads": 0}}, ["cpu.threads"]),
     (_grid(retentions=[0.1], frames=[100000]), ["analytic.grid[0].frames", "context length"]),
     ({"holitom": {"frames": [100000]}}, ["holitom.frames", "context length"]),
     ({"holitom": {"k_sweep": [40]}}, ["holitom.k_sweep"]),
     ({"tiers": {"cpu": "maybe"}}, ["tiers.cpu"]),
-    ({"embeded": {"n_samples": 4}}, ["embeded"]),
+    ({"cpus": {"n_samples": 4}}, ["cpus", "allowed keys", "'cpu'"]),
     ({"efficiency": {"cpu": {"frames": 0}}}, ["efficiency.cpu.frames"]),
     ({"efficiency": {"cpu": {"frames": 2000}}}, ["efficiency.cpu.frames", "context length"]),
     ({"efficiency": {"gpu": {"frames": 100000}}}, ["efficiency.gpu.frames", "at most 167 frames"]),
@@ -185,11 +185,11 @@ def test_paper_tier_refuses_checkpoint_without_config_json(tmp_path):
 # --config values arrive through YAML's BaseLoader: every scalar is a string
 CLI_CASES = [
     ({"gpu": "perhaps"}, ["gpu"]),
-    ({"embedded": {"n_samples": "many"}}, ["embedded.n_samples"]),
+    ({"cpu": {"n_samples": "many"}}, ["cpu.n_samples"]),
     ({"seeds": ["1", "-2"]}, ["seeds"]),
-    ({"embedded": {"retentions": ["nan"]}}, ["embedded.retentions"]),
-    ({"embedded": {"retentions": [".nan"]}}, ["embedded.retentions[0]"]),
-    ({"embedded": {"options": {"fastv": {"k": "two"}}}}, ["embedded.options.fastv.k"]),
+    ({"cpu": {"retentions": ["nan"]}}, ["cpu.retentions"]),
+    ({"cpu": {"retentions": [".nan"]}}, ["cpu.retentions[0]"]),
+    ({"cpu": {"options": {"fastv": {"k": "two"}}}}, ["cpu.options.fastv.k"]),
     ({"hardware": "H100"}, ["hardware"]),
 ]
 
@@ -207,26 +207,26 @@ def test_bad_cli_config_is_named(override, needles):
 def test_valid_nested_cli_values_are_coerced_by_schema_types():
     from replicate.configuration import check_all, coerce_cli_values
 
-    cfg = coerce_cli_values(_merged({"embedded": {"n_samples": "4", "retentions": ["0.5"],
+    cfg = coerce_cli_values(_merged({"cpu": {"n_samples": "4", "retentions": ["0.5"],
                                                   "options": {"fastv": {"k": "3"}}},
                                      "seeds": ["1"], "gpu": "true"}))
     check_all(cfg)
-    assert cfg["embedded"]["n_samples"] == 4 and cfg["embedded"]["retentions"] == [0.5]
-    assert cfg["seeds"] == [1] and cfg["gpu"] is True and cfg["embedded"]["options"]["fastv"] == {"k": 3}
-    assert cfg["embedded"]["methods"] == BASE_CONFIG["embedded"]["methods"]  # merged, not replaced
+    assert cfg["cpu"]["n_samples"] == 4 and cfg["cpu"]["retentions"] == [0.5]
+    assert cfg["seeds"] == [1] and cfg["gpu"] is True and cfg["cpu"]["options"]["fastv"] == {"k": 3}
+    assert cfg["cpu"]["methods"] == BASE_CONFIG["cpu"]["methods"]  # merged, not replaced
 
 
 def test_profile_config_is_layered_under_a_cli_configfile(tmp_path):
     """--profile profiles/smoke --configfile x.yaml kept x.yaml and silently dropped smoke.yaml."""
     from replicate.configuration import layer_profile_configfiles
 
-    user = {"embedded": {"n_samples": 3}}
+    user = {"cpu": {"n_samples": 3}}
     cfg = _merged(user)  # what Snakemake builds: workflow config + the CLI config file only
     argv = ["snakemake", "--profile", str(REPO / "profiles" / "smoke"), "--configfile", "x.yaml"]
     layered = layer_profile_configfiles(cfg, user, argv, REPO)
     smoke = yaml.safe_load((REPO / "profiles" / "smoke" / "smoke.yaml").read_text())
-    assert layered and cfg["embedded"]["n_samples"] == 3  # the user's file wins where it speaks
-    assert cfg["embedded"]["methods"] == smoke["embedded"]["methods"]  # smoke kept elsewhere
+    assert layered and cfg["cpu"]["n_samples"] == 3  # the user's file wins where it speaks
+    assert cfg["cpu"]["methods"] == smoke["cpu"]["methods"]  # smoke kept elsewhere
     assert cfg["analytic"]["grid"] == smoke["analytic"]["grid"]
 
 
@@ -452,14 +452,14 @@ def test_costmodel_cli_unknown_hardware(capsys):
 @pytest.mark.parametrize("args,needle", [(("train2", 3), "train2"), (("test", -1), "n must be"),
                                          (("test", 3, -1), "seed must be"), (("test", 2.5), "n must be")])
 def test_bad_synthvqa_split(args, needle):
-    from replicate.embedded.synthvqa import make_split
+    from replicate.synthvqa.data import make_split
 
     with pytest.raises(ValueError, match=needle):
         make_split(*args)
 
 
 def test_huge_synthvqa_split_is_lazy():
-    from replicate.embedded.synthvqa import make_split
+    from replicate.synthvqa.data import make_split
 
     split = make_split("test", 100_000_000)
     assert len(split) == 100_000_000 and split[99_999_999].family in split.cfg.families
@@ -482,7 +482,7 @@ def test_mistyped_claim_target_lists_close_ids():
 def tiny_checkpoint(tmp_path_factory):
     from dataclasses import replace
 
-    from replicate.embedded.train import smoke_config, train
+    from replicate.synthvqa.train import smoke_config, train
 
     out = tmp_path_factory.mktemp("ckpt") / "model"
     train(replace(smoke_config(), steps=1, threads=1, n_val=1, n_test=1), out, log=lambda *a, **k: None)
@@ -506,15 +506,22 @@ def _snakemake(workdir: Path, *args, timeout=240):
 
 
 def test_dry_run_fails_on_a_bad_method_option(results_dir):
-    proc = _snakemake(results_dir.parent, "--config", 'embedded={"options": {"holitom": {"bogus": 1}}}')
+    proc = _snakemake(results_dir.parent, "--config", 'cpu={"options": {"holitom": {"bogus": 1}}}')
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "embedded.options.holitom" in out and "bogus" in out
+    assert proc.returncode != 0 and "cpu.options.holitom" in out and "bogus" in out
+
+
+def test_dry_run_names_the_new_key_of_a_renamed_one(results_dir):
+    """A --config that still uses the cpu tier's old section name is told the new one."""
+    proc = _snakemake(results_dir.parent, "--config", 'embedded={"n_samples": 4}')
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "'embedded' was renamed to 'cpu'" in out, out[-2000:]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config,needle", [("hardware=nope-gpu", "hardware"),
-                                           ('embedded={"retentions": [".nan"]}', "embedded.retentions"),
-                                           ('embedded={"n_samples": "x"}', "embedded.n_samples")])
+                                           ('cpu={"retentions": [".nan"]}', "cpu.retentions"),
+                                           ('cpu={"n_samples": "x"}', "cpu.n_samples")])
 def test_dry_run_fails_naming_the_key(results_dir, config, needle):
     proc = _snakemake(results_dir.parent, "--config", config)
     assert proc.returncode != 0 and needle in proc.stdout + proc.stderr
@@ -529,7 +536,7 @@ def test_dry_run_mistyped_claim_target(results_dir):
 @pytest.mark.slow
 def test_dry_run_profile_and_configfile_layer(results_dir, tmp_path):
     extra = tmp_path / "x.yaml"
-    extra.write_text("embedded:\n  n_samples: 3\n")
+    extra.write_text("cpu:\n  n_samples: 3\n")
     proc = _snakemake(results_dir.parent, "--profile", str(REPO / "profiles" / "smoke"), "--configfile", str(extra))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "smoke.yaml'] layered" in out

@@ -24,9 +24,9 @@ def test_default_plan_includes_the_holitom_rules(tmp_path):
                  "holitom_bench", "holitom_tables", "holitom_figures", "holitom_notebook"):
         assert f"rule {rule}:" in out, rule
     # K sweep 2/7/14/21 + R sweep 0.3/0.4/0.6/0.7 at K=14 + mean merge + K=18 at 15/20 %: 11 new cells
-    # (K=18, R=0.5, running-pairwise at 10/25 % is the embedded grid's holitom cell, reused)
+    # (K=18, R=0.5, running-pairwise at 10/25 % is the cpu grid's holitom cell, reused)
     assert out.count("rule holitom_cpu_cell:") == 11
-    assert out.count("rule holitom_wo_m_cpu_cell:") == 2  # 15 and 20 %, outside the embedded grid
+    assert out.count("rule holitom_wo_m_cpu_cell:") == 2  # 15 and 20 %, outside the cpu grid
     assert "k18-R0.50-running-pairwise/r0.10.json" not in out
 
 

@@ -29,7 +29,7 @@ LOCAL_CLUSTER = {"VIDEOPRUNE_SLURM_PARTITION": "local", "VIDEOPRUNE_SLURM_ACCOUN
 # Left out: claims/*.json and analytic/flops.json (provenance timestamps), README_table.md and
 # REPORT.md (they print the cpu timing claim's measured value), figures (PDF dates), timings.
 DETERMINISTIC = ("results/analytic/*.csv", "results/analytic/exact_vs_paper.md", "results/tables/*",
-                 "results/cpu/accuracy.csv", "results/embedded/model/model.safetensors",
+                 "results/cpu/accuracy.csv", "results/cpu/model/model.safetensors",
                  "results/holitom/analytic/sweeps.csv", "results/holitom/cpu/sweeps.csv",
                  "results/holitom/cpu/frames_sweep.json")
 # Claims measured from wall-clock timings: two runs on one machine differ, so only "it ran" is compared.

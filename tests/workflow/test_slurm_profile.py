@@ -72,9 +72,9 @@ def test_dry_run_through_the_slurm_executor_routes_every_job(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     jobs = _job_resources(out)
-    assert "embedded_train" in jobs and "gpu_efficiency" in jobs, sorted(jobs)
+    assert "cpu_train" in jobs and "gpu_efficiency" in jobs, sorted(jobs)
     for rule, lines in jobs.items():
         partition = "gpu-part" if rule == "gpu_efficiency" else "cpu-part"
         for line in lines:
             assert f"slurm_partition={partition}" in line and "slurm_account=proj42" in line, (rule, line)
-    assert "gres=gpu:1" in jobs["gpu_efficiency"][0] and "runtime=120" in jobs["embedded_train"][0]
+    assert "gres=gpu:1" in jobs["gpu_efficiency"][0] and "runtime=120" in jobs["cpu_train"][0]

@@ -29,7 +29,7 @@ def test_single_claim_target_uses_the_per_claim_rule(tmp_path):
     assert "verify_claim" in out and "verify_all" not in out
     # an analytic claim needs the analytic results only: no training, no cpu grid, no figures
     assert "analytic_flops" in out
-    for heavy in ("embedded_train", "cpu_accuracy_cell", "cpu_efficiency", "holitom_tables"):
+    for heavy in ("cpu_train", "cpu_accuracy_cell", "cpu_efficiency", "holitom_tables"):
         assert heavy not in out, f"verifying one analytic claim would run {heavy}"
 
 

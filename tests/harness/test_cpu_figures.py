@@ -1,7 +1,7 @@
 """cpu-tier figure helpers."""
 import pandas as pd
 
-from figures.embedded import pareto_front, write_embedded_figures
+from figures.cpu import pareto_front, write_cpu_figures
 
 
 def test_pareto_front_by_hand():
@@ -23,5 +23,5 @@ def test_figures_are_written(tmp_path):
                         for m, r, o, l in (("vanilla", "full", 0.0, 0.8), ("holitom", "r0.10", 0.01, 0.1))])
     acc.to_csv(tmp_path / "a.csv", index=False)
     eff.to_csv(tmp_path / "e.csv", index=False)
-    written = write_embedded_figures(tmp_path / "a.csv", tmp_path / "e.csv", tmp_path / "fig")
+    written = write_cpu_figures(tmp_path / "a.csv", tmp_path / "e.csv", tmp_path / "fig")
     assert len(written) == 6 and all(p.stat().st_size > 0 for p in written)

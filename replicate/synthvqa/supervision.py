@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from .synthvqa import COLOURS, LIGHT, OPTIONS, SynthSample
+from .data import COLOURS, LIGHT, OPTIONS, SynthSample
 
 #: Colour classes of the ``colour`` probe: 0 = no event colour, then the four answer colours and
 #: the count family's magenta light.

@@ -5,8 +5,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from replicate.embedded import synthvqa as sv
-from replicate.embedded.supervision import (COLOUR_CLASSES, MIN_PIXELS, AuxProbes, AuxWeights,
+from replicate.synthvqa import data as sv
+from replicate.synthvqa.supervision import (COLOUR_CLASSES, MIN_PIXELS, AuxProbes, AuxWeights,
                                             summary_classes, summary_targets, token_colour_labels)
 
 
@@ -51,9 +51,9 @@ def test_colour_labels_follow_every_family_in_generated_videos():
 
 def test_colour_label_order_is_the_pooled_token_order_of_hf():
     """Labels are row-major per frame; so is HF's bilinear pooling of the patch grid."""
-    from replicate.embedded.model import build_model
-    from replicate.embedded.tokenizer import build_tokenizer
-    from replicate.embedded.train import TrainConfig
+    from replicate.synthvqa.model import build_model
+    from replicate.synthvqa.tokenizer import build_tokenizer
+    from replicate.synthvqa.train import TrainConfig
 
     cfg = TrainConfig()
     model = build_model(build_tokenizer(cfg.data), cfg.arch)
@@ -101,7 +101,7 @@ def test_probe_losses_are_weighted_and_zero_weights_are_skipped():
 
 
 def test_summary_layer_must_name_a_decoder_layer():
-    from replicate.embedded.train import TrainConfig
+    from replicate.synthvqa.train import TrainConfig
 
     assert TrainConfig().summary_at == TrainConfig().arch.text_layers - 1
     with pytest.raises(ValueError, match=r"summary_layer must be in \[1, 3\]"):
@@ -113,7 +113,7 @@ def test_probes_speed_up_learning_on_a_short_run_and_stay_out_of_the_checkpoint(
     plain HF model (no probe weights)."""
     from safetensors.torch import load_file
 
-    from replicate.embedded.train import smoke_config, train
+    from replicate.synthvqa.train import smoke_config, train
 
     cfg = replace(smoke_config(), steps=24, log_every=24)
     _, _, with_probes = train(cfg, tmp_path / "m", log=lambda *_: None)
@@ -133,7 +133,7 @@ def _labels():
 
 
 def test_thinning_keeps_event_tokens_and_is_seeded_by_step():
-    from replicate.embedded.train import TrainConfig, thinning_mask
+    from replicate.synthvqa.train import TrainConfig, thinning_mask
 
     cfg = TrainConfig(thin_prob=0.5, thin_keep_min=0.1)
     keep = thinning_mask(_labels(), step=3, cfg=cfg)
@@ -151,10 +151,10 @@ def test_thinning_keeps_event_tokens_and_is_seeded_by_step():
 
 
 def test_masking_dropped_tokens_equals_removing_them_with_original_positions():
-    from replicate.embedded.evaluate import collate
-    from replicate.embedded.model import build_inputs_embeds, build_model, lm_hidden, video_features
-    from replicate.embedded.tokenizer import build_tokenizer
-    from replicate.embedded.train import TrainConfig, masked_video_tokens
+    from replicate.synthvqa.evaluate import collate
+    from replicate.synthvqa.model import build_inputs_embeds, build_model, lm_hidden, video_features
+    from replicate.synthvqa.tokenizer import build_tokenizer
+    from replicate.synthvqa.train import TrainConfig, masked_video_tokens
 
     cfg = TrainConfig()
     tok = build_tokenizer(cfg.data)

@@ -22,7 +22,7 @@ import torch
 
 from .model import (CLIP_MEAN, CLIP_STD, build_inputs_embeds, lm_hidden, num_video_tokens, preprocess_video,
                     video_features)
-from .synthvqa import SynthSample
+from .data import SynthSample
 from .tokenizer import encode_prompt, letter_ids
 
 

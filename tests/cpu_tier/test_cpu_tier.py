@@ -1,4 +1,4 @@
-"""Specification of the embedded tier's data and tiny model (replicate.embedded)."""
+"""Specification of the cpu tier's data and tiny model (replicate.synthvqa)."""
 from __future__ import annotations
 
 import json
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from replicate.embedded import synthvqa as sv
-from replicate.embedded.evaluate import collate, evaluate, option_logits
-from replicate.embedded.model import (build_inputs_embeds, build_model, lm_hidden, lm_logits, num_video_tokens,
+from replicate.synthvqa import data as sv
+from replicate.synthvqa.evaluate import collate, evaluate, option_logits
+from replicate.synthvqa.model import (build_inputs_embeds, build_model, lm_hidden, lm_logits, num_video_tokens,
                                       preprocess_video, tokens_per_frame, video_features, TinyArch)
-from replicate.embedded.tokenizer import VIDEO, build_tokenizer, encode_prompt, letter_ids, token_id
+from replicate.synthvqa.tokenizer import VIDEO, build_tokenizer, encode_prompt, letter_ids, token_id
 
 CFG = sv.SynthConfig(frames=8)
 
@@ -214,7 +214,7 @@ def test_preprocess_normalises_with_clip_stats():
 # ------------------------------------------------------------------------------ training
 def test_smoke_training_loss_decreases_and_checkpoint_round_trips(tmp_path):
     from transformers import LlavaOnevisionForConditionalGeneration
-    from replicate.embedded.train import load_checkpoint, smoke_config, train
+    from replicate.synthvqa.train import load_checkpoint, smoke_config, train
 
     out = tmp_path / "model"
     from dataclasses import replace
@@ -243,7 +243,7 @@ def test_smoke_training_loss_decreases_and_checkpoint_round_trips(tmp_path):
 
 def test_same_seed_same_model_and_other_seed_differs():
     from dataclasses import replace
-    from replicate.embedded.train import smoke_config, train
+    from replicate.synthvqa.train import smoke_config, train
 
     cfg = replace(smoke_config(), steps=3, batch_size=4, n_val=4, n_test=4, log_every=1)
     runs = [train(replace(cfg, seed=sd), log=lambda *_: None) for sd in (0, 0, 1)]
@@ -256,7 +256,7 @@ def test_same_seed_same_model_and_other_seed_differs():
 
 def test_curriculum_and_lr_schedule_hand_values():
     from dataclasses import replace
-    from replicate.embedded.train import TrainConfig, _lr, object_scale, progress
+    from replicate.synthvqa.train import TrainConfig, _lr, object_scale, progress
 
     # scale 2.5 held for 300 steps, real size from 60 % = step 1200
     cfg = replace(TrainConfig(), steps=2000, curriculum_hold=300, curriculum_end=0.6)
@@ -272,12 +272,12 @@ def test_curriculum_and_lr_schedule_hand_values():
 
 
 def test_default_training_is_fixed_steps_and_keeps_nine_pooled_tokens_per_frame():
-    from replicate.embedded.model import tiny_llava_config
-    from replicate.embedded.train import EMBEDDED_DATA, TrainConfig
+    from replicate.synthvqa.model import tiny_llava_config
+    from replicate.synthvqa.train import CPU_TIER_DATA, TrainConfig
 
     cfg = TrainConfig()
     assert cfg.time_budget_s is None and cfg.steps > 0  # reproducible: same seed -> same model
-    assert cfg.data == EMBEDDED_DATA and cfg.arch.image_size == EMBEDDED_DATA.size == 84
+    assert cfg.data == CPU_TIER_DATA and cfg.arch.image_size == CPU_TIER_DATA.size == 84
     conf = tiny_llava_config(build_tokenizer(cfg.data), cfg.arch)
     assert tokens_per_frame(conf) == 9 and num_video_tokens(conf, cfg.data.frames) == 8 * 9 + 1
 
@@ -288,9 +288,9 @@ def test_direction_ball_changes_pooled_token_so_the_answer_survives_pooling(size
     """The pooled token holding the ball in the first frame differs from the one in the last,
     along the motion and in its sense, for the 2x2 and 3x3 pooled grids."""
     from dataclasses import replace
-    from replicate.embedded.train import EMBEDDED_DATA
+    from replicate.synthvqa.train import CPU_TIER_DATA
 
-    cfg = replace(EMBEDDED_DATA, size=size, object_scale=scale)
+    cfg = replace(CPU_TIER_DATA, size=size, object_scale=scale)
     cell = size // grid
     for i in range(40):
         s = sv.make_sample("direction", (5, 0, i), cfg)

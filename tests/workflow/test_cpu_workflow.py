@@ -1,5 +1,5 @@
 """The cpu tier in the workflow: planned by default, gpu timing only where CUDA exists, and a smoke
-run of `embedded_all` (smoke training, accuracy cells, CPU timing, figures) in a temporary directory."""
+run of `cpu_all` (smoke training, accuracy cells, CPU timing, figures) in a temporary directory."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ def test_default_plan_has_the_cpu_tier_and_no_gpu_timing_without_cuda(tmp_path):
     proc = snakemake("-n", "--cores", "2", "--directory", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    for rule in ("embedded_train", "cpu_accuracy_cell", "cpu_accuracy_table", "cpu_efficiency", "embedded_figures"):
+    for rule in ("cpu_train", "cpu_accuracy_cell", "cpu_accuracy_table", "cpu_efficiency", "cpu_figures"):
         assert rule in out, rule
     assert "gpu_efficiency" not in out  # tiers.py: no CUDA here, so its result is not a claim input
     # one cell per (method, retention) of the config grid; vanilla once (rtag full)
@@ -24,7 +24,7 @@ def test_default_plan_has_the_cpu_tier_and_no_gpu_timing_without_cuda(tmp_path):
 
 def test_smoke_run_of_the_cpu_tier(tmp_path):
     proc = snakemake("--profile", str(REPO / "profiles" / "smoke"), "--cores", "2", "--directory", str(tmp_path),
-                     "embedded_all")
+                     "cpu_all")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     res = tmp_path / "results"
     acc = pd.read_csv(res / "cpu" / "accuracy.csv")
@@ -37,4 +37,4 @@ def test_smoke_run_of_the_cpu_tier(tmp_path):
     assert eff.loc[eff["method"] == "vanilla", "ratio_llm"].iloc[0] == pytest.approx(1.0)
     for name in ("accuracy_vs_retention", "accuracy_vs_flops", "ttft_breakdown"):
         for ext in ("png", "pdf"):
-            assert (res / "figures" / f"embedded_{name}.{ext}").stat().st_size > 0
+            assert (res / "figures" / f"cpu_{name}.{ext}").stat().st_size > 0

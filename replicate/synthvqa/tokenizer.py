@@ -13,7 +13,7 @@ from typing import Iterable, Optional
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from .synthvqa import LETTERS, SynthConfig, SynthSample, vocabulary_texts
+from .data import LETTERS, SynthConfig, SynthSample, vocabulary_texts
 
 PAD, UNK, EOS = "<|pad|>", "<|unk|>", "<|endoftext|>"
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"

@@ -1,38 +1,38 @@
-# cpu tier (embedded default) and gpu-tier timing.
+# cpu tier and gpu-tier timing.
 #
-#   train the tiny LLaVA-OV on SynthVideoQA (cached in results/embedded/model)
+#   train the tiny LLaVA-OV on SynthVideoQA (cached in results/cpu/model)
 #   -> accuracy cell per (method, retention): results/cpu/accuracy/{method}/{rtag}.json -> accuracy.csv
 #   -> CPU timing of the cpu-bench model (one job holding both cores): results/cpu/efficiency/... -> efficiency.csv
-#   -> figures: results/figures/embedded_*.{png,pdf}
+#   -> figures: results/figures/cpu_*.{png,pdf}
 #   gpu tier: results/gpu/efficiency/{method}/{rtag}.json + summary.json (resources gpu=1; only
 #   scheduled where the gpu tier can run: replicate/tiers.py)
 from replicate.harness.options import NO_RETENTION as _NO_RET, number_tag as _number_tag, rtag as _rtag
 
-# EMB, EFF, EMB_MODEL_FILES and the emb_method / emb_rtag constraints: common.smk (shared with holitom.smk)
+# CPU, EFF, CPU_MODEL_FILES and the cpu_method / cpu_rtag constraints: common.smk (shared with holitom.smk)
 
 # (method, rtag) of a grid: methods that prune nothing run once at `full`
 _cells = lambda methods, retentions: [(m, _rtag(None)) if m in _NO_RET else (m, _rtag(r))  # noqa: E731
                                       for m in methods for r in ([None] if m in _NO_RET else retentions)]
-EMB_CELLS = sorted(set(_cells(EMB["methods"], EMB["retentions"])))
+CPU_CELLS = sorted(set(_cells(CPU["methods"], CPU["retentions"])))
 EFF_CPU = EFF["cpu"]
 EFF_GPU = EFF["gpu"]
 EFF_CPU_CELLS = sorted(set(_cells(["vanilla", *EFF_CPU["methods"]], EFF_CPU["retentions"])))
 EFF_GPU_CELLS = sorted(set(_cells(["vanilla", *EFF_GPU["methods"]], EFF_GPU["retentions"])))
-EMB_FIGURES = [f"results/figures/embedded_{n}.{ext}" for n in ("accuracy_vs_retention", "accuracy_vs_flops",
+CPU_FIGURES = [f"results/figures/cpu_{n}.{ext}" for n in ("accuracy_vs_retention", "accuracy_vs_flops",
                                                                 "ttft_breakdown") for ext in ("png", "pdf")]
 
 
-rule embedded_train:
+rule cpu_train:
     """Train the tiny model (skipped while its files exist: the checkpoint is the cache)."""
     output:
-        **EMB_MODEL_FILES,
+        **CPU_MODEL_FILES,
     params:
         out=lambda wc, output: os.path.dirname(output.metrics),
-        smoke="--smoke" if EMB["train"]["smoke"] else "",
-        seed=EMB["train"]["seed"],
+        smoke="--smoke" if CPU["train"]["smoke"] else "",
+        seed=CPU["train"]["seed"],
         python=PYTHON,
     log:
-        "logs/embedded/train.log",
+        "logs/cpu/train.log",
     threads: 2
     conda:
         CONDA_ENV
@@ -40,37 +40,37 @@ rule embedded_train:
         mem_mb=4000,
         runtime=30,
     shell:
-        '"{params.python}" -m replicate.embedded.train --out {params.out} {params.smoke} --seed {params.seed} > {log:q} 2>&1'
+        '"{params.python}" -m replicate.synthvqa.train --out {params.out} {params.smoke} --seed {params.seed} > {log:q} 2>&1'
 
 
 rule cpu_accuracy_cell:
     """One (method, retention) accuracy cell on SynthVideoQA-test (not-applicable cells say why)."""
     input:
-        **EMB_MODEL_FILES,
+        **CPU_MODEL_FILES,
     output:
-        "results/cpu/accuracy/{emb_method}/{emb_rtag}.json",
+        "results/cpu/accuracy/{cpu_method}/{cpu_rtag}.json",
     params:
         model_dir=lambda wc, input: os.path.dirname(input.metrics),
-        n_samples=EMB["n_samples"],
-        seed=EMB["seed"],
-        split=EMB["split"],
-        options=lambda wc: EMB["options"].get(wc.emb_method, {}),
+        n_samples=CPU["n_samples"],
+        seed=CPU["seed"],
+        split=CPU["split"],
+        options=lambda wc: CPU["options"].get(wc.cpu_method, {}),
     log:
-        "logs/cpu/accuracy/{emb_method}/{emb_rtag}.log",
-    threads: EMB["threads"]
+        "logs/cpu/accuracy/{cpu_method}/{cpu_rtag}.log",
+    threads: CPU["threads"]
     conda:
         CONDA_ENV
     resources:
         mem_mb=1500,
         runtime=15,
     script:
-        "../scripts/embedded_accuracy_cell.py"
+        "../scripts/cpu_accuracy_cell.py"
 
 
 rule cpu_accuracy_table:
     """All cells -> results/cpu/accuracy.csv with perf_kept_pct = accuracy / vanilla accuracy * 100."""
     input:
-        [f"results/cpu/accuracy/{m}/{r}.json" for m, r in EMB_CELLS],
+        [f"results/cpu/accuracy/{m}/{r}.json" for m, r in CPU_CELLS],
     output:
         "results/cpu/accuracy.csv",
     log:
@@ -81,7 +81,7 @@ rule cpu_accuracy_table:
         mem_mb=500,
         runtime=2,
     script:
-        "../scripts/embedded_accuracy_table.py"
+        "../scripts/cpu_accuracy_table.py"
 
 
 rule cpu_efficiency:
@@ -103,7 +103,7 @@ rule cpu_efficiency:
         mem_mb=3000,
         runtime=20,
     script:
-        "../scripts/embedded_efficiency.py"
+        "../scripts/cpu_efficiency.py"
 
 
 rule gpu_efficiency:
@@ -138,33 +138,33 @@ rule gpu_efficiency:
         "--decode-tokens {params.decode} --out {params.outdir:q} > {log:q} 2>&1"
 
 
-rule embedded_figures:
+rule cpu_figures:
     """Accuracy vs retention, accuracy vs paper FLOPs (Pareto), CPU TTFT breakdown."""
     input:
         accuracy="results/cpu/accuracy.csv",
         efficiency="results/cpu/efficiency.csv",
     output:
-        EMB_FIGURES,
+        CPU_FIGURES,
     log:
-        "logs/figures/embedded.log",
+        "logs/figures/cpu.log",
     conda:
         CONDA_ENV
     resources:
         mem_mb=1000,
         runtime=3,
     script:
-        "../scripts/embedded_figures.py"
+        "../scripts/cpu_figures.py"
 
 
-rule embedded_all:
-    """`snakemake embedded_all`: the cpu tier's results and figures only."""
+rule cpu_all:
+    """`snakemake cpu_all`: the cpu tier's results and figures only."""
     input:
         "results/cpu/accuracy.csv",
         "results/cpu/efficiency.csv",
-        EMB_FIGURES,
+        CPU_FIGURES,
 
 
 # The claim rules read these; `all` builds the figures.
 TIER_RESULTS["cpu"] += ["results/cpu/accuracy.csv", "results/cpu/efficiency.csv"]
-TIER_TARGETS["cpu"] += EMB_FIGURES
+TIER_TARGETS["cpu"] += CPU_FIGURES
 TIER_RESULTS["gpu"] += ["results/gpu/efficiency/summary.json"]

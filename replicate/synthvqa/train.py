@@ -11,7 +11,7 @@ Output (a normal HF checkpoint directory, loadable with
 is written under a temporary name and renamed at the end, so an interrupted run leaves nothing a
 later step would trust.
 
-CLI: ``python -m replicate.embedded.train --out results/embedded/model [--smoke]``
+CLI: ``python -m replicate.synthvqa.train --out results/cpu/model [--smoke]``
 """
 from __future__ import annotations
 
@@ -31,23 +31,23 @@ from replicate.training import torch_threads, warmup_cosine_lr
 from .evaluate import collate, evaluate
 from .model import TinyArch, build_inputs_embeds, build_model, pooled_side, preprocessor_dict, video_features
 from .supervision import AuxProbes, AuxWeights, token_colour_labels
-from .synthvqa import SPLITS, SynthConfig, make_sample, make_split, save_config
+from .data import SPLITS, SynthConfig, make_sample, make_split, save_config
 from .tokenizer import build_tokenizer
 
 
-#: The embedded model's data: 84x84 frames -> 6x6 patches -> 3x3 = 9 pooled tokens per frame,
+#: The cpu-tier model's data: 84x84 frames -> 6x6 patches -> 3x3 = 9 pooled tokens per frame,
 #: 8 frames -> 73 video tokens (10 % retention keeps 7). With the auxiliary probes and the default
 #: 1200 steps the 3-layer LLM answers every family: 100.0 % test accuracy in 653 s (seed 0,
 #: 1 thread; measured). 56 px (2x2 tokens per frame) learns sooner but leaves pruning 32 tokens to
 #: choose from; 112 px (16 per frame) costs 1.8 s/step. The generator itself defaults to 16 frames
 #: at 112x112 for other uses.
-EMBEDDED_DATA = SynthConfig(frames=8, size=84, small_object_px=10, event_object_px=12, light_px=12, ball_px=10)
+CPU_TIER_DATA = SynthConfig(frames=8, size=84, small_object_px=10, event_object_px=12, light_px=12, ball_px=10)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: SynthConfig = field(default_factory=lambda: EMBEDDED_DATA)
-    arch: TinyArch = field(default_factory=lambda: TinyArch(image_size=EMBEDDED_DATA.size))
+    data: SynthConfig = field(default_factory=lambda: CPU_TIER_DATA)
+    arch: TinyArch = field(default_factory=lambda: TinyArch(image_size=CPU_TIER_DATA.size))
     # Fixed step count (reproducible: same seed -> same model). 1200 steps x ~0.55 s/step
     # (84 px, probes on, 1 thread; measured) ~ 11 min on 2 cores.
     steps: int = 1200
@@ -77,7 +77,7 @@ class TrainConfig:
     curriculum_scale: float = 2.5
     curriculum_hold: int = 300
     curriculum_end: float = 0.6
-    # Auxiliary probes (replicate/embedded/supervision.py); AuxWeights(0, 0, 0) trains on the
+    # Auxiliary probes (replicate/synthvqa/supervision.py); AuxWeights(0, 0, 0) trains on the
     # answer loss alone. The summary probe reads the newline token after ``summary_layer`` decoder
     # layers (None: text_layers - 1, the last layer whose output the answer position attends to).
     aux: AuxWeights = field(default_factory=AuxWeights)
@@ -112,7 +112,7 @@ class TrainConfig:
 
 def smoke_config() -> TrainConfig:
     """~20 s on 2 cores: enough steps for the loss to fall clearly below its start."""
-    return TrainConfig(data=EMBEDDED_DATA, arch=TinyArch(image_size=EMBEDDED_DATA.size, text_layers=2), steps=16,
+    return TrainConfig(data=CPU_TIER_DATA, arch=TinyArch(image_size=CPU_TIER_DATA.size, text_layers=2), steps=16,
                        batch_size=8, lr=3e-3, warmup=2, n_val=8, n_test=16, eval_every=10 ** 9,
                        log_every=4, curriculum_hold=0, curriculum_end=0.0)
 

@@ -1,11 +1,11 @@
-"""The tiny LLaVA-OneVision of the embedded (CPU) tier, and its explicit video -> embeds -> LLM path.
+"""The tiny LLaVA-OneVision of the cpu tier, and its explicit video -> embeds -> LLM path.
 
 Same token pipeline as LLaVA-OV-7B (HF ``LlavaOnevisionForConditionalGeneration``): SigLIP tower,
 last layer (``vision_feature_layer=-1``, ``"full"`` strategy: no CLS to drop), projector
 (Linear-GELU-Linear) *before* 2x2 bilinear pooling, frames concatenated, one ``image_newline``
 after the whole video. Only the sizes are tiny: ``TinyArch`` defaults to 112x112 frames, patch 14 ->
-8x8 patches -> 4x4 = 16 tokens per frame; the embedded tier trains at 84x84 -> 3x3 = 9 tokens per
-frame (``replicate.embedded.train.EMBEDDED_DATA``).
+8x8 patches -> 4x4 = 16 tokens per frame; the cpu tier trains at 84x84 -> 3x3 = 9 tokens per
+frame (``replicate.synthvqa.train.CPU_TIER_DATA``).
 
 ``video_features`` / ``build_inputs_embeds`` / ``lm_logits`` spell out what the HF forward does,
 so a pruning method can sit between the video features and the LLM (tested equal to ``model(...)``).
@@ -122,7 +122,7 @@ def preprocessor_dict(image_size: int) -> dict:
         "image_size": image_size, "size": {"height": image_size, "width": image_size},
         "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
         "image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD), "resample": "bicubic",
-        "processor_note": "frames are decoded and normalised by replicate.embedded.model.preprocess_video",
+        "processor_note": "frames are decoded and normalised by replicate.synthvqa.model.preprocess_video",
     }
 
 

@@ -7,17 +7,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from figures.plots import pyplot, save_figure
 
 
 MARKERS = "osD^v<>PX*hp"
@@ -27,16 +18,6 @@ def _colour(i: int):
     """A distinct colour per method: tab10 repeats after 10 and the grid has 12 methods."""
     plt = pyplot()
     return plt.get_cmap("tab20")(i % 20)
-
-
-def save_figure(fig, png: str | Path, pdf: Optional[str | Path]) -> None:
-    from figures.files import atomic_path
-
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
-    if pdf:
-        with atomic_path(pdf) as tmp:
-            fig.savefig(tmp, bbox_inches="tight", format="pdf")
 
 
 def accuracy_vs_retention(acc):
@@ -112,7 +93,7 @@ def ttft_breakdown(eff):
     return fig
 
 
-def write_embedded_figures(accuracy_csv, efficiency_csv, out_dir="results/figures") -> list[Path]:
+def write_cpu_figures(accuracy_csv, efficiency_csv, out_dir="results/figures") -> list[Path]:
     import pandas as pd
 
     out = Path(out_dir)
@@ -122,7 +103,7 @@ def write_embedded_figures(accuracy_csv, efficiency_csv, out_dir="results/figure
     plt = pyplot()
     for name, fig in (("accuracy_vs_retention", accuracy_vs_retention(acc)),
                       ("accuracy_vs_flops", accuracy_vs_flops(acc)), ("ttft_breakdown", ttft_breakdown(eff))):
-        png, pdf = out / f"embedded_{name}.png", out / f"embedded_{name}.pdf"
+        png, pdf = out / f"cpu_{name}.png", out / f"cpu_{name}.pdf"
         save_figure(fig, png, pdf)
         plt.close(fig)
         written += [png, pdf]
