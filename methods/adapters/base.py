@@ -114,6 +114,38 @@ def check_checkpoint_dir(path, model_type: str, hf_class: str) -> Path:
     return path
 
 
+def strip_private(d):
+    """Drop project keys (``_video``, ``_source...``) that are not HF config fields."""
+    if isinstance(d, dict):
+        return {k: strip_private(v) for k, v in d.items() if not str(k).startswith("_")}
+    return d
+
+
+def shipped_arch_config(name: str, model_type: str) -> dict:
+    """The HF config dict of a named full-size architecture (costmodel's shipped JSON), checked to be
+    of ``model_type``."""
+    from costmodel.arch import ARCH_DIR
+
+    f = ARCH_DIR / f"{name}.json"
+    if not f.is_file():
+        raise ValueError(f"unknown architecture {name!r}: no {f.name} in costmodel/archs")
+    d = json.loads(f.read_text())
+    if d.get("model_type") != model_type:
+        raise ValueError(f"architecture {name!r} has model_type {d.get('model_type')!r}; this adapter "
+                         f"needs {model_type!r}")
+    return d
+
+
+def config_kwargs(d: dict, model_type: str) -> dict:
+    """An HF config dict as keyword arguments of its config class: project keys and ``model_type``
+    dropped, after checking it is ``model_type`` (absent counts as right)."""
+    d = strip_private(d)
+    if d.get("model_type", model_type) != model_type:
+        raise ValueError(f"config has model_type {d.get('model_type')!r}; expected {model_type!r}")
+    d.pop("model_type", None)
+    return d
+
+
 def load_processor_files(path: Path, default_mean_std) -> tuple:
     """(tokenizer or None, image_mean, image_std) from a checkpoint's processor files, if present."""
     mean, std = default_mean_std

@@ -2,13 +2,12 @@
 weights from a config or an architecture name, and the tiny test model. Never downloads."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Union
 
 import torch
 
-from methods.adapters.base import check_checkpoint_dir, load_processor_files
+from methods.adapters.base import check_checkpoint_dir, config_kwargs, load_processor_files, shipped_arch_config
 
 EXPECTED_MODEL_TYPE = "llava_onevision"
 SIGLIP_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # SigLIP processor default
@@ -64,11 +63,7 @@ def random_model(config_or_arch_name: Union[str, dict, object], dtype=torch.floa
     if isinstance(cfg, str):
         cfg = arch_config_dict(cfg)
     if isinstance(cfg, dict):
-        d = strip_private(cfg)
-        if d.get("model_type", EXPECTED_MODEL_TYPE) != EXPECTED_MODEL_TYPE:
-            raise ValueError(f"config has model_type {d.get('model_type')!r}; expected {EXPECTED_MODEL_TYPE!r}")
-        d.pop("model_type", None)
-        cfg = LlavaOnevisionConfig(**d)
+        cfg = LlavaOnevisionConfig(**config_kwargs(cfg, EXPECTED_MODEL_TYPE))
     cfg._attn_implementation = attn_implementation
     torch.manual_seed(seed)
     with torch.device(device):
@@ -76,25 +71,13 @@ def random_model(config_or_arch_name: Union[str, dict, object], dtype=torch.floa
     return model.to(dtype=dtype).eval()
 
 
-def strip_private(d):
-    """Drop project keys (``_video``, ``_source...``) that are not HF config fields."""
-    if isinstance(d, dict):
-        return {k: strip_private(v) for k, v in d.items() if not str(k).startswith("_")}
-    return d
-
-
 def arch_config_dict(name: str) -> dict:
     """An HF config dict for a named full-size architecture: costmodel's shipped JSON if present,
     else :data:`FULL_SIZE_CONFIGS`."""
     from costmodel.arch import ARCH_DIR
 
-    f = ARCH_DIR / f"{name}.json"
-    if f.is_file():
-        d = json.loads(f.read_text())
-        if d.get("model_type") == EXPECTED_MODEL_TYPE:
-            return d
-        raise ValueError(f"architecture {name!r} has model_type {d.get('model_type')!r}; this adapter "
-                         f"needs {EXPECTED_MODEL_TYPE!r}")
+    if (ARCH_DIR / f"{name}.json").is_file():
+        return shipped_arch_config(name, EXPECTED_MODEL_TYPE)
     if name not in FULL_SIZE_CONFIGS:
         raise ValueError(f"unknown architecture {name!r}; allowed: {sorted(FULL_SIZE_CONFIGS)} "
                          f"(or an HF config / dict)")

@@ -8,7 +8,7 @@ from typing import Optional, Union
 
 import torch
 
-from .base import check_checkpoint_dir, load_processor_files
+from .base import check_checkpoint_dir, config_kwargs, load_processor_files, shipped_arch_config
 
 EXPECTED_MODEL_TYPE = "molmo2"
 #: Where an STTS checkpoint keeps its scorer: beside the ViT's weights in the checkpoint's own
@@ -42,12 +42,6 @@ def tiny_molmo2_config(vocab_size: int = 1000, image_size: int = 126, vision_lay
         frame_end_token_id=vocab_size + 5)
 
 
-def _strip_private(d):
-    if isinstance(d, dict):
-        return {k: _strip_private(v) for k, v in d.items() if not str(k).startswith("_")}
-    return d
-
-
 def hf_config(config: Union[str, dict, object]):
     """An HF ``Molmo2Config`` from a config object, a dict, or a costmodel architecture name
     (``molmo2-4b``: the shipped JSON in costmodel/archs)."""
@@ -55,17 +49,9 @@ def hf_config(config: Union[str, dict, object]):
 
     cfg = config
     if isinstance(cfg, str):
-        import costmodel
-
-        f = Path(costmodel.__file__).parent / "archs" / f"{cfg}.json"
-        if not f.is_file():
-            raise ValueError(f"unknown architecture {cfg!r}: no {f.name} in costmodel/archs")
-        cfg = json.loads(f.read_text())
+        cfg = shipped_arch_config(cfg, EXPECTED_MODEL_TYPE)
     if isinstance(cfg, dict):
-        d = _strip_private(cfg)
-        if d.get("model_type", EXPECTED_MODEL_TYPE) != EXPECTED_MODEL_TYPE:
-            raise ValueError(f"config has model_type {d.get('model_type')!r}; expected {EXPECTED_MODEL_TYPE!r}")
-        d.pop("model_type", None)
+        d = config_kwargs(cfg, EXPECTED_MODEL_TYPE)
         for sub in ("vision_config", "adapter_config", "text_config"):
             if isinstance(d.get(sub), dict):
                 d[sub] = {k: v for k, v in d[sub].items() if k != "model_type"}

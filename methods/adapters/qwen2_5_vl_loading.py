@@ -9,7 +9,7 @@ from typing import Union
 
 import torch
 
-from methods.adapters.base import check_checkpoint_dir, load_processor_files
+from methods.adapters.base import check_checkpoint_dir, config_kwargs, load_processor_files, shipped_arch_config
 
 EXPECTED_MODEL_TYPE = "qwen2_5_vl"
 HF_CLASS = "Qwen2_5_VLForConditionalGeneration"
@@ -40,25 +40,9 @@ def tiny_config(text_layers: int = 4, vocab_size: int = 1000) -> dict:
         bos_token_id=None, eos_token_id=None)
 
 
-def strip_private(d):
-    """Drop project keys (``_video``, ``_source...``) that are not HF config fields."""
-    if isinstance(d, dict):
-        return {k: strip_private(v) for k, v in d.items() if not str(k).startswith("_")}
-    return d
-
-
 def arch_config_dict(name: str) -> dict:
     """The HF config dict of a named full-size architecture (costmodel's shipped JSON)."""
-    from costmodel.arch import ARCH_DIR
-
-    f = ARCH_DIR / f"{name}.json"
-    if not f.is_file():
-        raise ValueError(f"unknown architecture {name!r}: no {f.name} in costmodel/archs")
-    d = json.loads(f.read_text())
-    if d.get("model_type") != EXPECTED_MODEL_TYPE:
-        raise ValueError(f"architecture {name!r} has model_type {d.get('model_type')!r}; this adapter "
-                         f"needs {EXPECTED_MODEL_TYPE!r}")
-    return d
+    return shipped_arch_config(name, EXPECTED_MODEL_TYPE)
 
 
 def build_config(cfg: Union[str, dict, object]):
@@ -68,11 +52,7 @@ def build_config(cfg: Union[str, dict, object]):
     if isinstance(cfg, str):
         cfg = arch_config_dict(cfg)
     if isinstance(cfg, dict):
-        d = strip_private(cfg)
-        if d.get("model_type", EXPECTED_MODEL_TYPE) != EXPECTED_MODEL_TYPE:
-            raise ValueError(f"config has model_type {d.get('model_type')!r}; expected {EXPECTED_MODEL_TYPE!r}")
-        d.pop("model_type", None)
-        cfg = Qwen2_5_VLConfig(**d)
+        cfg = Qwen2_5_VLConfig(**config_kwargs(cfg, EXPECTED_MODEL_TYPE))
     return cfg
 
 

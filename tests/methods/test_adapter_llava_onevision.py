@@ -164,7 +164,8 @@ def test_from_pretrained_round_trip(ov, tmp_path):
 def test_full_size_config_by_name_on_meta():
     from transformers import LlavaOnevisionConfig
 
-    from methods.adapters.llava_onevision_loading import arch_config_dict, strip_private
+    from methods.adapters.base import strip_private
+    from methods.adapters.llava_onevision_loading import arch_config_dict
 
     cfg = LlavaOnevisionConfig(**strip_private(arch_config_dict("llava-onevision-7b")))
     assert cfg.text_config.num_hidden_layers == 28 and cfg.text_config.hidden_size == 3584
