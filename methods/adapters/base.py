@@ -186,3 +186,70 @@ class HFModelDims:
     @property
     def num_layers(self) -> int:
         return len(self.lm.layers)
+
+    @property
+    def device(self):
+        return self.model.lm_head.weight.device
+
+    @property
+    def dtype(self):
+        return self.model.lm_head.weight.dtype
+
+
+class GreedyRequests:
+    """``generate`` and ``run`` for an adapter on the protocol: greedy text through
+    :mod:`methods.pipeline`, the schedule kept in ``last_schedule``."""
+
+    method: Any
+    tokenizer: Any
+    last_schedule: Optional[TokenSchedule] = None
+
+    @torch.no_grad()
+    def generate(self, inputs: PromptInputs, max_new_tokens: int = 8, plan: Optional[InnerPlan] = None,
+                 use_cache: bool = True, eos_token_id: Optional[int] = None) -> Generation:
+        """Greedy decoding of a built prompt. ``use_cache=False`` recomputes the full prefix every
+        step, replaying the kept sets chosen at prefill (the oracle for the ragged KV cache)."""
+        from methods.pipeline import decode, resolve_plan
+
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        plan = resolve_plan(self, plan)
+        logits, res = self.prefill(inputs, plan, use_cache=use_cache)
+        tokens, step_logits = decode(self, inputs, res, logits, max_new_tokens - 1, plan=plan,
+                                     eos_token_id=eos_token_id, use_cache=use_cache)
+        sched = self.schedule(inputs, res, decode_steps=len(tokens) - 1,
+                              label=getattr(self.method, "name", "") if self.method is not None else "")
+        return self._generation(tokens, sched, step_logits)
+
+    @torch.no_grad()
+    def run(self, pixel_values: torch.Tensor, question: str, timestamps=None, max_new_tokens: int = 8,
+            duration: Optional[float] = None, eos_token_id: Optional[int] = None) -> Generation:
+        """One request with the attached method (``methods.pipeline.run``), greedy generation."""
+        from methods.pipeline import run
+
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        r = run(self, None, pixel_values, question, timestamps=timestamps, duration=duration,
+                decode_steps=max_new_tokens - 1, eos_token_id=eos_token_id)
+        return self._generation(r.tokens, r.schedule, r.step_logits)
+
+    def _generation(self, tokens: list[int], schedule: TokenSchedule, step_logits: list) -> Generation:
+        self.last_schedule = schedule
+        text = self.tokenizer.decode(tokens) if hasattr(self.tokenizer, "decode") else ""
+        return Generation(tokens=tokens, schedule=schedule, prefill_logits=step_logits[0], text=text,
+                          step_logits=step_logits)
+
+
+def visual_inputs(tokens: VideoTokens, reduction: Optional[Reduction]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features (M, D), flat source index (M,)) of the tokens entering the LLM: every token of
+    ``tokens``, or the reduction's (checked against the video's dimensions)."""
+    F_, N, D = tokens.features.shape
+    dev = tokens.features.device
+    if reduction is None:
+        return tokens.features.reshape(F_ * N, D), torch.arange(F_ * N, device=dev)
+    if reduction.features.shape[1] != D:
+        raise ValueError(f"Reduction features have D={reduction.features.shape[1]}, model expects {D}")
+    src = reduction.source.to(dev)
+    if src.numel() and (int(src.min()) < 0 or int(src.max()) >= F_ * N):
+        raise ValueError(f"Reduction.source must lie in [0, {F_ * N}), got [{int(src.min())}, {int(src.max())}]")
+    return reduction.features, src

@@ -28,7 +28,7 @@ from methods.types import Reduction, VideoTokens
 from . import llava_onevision_encoder as encoder
 from . import llava_onevision_loading as loading
 from . import llava_onevision_prompt as prompt
-from .base import Generation, HFModelDims, PromptInputs
+from .base import Generation, GreedyRequests, HFModelDims, PromptInputs
 from .text import ByteTokenizer
 
 SETTINGS = {
@@ -47,7 +47,7 @@ def _check_setting(setting: str) -> str:
     return setting
 
 
-class LlavaOnevisionAdapter(HFModelDims):
+class LlavaOnevisionAdapter(HFModelDims, GreedyRequests):
     """Runs one HF LLaVA-OV model instance with pre-LLM reductions and inner-LLM plans."""
 
     def __init__(self, model, setting: str = "llava-onevision", tokenizer=None,
@@ -93,14 +93,6 @@ class LlavaOnevisionAdapter(HFModelDims):
     @property
     def vision_layers(self) -> int:
         return len(self.model.model.vision_tower.encoder.layers)
-
-    @property
-    def device(self):
-        return self.model.lm_head.weight.device
-
-    @property
-    def dtype(self):
-        return self.model.lm_head.weight.dtype
 
     @property
     def image_size(self) -> int:
@@ -236,39 +228,3 @@ class LlavaOnevisionAdapter(HFModelDims):
             projector_tokens=inputs.frames * self.tower_tokens,
             llm_visual=tuple(res.llm_visual), llm_newline=tuple(res.llm_newline),
             text_tokens=res.text_tokens, decode_steps=decode_steps, label=label)
-
-    # ---- requests (through methods.pipeline) ---------------------------------------------------
-    @torch.no_grad()
-    def generate(self, inputs: PromptInputs, max_new_tokens: int = 8, plan: Optional[InnerPlan] = None,
-                 use_cache: bool = True, eos_token_id: Optional[int] = None) -> Generation:
-        """Greedy decoding of a built prompt. ``use_cache=False`` recomputes the full prefix every
-        step, replaying the kept sets chosen at prefill (the oracle for the ragged KV cache)."""
-        from methods.pipeline import decode, resolve_plan
-
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        plan = resolve_plan(self, plan)
-        logits, res = self.prefill(inputs, plan, use_cache=use_cache)
-        tokens, step_logits = decode(self, inputs, res, logits, max_new_tokens - 1, plan=plan,
-                                     eos_token_id=eos_token_id, use_cache=use_cache)
-        sched = self.schedule(inputs, res, decode_steps=len(tokens) - 1,
-                              label=getattr(self.method, "name", "") if self.method is not None else "")
-        return self._generation(tokens, sched, step_logits)
-
-    @torch.no_grad()
-    def run(self, pixel_values: torch.Tensor, question: str, timestamps=None, max_new_tokens: int = 8,
-            duration: Optional[float] = None, eos_token_id: Optional[int] = None) -> Generation:
-        """One request with the attached method (``methods.pipeline.run``), greedy generation."""
-        from methods.pipeline import run
-
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        r = run(self, None, pixel_values, question, timestamps=timestamps, duration=duration,
-                decode_steps=max_new_tokens - 1, eos_token_id=eos_token_id)
-        return self._generation(r.tokens, r.schedule, r.step_logits)
-
-    def _generation(self, tokens: list[int], schedule: TokenSchedule, step_logits: list) -> Generation:
-        self.last_schedule = schedule
-        text = self.tokenizer.decode(tokens) if hasattr(self.tokenizer, "decode") else ""
-        return Generation(tokens=tokens, schedule=schedule, prefill_logits=step_logits[0], text=text,
-                          step_logits=step_logits)

@@ -14,7 +14,7 @@ import torch
 from methods.runtime import NEWLINE, TEXT, VISUAL
 from methods.types import Reduction, VideoTokens
 
-from .base import PromptInputs
+from .base import PromptInputs, visual_inputs
 from .text import VIDEO_MARK, encode_text, qwen_chat, time_instruction
 
 
@@ -30,28 +30,13 @@ def prompt_text(question: str, tokens: VideoTokens, time_prompt: bool,
     return qwen_chat(user)
 
 
-def _visual_features(tokens: VideoTokens, reduction: Optional[Reduction]):
-    """(features (M, D), flat source index (M,)) of the tokens entering the LLM."""
-    F_, N, D = tokens.features.shape
-    dev = tokens.features.device
-    if reduction is None:
-        return tokens.features.reshape(F_ * N, D), torch.arange(F_ * N, device=dev)
-    if reduction.features.shape[1] != D:
-        raise ValueError(f"Reduction features have D={reduction.features.shape[1]}, model expects {D}")
-    src = reduction.source.to(dev)
-    if src.numel() and (int(src.min()) < 0 or int(src.max()) >= F_ * N):
-        raise ValueError(f"Reduction.source must lie in [0, {F_ * N}), got "
-                         f"[{int(src.min())}, {int(src.max())}]")
-    return reduction.features, src
-
-
 def visual_layout(tokens: VideoTokens, reduction: Optional[Reduction], newline: torch.Tensor,
                   policy: str):
     """Visual span: (embeddings, kinds, offsets inside the *unpruned* span, unpruned span length)."""
     F_, N, _ = tokens.features.shape
     h, w = tokens.grid
     dev = tokens.features.device
-    feats, src = _visual_features(tokens, reduction)
+    feats, src = visual_inputs(tokens, reduction)
     newline = newline.to(feats.dtype)
     if policy == "one_token":
         offsets = torch.cat([src, torch.tensor([F_ * N], device=dev)])

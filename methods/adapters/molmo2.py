@@ -112,14 +112,6 @@ class Molmo2VideoAdapter(HFModelDims):
         return self.model.model.multi_modal_projector
 
     @property
-    def device(self):
-        return self.model.lm_head.weight.device
-
-    @property
-    def dtype(self):
-        return self.model.lm_head.weight.dtype
-
-    @property
     def patch_size(self) -> int:
         return int(self.vision_config.patch_size)
 

@@ -29,7 +29,7 @@ from methods.types import Reduction, VideoTokens
 from . import qwen2_5_vl_encoder as encoder
 from . import qwen2_5_vl_loading as loading
 from . import qwen2_5_vl_prompt as prompt
-from .base import Generation, HFModelDims, PromptInputs
+from .base import GreedyRequests, HFModelDims, PromptInputs
 from .text import ByteTokenizer
 
 __all__ = ["Qwen2_5_VLAdapter", "QWEN2_5_VL_METHODS"]
@@ -42,7 +42,7 @@ QWEN2_5_VL_METHODS = ("vanilla", "tango", "random", "uniform-pool", "visionzip",
                       "holitom-wo-m", "holitom", "dycoke", "prunevid")
 
 
-class Qwen2_5_VLAdapter(HFModelDims):
+class Qwen2_5_VLAdapter(HFModelDims, GreedyRequests):
     """Runs one HF Qwen2.5-VL instance with pre-LLM reductions and inner-LLM plans."""
 
     #: the tower has no attention-pooling head; Tango's saliency is ``vit_global_query_attn``
@@ -98,14 +98,6 @@ class Qwen2_5_VLAdapter(HFModelDims):
         return loading.save_checkpoint(self.model, path, self.image_mean, self.image_std)
 
     # ---- dimensions ------------------------------------------------------------------------
-    @property
-    def device(self):
-        return self.model.lm_head.weight.device
-
-    @property
-    def dtype(self):
-        return self.model.lm_head.weight.dtype
-
     @property
     def vision_layers(self) -> int:
         return int(self.vision_config.depth)
@@ -212,38 +204,3 @@ class Qwen2_5_VLAdapter(HFModelDims):
             projector_tokens=inputs.frames * self.tokens_per_frame,
             llm_visual=tuple(res.llm_visual), llm_newline=tuple(res.llm_newline),
             text_tokens=res.text_tokens, decode_steps=decode_steps, label=label)
-
-    # ---- requests (through methods.pipeline) ---------------------------------------------------
-    @torch.no_grad()
-    def generate(self, inputs: PromptInputs, max_new_tokens: int = 8, plan: Optional[InnerPlan] = None,
-                 use_cache: bool = True, eos_token_id: Optional[int] = None) -> Generation:
-        """Greedy decoding of a built prompt (``use_cache=False``: recompute the prefix each step)."""
-        from methods.pipeline import decode, resolve_plan
-
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        plan = resolve_plan(self, plan)
-        logits, res = self.prefill(inputs, plan, use_cache=use_cache)
-        tokens, step_logits = decode(self, inputs, res, logits, max_new_tokens - 1, plan=plan,
-                                     eos_token_id=eos_token_id, use_cache=use_cache)
-        sched = self.schedule(inputs, res, decode_steps=len(tokens) - 1,
-                              label=getattr(self.method, "name", "") if self.method is not None else "")
-        return self._generation(tokens, sched, step_logits)
-
-    @torch.no_grad()
-    def run(self, pixel_values: torch.Tensor, question: str, timestamps=None, max_new_tokens: int = 8,
-            duration: Optional[float] = None, eos_token_id: Optional[int] = None) -> Generation:
-        """One request with the attached method (``methods.pipeline.run``), greedy generation."""
-        from methods.pipeline import run
-
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        r = run(self, None, pixel_values, question, timestamps=timestamps, duration=duration,
-                decode_steps=max_new_tokens - 1, eos_token_id=eos_token_id)
-        return self._generation(r.tokens, r.schedule, r.step_logits)
-
-    def _generation(self, tokens: list[int], schedule: TokenSchedule, step_logits: list) -> Generation:
-        self.last_schedule = schedule
-        text = self.tokenizer.decode(tokens) if hasattr(self.tokenizer, "decode") else ""
-        return Generation(tokens=tokens, schedule=schedule, prefill_logits=step_logits[0], text=text,
-                          step_logits=step_logits)

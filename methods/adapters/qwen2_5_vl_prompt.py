@@ -24,7 +24,7 @@ import torch
 from methods.runtime import TEXT, VISUAL
 from methods.types import Reduction, VideoTokens
 
-from .base import PromptInputs
+from .base import PromptInputs, visual_inputs
 from .text import SYSTEM, encode_text
 
 VIDEO_TYPE = 2  # HF mm_token_type_ids: text 0, image 1, video 2
@@ -60,20 +60,6 @@ def second_per_grid(timestamps: Optional[torch.Tensor], temporal_patch: int) -> 
     return temporal_patch * frame_step if frame_step > 0 else 1.0
 
 
-def _visual(tokens: VideoTokens, reduction: Optional[Reduction]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (M, D), flat source index (M,)) of the tokens entering the LLM."""
-    F_, N, D = tokens.features.shape
-    dev = tokens.features.device
-    if reduction is None:
-        return tokens.features.reshape(F_ * N, D), torch.arange(F_ * N, device=dev)
-    if reduction.features.shape[1] != D:
-        raise ValueError(f"Reduction features have D={reduction.features.shape[1]}, model expects {D}")
-    src = reduction.source.to(dev)
-    if src.numel() and (int(src.min()) < 0 or int(src.max()) >= F_ * N):
-        raise ValueError(f"Reduction.source must lie in [0, {F_ * N}), got [{int(src.min())}, {int(src.max())}]")
-    return reduction.features, src
-
-
 @torch.no_grad()
 def build_inputs(adapter, question: str, tokens: VideoTokens, reduction: Optional[Reduction] = None,
                  duration: Optional[float] = None) -> PromptInputs:
@@ -85,7 +71,7 @@ def build_inputs(adapter, question: str, tokens: VideoTokens, reduction: Optiona
     pre_ids = encode_text(adapter.tokenizer, before) + [cfg.vision_start_token_id]
     post_ids = [cfg.vision_end_token_id] + encode_text(adapter.tokenizer, after)
     dev = adapter.device
-    feats, src = _visual(tokens, reduction)
+    feats, src = visual_inputs(tokens, reduction)
     F_, N, _ = tokens.features.shape
     h, w = tokens.grid
     P, M, S = len(pre_ids), feats.shape[0], len(post_ids)
