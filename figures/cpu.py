@@ -2,7 +2,9 @@
 
 - accuracy vs retention, one line per method (vanilla as a horizontal line);
 - accuracy vs paper-convention FLOPs (MACs of the FastV formula) with the Pareto front;
-- CPU TTFT breakdown: stacked vision / other / LLM prefill bars per method, predicted TTFT marked.
+- CPU TTFT breakdown: stacked vision / other / LLM prefill bars per method, predicted TTFT marked;
+- the two token layouts side by side: accuracy vs retention of the methods run on both tiny models
+  (LLaVA-OV's one newline per video, solid; LLaVA-Video's newline per pooled row, dashed).
 """
 from __future__ import annotations
 
@@ -91,6 +93,40 @@ def ttft_breakdown(eff):
     ax.set_title(f"TTFT breakdown, random-weight {ok['arch'].iloc[0] if len(ok) else ''} on {dev}")
     ax.legend(fontsize=7)
     return fig
+
+
+def layouts_accuracy(onevision, video):
+    """Accuracy vs retention per method on both layouts (one colour per method)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ov, vid = (t[t["status"] == "ok"] for t in (onevision, video))
+    shared = sorted(set(ov["method"]) & set(vid["method"]) - {"vanilla"})
+    for i, method in enumerate(shared):
+        for table, ls, name in ((ov, "-", "OV"), (vid, "--", "Video")):
+            g = table[table["method"] == method].sort_values("retention")
+            ax.plot(100 * g["retention"], 100 * g["accuracy"], ls=ls, marker=MARKERS[i % len(MARKERS)],
+                    color=_colour(i), label=f"{g['label'].iloc[0]} [{name}]" if len(g) else None)
+    for table, ls, name in ((ov, "-", "OV"), (vid, "--", "Video")):
+        van = table[table["method"] == "vanilla"]
+        if len(van):
+            ax.axhline(100 * float(van["accuracy"].iloc[0]), color="k", ls=ls, lw=0.8, label=f"vanilla [{name}]")
+    ax.set_xlabel("retention (% of video tokens)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("SynthVideoQA-test, tiny models: LLaVA-OV layout (solid) vs LLaVA-Video layout (dashed)",
+                 fontsize=8)
+    ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def write_layouts_figure(onevision_csv, video_csv, out_dir="results/figures") -> list[Path]:
+    import pandas as pd
+
+    out = Path(out_dir)
+    fig = layouts_accuracy(pd.read_csv(onevision_csv), pd.read_csv(video_csv))
+    png, pdf = out / "cpu_layouts_accuracy.png", out / "cpu_layouts_accuracy.pdf"
+    save_figure(fig, png, pdf)
+    pyplot().close(fig)
+    return [png, pdf]
 
 
 def write_cpu_figures(accuracy_csv, efficiency_csv, out_dir="results/figures") -> list[Path]:

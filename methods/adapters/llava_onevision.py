@@ -52,12 +52,18 @@ class LlavaOnevisionAdapter(HFModelDims, GreedyRequests):
 
     def __init__(self, model, setting: str = "llava-onevision", tokenizer=None,
                  image_mean: Sequence[float] = SIGLIP_MEAN_STD[0],
-                 image_std: Sequence[float] = SIGLIP_MEAN_STD[1], map_head_seed: int = 0):
+                 image_std: Sequence[float] = SIGLIP_MEAN_STD[1], map_head_seed: int = 0,
+                 time_prompt: Optional[bool] = None):
         if getattr(model.config, "model_type", None) != EXPECTED_MODEL_TYPE:
             raise ValueError(f"LlavaOnevisionAdapter needs model_type {EXPECTED_MODEL_TYPE!r}, "
                              f"got {getattr(model.config, 'model_type', None)!r}")
         self.model = model  # left in the mode it is in (constructors below return eval models)
         self.setting = _check_setting(setting)
+        # None: the setting's own (LLaVA-Video prepends its time instruction); a bool overrides it for
+        # models trained without it (the cpu tier's tiny LLaVA-Video: every video shares frame times)
+        if time_prompt is not None and not isinstance(time_prompt, bool):
+            raise ValueError(f"time_prompt must be None or a bool, got {time_prompt!r}")
+        self._time_prompt = time_prompt
         self.tokenizer = tokenizer if tokenizer is not None else ByteTokenizer(self.text_config.vocab_size)
         self.image_mean = tuple(float(x) for x in image_mean)
         self.image_std = tuple(float(x) for x in image_std)
@@ -109,6 +115,8 @@ class LlavaOnevisionAdapter(HFModelDims, GreedyRequests):
 
     @property
     def time_prompt(self) -> bool:
+        if self._time_prompt is not None:
+            return self._time_prompt
         return SETTINGS[self.setting]["time_prompt"]
 
     @property

@@ -33,11 +33,17 @@ def load_checkpoint(model_dir: str | Path):
     from methods.adapters import LlavaOnevisionAdapter
     from replicate.synthvqa.data import SynthConfig
 
+    from replicate.synthvqa.model import Layout
+
     model_dir = Path(model_dir)
     if not (model_dir / "synthvqa.json").is_file():
         raise ValueError(f"{str(model_dir)!r} is not a SynthVideoQA checkpoint (synthvqa.json missing)")
-    adapter = LlavaOnevisionAdapter.from_pretrained(model_dir)
     d = json.loads((model_dir / "synthvqa.json").read_text())
+    try:  # the token layout the model was trained in
+        layout = Layout.from_dict(d.get("layout"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{model_dir / 'synthvqa.json'} key layout: {exc}") from None
+    adapter = LlavaOnevisionAdapter.from_pretrained(model_dir, setting=layout.setting, time_prompt=layout.time_prompt)
     fields = SynthConfig.__dataclass_fields__
     data = SynthConfig.from_dict({k: v for k, v in d.items() if k in fields})
     return adapter, data
@@ -64,10 +70,10 @@ def cell_costs(arch, schedule) -> dict[str, Any]:
 def evaluate_adapter(adapter, method, samples, tokenizer, *, progress: bool = True, desc: str = "") -> dict:
     """Accuracy of ``method`` (a Method or None) over ``samples``; records the first schedule."""
     from methods.attach import apply_method
-    from replicate.synthvqa.evaluate import pipeline_option_logits
+    from replicate.synthvqa.evaluate import max_options, pipeline_option_logits
     from replicate.synthvqa.tokenizer import letter_ids
 
-    n_opt = max(len(s.options) for s in samples)
+    n_opt = max_options(samples)
     letters = torch.tensor(letter_ids(tokenizer, n_opt))
     correct: list[bool] = []
     fam: dict[str, list[bool]] = defaultdict(list)
@@ -134,7 +140,8 @@ def run_accuracy_cell(model_dir: str | Path, method: str, options: Optional[Mapp
     adapter, data_cfg = load_checkpoint(model_dir)
     L = adapter.num_layers
     tower_layers = adapter.vision_layers
-    base = {"dataset": f"{DATASET}-{split}", "split": split, "method": method, "retention": retention,
+    base = {"dataset": f"{DATASET}-{split}", "split": split, "setting": adapter.setting, "method": method,
+            "retention": retention,
             "rtag": rtag(retention), "n_requested": n_samples, "seed": seed,
             "model_dir": str(model_dir), "llm_layers": L, "vision_layers": tower_layers,
             "frames": data_cfg.frames, "tokens_per_frame": adapter.tokens_per_frame,

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
-ACCURACY_COLUMNS = ("method", "label", "rtag", "retention", "status", "reason", "dataset", "n", "accuracy",
+ACCURACY_COLUMNS = ("method", "label", "rtag", "retention", "status", "reason", "dataset", "setting", "n", "accuracy",
                     "perf_kept_pct", "vanilla_accuracy", "chance_accuracy", "mean_visual_tokens_llm", "mean_visual_tokens_layer_avg",
                     "vanilla_visual_tokens", "paper_macs", "paper_flops", "exact_flops", "llm_layers",
                     "options_applied", "layers_scaled", "per_family")
@@ -24,7 +24,7 @@ def accuracy_table(cells: Sequence[dict]):
         rows.append({
             "method": c["method"], "label": c.get("label", c["method"]), "rtag": c["rtag"],
             "retention": c.get("retention"), "status": c.get("status"), "reason": c.get("reason"),
-            "dataset": c.get("dataset"), "n": c.get("n"), "accuracy": c.get("accuracy"),
+            "dataset": c.get("dataset"), "setting": c.get("setting"), "n": c.get("n"), "accuracy": c.get("accuracy"),
             "perf_kept_pct": (100.0 * c["accuracy"] / v_acc) if ok and v_acc else None,
             "vanilla_accuracy": v_acc, "chance_accuracy": c.get("chance_accuracy"),
             "mean_visual_tokens_llm": c.get("mean_visual_tokens_llm"),

@@ -10,9 +10,12 @@ CONDA_ENV = str(REPO / "envs" / "environment.yaml")
 CPU = config["cpu"]
 EFF = config["efficiency"]
 CPU_MODEL = "results/cpu/model"
-CPU_MODEL_FILES = {k: f"{CPU_MODEL}/{f}" for k, f in
-                   (("metrics", "metrics.json"), ("config", "config.json"), ("weights", "model.safetensors"),
-                    ("synth", "synthvqa.json"))}
+_MODEL_FILES = (("metrics", "metrics.json"), ("config", "config.json"), ("weights", "model.safetensors"),
+                ("synth", "synthvqa.json"))
+CPU_MODEL_FILES = {k: f"{CPU_MODEL}/{f}" for k, f in _MODEL_FILES}
+# the LLaVA-Video-layout model of the cpu tier (cpu.video)
+CPU_VIDEO_MODEL = "results/cpu/video/model"
+CPU_VIDEO_MODEL_FILES = {k: f"{CPU_VIDEO_MODEL}/{f}" for k, f in _MODEL_FILES}
 
 
 wildcard_constraints:

@@ -2,6 +2,7 @@
 #
 #   train the tiny LLaVA-OV on SynthVideoQA (cached in results/cpu/model)
 #   -> accuracy cell per (method, retention): results/cpu/accuracy/{method}/{rtag}.json -> accuracy.csv
+#   the same for the LLaVA-Video layout (cpu.video): results/cpu/video/{model,accuracy,accuracy.csv}
 #   -> CPU timing of the cpu-bench model (one job holding both cores): results/cpu/efficiency/... -> efficiency.csv
 #   -> figures: results/figures/cpu_*.{png,pdf}
 #   gpu tier: results/gpu/efficiency/{method}/{rtag}.json + summary.json (resources gpu=1; only
@@ -14,12 +15,19 @@ from replicate.harness.options import NO_RETENTION as _NO_RET, number_tag as _nu
 _cells = lambda methods, retentions: [(m, _rtag(None)) if m in _NO_RET else (m, _rtag(r))  # noqa: E731
                                       for m in methods for r in ([None] if m in _NO_RET else retentions)]
 CPU_CELLS = sorted(set(_cells(CPU["methods"], CPU["retentions"])))
+CPU_VIDEO_CELLS = sorted(set(_cells(CPU["video"]["methods"], CPU["video"]["retentions"])))
 EFF_CPU = EFF["cpu"]
 EFF_GPU = EFF["gpu"]
 EFF_CPU_CELLS = sorted(set(_cells(["vanilla", *EFF_CPU["methods"]], EFF_CPU["retentions"])))
 EFF_GPU_CELLS = sorted(set(_cells(["vanilla", *EFF_GPU["methods"]], EFF_GPU["retentions"])))
 CPU_FIGURES = [f"results/figures/cpu_{n}.{ext}" for n in ("accuracy_vs_retention", "accuracy_vs_flops",
                                                                 "ttft_breakdown") for ext in ("png", "pdf")]
+CPU_VIDEO_FIGURES = [f"results/figures/cpu_layouts_accuracy.{ext}" for ext in ("png", "pdf")] if CPU_VIDEO_CELLS else []
+
+
+def _train_command(setting):
+    return ('"{params.python}" -m replicate.synthvqa.train --out {params.out} {params.smoke} --seed {params.seed} '
+            f"--setting {setting} > {{log:q}} 2>&1")
 
 
 rule cpu_train:
@@ -33,14 +41,36 @@ rule cpu_train:
         python=PYTHON,
     log:
         "logs/cpu/train.log",
-    threads: 2
+    threads: 1  # the trainer runs one torch thread (replicate.synthvqa.train.TrainConfig.threads)
     conda:
         CONDA_ENV
     resources:
         mem_mb=4000,
         runtime=30,
     shell:
-        '"{params.python}" -m replicate.synthvqa.train --out {params.out} {params.smoke} --seed {params.seed} > {log:q} 2>&1'
+        _train_command("llava-onevision")
+
+
+rule cpu_train_video:
+    """The same recipe in LLaVA-Video's token layout (a newline after every pooled row); runs beside
+    cpu_train, each on one core."""
+    output:
+        **CPU_VIDEO_MODEL_FILES,
+    params:
+        out=lambda wc, output: os.path.dirname(output.metrics),
+        smoke="--smoke" if CPU["train"]["smoke"] else "",
+        seed=CPU["train"]["seed"],
+        python=PYTHON,
+    log:
+        "logs/cpu/video/train.log",
+    threads: 1
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        _train_command("llava-video")
 
 
 rule cpu_accuracy_cell:
@@ -65,6 +95,65 @@ rule cpu_accuracy_cell:
         runtime=15,
     script:
         "../scripts/cpu_accuracy_cell.py"
+
+
+rule cpu_video_accuracy_cell:
+    """One (method, retention) cell of the LLaVA-Video-layout model (Tango with its intra-LLM stage)."""
+    input:
+        **CPU_VIDEO_MODEL_FILES,
+    output:
+        "results/cpu/video/accuracy/{cpu_method}/{cpu_rtag}.json",
+    params:
+        model_dir=lambda wc, input: os.path.dirname(input.metrics),
+        n_samples=CPU["n_samples"],
+        seed=CPU["seed"],
+        split=CPU["split"],
+        options=lambda wc: CPU["options"].get(wc.cpu_method, {}),
+    log:
+        "logs/cpu/video/accuracy/{cpu_method}/{cpu_rtag}.log",
+    threads: CPU["threads"]
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1500,
+        runtime=15,
+    script:
+        "../scripts/cpu_accuracy_cell.py"
+
+
+rule cpu_video_accuracy_table:
+    """LLaVA-Video-layout cells -> results/cpu/video/accuracy.csv (perf kept against its own vanilla)."""
+    input:
+        [f"results/cpu/video/accuracy/{m}/{r}.json" for m, r in CPU_VIDEO_CELLS],
+    output:
+        "results/cpu/video/accuracy.csv",
+    log:
+        "logs/cpu/video/accuracy_table.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=500,
+        runtime=2,
+    script:
+        "../scripts/cpu_accuracy_table.py"
+
+
+rule cpu_layouts_figure:
+    """Accuracy vs retention of the methods both layouts ran: LLaVA-OV layout beside LLaVA-Video's."""
+    input:
+        onevision="results/cpu/accuracy.csv",
+        video="results/cpu/video/accuracy.csv",
+    output:
+        CPU_VIDEO_FIGURES,
+    log:
+        "logs/figures/cpu_layouts.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=3,
+    script:
+        "../scripts/cpu_layouts_figure.py"
 
 
 rule cpu_accuracy_table:
@@ -162,9 +251,12 @@ rule cpu_all:
         "results/cpu/accuracy.csv",
         "results/cpu/efficiency.csv",
         CPU_FIGURES,
+        ["results/cpu/video/accuracy.csv"] if CPU_VIDEO_CELLS else [],
+        CPU_VIDEO_FIGURES,
 
 
 # The claim rules read these; `all` builds the figures.
 TIER_RESULTS["cpu"] += ["results/cpu/accuracy.csv", "results/cpu/efficiency.csv"]
-TIER_TARGETS["cpu"] += CPU_FIGURES
+TIER_RESULTS["cpu"] += ["results/cpu/video/accuracy.csv"] if CPU_VIDEO_CELLS else []
+TIER_TARGETS["cpu"] += CPU_FIGURES + CPU_VIDEO_FIGURES
 TIER_RESULTS["gpu"] += ["results/gpu/efficiency/summary.json"]

@@ -261,6 +261,11 @@ def _render(family: str, rng: np.random.Generator, cfg: SynthConfig) -> tuple[np
     return np.clip(np.round(video), 0, 255).astype(np.uint8), truth, meta
 
 
+def frame_times(cfg: SynthConfig) -> torch.Tensor:
+    """(F,) float32 seconds of the frames: every sample of a config shares them."""
+    return torch.arange(cfg.frames, dtype=torch.float32) / cfg.fps
+
+
 def make_sample(family: str, seed: Sequence[int] | int, cfg: Optional[SynthConfig] = None) -> SynthSample:
     """One sample, a pure function of (family, seed, cfg)."""
     cfg = cfg or SynthConfig()
@@ -273,7 +278,7 @@ def make_sample(family: str, seed: Sequence[int] | int, cfg: Optional[SynthConfi
         options = [options[i] for i in rng.permutation(len(options))]
     answer = LETTERS[options.index(truth)]
     meta["truth"] = truth
-    ts = torch.arange(cfg.frames, dtype=torch.float32) / cfg.fps
+    ts = frame_times(cfg)
     return SynthSample(torch.from_numpy(video), QUESTIONS[family], options, answer, family, ts, meta)
 
 

@@ -2,8 +2,10 @@
 
 Same token pipeline as LLaVA-OV-7B (HF ``LlavaOnevisionForConditionalGeneration``): SigLIP tower,
 last layer (``vision_feature_layer=-1``, ``"full"`` strategy: no CLS to drop), projector
-(Linear-GELU-Linear) *before* 2x2 bilinear pooling, frames concatenated, one ``image_newline``
-after the whole video. Only the sizes are tiny: ``TinyArch`` defaults to 112x112 frames, patch 14 ->
+(Linear-GELU-Linear) *before* 2x2 bilinear pooling, frames concatenated, then the newline layout of
+the setting (``SETTINGS``, as ``methods.adapters.llava_onevision.SETTINGS``): one ``image_newline``
+after the whole video (``llava-onevision``) or one after every pooled row of every frame
+(``llava-video``). Only the sizes are tiny: ``TinyArch`` defaults to 112x112 frames, patch 14 ->
 8x8 patches -> 4x4 = 16 tokens per frame; the cpu tier trains at 84x84 -> 3x3 = 9 tokens per
 frame (``replicate.synthvqa.train.CPU_TIER_DATA``).
 
@@ -19,6 +21,9 @@ from typing import Optional
 import torch
 
 from .tokenizer import IMAGE, VIDEO, token_id
+
+#: token layouts the cpu tier trains: setting -> newline policy (methods.adapters.llava_onevision.SETTINGS)
+SETTINGS = {"llava-onevision": "one_token", "llava-video": "grid"}
 
 # OpenAI-CLIP normalisation, the one the HF LLaVA-OneVision processors use.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -96,9 +101,41 @@ def tokens_per_frame(config) -> int:
     return pooled_side(config) ** 2
 
 
-def num_video_tokens(config, frames: int) -> int:
-    """Placeholders one video needs: frames x pooled tokens + one newline."""
-    return frames * tokens_per_frame(config) + 1
+def check_setting(setting: str) -> str:
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}; allowed: {sorted(SETTINGS)}")
+    return setting
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the video sits in the prompt: the setting's newline layout, and whether LLaVA-Video's time
+    instruction follows the video (``methods.adapters.llava_onevision``'s ``time_prompt``)."""
+    setting: str = "llava-onevision"
+    time_prompt: bool = False
+
+    def __post_init__(self) -> None:
+        check_setting(self.setting)
+        if self.time_prompt and self.setting != "llava-video":
+            raise ValueError(f"time_prompt is LLaVA-Video's time instruction; setting {self.setting!r} has none")
+
+    @classmethod
+    def from_dict(cls, d: Optional[dict]) -> "Layout":
+        """From a checkpoint's ``synthvqa.json`` ``layout`` entry (absent: LLaVA-OV, the first layout)."""
+        d = d or {}
+        unknown = sorted(set(d) - {"setting", "time_prompt"})
+        if unknown:
+            raise ValueError(f"unknown layout key(s) {unknown}; allowed: ['setting', 'time_prompt']")
+        return cls(**d)
+
+
+def num_video_tokens(config, frames: int, setting: str = "llava-onevision") -> int:
+    """Placeholders one video needs: frames x pooled tokens plus the setting's newlines (one per
+    video, or one per pooled row of every frame)."""
+    g = pooled_side(config)
+    if SETTINGS[check_setting(setting)] == "grid":
+        return frames * g * (g + 1)
+    return frames * g * g + 1
 
 
 def preprocess_video(video: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -127,12 +164,35 @@ def preprocessor_dict(image_size: int) -> dict:
 
 
 # ------------------------------------------------------------------- explicit forward pieces
-def video_features(model, pixel_values_videos: torch.Tensor) -> torch.Tensor:
-    """(B, F, 3, S, S) -> (B, F * tokens_per_frame + 1, D): projected, pooled, newline appended."""
+def pooled_video(model, pixel_values_videos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, F, 3, S, S) -> ((B, F * tokens_per_frame, D) projected and pooled features, (B, D) newline)."""
     out = model.model.get_video_features(
         pixel_values_videos, vision_feature_layer=model.config.vision_feature_layer,
         vision_feature_select_strategy=model.config.vision_feature_select_strategy, return_dict=True)
-    return out.pooler_output
+    feats = out.pooler_output  # HF appends one image_newline after the whole video
+    return feats[:, :-1], feats[:, -1]
+
+
+def lay_out(visual: torch.Tensor, newline: torch.Tensor, config, setting: str = "llava-onevision") -> torch.Tensor:
+    """Video placeholders' features in the setting's order: (B, F*N, D) tokens + (B, D) newline ->
+    (B, num_video_tokens, D)."""
+    if SETTINGS[check_setting(setting)] == "one_token":
+        return torch.cat([visual, newline[:, None]], 1)
+    patches = config.vision_config.image_size // config.vision_config.patch_size
+    if patches % 2:
+        # HF pools by bilinear interpolation to ceil(g/2); LLaVA-Video's 2x2 average pooling gives
+        # floor(g/2). They agree exactly on an even patch grid only (sampling points fall midway).
+        raise ValueError(f"the llava-video layout needs an even patch grid here, got {patches}x{patches} patches")
+    B, FN, D = visual.shape
+    g = pooled_side(config)
+    grid = visual.reshape(B, FN // (g * g), g, g, D)
+    rows_end = newline[:, None, None, None].expand(B, grid.shape[1], g, 1, D)
+    return torch.cat([grid, rows_end], 3).reshape(B, -1, D)
+
+
+def video_features(model, pixel_values_videos: torch.Tensor, setting: str = "llava-onevision") -> torch.Tensor:
+    """(B, F, 3, S, S) -> (B, num_video_tokens, D): projected, pooled, newlines laid out per setting."""
+    return lay_out(*pooled_video(model, pixel_values_videos), model.config, setting)
 
 
 def build_inputs_embeds(model, input_ids: torch.Tensor, video_feats: torch.Tensor) -> torch.Tensor:

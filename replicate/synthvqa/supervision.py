@@ -12,7 +12,7 @@ needs:
 ``position``  each pooled token's feature predicts its place in the frame's token grid, so
               spatial position survives into the LLM (the motion family compares positions
               across frames; the LLM's 1-D RoPE alone does not say where a token sits in a frame).
-``summary``   the LLM's hidden state at the video's last placeholder (the ``image_newline``),
+``summary``   the LLM's hidden state at the video's last placeholder (an ``image_newline``),
               after ``summary_layer`` decoder layers, predicts (family, answer). The last layer's
               attention from the answer position can then read one summary token instead of
               assembling the answer from 72 scattered tokens.
@@ -101,14 +101,13 @@ class AuxProbes(torch.nn.Module):
         self.position = torch.nn.Linear(hidden, grid * grid)
         self.summary = torch.nn.Linear(hidden, summary_classes(families))
 
-    def losses(self, weights: AuxWeights, video_feats: torch.Tensor, summary_hidden: torch.Tensor,
+    def losses(self, weights: AuxWeights, tokens: torch.Tensor, summary_hidden: torch.Tensor,
                samples: Sequence[SynthSample], colour_labels: Optional[torch.Tensor] = None
                ) -> dict[str, torch.Tensor]:
-        """Weighted losses by name. ``video_feats``: (B, F*g*g + 1, D) pooled features with the
-        newline last; ``summary_hidden``: (B, D) LLM hidden state at the newline;
+        """Weighted losses by name. ``tokens``: (B, F*g*g, D) pooled video features (no newline);
+        ``summary_hidden``: (B, D) LLM hidden state at the video's last placeholder (a newline);
         ``colour_labels``: ``token_colour_labels`` of the samples when the caller has them."""
         out: dict[str, torch.Tensor] = {}
-        tokens = video_feats[:, :-1]
         B, N, _ = tokens.shape
         if weights.colour > 0:
             labels = colour_labels

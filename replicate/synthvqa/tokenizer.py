@@ -54,24 +54,44 @@ def token_id(tokenizer, token: str) -> int:
     return int(tid)
 
 
-def chat_prompt(user_text: str) -> str:
-    """Qwen2 chat template with the video placeholder first, ending where the answer starts."""
-    return (f"{IM_START}system\n{SYSTEM}{IM_END}\n{IM_START}user\n{VIDEO}\n{user_text}{IM_END}\n"
+def chat_prompt(user_text: str, after_video: str = "") -> str:
+    """Qwen2 chat template with the video placeholder first, ending where the answer starts;
+    ``after_video``: text between the video and the question (LLaVA-Video's time instruction)."""
+    return (f"{IM_START}system\n{SYSTEM}{IM_END}\n{IM_START}user\n{VIDEO}{after_video}\n{user_text}{IM_END}\n"
             f"{IM_START}assistant\n")
 
 
-def encode_prompt(tokenizer, sample: SynthSample, num_video_tokens: int) -> list[int]:
+def time_text(timestamps) -> str:
+    """LLaVA-Video's time instruction for these frame times, the video lasting until the last one
+    (what ``methods.adapters.llava_onevision_prompt.prompt_text`` writes when no duration is given)."""
+    from methods.adapters.text import time_instruction
+
+    times = [float(t) for t in timestamps]
+    return time_instruction(times, times[-1] if times else 0.0)
+
+
+def prompt_texts(time_prompt: bool, cfg: Optional[SynthConfig] = None) -> list[str]:
+    """Extra texts the prompts hold (the tokenizer must cover them): LLaVA-Video's time instruction
+    for the data's frame times when ``time_prompt``."""
+    from .data import frame_times
+
+    return [time_text(frame_times(cfg or SynthConfig()))] if time_prompt else []
+
+
+def encode_prompt(tokenizer, sample: SynthSample, num_video_tokens: int, time_prompt: bool = False) -> list[int]:
     """Token ids of the prompt, the single <video> expanded to ``num_video_tokens`` copies
-    (what the HF processor does with the model's video feature count)."""
+    (what the HF processor does with the model's video feature count); ``time_prompt`` adds
+    LLaVA-Video's time instruction after the video."""
     if num_video_tokens < 1:
         raise ValueError(f"num_video_tokens must be >= 1, got {num_video_tokens}")
-    ids = tokenizer(chat_prompt(sample.prompt), add_special_tokens=False)["input_ids"]
+    after = time_text(sample.timestamps) if time_prompt else ""
+    ids = tokenizer(chat_prompt(sample.prompt, after), add_special_tokens=False)["input_ids"]
     vid = token_id(tokenizer, VIDEO)
     if ids.count(vid) != 1:
         raise ValueError(f"prompt must contain exactly one {VIDEO}, found {ids.count(vid)}")
     unk = tokenizer.unk_token_id
     if unk in ids:
-        raise ValueError(f"prompt has out-of-vocabulary words: {sample.prompt!r}")
+        raise ValueError(f"prompt has out-of-vocabulary words: {chat_prompt(sample.prompt, after)!r}")
     i = ids.index(vid)
     return ids[:i] + [vid] * num_video_tokens + ids[i + 1:]
 

@@ -88,7 +88,7 @@ def test_probe_losses_are_weighted_and_zero_weights_are_skipped():
     cfg = sv.SynthConfig(frames=8, size=84, small_object_px=10, event_object_px=12, light_px=12, ball_px=10)
     samples = [sv.make_sample("count", (9, 0, i), cfg) for i in range(2)]
     probes = AuxProbes(hidden=16, grid=3, families=cfg.families)
-    feats, summary = torch.randn(2, 8 * 9 + 1, 16), torch.randn(2, 16)
+    feats, summary = torch.randn(2, 8 * 9, 16), torch.randn(2, 16)  # video tokens, no newline
     with torch.no_grad():
         full = probes.losses(AuxWeights(1.0, 1.0, 1.0), feats, summary, samples)
         half = probes.losses(AuxWeights(0.5, 0.0, 2.0), feats, summary, samples)
@@ -97,7 +97,7 @@ def test_probe_losses_are_weighted_and_zero_weights_are_skipped():
     assert float(half["summary"]) == pytest.approx(2.0 * float(full["summary"]))
     assert not AuxWeights(0, 0, 0).active()
     with pytest.raises(ValueError, match="72 colour labels for 40 video tokens"):
-        probes.losses(AuxWeights(), feats[:, :41], summary, samples)
+        probes.losses(AuxWeights(), feats[:, :40], summary, samples)
 
 
 def test_summary_layer_must_name_a_decoder_layer():

@@ -25,3 +25,25 @@ def test_figures_are_written(tmp_path):
     eff.to_csv(tmp_path / "e.csv", index=False)
     written = write_cpu_figures(tmp_path / "a.csv", tmp_path / "e.csv", tmp_path / "fig")
     assert len(written) == 6 and all(p.stat().st_size > 0 for p in written)
+
+
+def test_layouts_figure_draws_each_shared_method_once_per_layout():
+    from figures.cpu import layouts_accuracy
+
+    def table(tango_acc, extra):
+        rows = [{"method": "vanilla", "label": "vanilla", "retention": None, "status": "ok", "accuracy": 0.9},
+                {"method": "tango", "label": "tango", "retention": 0.25, "status": "ok", "accuracy": tango_acc},
+                {"method": "tango", "label": "tango", "retention": 0.10, "status": "ok", "accuracy": tango_acc - 0.1}]
+        return pd.DataFrame(rows + extra)
+
+    ov = table(0.8, [{"method": "fastv", "label": "fastv", "retention": 0.1, "status": "ok", "accuracy": 0.5}])
+    video = table(0.7, [{"method": "dycoke", "label": "dycoke", "retention": 0.1, "status": "not-applicable",
+                         "accuracy": None}])
+    fig = layouts_accuracy(ov, video)
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    # tango is the only non-vanilla method both layouts ran: one line each, sorted by retention
+    assert sorted(lines) == ["tango [OV]", "tango [Video]", "vanilla [OV]", "vanilla [Video]"]
+    assert list(lines["tango [Video]"].get_xdata()) == [10.0, 25.0]
+    assert [round(y, 6) for y in lines["tango [Video]"].get_ydata()] == [60.0, 70.0]
+    assert lines["tango [Video]"].get_linestyle() == "--" and lines["tango [OV]"].get_linestyle() == "-"

@@ -15,11 +15,13 @@ def test_default_plan_has_the_cpu_tier_and_no_gpu_timing_without_cuda(tmp_path):
     proc = snakemake("-n", "--cores", "2", "--directory", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    for rule in ("cpu_train", "cpu_accuracy_cell", "cpu_accuracy_table", "cpu_efficiency", "cpu_figures"):
+    for rule in ("cpu_train", "cpu_accuracy_cell", "cpu_accuracy_table", "cpu_efficiency", "cpu_figures",
+                 "cpu_train_video", "cpu_video_accuracy_cell", "cpu_video_accuracy_table", "cpu_layouts_figure"):
         assert rule in out, rule
     assert "gpu_efficiency" not in out  # tiers.py: no CUDA here, so its result is not a claim input
     # one cell per (method, retention) of the config grid; vanilla once (rtag full)
     assert out.count("rule cpu_accuracy_cell:") == 1 + 12 * 3
+    assert out.count("rule cpu_video_accuracy_cell:") == 1 + 3 * 3  # cpu.video: tango, holitom, visionzip
 
 
 def test_smoke_run_of_the_cpu_tier(tmp_path):
@@ -35,6 +37,14 @@ def test_smoke_run_of_the_cpu_tier(tmp_path):
     eff = pd.read_csv(res / "cpu" / "efficiency.csv")
     assert set(eff["method"]) == {"vanilla", "holitom", "tango"}
     assert eff.loc[eff["method"] == "vanilla", "ratio_llm"].iloc[0] == pytest.approx(1.0)
-    for name in ("accuracy_vs_retention", "accuracy_vs_flops", "ttft_breakdown"):
+    for name in ("accuracy_vs_retention", "accuracy_vs_flops", "ttft_breakdown", "layouts_accuracy"):
         for ext in ("png", "pdf"):
             assert (res / "figures" / f"cpu_{name}.{ext}").stat().st_size > 0
+    # the LLaVA-Video-layout model: its own checkpoint and cells, Tango with its intra-LLM stage
+    video = pd.read_csv(res / "cpu" / "video" / "accuracy.csv")
+    assert set(video["method"]) == {"vanilla", "tango"} and set(video["setting"]) == {"llava-video"}
+    assert set(acc["setting"]) == {"llava-onevision"}
+    tango = json.loads((res / "cpu" / "video" / "accuracy" / "tango" / "r0.10.json").read_text())
+    assert tango["options"]["applied"]["intra_llm"] is True and tango["tokens_per_frame"] == 9
+    layout = json.loads((res / "cpu" / "video" / "model" / "synthvqa.json").read_text())["layout"]
+    assert layout == {"setting": "llava-video", "time_prompt": False}
