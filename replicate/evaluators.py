@@ -7,7 +7,8 @@ naming the missing file when one is absent). The functions live beside what they
 - ``replicate.analytic_evaluators``: the analytic tier (nominal-schedule FLOPs and token counts),
 - ``replicate.stts_evaluators``: STTS's measured packing and its gpu timings,
 - ``replicate.cpu_gpu_evaluators``: the cpu tier (SynthVideoQA, cpu-bench timings) and gpu timings,
-- ``replicate.paper.evaluators``: the paper tier (lmms-eval accuracy of real checkpoints).
+- ``replicate.paper.evaluators``: the paper tier (lmms-eval accuracy of real checkpoints, and the
+  visual-token counts those runs recorded).
 
 A new evaluator is a function ``(claim, ctx: Context) -> Measurement`` (``replicate.evaluator_base``)
 added to ``LISTED`` below. Every listed evaluator is named by a claim in claims.yaml or in ``SPARE``
@@ -60,6 +61,7 @@ LISTED: tuple[Evaluator, ...] = (
     Evaluator("lmms_eval_accuracy_drop", "paper", P.lmms_eval_accuracy_drop, (CELLS_INDEX,)),
     Evaluator("lmms_eval_runtime", "paper", P.lmms_eval_runtime, (CELLS_INDEX,)),
     Evaluator("lmms_eval_best_k", "paper", P.lmms_eval_best_k, (CELLS_INDEX,)),
+    Evaluator("lmms_eval_layer_avg_ratio", "paper", P.lmms_eval_layer_avg_ratio, (CELLS_INDEX,)),
 )
 
 #: listed evaluators no claim names today, and why they stay

@@ -39,6 +39,17 @@ def paper_of(claim_id: str) -> str:
     return claim_id.split("-", 1)[0]
 
 
+def with_setting_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The claim setting with the options its model's setting adds (Tango's intra-LLM stage on the
+    grid-newline LLaVA-Video: replicate.harness.options.SETTING_DEFAULTS), as the paper-tier shard
+    applies them; the setting's own options win."""
+    from replicate.analytic import arch_of
+    from replicate.harness.options import SETTING_DEFAULTS
+
+    extra = SETTING_DEFAULTS.get((spec.get("method", "vanilla"), arch_of(spec["model"]).newline), {})
+    return {**spec, "options": {**extra, **(spec.get("options") or {})}} if extra else dict(spec)
+
+
 def plan_cells(claims: Iterable[Mapping[str, Any]]) -> tuple[list[Cell], dict[str, str]]:
     """The unique cells of every paper-tier claim (and vanilla baselines); skipped setting -> reason."""
     cells: set[Cell] = set()
@@ -54,7 +65,7 @@ def plan_cells(claims: Iterable[Mapping[str, Any]]) -> tuple[list[Cell], dict[st
         elif baseline:
             skipped[f"{claim['id']} baseline {baseline}"] = "baseline setting not specified in the claim"
         for variant in variants:
-            setting = setting_from_claim(variant)
+            setting = setting_from_claim(with_setting_defaults(variant))
             cells |= {Cell(paper_of(claim["id"]), setting, b) for b in spec.get("benchmarks", [])}
     return sorted(cells, key=lambda c: (c.paper, c.setting.key, c.benchmark)), skipped
 

@@ -24,7 +24,9 @@ from replicate.harness.options import NO_RETENTION, rtag
 CELLS_ROOT = "results/paper/cells"
 CELLS_INDEX = "results/paper/cells.json"
 PAPER_EVALUATORS = ("lmms_eval_accuracy", "lmms_eval_perf_kept", "lmms_eval_accuracy_gain",
-                    "lmms_eval_accuracy_drop", "lmms_eval_runtime", "lmms_eval_best_k")
+                    "lmms_eval_accuracy_drop", "lmms_eval_runtime", "lmms_eval_best_k", "lmms_eval_layer_avg_ratio")
+#: evaluators that read the vanilla cells whatever baseline the claim names (a ratio to vanilla)
+VANILLA_EVALUATORS = ("lmms_eval_perf_kept", "lmms_eval_layer_avg_ratio")
 #: claim-setting key -> Method option name, per method (the claims use the papers' short names)
 SETTING_OPTIONS: dict[str, dict[str, str]] = {
     "holitom": {"k": "inner_k", "r": "inner_r", "tau": "tau"},
@@ -208,7 +210,9 @@ def claim_cells(claim: Mapping[str, Any], config: Mapping[str, Any]) -> list[Cel
         if name == "lmms_eval_best_k":
             return [c for cells in best_k_cells(claim, config).values() for c in cells]
         cells = method_cells(claim, config)
-        if name in ("lmms_eval_perf_kept", "lmms_eval_accuracy_drop", "lmms_eval_accuracy_gain"):
+        if name in VANILLA_EVALUATORS:
+            return cells + baseline_cells(claim, config, "vanilla")
+        if name in ("lmms_eval_accuracy_drop", "lmms_eval_accuracy_gain"):
             base = claim["setting"].get("baseline", "vanilla")
             if _runnable_method(base):
                 cells += baseline_cells(claim, config, base)

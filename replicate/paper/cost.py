@@ -34,8 +34,9 @@ def cell_schedule(cell: C.Cell, decode_tokens: int):
         method = get_method(cell.method)
     else:
         L = arch.llm.layers
+        # newline: the setting's own options (Tango's intra-LLM stage on LLaVA-Video), as the shard adds them
         opts = cell_options(cell.method, cell.harness_retention, L, overrides=cell.method_options,
-                            vision_layers=arch.vision.layers, paper_layers=L)
+                            vision_layers=arch.vision.layers, paper_layers=L, newline=arch.newline)
         method = get_method(cell.method, **opts["paper"])
     return arch, method.nominal_schedule(arch, cell.frames, TEXT_TOKENS, max(decode_tokens - 1, 1))
 

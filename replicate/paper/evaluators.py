@@ -6,6 +6,9 @@ is absent or failed raises ValueError naming the config key and path (or the cel
 which verify.py turns into ``not-run``. Cells computed by the rehearsal (tiny random weights,
 fixture benchmarks) carry ``evidence.rehearsal``: their verdicts prove the plumbing, not the papers.
 
+``lmms_eval_layer_avg_ratio`` reads the visual-token counts of the same summaries instead of the
+scores (the measured counterpart of Tango's rescaled pre-LLM ratio, papers.md §1.2).
+
 Benchmark score: lmms-eval's headline per benchmark (MVBench and MLVU: mean over their tasks,
 MLVU dev M-Avg; VideoMME without subtitles; EgoSchema's 500-question public subset; LongVideoBench
 val). A claim's average is the mean over its benchmarks; a suite (``stts-13tasks``) counts as the
@@ -153,3 +156,69 @@ def lmms_eval_best_k(claim, ctx: Context) -> Measurement:
     if rehearsal:
         ev["rehearsal"] = REHEARSAL_LABEL
     return Measurement(float(best), ev)
+
+
+#: What ``lmms_eval_layer_avg_ratio`` counts, and where each part comes from.
+LAYER_AVG_DEFINITION = {
+    "definition": "100 * mean over the claim's benchmarks of the method cells' mean_visual_tokens_layer_avg "
+                  "/ the same mean of the vanilla cells' mean_visual_tokens_kept (same checkpoint, frames, "
+                  "benchmarks); per sample, layer_avg = mean over LLM layers of the video feature tokens "
+                  "entering the layer, kept = those entering layer 0",
+    "newlines": "grid newline tokens are not counted on either side (costmodel/schedule.py: llm_visual counts "
+                "feature tokens only, methods/runtime/llm.py counts kinds == VISUAL), as in the papers' FLOPs "
+                "convention (papers.md §2: LLaVA-Video n = 64 x 169, newlines not counted); the released "
+                "intra-LLM stage still ranks newlines with the features and keeps round(0.5 x span) of both "
+                "(methods/tango.py behaviour C), so the feature share kept from layer K on moves with how many "
+                "newlines it keeps",
+    "source": "papers.md §1.2 'Intra-LLM stage': r_pre = 28 r / (K + (28 - K) p), K = 18, p = 0.5, 'so that "
+              "the layer-averaged token ratio equals the target r'",
+}
+#: Tango's accuracy tables were not accessible (papers.md §3.4): no reported score to set beside ours
+TANGO_VIDEO_REPORTED_ACCURACY = "not accessible (papers.md §3.4: Tango's main tables were not read)"
+
+
+def _token_mean(cells: list[C.Cell], ctx: Context, key: str) -> tuple[float, dict[str, float]]:
+    """(mean over datasets of the cells' summary ``key``, per bench tag); ValueError naming key and path."""
+    per_dataset: dict[str, list[float]] = {}
+    detail = {}
+    for cell in cells:
+        value = _cell_value(cell, ctx).get(key)
+        if value is None:
+            raise ValueError(f"cell summary {cell.summary_path} has no {key} (written by replicate/paper/shard.py "
+                             f"summarise_cell from the samples' recorded schedules)")
+        per_dataset.setdefault(cell.dataset, []).append(float(value))
+        detail[cell.bench_tag] = float(value)
+    if not per_dataset:
+        raise ValueError("the claim names no benchmark with a loader here")
+    means = [sum(v) / len(v) for v in per_dataset.values()]
+    return sum(means) / len(means), detail
+
+
+def _side_tokens(which: str, cells: list[C.Cell], ctx: Context, key: str) -> tuple[float, dict[str, float]]:
+    try:
+        return _token_mean(cells, ctx, key)
+    except ValueError as exc:
+        raise ValueError(f"{which} side: {exc}") from exc
+
+
+def lmms_eval_layer_avg_ratio(claim, ctx: Context) -> Measurement:
+    """Layer-averaged visual-token ratio (%) of the method's cells against vanilla's full count, from the
+    real runs' summaries; the two sides' benchmark scores ride along in the evidence."""
+    vanilla_claim = {**claim, "setting": {**claim["setting"], "baseline": "vanilla"}}
+    m_cells = C.method_cells(claim, ctx.config)
+    layer_avg, layer_detail = _side_tokens("method", m_cells, ctx, "mean_visual_tokens_layer_avg")
+    entering, _ = _side_tokens("method", m_cells, ctx, "mean_visual_tokens_kept")
+    full, full_detail = _side_tokens("baseline", C.baseline_cells(vanilla_claim, ctx.config, "vanilla"), ctx,
+                                     "mean_visual_tokens_kept")
+    if full <= 0:
+        raise ValueError(f"vanilla cells keep {full} visual tokens: a token ratio is undefined")
+    m_avg, m_ev = _side(claim, ctx, "method")
+    v_avg, v_ev = _side(vanilla_claim, ctx, "baseline")
+    return Measurement(100 * layer_avg / full, _evidence(
+        claim, m_ev, v_ev, definition=LAYER_AVG_DEFINITION,
+        tokens={"method_layer_avg": layer_avg, "method_entering_llm": entering, "vanilla": full,
+                "method_layer_avg_per_benchmark": layer_detail, "vanilla_per_benchmark": full_detail},
+        pre_llm_ratio_pct=100 * entering / full,
+        method_options=(_cell_value(m_cells[0], ctx).get("options") or {}).get("applied"),
+        accuracy={"method": m_avg, "vanilla": v_avg, "perf_kept_pct": 100 * m_avg / v_avg if v_avg > 0 else None,
+                  "reported": TANGO_VIDEO_REPORTED_ACCURACY if claim["paper"] == "tango" else "not claimed"}))

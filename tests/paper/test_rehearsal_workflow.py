@@ -55,6 +55,25 @@ def test_rehearsal_gives_computed_verdicts_for_the_headline_claims(tmp_path):
     print(f"rehearsal of {len(HEADLINE)} claims: {time.perf_counter() - t0:.0f} s")
 
 
+TANGO_VIDEO = ["tango-video-layer-avg-r10", "tango-video-layer-avg-r15", "tango-video-layer-avg-r20"]
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_rehearsal_runs_tango_on_llava_video_with_the_intra_llm_stage(tmp_path):
+    """The three Tango cells on the tiny LLaVA-Video checkpoint and their vanilla cell through the real
+    rules; every claim gets a computed layer-average ratio from the recorded schedules."""
+    proc = rehearsal.run(tmp_path, claims=TANGO_VIDEO, n=12, shards=2, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for cid in TANGO_VIDEO:
+        out = json.loads((tmp_path / "work" / "results" / "claims" / f"{cid}.json").read_text())
+        assert out["verdict"] in ("confirmed", "refuted"), (cid, out["reason"])
+        tok = out["evidence"]["tokens"]
+        assert 0 < tok["method_layer_avg"] < tok["method_entering_llm"] < tok["vanilla"]
+        assert out["evidence"]["method_options"]["intra_llm"] is True
+        assert out["evidence"]["rehearsal"].startswith("REHEARSAL")
+
+
 def _shards(work: Path) -> dict[str, int]:
     return {str(p.relative_to(work)): p.stat().st_mtime_ns for p in work.rglob("shard-*.jsonl")}
 

@@ -59,3 +59,19 @@ def test_bad_question_count_is_named():
     assert parse_questions("videomme=2700, mvbench=4000") == {"videomme": 2700, "mvbench": 4000}
     with pytest.raises(ValueError, match="'videomme=lots'"):
         parse_questions("videomme=lots")
+
+
+def test_tango_on_llava_video_is_planned_with_its_intra_llm_stage():
+    """The grid-newline setting switches Tango's intra-LLM stage on, as in the shard: the planned
+    schedule halves the visual tokens at layer 18 and averages to r over the 28 layers."""
+    claim = {"id": "tango-v", "tier": "paper",
+             "setting": {"model": "llava-video-7b", "method": "tango", "retention": 0.1, "frames": 64,
+                         "benchmarks": ["videomme"]}}
+    (cell,), _ = plan_cells([claim])
+    assert dict(cell.setting.options) == {"intra_llm": True, "intra_keep": 0.5}
+    _, sched = schedule_for(cell.setting)
+    assert sched.llm_visual[18] < sched.llm_visual[17]
+    assert sum(sched.llm_visual) / len(sched.llm_visual) / (64 * 169) == pytest.approx(0.10, abs=0.005)
+    ov = {**claim, "setting": {**claim["setting"], "model": "llava-onevision-7b", "frames": 32}}
+    (ov_cell,), _ = plan_cells([ov])
+    assert ov_cell.setting.options == ()
