@@ -25,11 +25,6 @@ CPU_FIGURES = [f"results/figures/cpu_{n}.{ext}" for n in ("accuracy_vs_retention
 CPU_VIDEO_FIGURES = [f"results/figures/cpu_layouts_accuracy.{ext}" for ext in ("png", "pdf")] if CPU_VIDEO_CELLS else []
 
 
-def _train_command(setting):
-    return ('"{params.python}" -m replicate.synthvqa.train --out {params.out} {params.smoke} --seed {params.seed} '
-            f"--setting {setting} > {{log:q}} 2>&1")
-
-
 rule cpu_train:
     """Train the tiny model (skipped while its files exist: the checkpoint is the cache)."""
     output:
@@ -48,7 +43,7 @@ rule cpu_train:
         mem_mb=4000,
         runtime=30,
     shell:
-        _train_command("llava-onevision")
+        synthvqa_train_command("llava-onevision")
 
 
 rule cpu_train_video:
@@ -70,7 +65,7 @@ rule cpu_train_video:
         mem_mb=4000,
         runtime=30,
     shell:
-        _train_command("llava-video")
+        synthvqa_train_command("llava-video")
 
 
 rule cpu_accuracy_cell:
