@@ -32,7 +32,6 @@ def load_checkpoint(model_dir: str | Path):
     """(adapter, SynthConfig) of a checkpoint written by ``python -m replicate.synthvqa.train``."""
     from methods.adapters import LlavaOnevisionAdapter
     from replicate.synthvqa.data import SynthConfig
-
     from replicate.synthvqa.model import Layout
 
     model_dir = Path(model_dir)
@@ -141,8 +140,7 @@ def run_accuracy_cell(model_dir: str | Path, method: str, options: Optional[Mapp
     L = adapter.num_layers
     tower_layers = adapter.vision_layers
     base = {"dataset": f"{DATASET}-{split}", "split": split, "setting": adapter.setting, "method": method,
-            "retention": retention,
-            "rtag": rtag(retention), "n_requested": n_samples, "seed": seed,
+            "retention": retention, "rtag": rtag(retention), "n_requested": n_samples, "seed": seed,
             "model_dir": str(model_dir), "llm_layers": L, "vision_layers": tower_layers,
             "frames": data_cfg.frames, "tokens_per_frame": adapter.tokens_per_frame,
             "perf_kept_pct": None,  # filled at aggregation: accuracy / vanilla accuracy * 100

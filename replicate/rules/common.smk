@@ -18,12 +18,6 @@ CPU_VIDEO_MODEL = "results/cpu/video/model"
 CPU_VIDEO_MODEL_FILES = {k: f"{CPU_VIDEO_MODEL}/{f}" for k, f in _MODEL_FILES}
 
 
-def synthvqa_train_command(setting):
-    """Shell command of the cpu tier's training rules (cpu_train, cpu_train_video) for one token layout."""
-    return ('"{params.python}" -m replicate.synthvqa.train --out {params.out} {params.smoke} --seed {params.seed} '
-            f"--setting {setting} > {{log:q}} 2>&1")
-
-
 wildcard_constraints:
     cpu_method="[a-z0-9-]+",
     cpu_rtag="full|r[0-9]+\\.[0-9]+",

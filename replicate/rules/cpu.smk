@@ -33,6 +33,7 @@ rule cpu_train:
         out=lambda wc, output: os.path.dirname(output.metrics),
         smoke="--smoke" if CPU["train"]["smoke"] else "",
         seed=CPU["train"]["seed"],
+        setting="llava-onevision",
         python=PYTHON,
     log:
         "logs/cpu/train.log",
@@ -43,29 +44,19 @@ rule cpu_train:
         mem_mb=4000,
         runtime=30,
     shell:
-        synthvqa_train_command("llava-onevision")
+        '"{params.python}" -m replicate.synthvqa.train --out {params.out} {params.smoke} --seed {params.seed} '
+        "--setting {params.setting} > {log:q} 2>&1"
 
 
-rule cpu_train_video:
-    """The same recipe in LLaVA-Video's token layout (a newline after every pooled row); runs beside
-    cpu_train, each on one core."""
+use rule cpu_train as cpu_train_video with:
+    # the same recipe in LLaVA-Video's token layout (a newline after every pooled row); runs beside
+    # cpu_train, each on one core
     output:
         **CPU_VIDEO_MODEL_FILES,
     params:
-        out=lambda wc, output: os.path.dirname(output.metrics),
-        smoke="--smoke" if CPU["train"]["smoke"] else "",
-        seed=CPU["train"]["seed"],
-        python=PYTHON,
+        setting="llava-video",
     log:
         "logs/cpu/video/train.log",
-    threads: 1
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    shell:
-        synthvqa_train_command("llava-video")
 
 
 rule cpu_accuracy_cell:
@@ -90,47 +81,6 @@ rule cpu_accuracy_cell:
         runtime=15,
     script:
         "../scripts/cpu_accuracy_cell.py"
-
-
-rule cpu_video_accuracy_cell:
-    """One (method, retention) cell of the LLaVA-Video-layout model (Tango with its intra-LLM stage)."""
-    input:
-        **CPU_VIDEO_MODEL_FILES,
-    output:
-        "results/cpu/video/accuracy/{cpu_method}/{cpu_rtag}.json",
-    params:
-        model_dir=lambda wc, input: os.path.dirname(input.metrics),
-        n_samples=CPU["n_samples"],
-        seed=CPU["seed"],
-        split=CPU["split"],
-        options=lambda wc: CPU["options"].get(wc.cpu_method, {}),
-    log:
-        "logs/cpu/video/accuracy/{cpu_method}/{cpu_rtag}.log",
-    threads: CPU["threads"]
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=1500,
-        runtime=15,
-    script:
-        "../scripts/cpu_accuracy_cell.py"
-
-
-rule cpu_video_accuracy_table:
-    """LLaVA-Video-layout cells -> results/cpu/video/accuracy.csv (perf kept against its own vanilla)."""
-    input:
-        [f"results/cpu/video/accuracy/{m}/{r}.json" for m, r in CPU_VIDEO_CELLS],
-    output:
-        "results/cpu/video/accuracy.csv",
-    log:
-        "logs/cpu/video/accuracy_table.log",
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=500,
-        runtime=2,
-    script:
-        "../scripts/cpu_accuracy_table.py"
 
 
 rule cpu_layouts_figure:
@@ -166,6 +116,26 @@ rule cpu_accuracy_table:
         runtime=2,
     script:
         "../scripts/cpu_accuracy_table.py"
+
+
+use rule cpu_accuracy_cell as cpu_video_accuracy_cell with:
+    # one (method, retention) cell of the LLaVA-Video-layout model (Tango with its intra-LLM stage)
+    input:
+        **CPU_VIDEO_MODEL_FILES,
+    output:
+        "results/cpu/video/accuracy/{cpu_method}/{cpu_rtag}.json",
+    log:
+        "logs/cpu/video/accuracy/{cpu_method}/{cpu_rtag}.log",
+
+
+use rule cpu_accuracy_table as cpu_video_accuracy_table with:
+    # its cells -> results/cpu/video/accuracy.csv (perf kept against its own vanilla)
+    input:
+        [f"results/cpu/video/accuracy/{m}/{r}.json" for m, r in CPU_VIDEO_CELLS],
+    output:
+        "results/cpu/video/accuracy.csv",
+    log:
+        "logs/cpu/video/accuracy_table.log",
 
 
 rule cpu_efficiency:

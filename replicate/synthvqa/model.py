@@ -20,10 +20,12 @@ from typing import Optional
 
 import torch
 
+from methods.adapters.llava_onevision import SETTINGS as ADAPTER_SETTINGS
+
 from .tokenizer import IMAGE, VIDEO, token_id
 
-#: token layouts the cpu tier trains: setting -> newline policy (methods.adapters.llava_onevision.SETTINGS)
-SETTINGS = {"llava-onevision": "one_token", "llava-video": "grid"}
+#: token layouts the cpu tier trains: the adapter's settings -> their newline policy
+SETTINGS = {name: setting["newline"] for name, setting in ADAPTER_SETTINGS.items()}
 
 # OpenAI-CLIP normalisation, the one the HF LLaVA-OneVision processors use.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
