@@ -72,3 +72,11 @@ for _smk in sorted((REPO / "replicate" / "rules").glob("*.smk")):
     if _smk.name != "common.smk":
 
         include: str(_smk)
+
+
+# Finished results survive an interrupted or failed job (outputs under results/ flagged `update`,
+# restored with their mtime and digest), and the claim files are checked against their digests
+# before anything runs: replicate/workflow_guard.py.
+from replicate.workflow_guard import protect_results
+
+protect_results(workflow)

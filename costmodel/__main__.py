@@ -18,6 +18,7 @@ import sys
 from typing import Any, Sequence
 
 from .arch import ARCH_NAMES, load_arch
+from .cli import Parser, UsageError, entry_point, integer
 from .flops import LM_HEAD_MODES, STAGES, exact_costs, paper_table
 from .latency import HARDWARE_NAMES, predict_latency
 from .memory import DTYPE_BYTES, memory_report
@@ -47,7 +48,7 @@ def _value(value: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="costmodel", description="Analytic cost model of video LLMs.")
+    parser = Parser(prog="costmodel", description="Analytic cost model of video LLMs.")
     sub = parser.add_subparsers(dest="command", required=True)
     archs = sub.add_parser("archs", help="list the shipped architectures")
     archs.add_argument("--json", action="store_true")
@@ -55,12 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     def schedule_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, choices=ARCH_NAMES)
         p.add_argument("--method", default=UNPRUNED, choices=tuple(NOMINAL_METHODS))
-        p.add_argument("--frames", type=int, default=None)
+        p.add_argument("--frames", type=int, default=None)  # range and context: named by the schedule's checks
         p.add_argument("--retention", type=float, default=None)
         p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                        help="an option of the method's config, e.g. inner_k=18 (repeatable)")
-        p.add_argument("--text-tokens", type=int, default=0)
-        p.add_argument("--decode-steps", type=int, default=0)
+        p.add_argument("--text-tokens", type=integer(0), default=0)
+        p.add_argument("--decode-steps", type=integer(0), default=0)
         p.add_argument("--json", action="store_true")
 
     flops = sub.add_parser("flops", help="FLOPs of a method's nominal schedule")
@@ -96,6 +97,7 @@ def check_context(name: str, arch, frames, text_tokens: int, decode_steps: int) 
                          f"(max_position_embeddings); at most {fit} frames fit")
 
 
+@entry_point("costmodel", UsageError)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,15 +1,16 @@
 """``python -m methods [--json]``: list every registered method with its options and defaults."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from costmodel.cli import Parser, entry_point
 from methods.registry import describe_methods
 
 
+@entry_point("python -m methods")
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m methods", description=__doc__)
+    parser = Parser(prog="python -m methods", description=__doc__)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     info = describe_methods()

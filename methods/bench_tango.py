@@ -15,7 +15,6 @@ dynamic split, behaviour A and the segment-wise context merge all do work.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -28,6 +27,7 @@ from typing import Sequence
 
 import torch
 
+from costmodel.cli import Parser, entry_point, finite_float, integer, number_list, out_file
 from methods.tango import TangoConfig, resolve_sinks, tango_reduce
 from methods.tango_reference import released_reference
 from methods.types import VideoTokens
@@ -114,24 +114,23 @@ def run(frames: int, dim: int, retention: float, threads: Sequence[int], repeats
     }
 
 
+PROG = "python -m methods.bench_tango"
+
+
+@entry_point(PROG)
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--frames", type=int, default=32)
-    ap.add_argument("--dim", type=int, default=3584)
-    ap.add_argument("--retention", type=float, default=0.10)
-    ap.add_argument("--threads", default="2,1",
+    ap = Parser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, type=out_file, help="JSON file to write")
+    ap.add_argument("--frames", type=integer(1, 1024), default=32)
+    ap.add_argument("--dim", type=integer(1, 16384), default=3584)
+    ap.add_argument("--retention", type=finite_float(0, 1, lo_open=True), default=0.10)
+    ap.add_argument("--threads", type=number_list(integer(1, 1024)), default=[2, 1],
                     help="comma-separated intra-op thread counts, each timed separately (default 2,1)")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--atol", type=float, default=1e-5)
+    ap.add_argument("--repeats", type=integer(1, 1000), default=5)
+    ap.add_argument("--warmup", type=integer(0, 1000), default=1)
+    ap.add_argument("--atol", type=finite_float(0), default=1e-5)
     a = ap.parse_args(argv)
-    try:
-        threads = [int(t) for t in str(a.threads).split(",")]
-    except ValueError:
-        ap.error(f"--threads must be comma-separated integers, got {a.threads!r}")
-    if any(t < 1 for t in threads):
-        ap.error(f"--threads must be >= 1, got {a.threads!r}")
+    threads = a.threads
     result = run(a.frames, a.dim, a.retention, threads, a.repeats, a.warmup, a.atol)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".tmp")

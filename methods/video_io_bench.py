@@ -11,13 +11,14 @@ reports its peak RSS (``ru_maxrss``) minus the RSS of the same process before lo
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from costmodel.cli import Parser, entry_point, existing_file, finite_float, integer, number_list, out_file
 
 
 def make_long_video(path: Path, *, minutes: float, fps: int, width: int = 1280, height: int = 720,
@@ -64,13 +65,16 @@ def measure(path: Path, frames: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@entry_point("python -m methods.video_io_bench")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m methods.video_io_bench")
-    p.add_argument("--minutes", type=float, default=60.0)
-    p.add_argument("--fps", type=int, default=2)
-    p.add_argument("--frames", default="8,32", help="comma-separated sampled frame counts")
-    p.add_argument("--video", default="", help="reuse this generated video (default: generate next to --out)")
-    p.add_argument("--out", required=True)
+    p = Parser(prog="python -m methods.video_io_bench")
+    p.add_argument("--minutes", type=finite_float(0, 24 * 60, lo_open=True), default=60.0)
+    p.add_argument("--fps", type=integer(1, 240), default=2)
+    p.add_argument("--frames", type=number_list(integer(1, 100000)), default=[8, 32],
+                   help="comma-separated sampled frame counts")
+    p.add_argument("--video", type=existing_file, default=None,
+                   help="reuse this generated video (default: generate next to --out)")
+    p.add_argument("--out", required=True, type=out_file)
     args = p.parse_args(argv)
     out = Path(args.out)
     video = Path(args.video) if args.video else out.with_suffix(".mp4")
@@ -78,7 +82,7 @@ def main(argv=None) -> int:
     if not video.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         video_info.update(make_long_video(video, minutes=args.minutes, fps=args.fps))
-    runs = [measure(video, int(f)) for f in args.frames.split(",")]
+    runs = [measure(video, int(f)) for f in args.frames]
     from replicate.io import write_json
 
     write_json(out, {"video": video_info, "runs": runs, "python": platform.python_version(),

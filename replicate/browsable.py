@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from costmodel.cli import entry_point
 from . import io
 from .report import fmt, fmt_predicted, kind
 
@@ -146,15 +147,19 @@ def render_check(report_html: str, screenshot: str | None = None, *, chromium: s
     return dom.stdout
 
 
+@entry_point("python -m replicate.browsable")
 def main(argv: Sequence[str] | None = None) -> int:
     """python -m replicate.browsable results/report.html --screenshot results/report.png"""
-    import argparse
+    from costmodel.cli import Parser, UsageError, existing_file, out_file
 
-    p = argparse.ArgumentParser(description=main.__doc__)
-    p.add_argument("report_html")
-    p.add_argument("--screenshot")
+    p = Parser(prog="python -m replicate.browsable", description=main.__doc__)
+    p.add_argument("report_html", type=existing_file)
+    p.add_argument("--screenshot", type=out_file)
     args = p.parse_args(argv)
-    dom = render_check(args.report_html, args.screenshot)
+    try:
+        dom = render_check(str(args.report_html), args.screenshot and str(args.screenshot))
+    except FileNotFoundError as exc:  # no Chromium here: the user's environment, named
+        raise UsageError(str(exc)) from None
     missing = [t for t in CATEGORIES if t not in dom]
     print(f"rendered {len(dom)} characters of DOM; categories missing from it: {missing or 'none'}")
     return 1 if missing else 0

@@ -16,18 +16,46 @@ from typing import Any, Mapping
 import jsonschema
 import yaml
 
+from costmodel.cli import Parser, UsageError, entry_point
+
 HERE = Path(__file__).resolve().parent
 CONFIG_FILE = HERE / "config.yaml"
 SCHEMA_FILE = HERE / "schemas" / "config.schema.yaml"
 
 
-class ConfigError(ValueError):
-    """An invalid workflow config; the message names the key and what is allowed."""
+class ConfigError(UsageError):
+    """An invalid workflow config; the message names the key (or the file) and what is allowed."""
 
 
 @lru_cache(maxsize=2)
 def schema(path: str = str(SCHEMA_FILE)) -> dict:
     return yaml.safe_load(Path(path).read_text())
+
+
+def read_config_file(path: str | Path, *, what: str = "config file") -> dict:
+    """A workflow config file as a mapping; ConfigError naming the file when it is missing, not a
+    text file, not YAML (a tab in the indentation), has a key twice, is empty or is not a mapping."""
+    from replicate.yamlfile import read_yaml
+
+    data = read_yaml(path, what=what, error=ConfigError)
+    if data is None:
+        raise ConfigError(f"{what} {str(path)!r} is empty; it must set at least one config key "
+                          f"(see replicate/schemas/config.schema.yaml)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {str(path)!r} holds a {type(data).__name__}, not a mapping of config keys "
+                          f"(e.g. 'cpu:' with 'n_samples: 4' below it)")
+    return data
+
+
+def _strict_integer(checker, instance) -> bool:
+    """JSON schema's "integer" accepts 2.0; a float where a count is meant fails later inside a
+    job, so here an integer is an int (not a bool, not a float)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer))
 
 
 def _resolve(node: dict, root: dict) -> dict:
@@ -69,7 +97,7 @@ def check_renamed_keys(config: Mapping[str, Any]) -> None:
 def validate_config(config: Mapping[str, Any], *, schema_path: Path = SCHEMA_FILE) -> None:
     check_renamed_keys(config)
     root = schema(str(schema_path))
-    errors = sorted(jsonschema.Draft202012Validator(root).iter_errors(dict(config)),
+    errors = sorted(Validator(root).iter_errors(dict(config)),
                     key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
     if not errors:
         return
@@ -171,7 +199,7 @@ def _fill(instance: dict, node: dict, root: dict) -> dict:
 
 def load_config(path: Path | str = CONFIG_FILE, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The config file merged (deeply) with ``overrides``, validated, with the schema's defaults."""
-    config = yaml.safe_load(Path(path).read_text()) or {}
+    config = read_config_file(path)
     if overrides:
         config = deep_merge(config, overrides)
     validate_config(config)
@@ -311,6 +339,7 @@ def validate_limits(config: Mapping[str, Any]) -> None:
         hol = config.get("holitom") or {}
         for f in hol.get("frames", []) or []:
             check_frames_fit(hol.get("model", "llava-onevision-7b"), f, "config key holitom.frames")
+        check_predicted_memory(config)
     except LimitError as exc:
         msg = str(exc)
         raise ConfigError(msg if msg.startswith("config key") else f"config key {msg}") from None
@@ -335,15 +364,66 @@ def check_efficiency_frames(config: Mapping[str, Any]) -> None:
                              f"at most {context // per_frame} frames fit")
 
 
-def check_checkpoint_dirs(config: Mapping[str, Any]) -> None:
-    """A checkpoint path that exists must be an HF checkpoint dir (config.json); an empty or missing
-    one is a tier that cannot run (replicate.tiers writes the reason into its claims)."""
+def machine_memory_bytes() -> int | None:
+    """Physical memory of this machine (None where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def holitom_bench_bytes(frames: int, grid: int, dim: int) -> int:
+    """Predicted memory of rule holitom_bench's input (fp32): the features, their noisy static copy
+    and the merged output (3 x frames x N x dim) plus one N x N similarity per frame (N = grid^2)."""
+    n = grid * grid
+    return 4 * frames * (3 * n * dim + n * n)
+
+
+def check_predicted_memory(config: Mapping[str, Any], *, available: int | None = None) -> None:
+    """Sizes whose predicted memory exceeds the machine's are refused here, before any job
+    allocates them (a MemoryError inside a job says nothing about which key to change)."""
     from replicate.limits import LimitError
 
+    bench = ((config.get("holitom") or {}).get("bench")) or {}
+    sizes = [bench.get(k) for k in ("frames", "grid", "dim")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes):
+        return  # the schema names the bad one
+    need = holitom_bench_bytes(*sizes)
+    have = available if available is not None else machine_memory_bytes()
+    if have is not None and need > have:
+        f, g, d = sizes
+        raise LimitError(f"config key holitom.bench: frames {f} x grid {g}x{g} x dim {d} need about "
+                         f"{need / 2**30:.1f} GiB (predicted: 4 B x frames x (3 x grid^2 x dim + grid^4)), "
+                         f"more than this machine's {have / 2**30:.1f} GiB; lower frames, grid or dim")
+
+
+def check_checkpoint_dirs(config: Mapping[str, Any]) -> None:
+    """A checkpoint path that exists must be an HF checkpoint dir whose config.json is a JSON mapping
+    of a supported model_type (the whole checkpoint is checked when a job loads it:
+    methods.adapters.checkpoint_check); an empty or missing one is a tier that cannot run
+    (replicate.tiers writes the reason into its claims)."""
+    import json
+
+    from replicate.limits import LimitError
+    from replicate.paper.checkpoints import FAMILIES, SIGLIP_KEY
+
     for name, value in ((config.get("paths") or {}).get("checkpoints") or {}).items():
-        if isinstance(value, str) and value and Path(value).exists() and not (Path(value) / "config.json").is_file():
-            raise LimitError(f"config key paths.checkpoints.{name}: {value!r} has no config.json "
-                             f"(expected a local HF checkpoint directory)")
+        if not (isinstance(value, str) and value and Path(value).expanduser().exists()):
+            continue
+        where = f"config key paths.checkpoints.{name}: {value!r}"
+        cfg_file = Path(value).expanduser() / "config.json"
+        if not cfg_file.is_file():
+            raise LimitError(f"{where} has no config.json (expected a local HF checkpoint directory)")
+        try:
+            cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise LimitError(f"{where}: {str(cfg_file)!r} is not readable JSON ({exc})") from None
+        allowed = ("siglip", "siglip_vision_model") if name == SIGLIP_KEY else tuple(FAMILIES)
+        found = cfg.get("model_type") if isinstance(cfg, dict) else None
+        if found not in allowed:
+            what = f"model_type {found!r}" if isinstance(cfg, dict) else f"a JSON {type(cfg).__name__}"
+            raise LimitError(f"{where}: {str(cfg_file)!r} holds {what}; expected a mapping with model_type "
+                             f"one of {list(allowed)}")
 
 
 def check_all(config: Mapping[str, Any], *, schema_path: Path = SCHEMA_FILE, skip_default_options: bool = False) -> None:
@@ -374,7 +454,11 @@ def _profile_configfiles(argv: list[str], repo: Path) -> list[Path]:
         main = d if d.is_file() else d / "config.yaml"
         if not main.is_file():
             continue
-        prof = yaml.safe_load(main.read_text()) or {}
+        from replicate.yamlfile import read_yaml
+
+        prof = read_yaml(main, what="profile file", error=ConfigError) or {}
+        if not isinstance(prof, dict):
+            raise ConfigError(f"profile file {str(main)!r} holds a {type(prof).__name__}, not a mapping of options")
         named = prof.get("configfile", prof.get("configfiles", []))
         for name in [named] if isinstance(named, str) else list(named or []):
             files.append((main.parent / name).resolve())
@@ -396,11 +480,49 @@ def layer_profile_configfiles(config: dict, overwrite: Mapping[str, Any] | None,
         return []
     merged = dict(config)
     for f in dropped:
-        merged = deep_merge(merged, yaml.safe_load(f.read_text()) or {})
+        merged = deep_merge(merged, read_config_file(f))
     merged = deep_merge(merged, dict(overwrite or {}))
     config.clear()
     config.update(merged)
     return dropped
+
+
+def _flag_values(argv: list[str], flags: tuple[str, ...], *, many: bool) -> list[str]:
+    """Values of ``--flag v`` / ``--flag=v`` in argv (``many``: every word up to the next option)."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        for flag in flags:
+            if arg.startswith(flag + "="):
+                out.append(arg.split("=", 1)[1])
+            elif arg == flag:
+                for value in argv[i + 1:]:
+                    if value.startswith("-"):
+                        break
+                    out.append(value)
+                    if not many:
+                        break
+    return out
+
+
+def check_command_line(argv: list[str]) -> None:
+    """What Snakemake would read silently wrong, or with a raw traceback, refused naming the file:
+    a ``--configfile`` that is missing, binary, not YAML, empty, not a mapping or has a key twice
+    (Snakemake keeps the last one); a ``--profile`` that is a file (a profile is a folder holding
+    config.yaml; a workflow config file given there was ignored and the full run planned).
+    Called by profiles/default (before Snakemake reads anything) and by the Snakefile."""
+    for f in _flag_values(argv, ("--configfile", "--configfiles"), many=True):
+        read_config_file(f, what="--configfile")
+    for p in _flag_values(argv, ("--profile", "--workflow-profile"), many=False):
+        if Path(p).expanduser().is_file():
+            raise ConfigError(f"--profile {p!r} is a file, not a profile folder; give the folder that holds its "
+                              f"config.yaml (e.g. --profile profiles/smoke); a workflow config file goes to --configfile")
+
+
+def check_config_files(paths: list) -> None:
+    """Every config file the run layers (replicate/config.yaml, the profiles', --configfile) read
+    again with duplicate keys refused: Snakemake's loader keeps the last of two equal keys."""
+    for f in paths:
+        read_config_file(f)
 
 
 def prepare_config(config: dict, *, overwrite: Mapping[str, Any] | None = None, argv: list[str] | None = None,
@@ -411,6 +533,8 @@ def prepare_config(config: dict, *, overwrite: Mapping[str, Any] | None = None, 
     when the config sets some.
     ``cli_configfiles`` (Snakemake's list of command-line config files) gets the layered profile
     files prepended so jobs Snakemake spawns elsewhere (cluster executors) see the same config."""
+    check_command_line(list(argv or []))
+    check_config_files([CONFIG_FILE, *_profile_configfiles(list(argv or []), repo), *(cli_configfiles or [])])
     layered = layer_profile_configfiles(config, overwrite, list(argv or []), repo)
     if layered and isinstance(cli_configfiles, list):
         cli_configfiles[:0] = [str(f) for f in layered if str(f) not in map(str, cli_configfiles)]
@@ -438,17 +562,27 @@ def raise_unknown_claim(claim_id: str, known: list[str]):
     raise ValueError(unknown_claim_message(claim_id, known))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m replicate.configuration [CONFIG.yaml]``: the resolved config (defaults filled)."""
-    import argparse
+PROG = "python -m replicate.configuration"
 
-    ap = argparse.ArgumentParser(prog="python -m replicate.configuration", description=main.__doc__)
-    ap.add_argument("config", nargs="?", default=str(CONFIG_FILE))
+
+def resolve(files: list[str | Path]) -> dict:
+    """The config the workflow builds from ``snakemake --configfile FILE ...``: replicate/config.yaml,
+    then each FILE merged over it, checked and completed by :func:`prepare_config` (the Snakefile's
+    one call), so every message is the workflow's."""
+    config = read_config_file(CONFIG_FILE)
+    for f in files:
+        config = deep_merge(config, read_config_file(f, what="config file"))
+    return prepare_config(config, argv=[], cli_configfiles=[str(f) for f in files])
+
+
+@entry_point(PROG)
+def main(argv: list[str] | None = None) -> int:
+    """``python -m replicate.configuration [FILE ...]``: check FILEs exactly as ``snakemake
+    --configfile FILE ...`` does (layered over replicate/config.yaml) and print the resolved config."""
+    ap = Parser(prog=PROG, description=main.__doc__)
+    ap.add_argument("files", nargs="*", metavar="FILE", help="config files, layered in order (as --configfile)")
     args = ap.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        ap.error(str(exc))
+    config = resolve(args.files)
     print(yaml.safe_dump(config, sort_keys=False), end="")
     return 0
 

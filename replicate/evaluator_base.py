@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 
 @dataclass
@@ -17,26 +17,40 @@ class Measurement:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
+class UndeclaredResult(RuntimeError):
+    """An evaluator read a file that is not an input of the verify rule (a bug in the rules: a
+    missing or stale file would then never be rebuilt before the verdict)."""
+
+
 @dataclass
 class Context:
-    """What an evaluator may read: the results directory and the config; cached frames."""
+    """What an evaluator may read: the results directory and the config; cached frames. Every file
+    is read through ``replicate.io`` (its content digest checked) and, when ``declared`` is given
+    (the verify rule's inputs), must be one of them."""
     results_root: Path
     config: Mapping[str, Any]
     cache: dict[str, Any] = field(default_factory=dict)
+    declared: Optional[frozenset] = None
 
     def path(self, rel: str) -> Path:
         return self.results_root / rel
 
+    def _checked(self, rel: str) -> Path:
+        if self.declared is not None and str(rel) not in self.declared:
+            raise UndeclaredResult(f"an evaluator read {rel!r}, which is not an input of the verify rule; add it to "
+                                   f"the evaluator's inputs or TIER_RESULTS so a missing one is rebuilt first")
+        return self.path(rel)
+
     def csv(self, rel: str):
         if rel not in self.cache:
-            import pandas as pd
+            from replicate.io import read_csv
 
-            self.cache[rel] = pd.read_csv(self.path(rel))
+            self.cache[rel] = read_csv(self._checked(rel))
         return self.cache[rel]
 
     def json(self, rel: str):
         if rel not in self.cache:
-            import json
+            from replicate.io import read_json
 
-            self.cache[rel] = json.loads(self.path(rel).read_text())
+            self.cache[rel] = read_json(self._checked(rel))
         return self.cache[rel]

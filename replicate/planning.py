@@ -15,13 +15,13 @@ the cost model predicts inference only.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from costmodel.cli import entry_point
 from replicate.analytic import Setting, schedule_for, setting_from_claim
 
 PER_BENCHMARK_DEFAULT = 1000
@@ -101,24 +101,33 @@ def gpu_hours(cells: Sequence[Cell], hardware: str, questions: Mapping[str, int]
 
 
 def parse_questions(text: str) -> dict[str, int]:
-    """``videomme=2700,mvbench=4000`` -> {"videomme": 2700, "mvbench": 4000}."""
+    """``videomme=2700,mvbench=4000`` -> {"videomme": 2700, "mvbench": 4000}; a benchmark named
+    twice or not one of the paper tier's is refused."""
+    from replicate.benchmarks.base import BENCHMARKS
+
     out = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
         name, _, count = item.partition("=")
         if not count.isdigit() or int(count) <= 0:
             raise ValueError(f"--questions entry {item!r} must look like benchmark=<positive integer>")
+        if name not in BENCHMARKS:
+            raise ValueError(f"--questions entry {item!r}: unknown benchmark {name!r}; allowed: {', '.join(BENCHMARKS)}")
+        if name in out:
+            raise ValueError(f"--questions names {name!r} twice ({out[name]} and {count})")
         out[name] = int(count)
     return out
 
 
+@entry_point("python -m replicate.planning")
 def main(argv: Sequence[str] | None = None) -> int:
+    from costmodel.cli import Parser, integer
     from costmodel.latency import HARDWARE_NAMES
     from replicate.claims import load_claims
 
-    parser = argparse.ArgumentParser(prog="python -m replicate.planning", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m replicate.planning", description=__doc__.split("\n\n")[0])
     parser.add_argument("--hardware", default="h100-sxm", choices=HARDWARE_NAMES)
     parser.add_argument("--questions", default="", help="benchmark=count,... (default 1000 each)")
-    parser.add_argument("--answer-tokens", type=int, default=ANSWER_TOKENS)
+    parser.add_argument("--answer-tokens", type=integer(0, 100000), default=ANSWER_TOKENS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:

@@ -269,15 +269,17 @@ def splice_readme(readme: str, table: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """python -m replicate.report README.md results/claims/README_table.md: refresh the README's table."""
-    import sys
-    from pathlib import Path
+    from costmodel.cli import Parser, existing_file, fail
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2:
-        print(main.__doc__, file=sys.stderr)
-        return 2
-    readme, table = Path(args[0]), Path(args[1])
-    readme.write_text(splice_readme(readme.read_text(), table.read_text()))
+    p = Parser(prog="python -m replicate.report", description=main.__doc__)
+    p.add_argument("readme", type=existing_file)
+    p.add_argument("table", type=existing_file)
+    args = p.parse_args(argv)
+    try:
+        text = splice_readme(args.readme.read_text(), args.table.read_text())
+    except ValueError as exc:  # a README without the markers: the user's file, named
+        fail(p.prog, f"{args.readme}: {exc}")
+    args.readme.write_text(text)
     return 0
 
 

@@ -66,15 +66,18 @@ def exact_vs_paper(flops_csv: str, *, csv_path: str, md_path: str, log_path: str
 
 
 def verify_claims(*, ids: Sequence[str], claims_file: str, outputs: Sequence[str], config: Mapping[str, Any],
-                  results_dir: str = ".", log_path: str | None = None, cuda: bool | None = None) -> list[dict]:
-    """Verify `ids`; write each to the output named <id>.json, and all of them to all.json if listed."""
+                  results_dir: str = ".", log_path: str | None = None, cuda: bool | None = None,
+                  declared: Sequence[str] | None = None) -> list[dict]:
+    """Verify `ids`; write each to the output named <id>.json, and all of them to all.json if listed.
+    ``declared``: the rule's result inputs, the only files the evaluators may read."""
     t0 = time.perf_counter()
     registry = claims_by_id(claims_file)
     unknown = [i for i in ids if i not in registry]
     if unknown:
         raise KeyError(f"unknown claim id(s) {unknown[:5]}")
     by_name = {Path(p).name: p for p in outputs}
-    results = verify_many([registry[i] for i in ids], results_dir=results_dir, config=config, cuda=cuda)
+    results = verify_many([registry[i] for i in ids], results_dir=results_dir, config=config, cuda=cuda,
+                          declared=declared)
     for res in results:
         target = by_name.get(f"{res['id']}.json")
         if target is None:
@@ -87,8 +90,16 @@ def verify_claims(*, ids: Sequence[str], claims_file: str, outputs: Sequence[str
 
 
 def claims_report(all_json: str, *, report: str, summary: str, readme: str, headline: Sequence[str],
-                  log_path: str | None = None, project: Sequence[str] = (), analogues: Sequence[str] = ()) -> None:
-    results = json.loads(Path(all_json).read_text())
+                  log_path: str | None = None, project: Sequence[str] = (), analogues: Sequence[str] = (),
+                  claim_files: Sequence[str] = ()) -> None:
+    """REPORT.md, summary.json and the README table from all.json; every claim file checked first
+    (content digest, and equal to its all.json entry: a claim file edited or overwritten is refused)."""
+    results = io.read_json(all_json)
+    by_id = {r["id"]: r for r in results}
+    for f in claim_files:
+        if io.read_json(f) != by_id.get(Path(f).stem):
+            raise io.ResultDigestError(f"result {f!r} differs from its entry in {all_json}; rule verify_all "
+                                       f"rebuilds both: snakemake --cores all --forcerun {all_json}")
     io.write_text(report, render_report(results, headline=headline))
     io.write_json(summary, _summary(results))
     io.write_text(readme, render_readme_table(results, headline, project, analogues))

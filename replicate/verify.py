@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from . import evaluators as ev
 from .analytic_evaluators import ANALYTIC_FLOPS
 from .evaluator_base import Context, Measurement
+from .io import ResultDigestError
 from .provenance import provenance
 from .tiers import tier_status
 
@@ -111,7 +112,8 @@ def _outcome(claim: Mapping[str, Any], measured: float, evidence: Mapping[str, A
 
 
 def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", config: Mapping[str, Any],
-                 cuda: bool | None = None, cache: dict[str, Any] | None = None) -> dict[str, Any]:
+                 cuda: bool | None = None, cache: dict[str, Any] | None = None,
+                 declared: frozenset | None = None) -> dict[str, Any]:
     """The claim JSON: reported vs measured, verdict, reason, evidence, provenance.
 
     `results_dir` is the directory relative to which evaluator inputs (results/...) are read.
@@ -138,9 +140,11 @@ def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", con
     missing = [p for p in evaluator.inputs if not (root / p).exists()]
     if missing:
         return {**out, "verdict": "not-run", "reason": f"result file(s) missing: {', '.join(missing)}"}
-    ctx = Context(root, config, cache if cache is not None else {})
+    ctx = Context(root, config, cache if cache is not None else {}, declared)
     try:
         m = evaluator.fn(claim, ctx)
+    except ResultDigestError:
+        raise  # a damaged result stops the verify job (the previous claims stay), naming the file and rule
     except (KeyError, ValueError) as exc:
         return {**out, "verdict": "not-run", "reason": f"evaluator {evaluator.name!r} failed: {exc}"}
     try:
@@ -190,6 +194,9 @@ def _prediction(claim: Mapping[str, Any], root: Path, cache: dict[str, Any] | No
 
 
 def verify_many(claims, *, results_dir: str | Path = ".", config: Mapping[str, Any],
-                cuda: bool | None = None) -> list[dict[str, Any]]:
+                cuda: bool | None = None, declared=None) -> list[dict[str, Any]]:
+    """``declared``: the verify rule's input files; an evaluator reading another file is a bug."""
     cache: dict[str, Any] = {}  # result files are read once for all claims
-    return [verify_claim(c, results_dir=results_dir, config=config, cuda=cuda, cache=cache) for c in claims]
+    declared = None if declared is None else frozenset(map(str, declared))
+    return [verify_claim(c, results_dir=results_dir, config=config, cuda=cuda, cache=cache, declared=declared)
+            for c in claims]

@@ -98,22 +98,6 @@ class VideoLLMAdapter(Protocol):
     def arch_spec(self, name: Optional[str] = None, default_frames: int = 32): ...
 
 
-def check_checkpoint_dir(path, model_type: str, hf_class: str) -> Path:
-    """``path`` as a local HF checkpoint directory of ``model_type``; the error names what is wrong."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ValueError(f"checkpoint directory {str(path)!r} does not exist (expected a local HF "
-                         f"checkpoint with model_type {model_type!r})")
-    cfg_file = path / "config.json"
-    if not cfg_file.is_file():
-        raise ValueError(f"{str(path)!r} has no config.json (expected an HF checkpoint with "
-                         f"model_type {model_type!r})")
-    found = json.loads(cfg_file.read_text()).get("model_type")
-    if found != model_type:
-        raise ValueError(f"{str(path)!r} holds model_type {found!r}; expected {model_type!r} ({hf_class})")
-    return path
-
-
 def strip_private(d):
     """Drop project keys (``_video``, ``_source...``) that are not HF config fields."""
     if isinstance(d, dict):
@@ -144,21 +128,6 @@ def config_kwargs(d: dict, model_type: str) -> dict:
         raise ValueError(f"config has model_type {d.get('model_type')!r}; expected {model_type!r}")
     d.pop("model_type", None)
     return d
-
-
-def load_processor_files(path: Path, default_mean_std) -> tuple:
-    """(tokenizer or None, image_mean, image_std) from a checkpoint's processor files, if present."""
-    mean, std = default_mean_std
-    pre = Path(path) / "preprocessor_config.json"
-    if pre.is_file():
-        d = json.loads(pre.read_text())
-        mean, std = d.get("image_mean", mean), d.get("image_std", std)
-    tokenizer = None
-    if any((Path(path) / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    return tokenizer, mean, std
 
 
 class HFModelDims:

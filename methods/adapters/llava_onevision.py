@@ -75,9 +75,10 @@ class LlavaOnevisionAdapter(HFModelDims, GreedyRequests):
     # ---- construction --------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path, setting: str = "llava-onevision", dtype=torch.float32,
-                        device="cpu", **kwargs) -> "LlavaOnevisionAdapter":
-        """Load a local HF checkpoint directory (never downloads)."""
-        model, tokenizer, mean, std = loading.load_checkpoint(path, dtype=dtype, device=device)
+                        device="cpu", tokenizer=None, **kwargs) -> "LlavaOnevisionAdapter":
+        """Load a local HF checkpoint directory, checked whole first (never downloads). ``tokenizer``:
+        only for a random-weight checkpoint without tokenizer files (e.g. ``ByteTokenizer``)."""
+        model, tokenizer, mean, std = loading.load_checkpoint(path, dtype=dtype, device=device, tokenizer=tokenizer)
         return cls(model, setting, tokenizer=tokenizer, image_mean=mean, image_std=std, **kwargs)
 
     @classmethod

@@ -7,7 +7,8 @@ from typing import Union
 
 import torch
 
-from methods.adapters.base import check_checkpoint_dir, config_kwargs, load_processor_files, shipped_arch_config
+from methods.adapters.base import config_kwargs, shipped_arch_config
+from methods.adapters.checkpoint_check import load_checked
 
 EXPECTED_MODEL_TYPE = "llava_onevision"
 SIGLIP_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # SigLIP processor default
@@ -42,16 +43,11 @@ def tiny_config(layers: int = 4, image_size: int = 56, vocab_size: int = 1000) -
         vision_feature_select_strategy="full", vision_feature_layer=-1)
 
 
-def load_checkpoint(path, dtype=torch.float32, device="cpu") -> tuple:
-    """(eval model, tokenizer or None, image_mean, image_std) of a local checkpoint directory."""
-    from transformers import LlavaOnevisionForConditionalGeneration
-
-    path = Path(path)
-    check_checkpoint_dir(path, EXPECTED_MODEL_TYPE, "LlavaOnevisionForConditionalGeneration")
-    model = LlavaOnevisionForConditionalGeneration.from_pretrained(
-        str(path), dtype=dtype, attn_implementation="sdpa", local_files_only=True).to(device).eval()
-    tokenizer, mean, std = load_processor_files(path, SIGLIP_MEAN_STD)
-    return model, tokenizer, mean, std
+def load_checkpoint(path, dtype=torch.float32, device="cpu", tokenizer=None) -> tuple:
+    """(eval model, tokenizer, image_mean, image_std) of a local checkpoint directory, checked whole
+    first (``checkpoint_check``); ``tokenizer`` given: used instead of the checkpoint's own files."""
+    return load_checked(path, EXPECTED_MODEL_TYPE, "LlavaOnevisionForConditionalGeneration", SIGLIP_MEAN_STD,
+                        dtype=dtype, device=device, tokenizer=tokenizer)
 
 
 def random_model(config_or_arch_name: Union[str, dict, object], dtype=torch.float32, device="cpu",

@@ -73,9 +73,10 @@ class Molmo2VideoAdapter(HFModelDims):
 
     # ---- construction --------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path, dtype=torch.float32, device="cpu", **kwargs) -> "Molmo2VideoAdapter":
-        """Load a local HF Molmo2 checkpoint directory (never downloads)."""
-        model, tokenizer, mean, std = loading.load_checkpoint(path, dtype=dtype, device=device)
+    def from_pretrained(cls, path, dtype=torch.float32, device="cpu", tokenizer=None, **kwargs) -> "Molmo2VideoAdapter":
+        """Load a local HF Molmo2 checkpoint directory, checked whole first (never downloads).
+        ``tokenizer``: only for a random-weight checkpoint without tokenizer files."""
+        model, tokenizer, mean, std = loading.load_checkpoint(path, dtype=dtype, device=device, tokenizer=tokenizer)
         adapter = cls(model, tokenizer=tokenizer, image_mean=mean, image_std=std, **kwargs)
         adapter.checkpoint_dir = str(path)
         return adapter

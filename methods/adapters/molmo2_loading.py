@@ -8,7 +8,8 @@ from typing import Optional, Union
 
 import torch
 
-from .base import check_checkpoint_dir, config_kwargs, load_processor_files, shipped_arch_config
+from .base import config_kwargs, shipped_arch_config
+from .checkpoint_check import load_checked
 
 EXPECTED_MODEL_TYPE = "molmo2"
 #: Where an STTS checkpoint keeps its scorer: beside the ViT's weights in the checkpoint's own
@@ -71,15 +72,11 @@ def random_model(config, dtype=torch.float32, device="cpu", seed: int = 0, attn_
     return model.to(dtype=dtype).eval()
 
 
-def load_checkpoint(path, dtype=torch.float32, device="cpu") -> tuple:
-    """(model, tokenizer or None, image_mean, image_std) of a local HF Molmo2 checkpoint (never downloads)."""
-    from transformers import Molmo2ForConditionalGeneration
-
-    path = check_checkpoint_dir(path, EXPECTED_MODEL_TYPE, "Molmo2ForConditionalGeneration")
-    model = Molmo2ForConditionalGeneration.from_pretrained(
-        str(path), dtype=dtype, attn_implementation="sdpa", local_files_only=True).to(device).eval()
-    tokenizer, mean, std = load_processor_files(path, MOLMO2_MEAN_STD)
-    return model, tokenizer, mean, std
+def load_checkpoint(path, dtype=torch.float32, device="cpu", tokenizer=None) -> tuple:
+    """(model, tokenizer, image_mean, image_std) of a local HF Molmo2 checkpoint (never downloads),
+    checked whole first (``checkpoint_check``); ``tokenizer`` given: used instead of the checkpoint's."""
+    return load_checked(path, EXPECTED_MODEL_TYPE, "Molmo2ForConditionalGeneration", MOLMO2_MEAN_STD,
+                        dtype=dtype, device=device, tokenizer=tokenizer)
 
 
 def save_checkpoint(adapter, path, scorer=None, **save_kw) -> Path:

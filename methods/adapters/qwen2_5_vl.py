@@ -67,9 +67,10 @@ class Qwen2_5_VLAdapter(HFModelDims, GreedyRequests):
 
     # ---- construction --------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path, dtype=torch.float32, device="cpu", **kwargs) -> "Qwen2_5_VLAdapter":
-        """Load a local HF checkpoint directory (never downloads)."""
-        model, tokenizer, mean, std = loading.load_checkpoint(path, dtype=dtype, device=device)
+    def from_pretrained(cls, path, dtype=torch.float32, device="cpu", tokenizer=None, **kwargs) -> "Qwen2_5_VLAdapter":
+        """Load a local HF checkpoint directory, checked whole first (never downloads). ``tokenizer``:
+        only for a random-weight checkpoint without tokenizer files (e.g. ``ByteTokenizer``)."""
+        model, tokenizer, mean, std = loading.load_checkpoint(path, dtype=dtype, device=device, tokenizer=tokenizer)
         return cls(model, tokenizer=tokenizer, image_mean=mean, image_std=std, **kwargs)
 
     @classmethod

@@ -9,7 +9,8 @@ from typing import Union
 
 import torch
 
-from methods.adapters.base import check_checkpoint_dir, config_kwargs, load_processor_files, shipped_arch_config
+from methods.adapters.base import config_kwargs, shipped_arch_config
+from methods.adapters.checkpoint_check import load_checked
 
 EXPECTED_MODEL_TYPE = "qwen2_5_vl"
 HF_CLASS = "Qwen2_5_VLForConditionalGeneration"
@@ -71,15 +72,11 @@ def random_model(config: Union[str, dict, object], dtype=torch.float32, device="
     return model.to(dtype=dtype).eval()
 
 
-def load_checkpoint(path, dtype=torch.float32, device="cpu") -> tuple:
-    """(eval model, tokenizer or None, image_mean, image_std) of a local checkpoint directory."""
-    from transformers import Qwen2_5_VLForConditionalGeneration
-
-    path = check_checkpoint_dir(path, EXPECTED_MODEL_TYPE, HF_CLASS)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-        str(path), dtype=dtype, attn_implementation="sdpa", local_files_only=True).to(device).eval()
-    tokenizer, mean, std = load_processor_files(path, QWEN_MEAN_STD)
-    return model, tokenizer, mean, std
+def load_checkpoint(path, dtype=torch.float32, device="cpu", tokenizer=None) -> tuple:
+    """(eval model, tokenizer, image_mean, image_std) of a local checkpoint directory, checked whole
+    first (``checkpoint_check``); ``tokenizer`` given: used instead of the checkpoint's own files."""
+    return load_checked(path, EXPECTED_MODEL_TYPE, HF_CLASS, QWEN_MEAN_STD, dtype=dtype, device=device,
+                        tokenizer=tokenizer)
 
 
 def save_checkpoint(model, path, image_mean, image_std) -> Path:

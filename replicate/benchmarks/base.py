@@ -45,6 +45,8 @@ class MCQSample:
     options: list[str]
     answer_index: int
     meta: dict[str, Any] = field(default_factory=dict)
+    #: where the question came from ("videomme test.parquet record 3"): named by validation errors
+    source: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:
@@ -149,12 +151,28 @@ def _jsonable(v: Any) -> Any:
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Rows of a .json (a list, or a dict of lists / of rows keyed by id), .jsonl or .parquet file."""
     suffix = path.suffix.lower()
+    if suffix in (".json", ".jsonl"):
+        from .validation import BenchmarkRecordError
+
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise BenchmarkRecordError(f"annotation file {str(path)!r} is not UTF-8 text") from None
+        if not text.strip():
+            raise BenchmarkRecordError(f"annotation file {str(path)!r} is empty; expected the benchmark's records")
     if suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            try:
+                rows.append(json.loads(line)) if line.strip() else None
+            except json.JSONDecodeError as exc:
+                raise BenchmarkRecordError(f"annotation file {str(path)!r} line {n} is not JSON ({exc.msg})") from None
+        return rows
     if suffix == ".json":
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BenchmarkRecordError(f"annotation file {str(path)!r} is not JSON ({exc.msg} at line {exc.lineno})") from None
         if isinstance(data, list):
             return data
         if isinstance(data, dict):
@@ -163,7 +181,10 @@ def read_records(path: Path) -> list[dict[str, Any]]:
                 return lists[0]
             if all(isinstance(v, dict) for v in data.values()):  # {id: row}
                 return [{"_key": k, **v} for k, v in data.items()]
-        raise ValueError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
+        from .validation import BenchmarkRecordError
+
+        raise BenchmarkRecordError(f"annotation file {str(path)!r} holds a JSON {type(data).__name__}; expected a "
+                                   f"list of records (or {{id: record}})")
     if suffix == ".parquet":
         try:
             import pandas as pd
@@ -175,6 +196,11 @@ def read_records(path: Path) -> list[dict[str, Any]]:
                 "install one, or convert the annotations to .json/.jsonl (e.g. on a machine with "
                 "pyarrow: pandas.read_parquet(p).to_json(out, orient='records', lines=True))"
             ) from e
+        except Exception as exc:  # pyarrow's errors are not ValueErrors; a damaged file is the user's
+            from .validation import BenchmarkRecordError
+
+            raise BenchmarkRecordError(f"annotation file {str(path)!r} is not a readable parquet file "
+                                       f"({type(exc).__name__}: {exc})") from None
         return [{k: _jsonable(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
     raise ValueError(f"{path}: unsupported annotation format {suffix!r}; allowed: .json, .jsonl, .parquet")
 
@@ -187,16 +213,12 @@ def first_existing(candidates: Sequence[Path]) -> Path:
     return candidates[0]
 
 
-def require(row: dict[str, Any], keys: Sequence[str], where: str) -> None:
-    missing = [k for k in keys if k not in row]
-    if missing:
-        raise KeyError(f"{where}: annotation record lacks field(s) {missing}; it has {sorted(row)}")
-
-
 def candidates_and_answer(row: dict[str, Any], where: str) -> tuple[list[str], int]:
     """Options and answer index of a record whose answer is given as the text of one candidate
     (MVBench, MLVU): the answer must be one of the candidates."""
-    require(row, ("video", "question", "candidates", "answer"), where)
+    from .validation import check_record
+
+    check_record(row, {"video": "relpath", "question": "text", "candidates": "options", "answer": "answer_text"}, where)
     options = [str(c) for c in row["candidates"]]
     if str(row["answer"]) not in options:
         raise ValueError(f"{where}: answer {row['answer']!r} is not one of the candidates {options}")

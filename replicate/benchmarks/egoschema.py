@@ -23,9 +23,9 @@ from .base import (
     first_existing,
     letter_index,
     read_records,
-    require,
     strip_letter_prefix,
 )
+from .validation import check_record
 from .prompts import EGOSCHEMA_POST, lettered
 
 ANNOTATION_PATTERNS = (
@@ -41,6 +41,10 @@ ANNOTATION_PATTERNS = (
     "GENERATION/test*.json*",
 )
 ANSWER_FILES = ("subset_answers.json", "answers.json")
+#: what a record must hold in each layout (replicate.benchmarks.validation.check_record); the id
+#: names the video file, so it is checked as a path inside the root
+ORIGINAL_FIELDS = {"q_uid": "relpath", "question": "text"}
+HF_FIELDS = {"video_idx": "relpath", "question": "text", "option": "options"}
 
 
 def _video(root: Path, uid: str) -> Path:
@@ -53,6 +57,7 @@ class EgoSchema:
     subsets = ()
     category_keys = ()
     headline = "micro"
+    option_counts = (5, 5)
 
     def read(self, root: Path, subset):
         files = find_annotations(root, "egoschema", ANNOTATION_PATTERNS)
@@ -71,9 +76,10 @@ class EgoSchema:
                 )
             for i, row in enumerate(read_records(files[0])):
                 where = f"egoschema questions.json record {i}"
-                require(row, ("q_uid", "question"), where)
+                check_record(row, {**ORIGINAL_FIELDS, **{f"option {j}": "text" for j in range(5)}}, where,
+                             id_field="q_uid", optional=[f"option {j}" for j in range(5)])
                 uid = str(row["q_uid"])
-                options = [str(row[k]) for k in (f"option {j}" for j in range(5)) if k in row]
+                options = [str(row[k]) for k in (f"option {j}" for j in range(5)) if row.get(k) is not None]
                 if uid not in answers:
                     dropped.append((uid, "no public answer"))
                     continue
@@ -82,7 +88,7 @@ class EgoSchema:
         for path in files:
             for i, row in enumerate(read_records(path)):
                 where = f"egoschema {path.name} record {i}"
-                require(row, ("video_idx", "question", "option"), where)
+                check_record(row, HF_FIELDS, where, id_field="question_idx")
                 uid = str(row["video_idx"])
                 options = [strip_letter_prefix(o, j) for j, o in enumerate(row["option"])]
                 ans = row.get("answer")
@@ -102,6 +108,7 @@ class EgoSchema:
             options=options,
             answer_index=letter_index(answer, len(options), where),
             meta={},
+            source=where,
         )
 
     def format_prompt(self, sample: MCQSample) -> str:

@@ -16,8 +16,8 @@ from .base import (
     first_existing,
     letter_index,
     read_records,
-    require,
 )
+from .validation import check_record
 from .prompts import LONGVIDEOBENCH_POST, lettered
 
 ANNOTATION_PATTERNS = (
@@ -28,6 +28,9 @@ ANNOTATION_PATTERNS = (
     "validation*.json",
 )
 DURATION_GROUPS = ("15", "60", "600", "3600")
+#: what a record must hold (replicate.benchmarks.validation.check_record); the options are
+#: ``candidates`` or option0..option4
+RECORD_FIELDS = {"video_path": "relpath", "question": "text", "correct_choice": "index", "candidates": "options"}
 
 
 def _options(row: dict, where: str) -> list[str]:
@@ -46,13 +49,14 @@ class LongVideoBench:
     subsets = DURATION_GROUPS
     category_keys = ("duration_group", "question_category")
     headline = "micro"
+    option_counts = (4, 5)
 
     def read(self, root: Path, subset):
         samples = []
         for path in find_annotations(root, "longvideobench", ANNOTATION_PATTERNS):
             for i, row in enumerate(read_records(path)):
                 where = f"longvideobench {path.name} record {i}"
-                require(row, ("video_path", "question", "correct_choice"), where)
+                check_record(row, RECORD_FIELDS, where, id_field="id", optional=["candidates"])
                 group = str(row.get("duration_group", ""))
                 if subset is not None and group not in subset:
                     continue
@@ -70,6 +74,7 @@ class LongVideoBench:
                         options=options,
                         answer_index=letter_index(int(row["correct_choice"]), len(options), where),
                         meta=meta,
+                        source=where,
                     )
                 )
         return samples, []

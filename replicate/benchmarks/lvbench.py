@@ -34,9 +34,9 @@ from .base import (
     first_existing,
     letter_index,
     read_records,
-    require,
     split_embedded_options,
 )
+from .validation import check_record
 from .prompts import LVBENCH_POST, lettered
 
 ANNOTATION_PATTERNS = (
@@ -51,18 +51,22 @@ ANNOTATION_PATTERNS = (
 )
 VIDEO_DIRS = ("videos", "all_videos", ".")
 VIDEO_EXTS = (".mp4", ".mkv", ".webm")
+#: what each layout's records must hold (replicate.benchmarks.validation.check_record)
+OFFICIAL_FIELDS = {"key": "relpath", "qa": "records"}
+QA_FIELDS = {"uid": "id", "question": "text", "answer": "letter"}
+LMMS_EVAL_FIELDS = {"video_path": "relpath", "question": "text", "answer": "letter", "options": "options"}
 
 
 def _official(root: Path, path: Path, i: int, row: dict) -> list[MCQSample]:
     """The questions of one line of video_info.meta.jsonl (one video)."""
     where = f"lvbench {path.name} line {i + 1}"
-    require(row, ("key", "qa"), where)
+    check_record(row, OFFICIAL_FIELDS, where, id_field="key")
     key = str(row["key"])
     video = first_existing([root / d / f"{key}{e}" for d in VIDEO_DIRS for e in VIDEO_EXTS])
     samples = []
     for j, qa in enumerate(row["qa"]):
         at = f"{where} qa {j}"
-        require(qa, ("uid", "question", "answer"), at)
+        check_record(qa, QA_FIELDS, at, id_field="uid")
         stem, options = split_embedded_options(str(qa["question"]), at)
         meta = {"video_key": key, "prompt_question": str(qa["question"]),
                 "question_type": ", ".join(str(t) for t in qa.get("question_type") or [])}
@@ -71,14 +75,15 @@ def _official(root: Path, path: Path, i: int, row: dict) -> list[MCQSample]:
         if "time_reference" in qa:
             meta["time_reference"] = qa["time_reference"]
         samples.append(MCQSample(benchmark="lvbench", sample_id=str(qa["uid"]), video_path=video, question=stem,
-                                 options=options, answer_index=letter_index(qa["answer"], len(options), at), meta=meta))
+                                 options=options, answer_index=letter_index(qa["answer"], len(options), at), meta=meta,
+                                 source=at))
     return samples
 
 
 def _lmms_eval_row(root: Path, path: Path, i: int, row: dict) -> MCQSample:
     """One row of lmms-eval's copy: the question carries its options unless an ``options`` field does."""
     where = f"lvbench {path.name} record {i}"
-    require(row, ("video_path", "question", "answer"), where)
+    check_record(row, LMMS_EVAL_FIELDS, where, id_field="uid", optional=["options"])
     question = str(row["question"])
     if row.get("options"):
         stem, options = question, [str(o) for o in row["options"]]
@@ -93,7 +98,7 @@ def _lmms_eval_row(root: Path, path: Path, i: int, row: dict) -> MCQSample:
     meta.update({k: row[k] for k in ("time_reference", "key", "type") if k in row})
     return MCQSample(benchmark="lvbench", sample_id=str(row.get("uid", f"{rel}-{i}")),
                      video_path=first_existing([root / rel, root / "videos" / rel]), question=stem, options=options,
-                     answer_index=letter_index(row["answer"], len(options), where), meta=meta)
+                     answer_index=letter_index(row["answer"], len(options), where), meta=meta, source=where)
 
 
 class LVBench:
@@ -102,6 +107,7 @@ class LVBench:
     subsets = ()
     category_keys = ("question_type", "video_type")
     headline = "micro"
+    option_counts = (4, 4)
 
     def read(self, root: Path, subset):
         samples = []

@@ -25,9 +25,9 @@ from .base import (
     first_existing,
     letter_index,
     read_records,
-    require,
     split_embedded_options,
 )
+from .validation import check_record
 from .prompts import MLVU_ONLY_BEST, MLVU_POST, lettered
 
 TASK_FILES = {
@@ -41,6 +41,8 @@ TASK_FILES = {
 }
 TASKS = tuple(TASK_FILES)
 LMMS_EVAL_PATTERNS = ("test-*.parquet", "test*.jsonl", "test*.json", "mlvu_dev.json", "mlvu_dev.jsonl")
+#: what a record of lmms-eval's copy must hold (replicate.benchmarks.validation.check_record)
+LMMS_EVAL_FIELDS = {"video_name": "relpath", "question": "text", "answer": "letter"}
 
 
 class MLVU:
@@ -49,6 +51,7 @@ class MLVU:
     subsets = TASKS
     category_keys = ("task",)
     headline = "macro"
+    option_counts = (2, 8)  # the MLVU dev set's option count is not stated in what was read: a loose band
 
     def read(self, root: Path, subset):
         wanted = [t for t in TASKS if subset is None or t in subset]
@@ -61,7 +64,7 @@ class MLVU:
         rows = [(p, r) for p in find_annotations(root, "mlvu", LMMS_EVAL_PATTERNS) for r in read_records(p)]
         for i, (path, row) in enumerate(rows):  # i runs across shards so ids stay unique
             where = f"mlvu {path.name} record {i}"
-            require(row, ("video_name", "question", "answer"), where)
+            check_record(row, LMMS_EVAL_FIELDS, where)
             task = str(row.get("task_type", row.get("question_type", "")))
             if subset is not None and task not in subset:
                 continue
@@ -75,6 +78,7 @@ class MLVU:
                     options=options,
                     answer_index=letter_index(row["answer"], len(options), where),
                     meta={"task": task, "prompt_question": str(row["question"])},
+                    source=where,
                 )
             )
         return samples, []
@@ -100,6 +104,7 @@ class MLVU:
                             options=options,
                             answer_index=answer_index,
                             meta=meta,
+                            source=where,
                         )
                     )
         return samples

@@ -54,6 +54,8 @@ class MVBench:
     subsets = SUBTASKS
     category_keys = ("subtask",)
     headline = "macro"
+    option_counts = (2, 5)
+    frame_kinds = ("frames",)  # episodic_reasoning ships a folder of frames per question
 
     def read(self, root: Path, subset):
         wanted = [t for t in SUBTASKS if subset is None or t in subset]
@@ -77,6 +79,7 @@ class MVBench:
                             options=options,
                             answer_index=answer_index,
                             meta=meta,
+                            source=where,
                         )
                     )
         return samples, []

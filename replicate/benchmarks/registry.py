@@ -14,6 +14,7 @@ from .longvideobench import LongVideoBench
 from .lvbench import LVBench
 from .mlvu import MLVU
 from .mvbench import MVBench
+from .validation import check_samples
 from .videomme import VideoMME
 
 LOADERS: tuple[Benchmark, ...] = (VideoMME(), MVBench(), EgoSchema(), LongVideoBench(), MLVU(), LVBench())
@@ -91,10 +92,7 @@ def load_benchmark(
             f"set config key `{config_key(name)}` to the local copy of the benchmark"
         )
     samples, dropped = bench.read(root, chosen)
-    seen: set[str] = set()
-    dupes = [s.sample_id for s in samples if s.sample_id in seen or seen.add(s.sample_id)]
-    if dupes:
-        raise ValueError(f"{name}: duplicate sample ids under {str(root)!r}, e.g. {dupes[:3]}")
+    check_samples(bench, root, samples, dropped)  # not empty, unique ids, options, video paths inside root
     kept: list[MCQSample] = []
     missing: list[MCQSample] = []
     for s in samples:

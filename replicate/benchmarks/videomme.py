@@ -16,9 +16,9 @@ from .base import (
     first_existing,
     letter_index,
     read_records,
-    require,
     strip_letter_prefix,
 )
+from .validation import check_record
 from .prompts import VIDEOMME_LEAD, VIDEOMME_POST, lettered
 
 ANNOTATION_PATTERNS = (
@@ -34,6 +34,8 @@ ANNOTATION_PATTERNS = (
 DURATIONS = ("short", "medium", "long")
 VIDEO_DIRS = ("data", "videos")
 VIDEO_EXTS = (".mp4", ".MP4", ".mkv")
+#: what a record must hold (replicate.benchmarks.validation.check_record)
+RECORD_FIELDS = {"videoID": "relpath", "question": "text", "options": "options", "answer": "letter"}
 
 
 class VideoMME:
@@ -42,13 +44,14 @@ class VideoMME:
     subsets = DURATIONS
     category_keys = ("duration", "domain", "task_type")
     headline = "micro"
+    option_counts = (4, 4)
 
     def read(self, root: Path, subset):
         samples = []
         for path in find_annotations(root, "videomme", ANNOTATION_PATTERNS):
             for i, row in enumerate(read_records(path)):
                 where = f"videomme {path.name} record {i}"
-                require(row, ("videoID", "question", "options", "answer"), where)
+                check_record(row, RECORD_FIELDS, where, id_field="question_id")
                 if subset is not None and row.get("duration") not in subset:
                     continue
                 options = [strip_letter_prefix(o, j) for j, o in enumerate(row["options"])]
@@ -67,6 +70,7 @@ class VideoMME:
                             for k in ("duration", "domain", "sub_category", "task_type", "videoID", "video_id")
                             if k in row
                         },
+                        source=where,
                     )
                 )
         return samples, []

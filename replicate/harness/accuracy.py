@@ -34,14 +34,22 @@ def load_checkpoint(model_dir: str | Path):
     from replicate.synthvqa.data import SynthConfig
     from replicate.synthvqa.model import Layout
 
+    from methods.adapters.checkpoint_check import CheckpointError
+
     model_dir = Path(model_dir)
     if not (model_dir / "synthvqa.json").is_file():
-        raise ValueError(f"{str(model_dir)!r} is not a SynthVideoQA checkpoint (synthvqa.json missing)")
-    d = json.loads((model_dir / "synthvqa.json").read_text())
+        raise CheckpointError(f"{str(model_dir)!r} is not a SynthVideoQA checkpoint (no synthvqa.json; "
+                              f"expected a directory written by python -m replicate.synthvqa.train)")
+    try:
+        d = json.loads((model_dir / "synthvqa.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{str(model_dir / 'synthvqa.json')!r} is not readable JSON ({exc})") from None
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{str(model_dir / 'synthvqa.json')!r} holds a JSON {type(d).__name__}; expected a mapping")
     try:  # the token layout the model was trained in
         layout = Layout.from_dict(d.get("layout"))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{model_dir / 'synthvqa.json'} key layout: {exc}") from None
+        raise CheckpointError(f"{model_dir / 'synthvqa.json'} key layout: {exc}") from None
     adapter = LlavaOnevisionAdapter.from_pretrained(model_dir, setting=layout.setting, time_prompt=layout.time_prompt)
     fields = SynthConfig.__dataclass_fields__
     data = SynthConfig.from_dict({k: v for k, v in d.items() if k in fields})

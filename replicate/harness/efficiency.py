@@ -41,6 +41,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from costmodel.cli import Parser, entry_point, integer, out_dir
 from costmodel.hardware import detect_hardware
 
 from .bench_models import ARCHS, CPU_BENCH_CONFIG, DTYPES, build_adapter, default_frames, make_pixels
@@ -269,44 +270,44 @@ def summary_row(c: dict) -> dict:
     return row
 
 
+PROG = "python -m replicate.harness.efficiency"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m replicate.harness.efficiency",
+    p = Parser(prog=PROG,
                                 description="TTFT split, decode tokens/s and peak memory per method, beside "
                                             "the cost model's prediction (random weights: timing does "
                                             "not depend on weight values).")
     p.add_argument("--arch", default="cpu-bench", choices=ARCHS)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="default: fp32 on cpu, bf16 on cuda")
-    p.add_argument("--frames", type=int, default=None,
+    p.add_argument("--frames", type=integer(1), default=None,
                    help="input frames; default: " + ", ".join(f"{default_frames(a)} ({a})" for a in ARCHS)
                         + " (Qwen2.5-VL: 2 input frames per temporal group)")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated registered methods")
-    p.add_argument("--retention", default="0.10", help="comma-separated retentions, e.g. 0.10,0.25")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--decode-tokens", type=int, default=32)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (cpu only)")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help="comma-separated registered methods (a repeat is dropped with a notice)")
+    p.add_argument("--retention", default="0.10", help="comma-separated retentions in (0, 1], e.g. 0.10,0.25")
+    p.add_argument("--repeats", type=integer(1, 1000), default=5)
+    p.add_argument("--warmup", type=integer(0, 1000), default=1)
+    p.add_argument("--decode-tokens", type=integer(1, 10 ** 6), default=32,
+                   help="greedy steps after the prefill (prompt + these must fit the context length)")
+    p.add_argument("--threads", type=integer(1, 1024), default=None, help="torch CPU threads (cpu only)")
     p.add_argument("--hardware", default=None, help="costmodel hardware entry (default: detected)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output directory: {method}/{rtag}.json + summary.json")
+    p.add_argument("--seed", type=integer(0), default=0)
+    p.add_argument("--out", required=True, type=out_dir,
+                   help="output directory: {method}/{rtag}.json + summary.json")
     return p
 
 
+@entry_point(PROG)
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from .validate import HarnessArgumentError, validate_args
+    from .validate import validate_args
 
-    try:  # every argument, before a model is built or anything is timed
-        checked = validate_args(args, archs=ARCHS, cpu_bench_config=CPU_BENCH_CONFIG)
-    except HarnessArgumentError as exc:
-        raise SystemExit(f"error: {exc}")
+    # every argument, before a model is built or anything is timed (HarnessArgumentError: exit 2)
+    checked = validate_args(args, archs=ARCHS, cpu_bench_config=CPU_BENCH_CONFIG)
     dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
     methods, rets = checked["methods"], checked["retentions"]
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise SystemExit("--device cuda but torch.cuda.is_available() is False")
     t0 = time.perf_counter()
     prov = provenance_block(args.device, dtype, args.seed, {"argv": list(argv or sys.argv[1:])})
     cells = run_efficiency(arch=args.arch, methods=methods, retentions=rets, device=args.device, dtype=dtype,

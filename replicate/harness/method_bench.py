@@ -18,6 +18,8 @@ import time
 
 import torch
 
+from costmodel.cli import Parser, entry_point, integer, out_file
+
 from replicate.io import write_json
 
 DEFAULT_METHODS = {
@@ -126,17 +128,21 @@ def bench_provenance() -> dict:
                       extra={"threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")})
 
 
+@entry_point("python -m replicate.harness.method_bench")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m replicate.harness.method_bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="output JSON path")
-    p.add_argument("--frames", type=int, default=32)
-    p.add_argument("--grid", type=int, default=14, help="pooled grid side (14 -> 196 tokens/frame)")
-    p.add_argument("--dim", type=int, default=3584)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--overhead-repeats", type=int, default=50)
-    p.add_argument("--methods", nargs="*", default=None, help="subset of pre-LLM methods to time")
+    p = Parser(prog="python -m replicate.harness.method_bench", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, type=out_file, help="output JSON path")
+    p.add_argument("--frames", type=integer(2, 1024), default=32)
+    p.add_argument("--grid", type=integer(1, 64), default=14, help="pooled grid side (14 -> 196 tokens/frame)")
+    p.add_argument("--dim", type=integer(1, 16384), default=3584)
+    p.add_argument("--repeats", type=integer(1, 1000), default=5)
+    p.add_argument("--overhead-repeats", type=integer(1, 10000), default=50)
+    p.add_argument("--methods", nargs="*", default=None, choices=sorted(DEFAULT_METHODS),
+                   help="subset of pre-LLM methods to time")
     args = p.parse_args(argv)
+    if args.methods is not None and len(set(args.methods)) < len(args.methods):
+        p.error(f"--methods {args.methods}: a method is given twice")
     methods = None if args.methods is None else {m: DEFAULT_METHODS.get(m, {"retention": 0.1}) for m in args.methods}
     result = {"provenance": bench_provenance(),
               "reductions": bench_reductions(args.frames, (args.grid, args.grid), args.dim, repeats=args.repeats,

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from costmodel.cli import entry_point
 from costmodel.schedule import VisionLoad
 
 #: The paper's reported wall-clock speed-ups (papers.md §2 S2/S3; 2nd-hand numbers).
@@ -173,30 +174,35 @@ def cpu_bench_molmo2(seed: int = 0):
     return Molmo2VideoAdapter.from_config(cfg, seed=seed)
 
 
+STTS_EFFICIENCY_PROG = "python -m replicate.harness.stts_efficiency"
+
+
+@entry_point(STTS_EFFICIENCY_PROG)
 def main(argv=None) -> int:
     """``python -m replicate.harness.stts_efficiency``: time vanilla vs STTS (inference and training
     step) and write the cost model's predictions beside them, as one JSON file."""
-    import argparse
-
+    from costmodel.cli import Parser, finite_float, integer, number_list, out_file
     from replicate.io import write_json
     from replicate.provenance import provenance
 
-    ap = argparse.ArgumentParser(prog="python -m replicate.harness.stts_efficiency", description=main.__doc__)
-    ap.add_argument("--arch", default="cpu-bench", help="molmo2-4b (random weights, full size) or cpu-bench")
-    ap.add_argument("--device", default="cpu")
+    from .validate import check_device
+
+    ap = Parser(prog=STTS_EFFICIENCY_PROG, description=main.__doc__)
+    ap.add_argument("--arch", default="cpu-bench", choices=("cpu-bench", "molmo2-4b"),
+                    help="molmo2-4b (random weights, full size) or cpu-bench")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
-    ap.add_argument("--frames", default="4,8", help="comma-separated frame counts")
-    ap.add_argument("--topk", type=float, default=0.5)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--frames", type=number_list(integer(1, 4096)), default=[4, 8], help="comma-separated frame counts")
+    ap.add_argument("--topk", type=finite_float(0, 1, lo_open=True, hi_open=True), default=0.5)
+    ap.add_argument("--repeats", type=integer(1, 1000), default=3)
+    ap.add_argument("--warmup", type=integer(0, 1000), default=1)
+    ap.add_argument("--threads", type=integer(1, 1024), default=1)
     ap.add_argument("--no-train", action="store_true", help="inference only")
-    ap.add_argument("--out", required=True, help="JSON file to write")
+    ap.add_argument("--out", required=True, type=out_file, help="JSON file to write")
     a = ap.parse_args(argv)
-    if a.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {a.device}: no CUDA device here")
+    check_device(a.device)
     torch.set_num_threads(a.threads)
-    frames = [int(x) for x in a.frames.split(",") if x]
+    frames = a.frames
     dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
     if a.arch == "cpu-bench":
         adapter = cpu_bench_molmo2()

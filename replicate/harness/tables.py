@@ -40,7 +40,11 @@ def accuracy_table(cells: Sequence[dict]):
 
 
 def read_cells(paths: Iterable[str | Path]) -> list[dict]:
-    return [json.loads(Path(p).read_text()) for p in paths]
+    """The cells, each checked against its content digest (``replicate.io.read_json``): a cell edited
+    by hand or damaged never reaches a table."""
+    from replicate.io import read_json
+
+    return [read_json(p) for p in paths]
 
 
 def efficiency_table(summary_rows: Sequence[dict]):

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from costmodel.cli import UsageError
 
-class HarnessArgumentError(ValueError):
+#: the text tokens around the video in the harness's prompt, with room to spare (its QUESTION is ~60)
+PROMPT_TEXT_TOKENS = 256
+DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:[0-9]+)?)$")
+
+
+class HarnessArgumentError(UsageError):
     """A harness argument that cannot run; the message names it and what is allowed."""
 
 
@@ -27,6 +34,8 @@ def known_hardware() -> list[str]:
 
 def check_out_dir(out: str) -> Path:
     """``--out`` must be (or be creatable as) a writable directory; nothing is created here."""
+    if not str(out).strip():
+        raise HarnessArgumentError("--out '' is empty; name the output directory (e.g. --out results/eff)")
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise HarnessArgumentError(f"--out {out!r} exists and is not a directory")
@@ -44,9 +53,21 @@ def check_out_dir(out: str) -> Path:
     return path
 
 
-def check_retentions(text: str) -> list[float]:
+def _dedupe(values: list, flag: str) -> list:
+    """``values`` without repeats; a repeat is dropped with a notice (a cell is timed once)."""
+    out = list(dict.fromkeys(values))
+    if len(out) < len(values):
+        import sys
+
+        dupes = sorted({str(v) for v in values if values.count(v) > 1})
+        print(f"note: {flag}: duplicate(s) {dupes} dropped; each cell is timed once", file=sys.stderr)
+    return out
+
+
+def check_retentions(text: str | Sequence[float]) -> list[float]:
     try:
-        values = [float(x) for x in str(text).split(",") if x.strip()]
+        values = [float(x) for x in (str(text).split(",") if isinstance(text, str) else text)
+                  if str(x).strip()]
     except ValueError:
         raise HarnessArgumentError(f"--retention must be comma-separated numbers in (0, 1], got {text!r}") from None
     if not values:
@@ -54,18 +75,45 @@ def check_retentions(text: str) -> list[float]:
     for r in values:
         if not math.isfinite(r) or not 0 < r <= 1:
             raise HarnessArgumentError(f"--retention {r!r} is outside (0, 1] (from {text!r})")
-    return values
+    return _dedupe(values, "--retention")
 
 
-def check_methods(text: str) -> list[str]:
+def check_methods(text: str | Sequence[str]) -> list[str]:
     from methods.registry import list_methods
 
-    methods = [m.strip() for m in str(text).split(",") if m.strip()]
+    methods = [str(m).strip() for m in (str(text).split(",") if isinstance(text, str) else text) if str(m).strip()]
     known = list_methods()
     bad = [m for m in methods if m not in known]
     if not methods or bad:
         raise HarnessArgumentError(f"--methods: unknown {bad or '(empty)'}; registered: {', '.join(known)}")
-    return methods
+    return _dedupe(methods, "--methods")
+
+
+def check_decode_tokens(arch: str, frames: int, decode_tokens: int, *, tokens_per_frame: int,
+                        context: Optional[int]) -> None:
+    """The prompt (video + text) plus the decoded tokens must fit the LLM's context."""
+    if context is None or decode_tokens is None:
+        return
+    room = context - frames * tokens_per_frame - PROMPT_TEXT_TOKENS
+    if decode_tokens > room:
+        raise HarnessArgumentError(
+            f"--decode-tokens {decode_tokens}: {frames} frames x {tokens_per_frame} visual tokens + "
+            f"{PROMPT_TEXT_TOKENS} text tokens leave {max(room, 0)} of {arch}'s context length {context}")
+
+
+def check_device(device: str) -> None:
+    """cpu or cuda[:N]; cuda only where torch sees that device."""
+    if not DEVICE_PATTERN.match(str(device)):
+        raise HarnessArgumentError(f"--device {device!r} is not a device; allowed: cpu, cuda, cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if not torch.cuda.is_available():
+            raise HarnessArgumentError(f"--device {device}: torch sees no CUDA device here "
+                                       f"(torch.cuda.is_available() is False); use --device cpu")
+        if index >= torch.cuda.device_count():
+            raise HarnessArgumentError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
 
 
 def check_frames(arch: str, frames: Optional[int], *, tokens_per_frame: int, context: Optional[int]) -> None:
@@ -111,6 +159,12 @@ def validate_args(args: Any, *, archs: Sequence[str], cpu_bench_config: dict) ->
     check_counts(args)
     per_frame, context = arch_limits(args.arch, cpu_bench_config)
     check_frames(args.arch, args.frames, tokens_per_frame=per_frame, context=context)
-    if not (args.device == "cpu" or str(args.device).startswith("cuda")):
-        raise HarnessArgumentError(f"--device must be cpu or cuda[:N], got {args.device!r}")
-    return {"methods": check_methods(args.methods), "retentions": check_retentions(args.retention)}
+    if not DEVICE_PATTERN.match(str(args.device)):
+        raise HarnessArgumentError(f"--device {args.device!r} is not a device; allowed: cpu, cuda, cuda:N")
+    methods, retentions = check_methods(args.methods), check_retentions(args.retention)
+    from .bench_models import default_frames
+
+    frames = args.frames if args.frames is not None else default_frames(args.arch)
+    check_decode_tokens(args.arch, frames, args.decode_tokens, tokens_per_frame=per_frame, context=context)
+    check_device(args.device)
+    return {"methods": methods, "retentions": retentions}

@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from costmodel.cli import UsageError
+
 SIGLIP_KEY = "siglip-so400m"
 #: methods whose saliency is the MAP-head probe attention (methods/tango.py, methods/fastvid.py:
 #: SALIENCY = "map_head_attn"; tests hold this set equal to those modules)
@@ -26,7 +28,7 @@ _HEAD_PREFIXES = ("vision_model.head.", "head.")
 _LN_PREFIXES = ("vision_model.post_layernorm.", "post_layernorm.")
 
 
-class PaperInputError(ValueError):
+class PaperInputError(UsageError):
     """A configured path is unusable; the message names the config key and the file."""
 
 
@@ -49,11 +51,20 @@ def checkpoint_dir(config: Mapping[str, Any], name: str) -> Path:
     return path
 
 
-def _model_type(path: Path, key: str) -> str:
+def _config_json(path: Path, key: str) -> dict:
+    """``path/config.json`` as a mapping (the checkpoint validator checks it whole at load time)."""
     try:
-        return str(json.loads((path / "config.json").read_text()).get("model_type"))
-    except (OSError, json.JSONDecodeError) as exc:
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PaperInputError(f"{str(path / 'config.json')!r} (config key {key}) is not readable JSON: {exc}") from exc
+    if not isinstance(cfg, dict):
+        raise PaperInputError(f"{str(path / 'config.json')!r} (config key {key}) holds a JSON {type(cfg).__name__}; "
+                              f"expected a mapping with a model_type ({', '.join(FAMILIES)})")
+    return cfg
+
+
+def _model_type(path: Path, key: str) -> str:
+    return str(_config_json(path, key).get("model_type"))
 
 
 #: config.json ``model_type`` -> adapter class (module, name) of that family
@@ -140,9 +151,17 @@ def attach_map_head(adapter, config: Mapping[str, Any], method: str) -> dict[str
 
 
 def _safetensor_files(path: Path, key: str) -> list[Path]:
+    """The checkpoint's safetensors files, each header readable and no tensor beyond its file's end."""
+    from methods.adapters.checkpoint_check import CheckpointError, read_safetensors_header
+
     files = sorted(path.glob("*.safetensors"))
     if not files:
         raise PaperInputError(f"SigLIP checkpoint {str(path)!r} (config key {key}) has no *.safetensors file")
+    for f in files:
+        try:
+            read_safetensors_header(f)
+        except CheckpointError as exc:
+            raise PaperInputError(f"SigLIP checkpoint (config key {key}): {exc}") from None
     return files
 
 
@@ -165,10 +184,14 @@ def load_map_head(config: Mapping[str, Any], tower_config):
 
     key = checkpoint_key(SIGLIP_KEY)
     path = checkpoint_dir(config, SIGLIP_KEY)
-    cfg = json.loads((path / "config.json").read_text())
+    cfg = _config_json(path, key)
     vcfg = cfg.get("vision_config", cfg) if cfg.get("model_type") == "siglip" else cfg
+    if not isinstance(vcfg, dict) or cfg.get("model_type") not in ("siglip", "siglip_vision_model"):
+        raise PaperInputError(f"SigLIP checkpoint {str(path / 'config.json')!r} (config key {key}) has model_type "
+                              f"{cfg.get('model_type')!r}; expected 'siglip' or 'siglip_vision_model'")
     for dim in ("hidden_size", "num_attention_heads", "intermediate_size"):
-        if int(vcfg.get(dim, -1)) != int(getattr(tower_config, dim)):
+        got = vcfg.get(dim)
+        if isinstance(got, bool) or not isinstance(got, int) or got != int(getattr(tower_config, dim)):
             raise PaperInputError(f"SigLIP checkpoint {str(path / 'config.json')!r} (config key {key}) has "
                                   f"{dim}={vcfg.get(dim)}, the model's vision tower {getattr(tower_config, dim)}")
     files = _safetensor_files(path, key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
+from costmodel.cli import entry_point
 from . import cells as C
 
 #: questions per benchmark as lmms-eval scores them (dataset cards: Video-MME 2,700; MVBench
@@ -81,17 +82,19 @@ def markdown(est: dict) -> str:
     return "\n".join(lines)
 
 
+@entry_point("python -m replicate.paper.cost")
 def main(argv=None) -> int:
-    import argparse
-
+    from costmodel.cli import Parser, existing_file, integer
+    from costmodel.latency import HARDWARE_NAMES
+    from costmodel.memory import DTYPE_BYTES
     from replicate.claims import load_claims
     from replicate.configuration import load_config
 
-    ap = argparse.ArgumentParser(prog="python -m replicate.paper.cost", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--hardware", default="h100-sxm")
-    ap.add_argument("--dtype", default="bf16")
-    ap.add_argument("--decode-tokens", type=int, default=16)
-    ap.add_argument("--config", default=str(C.__file__).replace("paper/cells.py", "config.yaml"))
+    ap = Parser(prog="python -m replicate.paper.cost", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hardware", default="h100-sxm", choices=HARDWARE_NAMES)
+    ap.add_argument("--dtype", default="bf16", choices=tuple(DTYPE_BYTES))
+    ap.add_argument("--decode-tokens", type=integer(0, 100000), default=16)
+    ap.add_argument("--config", type=existing_file, default=str(C.__file__).replace("paper/cells.py", "config.yaml"))
     args = ap.parse_args(argv)
     config = load_config(args.config)
     est = estimate(load_claims(), config, args.hardware, args.dtype, args.decode_tokens)

@@ -38,6 +38,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from costmodel.cli import entry_point
+
 REPO = Path(__file__).resolve().parents[2]
 LLAVA_CHECKPOINTS = ("llava-onevision-7b", "llava-onevision-72b", "llava-video-7b")
 #: released Molmo2 checkpoints -> STTS pruned fraction of the scorer they carry (None: the base model)
@@ -196,16 +198,30 @@ def run(directory: str | Path, *, extra: Iterable[str] = (), timeout: int | None
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def main(argv=None) -> int:
-    import argparse
+def _check_claim_ids(ap, ids: list[str]) -> None:
+    """--claims: known paper-tier claim ids, each once."""
+    from replicate.claims import load_claims
 
-    ap = argparse.ArgumentParser(prog="python -m replicate.paper.rehearsal", description=__doc__.split("\n\n")[0])
+    known = {c["id"] for c in load_claims() if c.get("tier") == "paper"}
+    bad = [i for i in ids if i not in known]
+    if not ids or bad or len(set(ids)) < len(ids):
+        ap.error(f"--claims {ids}: " + (f"unknown paper-tier claim id(s) {bad}" if bad else
+                                        "empty" if not ids else "an id is given twice"))
+
+
+@entry_point("python -m replicate.paper.rehearsal")
+def main(argv=None) -> int:
+    from costmodel.cli import Parser, integer, out_dir
+
+    ap = Parser(prog="python -m replicate.paper.rehearsal", description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=["make", "run"])
-    ap.add_argument("directory")
-    ap.add_argument("--samples", type=int, default=12, help="questions per benchmark (default 12: with fewer, a random tiny model can score 0 on every one and perf-kept is undefined)")
-    ap.add_argument("--shards", type=int, default=2)
+    ap.add_argument("directory", type=out_dir)
+    ap.add_argument("--samples", type=integer(1, 10000), default=12, help="questions per benchmark (default 12: with fewer, a random tiny model can score 0 on every one and perf-kept is undefined)")
+    ap.add_argument("--shards", type=integer(1, 999), default=2)
     ap.add_argument("--claims", nargs="*", default=None, help="paper claim ids (default: all)")
     args, rest = ap.parse_known_args(argv)
+    if args.claims is not None:
+        _check_claim_ids(ap, args.claims)
     kw = dict(n=args.samples, shards=args.shards, claims=args.claims or "all")
     if args.command == "make":
         print(make(args.directory, **kw))

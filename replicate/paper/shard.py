@@ -15,13 +15,12 @@ the file: only that cell stops, and the claims that read it say ``not-run`` with
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from costmodel.cli import entry_point
 from replicate.benchmarks.base import LETTERS, MCQSample, MissingVideoError
 from replicate.benchmarks.prompts import parse_letter
 from replicate.benchmarks.registry import format_prompt, load_benchmark
@@ -218,18 +217,10 @@ def _with_method(adapter, method, samples, cell, mode, paper, progress):
 
 
 def write_jsonl_atomic(path: str | Path, rows: list[dict]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, default=str) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """The shard file, atomically, with its content digest (``replicate.io.write_jsonl``)."""
+    from replicate.io import write_jsonl
+
+    return write_jsonl(path, rows)
 
 
 def read_shard(path: str | Path) -> tuple[dict, list[dict]]:
@@ -240,11 +231,12 @@ def read_shard(path: str | Path) -> tuple[dict, list[dict]]:
 
 
 def run_shard(cell: Cell, shard: int, n_shards: int, config: Mapping[str, Any], out: str | Path,
-              progress: bool = True) -> dict:
-    """Compute and write one shard; an existing finished shard is returned untouched."""
+              progress: bool = True, reuse: bool = True) -> dict:
+    """Compute and write one shard; an existing finished shard is returned untouched (``reuse``;
+    the workflow passes False: Snakemake keeps the previous shard while it reruns the job)."""
     from replicate.provenance import provenance
 
-    if Path(out).is_file():
+    if reuse and Path(out).is_file():
         header, _ = read_shard(out)
         if header.get("status") != "error":
             return header
@@ -266,9 +258,11 @@ def _score(cell: Cell, records: list[dict]) -> dict[str, Any]:
 def summarise_cell(cell: Cell, shard_paths: list[str | Path]) -> dict[str, Any]:
     """Merge a cell's shards: accuracy as lmms-eval reports it (``headline_accuracy``: the task mean
     for MVBench and MLVU), visual tokens kept, runtimes; a failed shard makes the cell fail."""
+    from replicate.io import verify_result
+
     headers, records = [], []
     for p in sorted(shard_paths):
-        h, r = read_shard(p)
+        h, r = read_shard(verify_result(p))  # a shard edited or damaged after it was written is refused
         headers.append(h)
         records.extend(r)
     base = {"cell": cell.as_dict(), "n_shards": len(headers), "shards": [str(p) for p in sorted(shard_paths)],
@@ -300,11 +294,11 @@ def _mean(xs) -> Optional[float]:
 
 def write_index(summaries: list[str | Path], out: str | Path, config: Mapping[str, Any]) -> dict:
     """``results/paper/cells.json``: every cell summary this run built, with its status."""
-    from replicate.io import write_json
+    from replicate.io import read_json, write_json
 
     cells = []
     for p in sorted(map(str, summaries)):
-        s = json.loads(Path(p).read_text())
+        s = read_json(p)
         cells.append({"summary": p, "status": s["status"], "reason": s.get("reason"),
                       "headline_accuracy": s.get("headline_accuracy"), **s["cell"]})
     index = {"cells": cells, "rehearsal": bool(config.get("paper", {}).get("rehearsal", False))}
@@ -330,9 +324,19 @@ def index_job(summaries: list[str], out: str, log: str, rehearsal: bool) -> None
 
 
 def clean_errors(root: str | Path = CELLS_ROOT) -> list[Path]:
-    """Delete shards whose header says error (and their cell summaries) so a rerun retries them."""
+    """Delete shards whose header says error (and their cell summaries) so a rerun retries them.
+    A root that is not a folder of paper-tier cells is refused (a mistyped --root deleted nothing
+    and said nothing)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PaperInputError(f"--root {str(root)!r} {'is a file' if root.exists() else 'does not exist'}; expected "
+                              f"the paper tier's cells folder ({CELLS_ROOT}, relative to the workflow's directory)")
+    shards = sorted(root.rglob("shard-*.jsonl"))
+    if not shards:
+        raise PaperInputError(f"--root {str(root)!r} holds no shard-*.jsonl file; expected the paper tier's cells "
+                              f"folder ({CELLS_ROOT})")
     removed = []
-    for p in sorted(Path(root).rglob("shard-*.jsonl")):
+    for p in shards:
         if read_shard(p)[0].get("status") == "error":
             p.unlink()
             (p.parent / "summary.json").unlink(missing_ok=True)
@@ -340,15 +344,18 @@ def clean_errors(root: str | Path = CELLS_ROOT) -> list[Path]:
     return removed
 
 
+@entry_point("python -m replicate.paper.shard")
 def main(argv=None) -> int:
-    import argparse
+    from costmodel.cli import Parser
 
-    ap = argparse.ArgumentParser(prog="python -m replicate.paper.shard")
+    ap = Parser(prog="python -m replicate.paper.shard")
     ap.add_argument("command", choices=["clean-errors"])
-    ap.add_argument("--root", default=CELLS_ROOT)
+    ap.add_argument("--root", default=CELLS_ROOT, help=f"the cells folder (default {CELLS_ROOT})")
     args = ap.parse_args(argv)
-    for p in clean_errors(args.root):
+    removed = clean_errors(args.root)
+    for p in removed:
         print(f"removed {p}")
+    print(f"{len(removed)} error shard(s) removed under {args.root}")
     return 0
 
 

@@ -46,7 +46,9 @@ def single_claim_inputs(wildcards):
     needed = set(TIER_RESULTS["analytic"])
     evaluator = EVALUATORS.get(claim.get("evaluator"))
     if evaluator is not None and claim["tier"] in runnable_tiers():
-        needed |= set(evaluator.inputs)
+        # its tier's results too: evaluators may read the cells behind a table (every file they read
+        # is an input: replicate.evaluator_base.Context refuses any other)
+        needed |= set(evaluator.inputs) | set(TIER_RESULTS[claim["tier"]])
     return sorted(needed)
 
 

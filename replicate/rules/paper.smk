@@ -93,3 +93,4 @@ rule paper_index:
 
 
 TIER_RESULTS["paper"] += [_PC.CELLS_INDEX]
+TIER_RESULTS["paper"] += PAPER_SUMMARIES  # the evaluators read each cell's summary: a missing one is rebuilt

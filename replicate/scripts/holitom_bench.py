@@ -60,7 +60,7 @@ def run(frames, grid, dim, retentions, static_fraction, repeats, threads, seed=0
                                      extra={"threads": torch.get_num_threads()})}
 
 
-if __name__ == "__main__" or "snakemake" in globals():
+if "snakemake" in globals():  # a Snakemake script (rule holitom_bench), not a command
     sm = snakemake  # noqa: F821
     b = dict(sm.params.bench)
     with open(sm.log[0], "w") as log:

@@ -13,5 +13,5 @@ config = {"paths": sm.params.paths, "paper": dict(sm.params.run),
           "seeds": list(sm.params.seeds)}
 shard, n_shards = int(sm.wildcards.pshard), int(sm.wildcards.pn)
 with open(sm.log[0], "w") as log, contextlib.redirect_stderr(log):
-    header = run_shard(cell, shard, n_shards, config, sm.output[0])
+    header = run_shard(cell, shard, n_shards, config, sm.output[0], reuse=False)
     print(f"shard {shard}/{n_shards} of {cell.dir}: {header['status']} {header.get('reason') or ''}", file=log)

@@ -21,6 +21,7 @@ from ``checkpoint.pt`` ends with the same weights as an uninterrupted one (teste
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -30,6 +31,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as Fn
 
+from costmodel.cli import UsageError, check_number
 from methods.stts_method import STTS, STTSMethodConfig, stts_losses
 from methods.stts import TemporalTokenScorer, auxiliary_loss, novelty_targets
 from replicate.io import write_text
@@ -37,6 +39,18 @@ from replicate.training import save_atomic, torch_threads, warmup_cosine_lr
 
 BACKBONES = ("llava-ov", "molmo2")
 MODES = ("scorer", "end-to-end")
+#: the numbers of a run and what each may be (the CLI's argparse types and the config check share them)
+INT_RANGES = {"prune_at": (0, 64), "steps": (1, 10 ** 7), "batch_size": (1, 65536), "seed": (0, 2 ** 63 - 1),
+              "threads": (1, 1024), "save_every": (1, 10 ** 7), "log_every": (1, 10 ** 7),
+              "n_train": (1, 10 ** 9), "frames": (1, 4096)}
+#: (low, high, low open, high open): a negative grad_clip would make every update climb the loss
+FLOAT_RANGES = {"topk": (0.0, 1.0, True, True), "aux_coef": (0.0, 1e6, False, False),
+                "lr": (0.0, 10.0, True, False), "weight_decay": (0.0, 10.0, False, False),
+                "grad_clip": (0.0, 1e6, True, False)}
+
+
+class NonFiniteTraining(RuntimeError):
+    """A step produced a NaN/inf loss, gradient norm or weight; nothing of it is saved."""
 
 
 @dataclass(frozen=True)
@@ -65,18 +79,19 @@ class STTSTrainConfig:
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone {self.backbone!r} is not one of {list(BACKBONES)}")
+            raise UsageError(f"backbone {self.backbone!r} is not one of {list(BACKBONES)}")
         if self.mode not in MODES:
-            raise ValueError(f"mode {self.mode!r} is not one of {list(MODES)}")
-        if not 0.0 < float(self.topk) < 1.0:
-            raise ValueError(f"topk (pruned fraction) must be in (0, 1) for training, got {self.topk!r}")
-        for name in ("steps", "batch_size", "save_every", "log_every", "n_train", "threads", "frames"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.lr <= 0 or self.aux_coef < 0:
-            raise ValueError(f"lr must be > 0 and aux_coef >= 0, got lr={self.lr!r} aux_coef={self.aux_coef!r}")
+            raise UsageError(f"mode {self.mode!r} is not one of {list(MODES)}")
         if self.dtype not in ("fp32", "bf16"):
-            raise ValueError(f"dtype must be 'fp32' or 'bf16', got {self.dtype!r}")
+            raise UsageError(f"dtype must be 'fp32' or 'bf16', got {self.dtype!r}")
+        for name, (lo, hi) in INT_RANGES.items():
+            value = getattr(self, name)
+            if value is None and name == "prune_at":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise UsageError(f"{name} must be a whole number in [{lo}, {hi}], got {value!r}")
+        for name, bounds in FLOAT_RANGES.items():  # finite: a NaN passes every comparison
+            check_number(getattr(self, name), *bounds[:2], lo_open=bounds[2], hi_open=bounds[3], what=name)
 
 
 def _atomic_json(obj, path: Path) -> None:
@@ -104,7 +119,7 @@ class LlavaTask:
         from replicate.harness.accuracy import load_checkpoint
 
         if cfg.data != "synthvqa":
-            raise ValueError(f"backbone llava-ov trains on data 'synthvqa', got {cfg.data!r}")
+            raise UsageError(f"backbone llava-ov trains on data 'synthvqa', got {cfg.data!r}")
         self.adapter, self.data_cfg = load_checkpoint(cfg.model_dir)
         self.model_dir = Path(cfg.model_dir)
         blocks = len(self.adapter.model.model.vision_tower.encoder.layers)
@@ -180,13 +195,23 @@ class Molmo2Task:
             return [("synthetic", i) for i in range(cfg.n_train)]
         path = Path(cfg.data)
         if not path.is_file():
-            raise ValueError(f"molmo2 data {cfg.data!r}: expected 'synthetic' or a JSONL file of "
+            raise UsageError(f"molmo2 data {cfg.data!r}: expected 'synthetic' or a JSONL file of "
                              f'{{"video", "question", "answer"}} (not found)')
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        for i, r in enumerate(rows):
-            missing = {"video", "question", "answer"} - set(r)
-            if missing:
-                raise ValueError(f"{path}: line {i + 1} lacks {sorted(missing)}")
+        rows = []
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"{path}: line {i + 1} is not JSON ({exc.msg})") from None
+            bad = [k for k in ("video", "question", "answer") if not isinstance(r, dict) or not isinstance(r.get(k), str)]
+            if bad:
+                raise UsageError(f"{path}: line {i + 1} lacks text field(s) {bad}; each line is "
+                                 f'{{"video": path, "question": text, "answer": text}}')
+            rows.append(r)
+        if not rows:
+            raise UsageError(f"{path}: no training record (an empty file trains on nothing)")
         return rows
 
     def _clip(self, sample) -> tuple[torch.Tensor, str, str]:
@@ -268,6 +293,25 @@ def _all_reduce(params: list, world: int) -> None:
                 p.grad /= world
 
 
+def check_finite_step(step: int, lm_sum: float, aux_sum: float, grad_norm) -> None:
+    """Before the update: a NaN/inf loss or gradient would poison every weight it touches."""
+    bad = [n for n, v in (("LM loss", lm_sum), ("auxiliary loss", aux_sum), ("gradient norm", float(grad_norm)))
+           if not math.isfinite(v)]
+    if bad:
+        raise NonFiniteTraining(f"step {step}: the {' and the '.join(bad)} became non-finite ({lm_sum}, {aux_sum}, "
+                                f"{float(grad_norm)}); training stopped before the update, nothing of this step "
+                                f"was saved (lower --lr, check the data)")
+
+
+def check_finite_weights(step: int, params: list) -> None:
+    """After the update: no weight may be NaN/inf (a checkpoint or scorer with one is never written)."""
+    finite = torch.stack([torch.isfinite(p).all() for p in params])  # one host sync for all tensors
+    if not bool(finite.all()):
+        i = int((~finite).nonzero()[0])
+        raise NonFiniteTraining(f"step {step}: trainable tensor {i} {tuple(params[i].shape)} holds NaN/inf after the "
+                                f"update; training stopped, nothing of this step was saved (lower --lr)")
+
+
 def make_task(cfg: STTSTrainConfig):
     return LlavaTask(cfg) if cfg.backbone == "llava-ov" else Molmo2Task(cfg)
 
@@ -306,7 +350,8 @@ def _train(cfg: STTSTrainConfig, out: Path, resume: bool, progress: bool, log, s
     st = torch.load(ck, map_location="cpu", weights_only=False) if resume and ck.is_file() else None
     if st is not None and st.get("config") != asdict(cfg):
         if on_mismatch == "error":
-            raise ValueError(f"{ck} was written by a different configuration; delete it or use another --out")
+            raise UsageError(f"{ck} was written by a different configuration; delete it, use another --out "
+                             f"or pass --restart-on-mismatch")
         os.replace(ck, ck.with_suffix(".pt.stale"))
         log(f"{ck} belongs to another configuration: moved to {ck.name}.stale, starting over")
         st = None
@@ -337,8 +382,10 @@ def _train(cfg: STTSTrainConfig, out: Path, resume: bool, progress: bool, log, s
             ((lm + cfg.aux_coef * aux) / cfg.batch_size).backward()
             lm_sum, aux_sum, kept = lm_sum + lm.item(), aux_sum + aux.item(), kept + k
         _all_reduce(params, world)
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        check_finite_step(step + 1, lm_sum, aux_sum, grad_norm)
         opt.step()
+        check_finite_weights(step + 1, params)
         n = max(1, len(batch))
         rec = {"step": step + 1, "lm_loss": lm_sum / n, "aux_loss": aux_sum / n,
                "loss": (lm_sum + cfg.aux_coef * aux_sum) / n, "kept_pooled": kept / n, "lr": _lr(step, cfg)}

@@ -15,7 +15,6 @@ CLI: ``python -m replicate.synthvqa.train --out results/cpu/model [--smoke]``
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
@@ -25,6 +24,8 @@ from typing import Optional
 
 import torch
 
+from costmodel.cli import entry_point
+from replicate.io import OutputLocked
 from replicate.provenance import provenance
 from replicate.training import torch_threads, warmup_cosine_lr
 
@@ -330,18 +331,22 @@ def load_checkpoint(path: str | Path):
     return model, tokenizer, data
 
 
+@entry_point("python -m replicate.synthvqa.train", OutputLocked)
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", required=True, help="checkpoint directory to write")
+    from costmodel.cli import Parser, finite_float, integer, out_dir
+
+    ap = Parser(prog="python -m replicate.synthvqa.train", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, type=out_dir, help="checkpoint directory to write")
     ap.add_argument("--smoke", action="store_true", help="~20 s config for tests")
     ap.add_argument("--setting", choices=sorted(SETTINGS), default="llava-onevision",
                     help="token layout: one newline per video (LLaVA-OV) or one per pooled row (LLaVA-Video)")
     ap.add_argument("--time-prompt", action="store_true", help="LLaVA-Video's time instruction after the video")
-    ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None,
+    ap.add_argument("--steps", type=integer(1, 10 ** 7), default=None)
+    ap.add_argument("--seed", type=integer(0), default=0)
+    ap.add_argument("--threads", type=integer(1, 1024), default=None,
                     help="torch threads (default 2); 1 avoids thread-barrier stalls on an oversubscribed box")
-    ap.add_argument("--time-budget", type=float, default=None, help="seconds; stop training after this")
+    ap.add_argument("--time-budget", type=finite_float(0, lo_open=True), default=None,
+                    help="seconds; stop training after this")
     a = ap.parse_args(argv)
     cfg = smoke_config() if a.smoke else TrainConfig()
     cfg = replace(cfg, seed=a.seed, layout=Layout(a.setting, a.time_prompt))

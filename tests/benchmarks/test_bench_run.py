@@ -68,7 +68,7 @@ def test_write_result_round_trip(tmp_path):
     p = result_path(tmp_path, "paper", "m", "holitom", 0.1, "egoschema")
     assert write_result({"accuracy": 61.2, "n": 500}, p) == p
     assert json.loads(p.read_text()) == {"accuracy": 61.2, "n": 500}
-    assert sorted(x.name for x in p.parent.iterdir()) == ["egoschema.json"]
+    assert sorted(x.name for x in p.parent.iterdir()) == ["egoschema.json", "egoschema.json.sha256"]  # + its digest
 
 
 @pytest.mark.parametrize("bad", [{"x": object()}, {"x": math.nan}, {"x": [1, {"inf": math.inf}]}])
@@ -82,4 +82,4 @@ def test_write_result_leaves_no_partial_file_when_serialisation_fails(tmp_path, 
     with pytest.raises((TypeError, ValueError)):
         write_result({"a": list(range(1000)), **bad}, p)
     assert json.loads(p.read_text()) == {"ok": True}
-    assert [x.name for x in p.parent.iterdir()] == ["videomme.json"]
+    assert sorted(x.name for x in p.parent.iterdir()) == ["videomme.json", "videomme.json.sha256"]  # + its digest

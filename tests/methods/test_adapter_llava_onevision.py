@@ -153,7 +153,8 @@ def test_from_pretrained_round_trip(ov, tmp_path):
     ov.model.save_pretrained(tmp_path / "ckpt")
     (tmp_path / "ckpt" / "preprocessor_config.json").write_text(
         json.dumps({"image_mean": [0.1, 0.2, 0.3], "image_std": [0.4, 0.5, 0.6]}))
-    loaded = LlavaOnevisionAdapter.from_pretrained(tmp_path / "ckpt")
+    # a random-weight model has no tokenizer files: its byte tokenizer is passed explicitly
+    loaded = LlavaOnevisionAdapter.from_pretrained(tmp_path / "ckpt", tokenizer=ov.tokenizer)
     assert loaded.image_mean == (0.1, 0.2, 0.3) and loaded.image_std == (0.4, 0.5, 0.6)
     px = _pixels()
     a, _ = ov.prefill(ov.build_inputs("Q", ov.encode_video(px)))

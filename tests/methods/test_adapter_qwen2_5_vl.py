@@ -236,7 +236,7 @@ def test_save_and_reload_tiny_checkpoint(ad, tmp_path):
     path = ad.save_pretrained(tmp_path / "ckpt")
     assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
     assert json.loads((path / "config.json").read_text())["model_type"] == "qwen2_5_vl"
-    loaded = Qwen2_5_VLAdapter.from_pretrained(path, image_size=112)
+    loaded = Qwen2_5_VLAdapter.from_pretrained(path, image_size=112, tokenizer=ad.tokenizer)
     assert loaded.image_mean == ad.image_mean and loaded.vision_config.fullatt_block_indexes == [1, 3]
     px = _pixels()
     a = run(ad, None, px, "Q", all_logits=True).logits

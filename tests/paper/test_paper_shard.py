@@ -152,7 +152,10 @@ def test_load_adapter_picks_the_family_from_config_json(tmp_path):
     from methods.adapters.qwen2_5_vl import Qwen2_5_VLAdapter
     from replicate.paper.checkpoints import PaperInputError, load_adapter
 
+    from replicate.paper.rehearsal import byte_tokenizer
+
     Qwen2_5_VLAdapter.tiny(seed=0).save_pretrained(tmp_path / "qwen")
+    byte_tokenizer().save_pretrained(tmp_path / "qwen")  # a checkpoint carries its tokenizer files
     cfg = {"paths": {"checkpoints": {"qwen2.5-vl-7b": str(tmp_path / "qwen"), "other": str(tmp_path / "other")}}}
     adapter, info = load_adapter(cfg, "qwen2.5-vl-7b")
     assert isinstance(adapter, Qwen2_5_VLAdapter) and info["model_type"] == "qwen2_5_vl"
