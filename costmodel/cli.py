@@ -111,10 +111,8 @@ def finite_float(lo=None, hi=None, *, lo_open: bool = False, hi_open: bool = Fal
 
 def _int(text: str) -> int:
     s = str(text).strip()
-    if s[:1] in "+-":
-        sign, s = s[0], s[1:]
-    else:
-        sign = ""
+    sign = s[0] if s[:1] in ("+", "-") else ""
+    s = s[len(sign):]
     if not s.isdigit():
         raise ValueError(text)
     return int(sign + s)
