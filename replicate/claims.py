@@ -285,11 +285,9 @@ def expand_table(spec: Mapping[str, Any], reported_dir: Path = REPORTED_DIR) -> 
 
 # ---------------------------------------------------------------------------- loading
 def load_document(path: Path | str = CLAIMS_FILE) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ClaimsError(f"{path}: not valid YAML: {exc}") from exc
+    from replicate.yamlfile import read_yaml
+
+    doc = read_yaml(path, what="claims file", error=ClaimsError)  # a key given twice is refused, naming the file
     validate_document(doc)
     return doc
 
