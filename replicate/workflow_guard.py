@@ -9,9 +9,11 @@ table with it. :func:`protect_results` (the Snakefile's last call) does three th
    temporary name and renames it when complete: ``replicate.io``), backs it up, and puts it back
    if the job fails;
 2. that backup and restore keep the file's modification time and carry its content digest
-   (``<file>.sha256``, ``replicate.io``) along. Snakemake's own copy gives the restored file a new
-   mtime, so the next run saw it as newer than the input that made the job fail and skipped it
-   ("Nothing to be done") with the failure forgotten; with the old mtime the job is retried;
+   (``<file>.sha256``, ``replicate.io``) along, and the failed job's metadata is not recorded for
+   the restored file. Snakemake 9 gives the restored file a new mtime and then records the failed
+   job as if it had produced it (with the checksums of the inputs that made it fail), so the next
+   run said "Nothing to be done" with the failure forgotten; now the job is retried until it
+   succeeds;
 3. it publishes which rule writes which output (``REPLICATE_OUTPUT_RULES``), so a reader that
    refuses a damaged result (``replicate.io.verify_result``) can name the rule that rebuilds it;
 4. the claim files (``results/claims``: read by no later job, so no reader would see a damaged
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from replicate.io import DIGEST_SUFFIX, RULES_ENV
@@ -53,17 +56,20 @@ def _copy_with_digest(src: Path, dst: Path) -> None:
 
 
 def patch_backups() -> bool:
-    """Make Snakemake's backup / restore of ``update`` outputs keep mtimes and digests; False where
-    this Snakemake has no such hook (the outputs are still kept while a job runs)."""
+    """Make Snakemake's backup / restore of ``update`` outputs keep mtimes and digests, and keep a
+    failed job's metadata off the restored files; False where this Snakemake has no such hooks (the
+    outputs are still kept while a job runs)."""
     try:
-        from snakemake.persistence import FileBackupMixin
+        from snakemake.persistence import FileBackupMixin, PersistenceBase
     except ImportError:
         return False
     if getattr(FileBackupMixin, "_replicate_patched", False):
         return True
-    if not all(hasattr(FileBackupMixin, n) for n in ("_get_backup_path", "backup_output", "restore_output")):
+    needed = ("_get_backup_path", "backup_output", "restore_output")
+    if not all(hasattr(FileBackupMixin, n) for n in needed) or not hasattr(PersistenceBase, "finished"):
         return False
     original_backup, original_restore = FileBackupMixin.backup_output, FileBackupMixin.restore_output
+    original_finished = PersistenceBase.finished
 
     def backup_output(self, path: Path) -> None:
         path = Path(path)
@@ -77,14 +83,27 @@ def patch_backups() -> bool:
         path = Path(path)
         src = self._get_backup_path(path)
         if not src.is_file():
-            return original_restore(self, path)
-        _copy_with_digest(src, path)
-        src.unlink()
-        src.with_name(src.name + DIGEST_SUFFIX).unlink(missing_ok=True)
-        return True
+            done = original_restore(self, path)
+        else:
+            _copy_with_digest(src, path)
+            src.unlink()
+            src.with_name(src.name + DIGEST_SUFFIX).unlink(missing_ok=True)
+            done = True
+        if done:
+            self.__dict__.setdefault("_replicate_restored", set()).add(str(path))
+        return done
+
+    async def finished(self, job) -> None:
+        await original_finished(self, job)
+        restored = self.__dict__.get("_replicate_restored", set())
+        for f in job.output:
+            if str(f) in restored:  # the failed job produced nothing: forget its record, judge by mtime
+                self.cleanup_metadata(f)
+                restored.discard(str(f))
 
     FileBackupMixin.backup_output = backup_output
     FileBackupMixin.restore_output = restore_output
+    PersistenceBase.finished = finished
     FileBackupMixin._replicate_patched = True
     return True
 
@@ -111,12 +130,26 @@ def protect_results(workflow, prefix: str = "results/", sealed: tuple[str, ...] 
     keep_previous_outputs(rules, prefix)
     patch_backups()
     publish_output_rules(rules)
-    dag = getattr(workflow, "dag_settings", None)
-    if getattr(dag, "forceall", False):
-        return  # everything is rebuilt
-    forced = {str(f) for f in (getattr(dag, "forcerun", None) or ())}
     for folder in sealed:
-        check_sealed(folder, forced)
+        check_sealed(folder, forced_names(sys.argv))
+
+
+def forced_names(argv: list[str]):
+    """The files and rules the command line forces to be rebuilt (Snakemake's own settings are not
+    set yet while the Snakefile is read): every word of it when -f/-R/--forcerun is given, ALL for -F."""
+    if any(a in ("-F", "--forceall") for a in argv):
+        return ALL
+    if not any(a in ("-f", "--force", "-R", "--forcerun") or a.startswith("--forcerun=") for a in argv):
+        return set()
+    return {w for a in argv for w in a.split("=")}
+
+
+class _All:
+    def __contains__(self, item) -> bool:
+        return True
+
+
+ALL = _All()
 
 
 def check_sealed(folder: str | Path, forced=()) -> None:
@@ -130,4 +163,5 @@ def check_sealed(folder: str | Path, forced=()) -> None:
             try:
                 verify_result(target)
             except ValueError as exc:
-                raise type(exc)(f"{exc} (checked before every run; --forcerun {target} rebuilds it instead)") from None
+                raise type(exc)(f"{exc}; or remove it (rm {target} {target}{DIGEST_SUFFIX}) and run again (the "
+                                f"claim files are checked before every run)") from None

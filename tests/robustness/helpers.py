@@ -24,6 +24,14 @@ def tree_hash(root: Path) -> str:
     return h.hexdigest()
 
 
+def tree_files(root: Path) -> dict[str, str]:
+    """{relative path: sha256 of its bytes and mode} of every file under ``root`` (a readable diff)."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes() + oct(p.stat().st_mode).encode()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def env() -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
