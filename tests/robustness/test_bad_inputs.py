@@ -399,12 +399,19 @@ HARNESS_CASES = [
 
 
 @pytest.mark.parametrize("extra,needle", HARNESS_CASES, ids=[" ".join(c[0]) for c in HARNESS_CASES])
-def test_bad_harness_argument_is_named_before_timing(results_dir, extra, needle):
+def test_bad_harness_argument_is_named_before_timing(results_dir, capsys, extra, needle):
+    """Refused while parsing (argparse types: exit 2, one line) or by validate_args, before timing."""
     from replicate.harness.efficiency import ARCHS, CPU_BENCH_CONFIG
     from replicate.harness.validate import HarnessArgumentError, validate_args
 
+    try:
+        args = _harness_args(results_dir, *extra)
+    except SystemExit as exc:
+        assert exc.code == 2
+        assert needle.split()[0] in capsys.readouterr().err
+        return
     with pytest.raises(HarnessArgumentError) as exc:
-        validate_args(_harness_args(results_dir, *extra), archs=ARCHS, cpu_bench_config=CPU_BENCH_CONFIG)
+        validate_args(args, archs=ARCHS, cpu_bench_config=CPU_BENCH_CONFIG)
     assert needle in str(exc.value)
 
 
