@@ -320,9 +320,9 @@ def load_checkpoint(path: str | Path):
     """(model, tokenizer, SynthConfig) from a directory written by ``save_checkpoint``."""
     from transformers import LlavaOnevisionForConditionalGeneration, PreTrainedTokenizerFast
 
-    path = Path(path)
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"no checkpoint at {path} (config.json missing)")
+    from methods.adapters.checkpoint_check import check_checkpoint
+
+    path = check_checkpoint(path, "llava_onevision", "LlavaOnevisionForConditionalGeneration")  # whole, first
     model = LlavaOnevisionForConditionalGeneration.from_pretrained(path).eval()
     tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
     d = json.loads((path / "synthvqa.json").read_text())

@@ -74,7 +74,8 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError("interrupted")
     assert not target.exists() and list(target.parent.iterdir()) == []
     io.write_json(target, {"a": 1})
-    assert target.read_text() == '{\n  "a": 1\n}\n' and len(list(target.parent.iterdir())) == 1
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x.json", "x.json.sha256"]  # and its digest
 
 
 def test_splice_readme_replaces_only_the_generated_tables():
