@@ -104,7 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "archs":
         return _archs(args.json)
     try:
-        options = dict(parse_option(o) for o in args.option)
+        pairs = [parse_option(o) for o in args.option]
+        twice = sorted({k for k, _ in pairs if [n for n, _ in pairs].count(k) > 1})
+        if twice:
+            raise ValueError(f"--option {twice} given more than once; give each option once")
+        options = dict(pairs)
         arch = load_arch(args.model)
         check_context(args.model, arch, args.frames, args.text_tokens, args.decode_steps)
         schedule = nominal_schedule(arch, args.method, frames=args.frames, retention=args.retention,

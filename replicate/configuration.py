@@ -426,12 +426,28 @@ def check_checkpoint_dirs(config: Mapping[str, Any]) -> None:
                              f"one of {list(allowed)}")
 
 
+def check_unique_lists(value: Any, where: str = "") -> None:
+    """A list of numbers or names that gives one twice (``retentions: [0.1, 0.10]``) is refused:
+    the cells are planned once, so the second one would be dropped without a word."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            check_unique_lists(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        scalars = [v for v in value if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+        twice = sorted({repr(v) for v in scalars if scalars.count(v) > 1})
+        if twice:
+            raise ConfigError(f"config key {where}: {value!r} gives {', '.join(twice)} more than once; list each once")
+        for i, v in enumerate(value):
+            check_unique_lists(v, f"{where}[{i}]")
+
+
 def check_all(config: Mapping[str, Any], *, schema_path: Path = SCHEMA_FILE, skip_default_options: bool = False) -> None:
     """Finite numbers, schema (named key and allowed values), context length, each method's own
     options (``skip_default_options``: those the config sets, see validate_method_options)."""
     check_renamed_keys(config)
     validate_finite(config)
     validate_config(config, schema_path=schema_path)
+    check_unique_lists(config)
     validate_limits(config)
     validate_method_options(config, skip_defaults=skip_default_options)
 

@@ -98,6 +98,8 @@ def _cases(tmp: Path) -> list[tuple[str, list[str], tuple[str, ...]]]:
         ("replicate.configuration", [str(tmp / "none.yaml")], ("none.yaml", "does not exist")),
         ("costmodel", ["flops", "--model", "llava-onevision-7b", "--text-tokens", "-1"], ("--text-tokens",)),
         ("costmodel", ["flops", "--model", "llava-onevision-7b", "--frames", "100000"], ("--frames 100000",)),
+        ("costmodel", ["flops", "--model", "llava-onevision-7b", "--method", "holitom", "--retention", "0.1",
+                       "--option", "inner_k=18", "--option", "inner_k=2"], ("--option", "inner_k", "more than once")),
         ("methods.bench_tango", ["--out", out + ".json", "--threads", "1,1"], ("--threads", "more than once")),
         ("methods.bench_tango", ["--out", out + ".json", "--frames", "0"], ("--frames",)),
         ("methods.bench_tango", ["--out", out + ".json", "--retention", "nan"], ("--retention",)),

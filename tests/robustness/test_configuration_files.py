@@ -117,6 +117,19 @@ def test_an_empty_list_that_would_drop_cells_is_refused(override, key):
         _check(override)
 
 
+DUPLICATES = [({"cpu": {"retentions": [0.1, 0.10]}}, "cpu.retentions", "0.1"),
+              ({"cpu": {"methods": ["vanilla", "tango", "tango"]}}, "cpu.methods", "'tango'"),
+              ({"seeds": [0, 0]}, "seeds", "0"),
+              ({"holitom": {"k_sweep": [2, 18, 2]}}, "holitom.k_sweep", "2"),
+              ({"efficiency": {"cpu": {"methods": ["tango", "tango"]}}}, "efficiency.cpu.methods", "'tango'")]
+
+
+@pytest.mark.parametrize("override,key,item", DUPLICATES, ids=[k for _, k, _ in DUPLICATES])
+def test_a_list_that_gives_an_item_twice_is_refused(override, key, item):
+    with pytest.raises(ConfigError, match=rf"config key {key}: .* gives {item} more than once"):
+        _check(override)
+
+
 def test_the_video_layout_can_still_be_left_out_on_purpose():
     _check({"cpu": {"video": {"methods": []}}})  # schema: "methods: [] leaves it out"
 
