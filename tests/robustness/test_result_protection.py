@@ -221,11 +221,29 @@ def work(base_run, tmp_path) -> Path:
     return Path(shutil.copytree(base_run, tmp_path / "work", symlinks=True))
 
 
+def _job_pids(*needles: str, deadline: float) -> list[int]:
+    """Pids of the processes whose command line holds every needle (the job Snakemake started)."""
+    while time.time() < deadline:
+        found = []
+        for d in Path("/proc").iterdir():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, ValueError):
+                continue
+            if d.name.isdigit() and all(n in cmd for n in needles):
+                found.append(int(d.name))
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no process with {needles}")
+
+
 @pytest.mark.workflow
 def test_sigterm_while_a_job_reruns_loses_no_result(work):
-    """analytic_flops reruns (one of its outputs is gone) and is killed mid-run: its other output,
-    which Snakemake used to delete before the job started, and the claim are still there, unchanged
-    (a file the job completed before the signal may be new; it is whole and matches its digest)."""
+    """analytic_flops reruns (one of its outputs is gone); Snakemake and the job get SIGTERM mid-run:
+    its other output, which Snakemake used to delete before the job started (measured at ab7bbe8:
+    flops.csv gone), and the claim are still there, unchanged (a file the job completed before the
+    signal may be new; it is whole and matches its digest)."""
     for f in ("flops.json", "flops.json.sha256"):
         (work / "results" / "analytic" / f).unlink()
     before = tree_files(work / "results")
@@ -239,9 +257,11 @@ def test_sigterm_while_a_job_reruns_loses_no_result(work):
         while "rule analytic_flops" not in log.read_text() and proc.poll() is None:
             assert time.time() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
-        time.sleep(1)  # the job runs: without the update flag flops.csv would already be gone
+        jobs = _job_pids(f"{work}/.snakemake/scripts", "analytic_flops", deadline)
         assert proc.poll() is None, "the job finished before the SIGTERM; " + log.read_text()[-2000:]
-        os.killpg(proc.pid, signal.SIGTERM)  # Snakemake and its running job, as a terminal or a cluster does
+        for pid in jobs:  # the running job (Snakemake alone would let it finish) and Snakemake
+            os.kill(pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
