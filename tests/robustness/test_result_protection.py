@@ -257,7 +257,7 @@ def test_sigterm_while_a_job_reruns_loses_no_result(work):
         while "rule analytic_flops" not in log.read_text() and proc.poll() is None:
             assert time.time() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
-        jobs = _job_pids(f"{work}/.snakemake/scripts", "analytic_flops", deadline)
+        jobs = _job_pids(f"{work}/.snakemake/scripts", "analytic_flops", deadline=deadline)
         assert proc.poll() is None, "the job finished before the SIGTERM; " + log.read_text()[-2000:]
         for pid in jobs:  # the running job (Snakemake alone would let it finish) and Snakemake
             os.kill(pid, signal.SIGTERM)
