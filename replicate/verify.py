@@ -21,6 +21,7 @@ from . import evaluators as ev
 from .analytic_evaluators import ANALYTIC_FLOPS
 from .evaluator_base import Context, Measurement
 from .provenance import provenance
+from .scale import run_scale
 from .tiers import tier_status
 
 VERDICTS = ("confirmed", "refuted", "not-run", "config-unpublished", "analogue")
@@ -111,12 +112,15 @@ def _outcome(claim: Mapping[str, Any], measured: float, evidence: Mapping[str, A
 
 
 def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", config: Mapping[str, Any],
-                 cuda: bool | None = None, cache: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The claim JSON: reported vs measured, verdict, reason, evidence, provenance.
+                 cuda: bool | None = None, cache: dict[str, Any] | None = None,
+                 run: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The claim JSON: reported vs measured, verdict, reason, evidence, provenance, and the run's
+    scale (``run``: replicate.scale.run_scale of ``config`` unless given).
 
     `results_dir` is the directory relative to which evaluator inputs (results/...) are read.
     """
     out = _base(claim)
+    out["run"] = dict(run) if run is not None else run_scale(config)
     seeds = config.get("seeds") or [None]
     device = "cuda" if claim["tier"] == "gpu" else "cpu"
     out["provenance"] = provenance(config, device=device if claim["tier"] == "gpu" and cuda else "cpu",
@@ -192,4 +196,5 @@ def _prediction(claim: Mapping[str, Any], root: Path, cache: dict[str, Any] | No
 def verify_many(claims, *, results_dir: str | Path = ".", config: Mapping[str, Any],
                 cuda: bool | None = None) -> list[dict[str, Any]]:
     cache: dict[str, Any] = {}  # result files are read once for all claims
-    return [verify_claim(c, results_dir=results_dir, config=config, cuda=cuda, cache=cache) for c in claims]
+    run = run_scale(config)
+    return [verify_claim(c, results_dir=results_dir, config=config, cuda=cuda, cache=cache, run=run) for c in claims]
