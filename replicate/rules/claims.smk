@@ -123,3 +123,30 @@ rule report_bundle:
 
 
 TIER_TARGETS["analytic"] += [f"results/report/{c}/claims.html" for c in REPORT_CATEGORIES]
+
+
+# The run's answers at a glance: results/index.html (self-contained; open it from disk). Headline
+# claims per paper as cards, a filterable table of every claim with its evidence, charts, figures.
+rule results_page:
+    input:
+        claims="results/claims/all.json",
+        report="results/claims/REPORT.md",
+        figures=results_page_figures,
+    output:
+        "results/index.html",
+    params:
+        headline=list(HEADLINE_IDS),
+        project=lambda wc: list(PROJECT_HEADLINE_IDS),
+        analogues=lambda wc: list(ANALOGUE_HEADLINE_IDS),
+    log:
+        "logs/claims/results_page.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=500,
+        runtime=2,
+    script:
+        "../scripts/results_page.py"
+
+
+TIER_TARGETS["analytic"] += ["results/index.html"]

@@ -62,3 +62,9 @@ def report_assets(wildcards):
     files = [f for f in {*REPORT_STATIC, *runnable_targets(TIER_TARGETS)} if not f.startswith("results/report/")]
     found = assets_for(wildcards.category, files)
     return found["figures"] + found["tables"]
+
+
+def results_page_figures(wildcards):
+    """Every PNG figure this machine's default run builds (rule results_page embeds them)."""
+    files = {*REPORT_STATIC, *runnable_targets(TIER_TARGETS)}
+    return sorted(f for f in files if f.endswith(".png") and not f.startswith("results/report/"))
