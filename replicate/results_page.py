@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import io
 from . import scale as run_scale
 from .report import fmt, fmt_predicted, kind
-from .verify import VERDICTS
+from .verify import TO_RUN, VERDICTS
 
 PAPERS = {"holitom": "HoliTom", "tango": "Tango", "stts": "STTS"}
 KIND_TITLES = {"paper": "paper claim", "project": "this project's claim", "analogue": "SynthVideoQA analogue"}
@@ -32,14 +32,17 @@ def _e(text: Any) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
-def one_line(reason: str, limit: int = 160) -> str:
-    """The first sentence (or clause) of a reason, at most ``limit`` characters."""
+def one_line(reason: str, limit: int = 240) -> str:
+    """The first sentence (or clause) of a reason, and what would make the claim run where it says
+    (verify.TO_RUN), at most ``limit`` characters."""
     text = " ".join(str(reason or "").split())
+    why, _, todo = text.partition(". " + TO_RUN)
     for stop in (". ", "; "):
-        head = text.split(stop, 1)[0]
-        if len(head) < len(text):
-            text = head + ("." if stop == ". " else "")
+        head = why.split(stop, 1)[0]
+        if len(head) < len(why):
+            why = head + ("." if stop == ". " else "")
             break
+    text = f"{why} → {todo}" if todo else why
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 

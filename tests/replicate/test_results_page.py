@@ -83,7 +83,9 @@ def test_figures_are_embedded_and_grouped(tmp_path):
 def test_one_line_and_chart_rows():
     assert one_line("first part; then more") == "first part"
     assert one_line("Sentence one. Sentence two") == "Sentence one."
-    assert len(one_line("x" * 500)) == 160
+    assert len(one_line("x" * 500)) == 240
+    assert one_line("paper tier cannot run: no checkpoint; no dataset. To run it: set paths.x") == (
+        "paper tier cannot run: no checkpoint → set paths.x")
     rows = chart_rows([{"id": "a", "verdict": "refuted", "reported": 2.0, "measured": 3.0, "unit": "x",
                         "predicted": {"value": 1.0}, "tolerance": {"rel": 0.15}},
                        {"id": "b", "verdict": "not-run", "reported": 2.0, "measured": None, "unit": "x"}])
