@@ -16,8 +16,16 @@ from typing import Any, Mapping, Sequence
 PAPER_TITLES = {"holitom": "HoliTom", "tango": "Tango", "stts": "STTS"}
 
 
-def _started(log: str | None) -> float | None:
+def _log_file(log: Any) -> str | None:
+    """Snakemake's log file: the handlers' ``log`` is a path or (Snakemake 9) a list of paths."""
+    if isinstance(log, (list, tuple)):
+        return next((str(p) for p in log if str(p).endswith(".snakemake.log")), str(log[0]) if log else None)
+    return str(log) if log else None
+
+
+def _started(log: Any) -> float | None:
     """Start time of the run from Snakemake's log name (.snakemake/log/2026-01-01T120000.123456.snakemake.log)."""
+    log = _log_file(log)
     if not log:
         return None
     try:
@@ -26,7 +34,7 @@ def _started(log: str | None) -> float | None:
         return None
 
 
-def success_lines(workdir: str | Path = ".", headline: Sequence[str] = (), log: str | None = None) -> list[str]:
+def success_lines(workdir: str | Path = ".", headline: Sequence[str] = (), log: Any = None) -> list[str]:
     """The verdict summary of the run in ``workdir``; [] when this run verified no claims (e.g. the
     target was `figures`)."""
     from . import scale as run_scale
@@ -97,11 +105,12 @@ def undecided(claims: Sequence[Mapping[str, Any]], workdir: str | Path = ".",
     return out
 
 
-def error_lines(workdir: str | Path = ".", log: str | None = None, config: Mapping[str, Any] | None = None,
+def error_lines(workdir: str | Path = ".", log: Any = None, config: Mapping[str, Any] | None = None,
                 claims: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
     """Which rules failed and which claims could not be decided, and why."""
     from .claims import load_claims
 
+    log = _log_file(log)
     text = Path(log).read_text(errors="replace") if log and Path(log).is_file() else ""
     failed = failed_rules(text)
     lines = ["replicate: the run stopped with an error; claims not decided by this run:"]

@@ -50,6 +50,8 @@ def test_success_lines_count_verdicts_and_name_headline_claims_and_the_page(tmp_
     # a run that verified nothing (its log started after all.json was written) prints nothing
     os.utime(claims / "all.json", (1e9, 1e9))
     assert success_lines(tmp_path, HEADLINE_IDS, log=".snakemake/log/2026-01-01T120000.000001.snakemake.log") == []
+    # Snakemake 9 hands the handlers a list of log files
+    assert success_lines(tmp_path, HEADLINE_IDS, log=[".snakemake/log/2026-01-01T120000.000001.snakemake.log"]) == []
 
 
 def test_failed_rules_from_a_snakemake_log():
@@ -61,7 +63,7 @@ def test_error_lines_name_the_failed_rule_and_the_claims_it_left_undecided(tmp_p
     log = tmp_path / "run.log"
     log.write_text(FAILED_LOG)
     config = load_config()
-    lines = error_lines(tmp_path, str(log), config)
+    lines = error_lines(tmp_path, [str(log)], config)
     assert "  rule cpu_train failed (see logs/cpu/train.log)" in lines
     assert any(l.startswith("  results/cpu/accuracy.csv was not written: ") for l in lines)
     assert "  no claim was verified (results/claims/all.json does not exist)" in lines
