@@ -170,10 +170,11 @@ def ratio_chart(rows: Sequence[Mapping[str, Any]], title: str) -> str:
     reported value on a log axis, the claim's tolerance band shaded around 1."""
     if not rows:
         return "<p class='muted'>No claim here has a reproduced or predicted number beside a reported one.</p>"
-    values = [v for r in rows for v in (r["measured"], r["predicted"]) if v and v > 0] + [1.0]
-    lo, hi = math.log10(max(min(values) / 1.15, 1e-3)), math.log10(min(max(values) * 1.15, 1e3))
+    values = [v for r in rows for v in (r["measured"], r["predicted"], *(r["band"] or ()))
+              if v and v > 0 and math.isfinite(v)] + [1.0]
+    lo, hi = math.log10(max(min(values) / 1.08, 1e-3)), math.log10(min(max(values) * 1.08, 1e3))
     lo, hi = min(lo, -0.05), max(hi, 0.05)
-    left, width, row_h, top = 250, 460, 17, 34
+    left, width, row_h, top = 300, 460, 17, 40
     height = top + row_h * len(rows) + 26
 
     def x(ratio: float) -> float:
@@ -181,7 +182,7 @@ def ratio_chart(rows: Sequence[Mapping[str, Any]], title: str) -> str:
 
     out = [f"<svg class='chart' role='img' aria-label='{_e(title)}' viewBox='0 0 {left + width + 20} {height}' "
            f"width='{left + width + 20}' height='{height}' xmlns='http://www.w3.org/2000/svg'>",
-           f"<text x='{left}' y='14' class='ct'>{_e(title)}</text>"]
+           f"<text x='0' y='14' class='ct'>{_e(title)}</text>"]
     for tick in _ticks(lo, hi):
         out.append(f"<line x1='{x(tick):.1f}' x2='{x(tick):.1f}' y1='{top - 6}' y2='{height - 22}' class='grid'/>"
                    f"<text x='{x(tick):.1f}' y='{height - 8}' class='tick'>{tick:g}×</text>")
@@ -205,8 +206,17 @@ def ratio_chart(rows: Sequence[Mapping[str, Any]], title: str) -> str:
 
 
 def _ticks(lo: float, hi: float) -> list[float]:
-    cands = [0.001, 0.01, 0.1, 0.25, 0.5, 0.8, 1, 1.25, 2, 4, 10, 100, 1000]
-    return [t for t in cands if lo <= math.log10(t) <= hi and t != 1]
+    """Ratios to mark on a log axis from 10**lo to 10**hi: of a few tick sets, the one (at most 7
+    ticks) whose ticks span most of the range."""
+    sets = ([0.8, 0.9, 1.1, 1.25, 1.5, 2], [0.5, 0.67, 0.8, 1.25, 1.5, 2, 3, 5], [0.1, 0.25, 0.5, 2, 4, 10],
+            [0.001, 0.01, 0.1, 10, 100, 1000])
+    best: list[float] = []
+    for cands in sets:
+        ticks = [t for t in cands if lo <= math.log10(t) <= hi]
+        span = math.log10(max(ticks) / min(ticks)) if len(ticks) > 1 else 0
+        if len(ticks) <= 7 and span > (math.log10(max(best) / min(best)) if len(best) > 1 else -1):
+            best = ticks
+    return best
 
 
 def chart_legend() -> str:
