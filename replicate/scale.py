@@ -81,3 +81,24 @@ def of_results(results) -> dict[str, Any]:
                 "problem": "claims carry no run scale (written before scales were recorded)" if len(runs) == 1
                 else "claims come from more than one run"}
     return dict(results[0]["run"])
+
+
+def report_mismatch(config: Mapping[str, Any], all_json: str = "results/claims/all.json") -> str | None:
+    """Why ``snakemake --report`` under ``config`` would describe another run than the one in results/
+    (None when it matches). Snakemake's report rebuilds the job graph from the config it is given: a
+    smoke run reported without its profile lists the default run's jobs ("Missing metadata" for files
+    that run never wrote)."""
+    import json
+    from pathlib import Path
+
+    path = Path(all_json)
+    if not path.is_file():
+        return f"{all_json} does not exist: the report describes a finished run; run `snakemake --cores all` first"
+    written = of_results(json.loads(path.read_text()))
+    now = run_scale(config)
+    if written.get("scale") == "unknown" or (written["scale"], written["differs"]) == (now["scale"], now["differs"]):
+        return None
+    hint = {"smoke": "--profile profiles/smoke", "rehearsal": "--profile profiles/rehearsal --configfile ..."}
+    flags = hint.get(written["scale"], "<the run's --profile and --config>")
+    return (f"results/ holds a {describe(written)}, but this --report was asked with the config of a {describe(now)}; "
+            f"make the report with the run's own profile and config: snakemake {flags} --report results/report.html")

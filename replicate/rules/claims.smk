@@ -86,6 +86,13 @@ from replicate.browsable import CATEGORIES as REPORT_CATEGORIES
 
 report: "../report_captions/workflow.rst"
 
+# `--report` rebuilds the job graph from the config it is given: refuse one that is not the finished run's
+if any(a == "--report" or a.startswith("--report=") for a in sys.argv):
+    from replicate.scale import report_mismatch
+
+    if (_mismatch := report_mismatch(config)) is not None:
+        raise WorkflowError(_mismatch)
+
 # figures and tables `all` builds outside TIER_TARGETS (see the Snakefile's rule all)
 REPORT_STATIC = [
     "results/analytic/exact_vs_paper.md",
@@ -117,6 +124,9 @@ rule report_bundle:
         CONDA_ENV
     resources:
         mem_mb=500,
+        # stated, so `snakemake --report` need not evaluate Snakemake's default disk resource, which
+        # sizes the inputs asynchronously inside the report's own loop ("coroutine ... never awaited")
+        disk_mb=1000,
         runtime=2,
     script:
         "../scripts/report_bundle.py"
