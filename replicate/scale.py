@@ -62,6 +62,18 @@ def run_scale(config: Mapping[str, Any], default: Mapping[str, Any] | None = Non
     return {"scale": scale, "default": not differs, "differs": differs}
 
 
+def export_scale(config: Mapping[str, Any]) -> str:
+    """Put the run's scale in the environment (figures.plots.SCALE_ENV) for the jobs to inherit: every
+    figure a smoke / rehearsal / custom run writes is labelled so (figures.plots.mark_scale)."""
+    import os
+
+    from figures.plots import SCALE_ENV
+
+    scale = run_scale(config)["scale"]
+    os.environ[SCALE_ENV] = scale
+    return scale
+
+
 def describe(run: Mapping[str, Any]) -> str:
     """One phrase for titles: 'full default run', 'smoke run', 'custom run (cpu.n_samples, ...)'."""
     scale = run.get("scale", "unknown")

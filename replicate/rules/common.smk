@@ -5,11 +5,11 @@
 import re
 
 CONDA_ENV = str(REPO / "envs" / "environment.yaml")
-# Every figure a job writes is labelled with the run's scale unless it is a full run
-# (figures.plots.mark_scale reads it; jobs inherit the environment, and re-parse this file elsewhere)
-from replicate.scale import run_scale as _run_scale
+# Every figure a job writes is labelled with the run's scale unless it is a full run (jobs inherit
+# the environment; a job run elsewhere re-parses this file)
+from replicate.scale import export_scale
 
-os.environ["REPLICATE_RUN_SCALE"] = _run_scale(config)["scale"]
+export_scale(config)
 
 # cpu tier (cpu.smk trains and grids; holitom.smk reuses the model and the grid's cells)
 CPU = config["cpu"]
