@@ -52,6 +52,18 @@ onstart:
           + ", ".join(f"{t}={'yes' if s['runnable'] else 'no'}" for t, s in TIERS.summary(config).items()))
 
 
+onsuccess:
+    from replicate.run_summary import success_lines
+
+    print("\n".join(success_lines(".", HEADLINE_IDS, log)))
+
+
+onerror:
+    from replicate.run_summary import error_lines
+
+    print("\n".join(error_lines(".", log, config)))
+
+
 rule all:
     default_target: True
     input:

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from methods.registry import describe_methods
+from methods.registry import describe_methods, method_class
 
 
 def main(argv=None) -> int:
@@ -17,6 +17,7 @@ def main(argv=None) -> int:
     from methods.adapters.qwen2_5_vl import QWEN2_5_VL_METHODS
 
     for name, d in info.items():
+        d["cost_model_budget"] = bool(getattr(method_class(name), "pre_llm_budget", False))
         d["adapters"] = (["llava-onevision"] + (["qwen2.5-vl"] if name in QWEN2_5_VL_METHODS else [])
                          + (["molmo2"] if name in MOLMO2_METHODS else []))
     if args.json:
@@ -29,6 +30,9 @@ def main(argv=None) -> int:
         for opt, o in d["options"].items():
             default = "required" if o["required"] else f"default {o['default']!r}"
             print(f"    {opt} ({o['type']}): {default}")
+        if d.get("cost_model_budget"):
+            print("    cost model: its retention is a whole-token budget, rounded per frame (default, "
+                  "ceil(r*N)) or over the video (round(r*F*N)): python -m costmodel ... --budget per_frame|global")
     return 0
 
 

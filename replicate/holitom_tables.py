@@ -233,6 +233,7 @@ def _reason(res: Mapping[str, Any]) -> str:
     reason = str(res.get("reason") or "")
     tier = res.get("tier", "")
     prefix = f"{tier} tier cannot run: "
+    reason = reason.split(". To run it: ", 1)[0]  # the table cell says why; the claim JSON says what to do
     return reason[len(prefix):] if reason.startswith(prefix) else reason
 
 
