@@ -118,6 +118,20 @@ def write_molmo2_checkpoint(out: Path, seed: int, topk: float | None = None) -> 
     return out
 
 
+def write_qwen2_5_vl_checkpoint(out: Path, seed: int) -> Path:
+    """A tiny random-weight Qwen2.5-VL (``methods.adapters.qwen2_5_vl``: 4-block tower, 2x2 merger;
+    112-px frames give 4x4 merged tokens per temporal group) in the HF layout with tokenizer files.
+    Not used by the paper claims (Tango's Qwen2.5-VL rows are reported, not rerun here); for the
+    user entry points' tests and benchmark (``methods.load``)."""
+    from methods.adapters import Qwen2_5_VLAdapter
+
+    adapter = Qwen2_5_VLAdapter.tiny(seed=seed, vocab_size=VOCAB)
+    out.mkdir(parents=True, exist_ok=True)
+    adapter.save_pretrained(out)
+    _write_processor_files(out, {"processor_class": "Qwen2_5_VLProcessor"})
+    return out
+
+
 def write_siglip_checkpoint(out: Path, seed: int = 0) -> Path:
     """Tiny SigLIP (text + vision, MAP head on) with the tower dimensions of the tiny LLaVA."""
     import torch
