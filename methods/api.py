@@ -193,7 +193,14 @@ def _from_directory(path: Path, tokenizer, device, dtype, adapter_options):
                          f"tokenizer beside the weights (tokenizer.save_pretrained(dir)) or pass tokenizer=")
     device = str(device or "cpu")
     cls = _adapter_class(model_type)
-    adapter = cls.from_pretrained(path, dtype=_torch_dtype(dtype, device), device=device, **adapter_options)
+    try:
+        adapter = cls.from_pretrained(path, dtype=_torch_dtype(dtype, device), device=device, **adapter_options)
+    except (OSError, RuntimeError) as exc:  # missing / truncated weights, shapes that do not fit the config
+        raise ValueError(f"cannot load checkpoint {str(path)!r}: {' '.join(str(exc).split())[:500]}") from exc
+    except Exception as exc:  # safetensors' own error type (a corrupt file) is not an OSError
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise ValueError(f"cannot load checkpoint {str(path)!r}: corrupt safetensors file ({exc})") from exc
     if tokenizer is not None:
         adapter.tokenizer = tokenizer
     return adapter
