@@ -85,10 +85,11 @@ def _write_processor_files(out: Path, processor_config: dict) -> None:
     (out / "processor_config.json").write_text(json.dumps(processor_config, indent=1))
 
 
-def write_llava_checkpoint(out: Path, seed: int) -> Path:
+def write_llava_checkpoint(out: Path, seed: int, layers: int = 4) -> Path:
+    """``layers`` LLM layers (28: the 7B's depth, where the papers' layer options are valid as stated)."""
     from methods.adapters import LlavaOnevisionAdapter
 
-    adapter = LlavaOnevisionAdapter.from_config(tiny_llava_config(), seed=seed)
+    adapter = LlavaOnevisionAdapter.from_config(tiny_llava_config(layers), seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     adapter.model.save_pretrained(out, max_shard_size="500KB")  # sharded, with the index, like the hub copies
     (out / "preprocessor_config.json").write_text(json.dumps({

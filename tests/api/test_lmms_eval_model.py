@@ -18,7 +18,10 @@ The task is lmms-eval's own Video-MME prompt, answer extraction and aggregation
 videos under ``$HF_HOME/videomme/data``) in a task directory given with ``--include_path``. The
 checkpoint is the tiny LLaVA-OV with its weights rearranged to answer one option letter that
 depends on the video, the prompt and the pruning (``letter_answering``), so accuracy is neither 0 nor
-the same for every method. Skips when PyPI is unreachable. Run: ``python -m pytest -m lmms``.
+the same for every method. The README's ``lmms-eval --model videoprune ...`` line runs too, as
+written but for the checkpoint (a tiny random LLaVA-OV with the 7B's 28 LLM layers) and the task
+(the fixture task; the README's ``pip install -e ".[lmms]"`` is replaced by the install above).
+Skips when PyPI is unreachable. Run: ``python -m pytest -m lmms``.
 """
 from __future__ import annotations
 
@@ -155,7 +158,8 @@ def fixture_task(tmp_path_factory):
     from replicate.paper import rehearsal
 
     root = tmp_path_factory.mktemp("lmms_fixture")
-    data = make_fixture("videomme", root / "hf" / "videomme", N_SAMPLES, n_frames=FRAMES, size=32, parquet=True)
+    # 32-frame clips: the README's command samples frames=32; the cells below sample FRAMES of them
+    data = make_fixture("videomme", root / "hf" / "videomme", N_SAMPLES, n_frames=32, size=32, parquet=True)
     tasks = root / "tasks" / "videomme_fixture"
     tasks.mkdir(parents=True)
     (tasks / "utils.py").write_text("from lmms_eval.tasks.videomme.utils import (videomme_aggregate_results, "
@@ -229,3 +233,25 @@ def test_lmms_eval_accuracy_equals_the_paper_tier(lmms_python, fixture_task, tmp
     assert summary["status"] == "ok" and summary["n"] == N_SAMPLES == len(samples)
     assert lmms_acc == pytest.approx(summary["accuracy"], abs=1e-9)
     assert 0 < summary["accuracy"] < 100        # the letter-answering model gets some right, not all
+
+
+def test_readme_lmms_eval_command(lmms_python, fixture_task, tmp_path):
+    import re
+
+    from replicate.paper import rehearsal
+
+    hf_home, tasks, _, _ = fixture_task
+    readme = (REPO / "README.md").read_text()
+    (line,) = [l for l in readme.splitlines() if l.startswith("lmms-eval --model videoprune")]
+    ckpt = rehearsal.write_llava_checkpoint(tmp_path / "llava-ov-28", seed=0, layers=28)
+    line = line.replace("/data/llava-onevision-qwen2-7b-ov-hf", str(ckpt))
+    line = line.replace("--tasks videomme", f"--tasks videomme_fixture --include_path {tasks}")
+    assert not re.search(r"/data/", line), line
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1", "PYTHONPATH": "", "PATH": f"{lmms_python.parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", "-ec", f"{line} --output_path {tmp_path / 'out'}"], capture_output=True,
+                          text=True, cwd=tmp_path, env=env, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    results = json.loads(next((tmp_path / "out").rglob("*_results.json")).read_text())
+    assert results["config"]["model"] == "videoprune" and "method=holitom" in results["config"]["model_args"]
+    assert "videomme_perception_score,none" in results["results"]["videomme_fixture"]
