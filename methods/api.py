@@ -371,7 +371,9 @@ class _Clip:
 
 
 def _is_one_video(v) -> bool:
-    return isinstance(v, (str, Path, torch.Tensor)) or hasattr(v, "pixel_values") or type(v).__name__ == "ndarray"
+    import numpy as np
+
+    return isinstance(v, (str, Path, torch.Tensor, np.ndarray)) or hasattr(v, "pixel_values")
 
 
 def _as_batch(videos, questions) -> tuple[list, list[str]]:
@@ -400,8 +402,7 @@ def _check_video(video, index: int, adapter) -> None:
         return
     if hasattr(video, "pixel_values"):
         video = video.pixel_values
-    if type(video).__name__ == "ndarray":
-        video = torch.from_numpy(video)
+    video = _as_tensor(video)
     if not isinstance(video, torch.Tensor):
         raise ValueError(f"video {index}: expected a file path, a VideoClip or a frames tensor, got {type(video).__name__}")
     size = int(adapter.image_size)
@@ -417,13 +418,18 @@ def _clip(adapter, video, frames: int):
         return adapter.load_video(str(video), frames)
     if hasattr(video, "pixel_values"):
         return video
-    if type(video).__name__ == "ndarray":
-        video = torch.from_numpy(video)
+    video = _as_tensor(video)
     if video.dtype == torch.uint8:
         from methods.video_io import preprocess
 
         video = preprocess(video.cpu().numpy(), int(adapter.image_size), adapter.image_mean, adapter.image_std)
     return _Clip(video)
+
+
+def _as_tensor(video):
+    import numpy as np
+
+    return torch.from_numpy(video) if isinstance(video, np.ndarray) else video
 
 
 def _decode(tokenizer, tokens: Sequence[int]) -> str:

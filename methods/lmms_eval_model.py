@@ -72,7 +72,7 @@ class VideoPruneCore:
     def __init__(self, pretrained: str, method: Optional[str] = None, retention: Optional[float] = None,
                  frames: int = 32, setting: Optional[str] = None, device: Optional[str] = None,
                  dtype: Optional[str] = None, batch_size: Any = 1, max_new_tokens: int = 1024,
-                 max_batch_size: Any = None, **method_options):
+                 max_batch_size: Any = None, **method_options):  # max_batch_size: lmms-eval's (unused)
         import methods
         from methods.predict import option_value
 
