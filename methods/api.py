@@ -27,7 +27,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from costmodel.schedule import TokenSchedule
-from methods.attach import FAMILY_OF_MODEL_TYPE, apply_method, check_family
+from methods.attach import FAMILY_OF_MODEL_TYPE, adapter_family, apply_method, check_family
 
 #: HF ``model_type`` -> (module, adapter class) of that family
 ADAPTERS = {"llava_onevision": ("methods.adapters.llava_onevision", "LlavaOnevisionAdapter"),
@@ -103,7 +103,7 @@ def load(model, method=None, retention: Optional[float] = None, *, processor=Non
         adapter_options["setting"] = setting
     method_obj = _method(method, retention, options)
     adapter, source = _adapter(model, processor, tokenizer, device, dtype, adapter_options)
-    family = FAMILY_OF_MODEL_TYPE[adapter.model.config.model_type]
+    family = adapter_family(adapter)
     if method_obj is not None:
         check_family(method_obj, family)
         _prepare_method(adapter, method_obj, family, map_head, source)
@@ -245,10 +245,10 @@ def _prepare_method(adapter, method, family: str, map_head, source: Optional[Pat
             warnings.warn(f"{method.name}: {source or 'the model'} carries no trained STTS scorer; a random-init "
                           f"scorer runs (right for timing and token counts, meaningless for accuracy): pass "
                           f"scorer_checkpoint=", RuntimeWarning, stacklevel=3)
-    if method.name in MAP_HEAD_METHODS and family == "llava-onevision":
+    if method.name in MAP_HEAD_METHODS and family in ("llava-onevision", "llava-video"):
         _attach_map_head(adapter, method.name, map_head)
     elif map_head is not None:
-        raise ValueError(f"map_head is used by {', '.join(MAP_HEAD_METHODS)} on llava-onevision only, not by "
+        raise ValueError(f"map_head is used by {', '.join(MAP_HEAD_METHODS)} on the LLaVA family only, not by "
                          f"{method.name!r} on {family}")
 
 

@@ -65,9 +65,15 @@ def apply_method(target, method, **options) -> MethodHandle:
     return MethodHandle(adapter, method)
 
 
-#: HF ``model_type`` -> the model family methods declare their support for
+#: HF ``model_type`` -> the model family methods declare their support for (an adapter that states
+#: its own ``family``, e.g. LLaVA-OV weights in the ``llava-video`` setting, is taken at its word)
 FAMILY_OF_MODEL_TYPE = {"llava_onevision": "llava-onevision", "qwen2_5_vl": "qwen2.5-vl", "molmo2": "molmo2"}
-FAMILIES = tuple(FAMILY_OF_MODEL_TYPE.values())
+FAMILIES = ("llava-onevision", "llava-video", "qwen2.5-vl", "molmo2")
+
+
+def adapter_family(adapter) -> str:
+    """The family of the model an adapter wraps: its own ``family``, else from ``model_type``."""
+    return getattr(adapter, "family", None) or FAMILY_OF_MODEL_TYPE[adapter.model.config.model_type]
 
 
 def method_families(method) -> tuple[str, ...]:

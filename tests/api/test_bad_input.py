@@ -37,8 +37,7 @@ def test_explicit_byte_tokenizer_is_accepted_for_tests(tiny):
 
 def test_method_unsupported_by_the_family_names_the_supported_families():
     qwen = Qwen2_5_VLAdapter.tiny(seed=0)
-    with pytest.raises(ValueError, match=r"method 'stts' does not run on qwen2\.5-vl; it supports: "
-                                         r"llava-onevision, molmo2 \(methods on qwen2\.5-vl: .*tango"):
+    with pytest.raises(ValueError, match=r"'stts' does not run on .*qwen2\.5-vl.*llava-onevision, .*molmo2"):
         methods.load(qwen, "stts", topk=0.5)
     assert qwen.method is None                      # nothing attached
 
