@@ -163,6 +163,22 @@ def _cache_keyword(fn) -> str:
     return "cache" if "cache" in inspect.signature(fn).parameters else "past_key_values"
 
 
+def _positions(prefills, device) -> torch.Tensor:
+    """(B,) RoPE positions of each request's first generated token (ints or device scalars)."""
+    return torch.stack([torch.as_tensor(p.next_position).reshape(()) for p in prefills]).to(device)
+
+
+def _rope_axes(adapter, prefills) -> int:
+    """3 for M-RoPE text models (position ids (3, B, L): transformers 5.17's Qwen2.5-VL rotary needs
+    all three axes), else 1; from the prefill when it says, else from the text config."""
+    axes = getattr(prefills[0], "rope_axes", None)
+    if axes:
+        return int(axes)
+    cfg = adapter.text_config
+    rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
+    return 3 if "mrope_section" in rope else 1
+
+
 class RuntimeBatch:
     """Decode steps of a batch on an adapter whose prefill is :mod:`methods.runtime`'s (``adapter.lm``
     the HF text model, ``adapter.model.lm_head``)."""
@@ -170,7 +186,8 @@ class RuntimeBatch:
     def __init__(self, adapter, prefills):
         self.adapter = adapter
         self.cache = BatchedKVCache([p.cache for p in prefills])
-        self.positions = torch.tensor([p.next_position for p in prefills], device=adapter.device)
+        self.positions = _positions(prefills, adapter.device)
+        self.rope_axes = _rope_axes(adapter, prefills)
         layers = adapter.lm.layers
         self.keyword = _cache_keyword(type(layers[0]).forward)
 
@@ -179,7 +196,9 @@ class RuntimeBatch:
         """(B, vocab) logits after feeding ``tokens`` (B,) at decode step ``step``."""
         lm = self.adapter.lm
         h = self.adapter.embed_text(tokens.to(self.adapter.device)[:, None])
-        pos = (self.positions + step)[:, None]                 # Qwen2.5-VL's M-RoPE expands it to 3 axes
+        pos = (self.positions + step)[:, None]
+        if self.rope_axes == 3:        # M-RoPE (Qwen2.5-VL): the same position on all three axes, (3, B, 1)
+            pos = pos[None].expand(3, -1, -1)
         cos, sin = lm.rotary_emb(h, pos)
         for li, layer in enumerate(lm.layers):
             mask = _additive(self.cache.grow(li), h.dtype)
@@ -206,7 +225,7 @@ class HFCacheBatch:
         self.mask = torch.stack([torch.cat([torch.zeros(length - c.get_seq_length(), dtype=torch.long),
                                             torch.ones(c.get_seq_length(), dtype=torch.long)]) for c in caches])
         self.mask = self.mask.to(adapter.device)
-        self.positions = torch.tensor([p.next_position for p in prefills], device=adapter.device)
+        self.positions = _positions(prefills, adapter.device)
         self.keyword = _cache_keyword(type(adapter.model.model).forward)
 
     @torch.no_grad()
