@@ -13,13 +13,11 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     info = describe_methods()
-    from methods.adapters.molmo2 import MOLMO2_METHODS  # which adapters run each method
-    from methods.adapters.qwen2_5_vl import QWEN2_5_VL_METHODS
+    from methods.attach import method_families  # which families run each method
 
     for name, d in info.items():
         d["cost_model_budget"] = bool(getattr(method_class(name), "pre_llm_budget", False))
-        d["adapters"] = (["llava-onevision"] + (["qwen2.5-vl"] if name in QWEN2_5_VL_METHODS else [])
-                         + (["molmo2"] if name in MOLMO2_METHODS else []))
+        d["adapters"] = list(method_families(name))
     if args.json:
         json.dump(info, sys.stdout, indent=2, sort_keys=True, default=str)
         sys.stdout.write("\n")
