@@ -1,4 +1,4 @@
-"""The analytic tier's rows reproduce the hand-computed HoliTom FLOPs (papers.md §2)."""
+"""The analytic tier's rows reproduce the hand-computed HoliTom FLOPs (docs/sources.md#flops-convention)."""
 from __future__ import annotations
 
 import pytest
