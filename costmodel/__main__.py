@@ -1,7 +1,7 @@
 """Command line: ``python -m costmodel {archs,flops,memory,latency} ...``.
 
-Examples (``--method``: a name of methods.nominal.NOMINAL_METHODS, listed by ``--help``; ``--option``:
-an option of that method's config, listed by ``python -m methods``):
+Examples (``--method``: a method with a nominal schedule, or a variant such as ``tango-intra``, listed
+by ``python -m methods``; ``--option``: an option of that method's config, listed there too):
   python -m costmodel archs
   python -m costmodel flops --model llava-onevision-7b --frames 32 --method M --retention 0.10
   python -m costmodel flops --model llava-onevision-7b --method M --retention 0.2 --option NAME=VALUE --json
@@ -22,9 +22,8 @@ from .flops import LM_HEAD_MODES, STAGES, exact_costs, paper_table
 from .latency import HARDWARE_NAMES, predict_latency
 from .memory import DTYPE_BYTES, memory_report
 
-# The command line is a front end over both packages: ``--method`` names a method, whose nominal
-# schedule the methods package states (the costmodel library itself knows no method).
-from methods.nominal import NOMINAL_METHODS, UNPRUNED, nominal_schedule  # noqa: E402
+#: ``--method`` default: the unpruned model (the methods package's ``methods.registry.UNPRUNED``)
+UNPRUNED = "vanilla"
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -54,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def schedule_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, choices=ARCH_NAMES)
-        p.add_argument("--method", default=UNPRUNED, choices=tuple(NOMINAL_METHODS))
+        p.add_argument("--method", default=UNPRUNED, help="a method with a nominal schedule (python -m methods)")
         p.add_argument("--frames", type=int, default=None)
         p.add_argument("--retention", type=float, default=None)
         p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
@@ -105,8 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = dict(parse_option(o) for o in args.option)
         arch = load_arch(args.model)
         check_context(args.model, arch, args.frames, args.text_tokens, args.decode_steps)
-        schedule = nominal_schedule(arch, args.method, frames=args.frames, retention=args.retention,
-                                    text_tokens=args.text_tokens, decode_steps=args.decode_steps, **options)
+        schedule = method_schedule(arch, args, options)
     except (ValueError, KeyError) as err:
         parser.error(str(err))  # exits with code 2
     if args.command == "flops":
@@ -115,6 +113,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _emit(args.json, {"schedule": schedule.label, **memory_report(arch, schedule, args.dtype)})
     return _emit(args.json, {"schedule": schedule.label, "hardware": args.hardware,
                              **predict_latency(arch, schedule, args.hardware, args.dtype)})
+
+
+def method_schedule(arch, args: argparse.Namespace, options: dict[str, Any]):
+    """The nominal schedule of ``--method``: the command line is a front end over both packages, and
+    the methods package states each method's schedule (the costmodel library itself knows no
+    method), imported here only when a schedule is asked for, so ``archs`` stays light."""
+    from methods.nominal import nominal_schedule
+
+    return nominal_schedule(arch, args.method, frames=args.frames, retention=args.retention,
+                            text_tokens=args.text_tokens, decode_steps=args.decode_steps, **options)
 
 
 def _archs(as_json: bool) -> int:
