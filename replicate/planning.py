@@ -19,10 +19,10 @@ import argparse
 import json
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from replicate.analytic import Setting, schedule_for, setting_from_claim
+from replicate.analytic import Setting, arch_of, schedule_for, setting_from_claim
 
 PER_BENCHMARK_DEFAULT = 1000
 ANSWER_TOKENS = 16
@@ -37,17 +37,6 @@ class Cell:
 
 def paper_of(claim_id: str) -> str:
     return claim_id.split("-", 1)[0]
-
-
-def with_setting_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The claim setting with the options its model's setting adds (Tango's intra-LLM stage on the
-    grid-newline LLaVA-Video: replicate.harness.options.SETTING_DEFAULTS), as the paper-tier shard
-    applies them; the setting's own options win."""
-    from replicate.analytic import arch_of
-    from replicate.harness.options import SETTING_DEFAULTS
-
-    extra = SETTING_DEFAULTS.get((spec.get("method", "vanilla"), arch_of(spec["model"]).newline), {})
-    return {**spec, "options": {**extra, **(spec.get("options") or {})}} if extra else dict(spec)
 
 
 def plan_cells(claims: Iterable[Mapping[str, Any]]) -> tuple[list[Cell], dict[str, str]]:
@@ -65,7 +54,9 @@ def plan_cells(claims: Iterable[Mapping[str, Any]]) -> tuple[list[Cell], dict[st
         elif baseline:
             skipped[f"{claim['id']} baseline {baseline}"] = "baseline setting not specified in the claim"
         for variant in variants:
-            setting = setting_from_claim(with_setting_defaults(variant))
+            # the model's newline layout adds the options the method's paper states for it (Tango's
+            # intra-LLM stage on LLaVA-Video), as the paper tier's shards do
+            setting = replace(setting_from_claim(variant), newline=arch_of(variant["model"]).newline)
             cells |= {Cell(paper_of(claim["id"]), setting, b) for b in spec.get("benchmarks", [])}
     return sorted(cells, key=lambda c: (c.paper, c.setting.key, c.benchmark)), skipped
 
