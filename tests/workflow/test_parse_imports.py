@@ -20,3 +20,11 @@ def test_the_check_sees_torch_when_a_rule_file_imports_it(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     assert parse_once(repo, work)["torch_imported"] is True
+
+
+def test_the_snakefile_includes_every_rule_file_by_name():
+    import re
+
+    included = re.findall(r'^include: "replicate/rules/([a-z_]+\.smk)"$', (REPO / "Snakefile").read_text(), flags=re.M)
+    assert included[0] == "common.smk"
+    assert sorted(included) == sorted(p.name for p in (REPO / "replicate" / "rules").glob("*.smk"))
