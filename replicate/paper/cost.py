@@ -22,18 +22,25 @@ QUESTIONS = {"videomme": 2700, "mvbench": 4000, "egoschema": 500, "longvideobenc
 TEXT_TOKENS = 100  # prompt text around the video (question + options + chat template), order of magnitude
 
 
-def cell_schedule(cell: C.Cell, decode_tokens: int):
-    """The nominal TokenSchedule of the cell's method with the options the shard applies at the paper
-    model's depth (``Method.from_setting`` on the architecture, its newline layout included: Tango's
-    intra-LLM stage on LLaVA-Video, as the shard adds it)."""
+def cell_method(cell: C.Cell):
+    """The Method the shard runs for ``cell``, at the paper model's depth (``Method.from_setting`` on
+    the architecture, its newline layout included: Tango's intra-LLM stage on LLaVA-Video, as the
+    shard adds it)."""
     from costmodel.arch import load_arch
     from methods.registry import method_class
     from methods.setting import PaperSetting
 
     arch = load_arch(cell.model)
     setting = PaperSetting.for_arch(arch, cell.retention, cell.method_options, newline=arch.newline)
-    method = method_class(cell.method).from_setting(setting).build()
-    return arch, method.nominal_schedule(arch, cell.frames, TEXT_TOKENS, max(decode_tokens - 1, 1))
+    return method_class(cell.method).from_setting(setting).build()
+
+
+def cell_schedule(cell: C.Cell, decode_tokens: int):
+    """The nominal TokenSchedule of the cell's method with the options the shard applies (``cell_method``)."""
+    from costmodel.arch import load_arch
+
+    arch = load_arch(cell.model)
+    return arch, cell_method(cell).nominal_schedule(arch, cell.frames, TEXT_TOKENS, max(decode_tokens - 1, 1))
 
 
 def cell_seconds(cell: C.Cell, hardware: str, dtype: str, decode_tokens: int) -> float:
