@@ -9,7 +9,11 @@ built in: by default every benchmark counts 1,000 questions, so the result reads
 1,000 questions per benchmark"; pass the real counts of your copies (``--questions videomme=2700``).
 Settings the cost model cannot schedule (a method without a nominal schedule, a baseline such as
 "best-prior") are listed as skipped with the reason, never guessed. Training (STTS) is not included:
-the cost model predicts inference only.
+the cost model predicts inference only. Each setting's options are the Method's own
+(``Method.from_setting``), priced as the analytic tier prices the papers' numbers (PruneVid's
+pre-LLM stages, no retention mapped onto PDrop's lam) with the model's newline layout (Tango's
+intra-LLM stage on LLaVA-Video); ``python -m replicate.paper.cost`` estimates the paper tier's own
+cells as the shards run them.
 
     python -m replicate.planning --hardware h100-sxm [--questions videomme=2700,mvbench=4000] [--json]
 """
