@@ -172,3 +172,15 @@ def test_no_method_imports_an_adapter():
             if exported or any(name == a or name.startswith(a + ".") for a in ADAPTER_MODULES):
                 bad.append(f"{path.relative_to(REPO)}:{line} imports {name}")
     assert not bad, "\n".join(bad)
+
+
+def test_costmodel_archs_imports_no_method_and_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from costmodel.__main__ import main; main(['archs']); "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('methods', 'torch', 'replicate')); "
+            "assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "llava-onevision-7b" in proc.stdout
