@@ -163,6 +163,23 @@ def run_tome_tower(tower, pixel_values: torch.Tensor, schedule, prop_attn: bool 
     return feats[last], size, anchors, loads
 
 
+def _merged_tokens(features, timestamps, newline_policy, sizes, anchors, loads, sched) -> MergedVideoTokens:
+    T = features.shape[1]
+    ts = None if timestamps is None else torch.as_tensor(timestamps, dtype=torch.float32)
+    return MergedVideoTokens(features=features, grid=(1, T), timestamps=ts, newline_policy=newline_policy,
+                             sizes=sizes, anchors=anchors, vision_load=loads,
+                             info={"tokens_per_frame": T, "r_schedule": list(sched)})
+
+
+def _siglip_tower(adapter):
+    """The adapter's HF SigLIP tower; a clear error on adapters whose tower this method cannot run."""
+    tower = getattr(getattr(getattr(adapter, "model", None), "model", None), "vision_tower", None)
+    if tower is None or not hasattr(tower, "encoder") or not hasattr(tower, "embeddings"):
+        raise ValueError(f"tome needs an adapter with an HF SigLIP vision tower (LLaVA-OneVision) or a Molmo2 "
+                         f"adapter, got {type(adapter).__name__}")
+    return tower
+
+
 class ToMe(Method):
     name = "tome"
     description = ("ToMe (token merging) in the ViT, training-free: every ViT block merges r tokens per "
@@ -239,20 +256,3 @@ class ToMe(Method):
         return NominalTokens((kept,) * arch.llm.layers, kept,
                              vision=tuple(VisionLoad(frames, n) for n in counts[:-1]),
                              notes=(f"tome r per block {list(sched)}",))
-
-
-def _merged_tokens(features, timestamps, newline_policy, sizes, anchors, loads, sched) -> MergedVideoTokens:
-    T = features.shape[1]
-    ts = None if timestamps is None else torch.as_tensor(timestamps, dtype=torch.float32)
-    return MergedVideoTokens(features=features, grid=(1, T), timestamps=ts, newline_policy=newline_policy,
-                             sizes=sizes, anchors=anchors, vision_load=loads,
-                             info={"tokens_per_frame": T, "r_schedule": list(sched)})
-
-
-def _siglip_tower(adapter):
-    """The adapter's HF SigLIP tower; a clear error on adapters whose tower this method cannot run."""
-    tower = getattr(getattr(getattr(adapter, "model", None), "model", None), "vision_tower", None)
-    if tower is None or not hasattr(tower, "encoder") or not hasattr(tower, "embeddings"):
-        raise ValueError(f"tome needs an adapter with an HF SigLIP vision tower (LLaVA-OneVision) or a Molmo2 "
-                         f"adapter, got {type(adapter).__name__}")
-    return tower
