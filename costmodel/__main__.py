@@ -119,8 +119,11 @@ def method_schedule(arch, args: argparse.Namespace, options: dict[str, Any]):
     """The nominal schedule of ``--method``: the command line is a front end over both packages, and
     the methods package states each method's schedule (the costmodel library itself knows no
     method), imported here only when a schedule is asked for, so ``archs`` stays light."""
-    from methods.nominal import nominal_schedule
+    from methods.nominal import nominal_names, nominal_schedule
 
+    if args.method not in nominal_names():
+        raise ValueError(f"argument --method: invalid choice: {args.method!r} (choose from "
+                         f"{', '.join(nominal_names())})")
     return nominal_schedule(arch, args.method, frames=args.frames, retention=args.retention,
                             text_tokens=args.text_tokens, decode_steps=args.decode_steps, **options)
 

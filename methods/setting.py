@@ -118,17 +118,25 @@ class PaperSetting:
             value = paper.get(name)
             if value is None:
                 continue
-            if self.llm_layers == self.paper_layers:  # the paper's own depth: as stated (the Config checks it)
-                new = list(value) if isinstance(value, (list, tuple)) else value
-            elif isinstance(value, (list, tuple)):
-                new = sorted({scale_layer(int(b), self.llm_layers, self.paper_layers) for b in value})
-                if len(new) < len(value):
-                    notes.append(f"{method}: boundaries {list(value)} collapse to {new} on {self.llm_layers} layers")
-            else:
-                new = scale_layer(int(value), self.llm_layers, self.paper_layers)
+            new = self._scaled(name, value)
+            if isinstance(value, (list, tuple)) and len(new) < len(value):
+                notes.append(f"{method}: boundaries {list(value)} collapse to {new} on {self.llm_layers} layers")
             applied[name] = new
             scaled[name] = [value, new]
         return SettingOptions(cls, dict(paper), applied, scaled, notes, self.paper_layers, self.llm_layers)
+
+    def _scaled(self, name: str, value: Any):
+        """One layer option on this model: each index checked against the paper's depth, kept as
+        stated at that depth (the Config checks the rest), else scaled (a list sorted, merged)."""
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= self.paper_layers:
+                raise ValueError(f"option {name} must be an int layer index in [0, {self.paper_layers}] (the "
+                                 f"paper's {self.paper_layers}-layer notation), got {v!r}")
+        if self.llm_layers == self.paper_layers:
+            return list(value) if isinstance(value, (list, tuple)) else value
+        new = [scale_layer(v, self.llm_layers, self.paper_layers) for v in values]
+        return sorted(set(new)) if isinstance(value, (list, tuple)) else new[0]
 
 
 @dataclass
