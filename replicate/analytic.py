@@ -165,16 +165,7 @@ def method_of(setting: Setting):
 
 
 def _has_budget(setting: Setting) -> bool:
-    """Whether the method's retention is a pre-LLM budget of whole tokens (a property of the method
-    and its options, not of the model: built at the papers' 28-layer depth)."""
-    if setting.retention is None:
-        return False
-    from methods.registry import method_class, resolve
-    from methods.setting import PaperSetting
-
-    name, fixed = resolve(setting.method)
-    options = {**fixed, **method_options(setting)}
-    return method_class(name).from_setting(PaperSetting(setting.retention, options, priced=True)).build().pre_llm_budget
+    return setting.retention is not None and method_of(setting).pre_llm_budget
 
 
 def budget_options(setting: Setting, rounding: str) -> dict[str, str]:
