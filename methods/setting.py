@@ -128,15 +128,24 @@ class PaperSetting:
     def _scaled(self, name: str, value: Any):
         """One layer option on this model: each index checked against the paper's depth, kept as
         stated at that depth (the Config checks the rest), else scaled (a list sorted, merged)."""
-        values = list(value) if isinstance(value, (list, tuple)) else [value]
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= self.paper_layers:
-                raise ValueError(f"option {name} must be an int layer index in [0, {self.paper_layers}] (the "
-                                 f"paper's {self.paper_layers}-layer notation), got {v!r}")
+        values = [_layer_index(name, v, self.paper_layers)
+                  for v in (value if isinstance(value, (list, tuple)) else [value])]
         if self.llm_layers == self.paper_layers:
-            return list(value) if isinstance(value, (list, tuple)) else value
+            return values if isinstance(value, (list, tuple)) else values[0]
         new = [scale_layer(v, self.llm_layers, self.paper_layers) for v in values]
         return sorted(set(new)) if isinstance(value, (list, tuple)) else new[0]
+
+
+def _layer_index(name: str, v: Any, paper_layers: int) -> int:
+    """A layer index as an int in [0, paper_layers] (an integral float or string is read as one)."""
+    try:
+        k = int(v) if not isinstance(v, bool) and float(v) == int(float(v)) else None
+    except (TypeError, ValueError):
+        k = None
+    if k is None or not 0 <= k <= paper_layers:
+        raise ValueError(f"option {name} must be an int layer index in [0, {paper_layers}] (the paper's "
+                         f"{paper_layers}-layer notation), got {v!r}")
+    return k
 
 
 @dataclass
