@@ -59,9 +59,19 @@ def parse_once(repo: Path, workdir: Path, targets: Sequence[str] = ()) -> dict:
     return {"wall_s": wall, "torch_imported": bool(result.get("torch_imported"))}
 
 
+def floor_once() -> float:
+    """Wall seconds of ``snakemake --version`` the same way: what Snakemake itself costs to start."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _CHILD, "--version"], capture_output=True, text=True, timeout=600,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return time.perf_counter() - t0
+
+
 def measure(repos: Sequence[Path], repeats: int, targets: Sequence[str] = ()) -> dict:
-    """Interleaved runs of every checkout (one warm-up each first, for the file cache)."""
+    """Interleaved runs of every checkout and of Snakemake's own start (one warm-up each first,
+    for the file cache)."""
     runs: dict[str, list[dict]] = {str(r): [] for r in repos}
+    floor: list[float] = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         dirs = {str(r): Path(tmp) / f"w{i}" for i, r in enumerate(repos)}
@@ -69,9 +79,11 @@ def measure(repos: Sequence[Path], repeats: int, targets: Sequence[str] = ()) ->
             d.mkdir()
         for r in repos:
             parse_once(r, dirs[str(r)], targets)
+        floor_once()
         for _ in range(repeats):
             for r in repos:
                 runs[str(r)].append(parse_once(r, dirs[str(r)], targets))
+            floor.append(floor_once())
     load_after = os.getloadavg()
     out = {}
     for repo, rs in runs.items():
@@ -81,6 +93,8 @@ def measure(repos: Sequence[Path], repeats: int, targets: Sequence[str] = ()) ->
     return {"what": "wall time of `snakemake -n --quiet` (default target, empty working directory), "
                     "interpreter start included; torch_imported: whether parsing imported torch",
             "targets": list(targets) or ["(default)"], "repeats": repeats, "cpus": os.cpu_count(),
+            "snakemake_version_s": {"median_s": statistics.median(floor), "runs_s": floor,
+                                    "what": "`snakemake --version` timed alike: Snakemake's own start, the floor"},
             "load_average_before": list(load_before), "load_average_after": list(load_after),
             "checkouts": out}
 
@@ -109,6 +123,7 @@ def main(argv=None) -> int:
     for repo, r in result["checkouts"].items():
         print(f"{repo} ({r['commit']}): median {r['median_s']:.2f} s, min {r['min_s']:.2f} s, "
               f"torch imported: {r['torch_imported']}")
+    print(f"snakemake --version (the floor): median {result['snakemake_version_s']['median_s']:.2f} s")
     print(f"load average before {result['load_average_before']}, after {result['load_average_after']}")
     return 0
 
