@@ -1,7 +1,7 @@
 """Command line: ``python -m costmodel {archs,flops,memory,latency} ...``.
 
-Examples (``--method``: a name of methods.nominal.NOMINAL_METHODS, listed by ``--help``; ``--option``:
-an option of that method's config, listed by ``python -m methods``):
+Examples (``--method``: a method with a nominal schedule, or a variant such as ``tango-intra``, listed
+by ``python -m methods``; ``--option``: an option of that method's config, listed there too):
   python -m costmodel archs
   python -m costmodel flops --model llava-onevision-7b --frames 32 --method M --retention 0.10
   python -m costmodel flops --model llava-onevision-7b --method holitom --retention 0.10 --budget global
@@ -26,9 +26,8 @@ from .flops import LM_HEAD_MODES, STAGES, exact_costs, paper_table
 from .latency import HARDWARE_NAMES, predict_latency
 from .memory import DTYPE_BYTES, memory_report
 
-# The command line is a front end over both packages: ``--method`` names a method, whose nominal
-# schedule the methods package states (the costmodel library itself knows no method).
-from methods.nominal import NOMINAL_METHODS, UNPRUNED, nominal_schedule  # noqa: E402
+#: ``--method`` default: the unpruned model (the methods package's ``methods.registry.UNPRUNED``)
+UNPRUNED = "vanilla"
 
 
 #: pre-LLM budget roundings (methods.nominal.nominal_schedule's ``budget``); per_frame is the analytic
@@ -63,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def schedule_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, choices=ARCH_NAMES)
-        p.add_argument("--method", default=UNPRUNED, choices=tuple(NOMINAL_METHODS))
+        p.add_argument("--method", default=UNPRUNED, help="a method with a nominal schedule (python -m methods)")
         p.add_argument("--frames", type=int, default=None)
         p.add_argument("--retention", type=float, default=None)
         p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
@@ -123,17 +122,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError(f"budget {args.budget!r}; allowed: {', '.join(BUDGETS)}")
         arch = load_arch(args.model)
         check_context(args.model, arch, args.frames, args.text_tokens, args.decode_steps)
-        schedule = nominal_schedule(arch, args.method, frames=args.frames, retention=args.retention,
-                                    text_tokens=args.text_tokens, decode_steps=args.decode_steps,
-                                    budget=args.budget, **options)
+        schedule = method_schedule(arch, args, options)
     except (ValueError, KeyError) as err:
         parser.error(str(err))  # exits with code 2
     if args.command == "flops":
-        return _flops(args, arch, schedule)
+        return _flops(args, arch, schedule, options)
     if args.command == "memory":
         return _emit(args.json, {"schedule": schedule.label, **memory_report(arch, schedule, args.dtype)})
     return _emit(args.json, {"schedule": schedule.label, "hardware": args.hardware,
                              **predict_latency(arch, schedule, args.hardware, args.dtype)})
+
+
+def method_schedule(arch, args: argparse.Namespace, options: dict[str, Any]):
+    """The nominal schedule of ``--method``: the command line is a front end over both packages, and
+    the methods package states each method's schedule (the costmodel library itself knows no
+    method), imported here only when a schedule is asked for, so ``archs`` stays light."""
+    from methods.nominal import nominal_names, nominal_schedule
+
+    if args.method not in nominal_names():
+        raise ValueError(f"argument --method: invalid choice: {args.method!r} (choose from "
+                         f"{', '.join(nominal_names())})")
+    return nominal_schedule(arch, args.method, frames=args.frames, retention=args.retention,
+                            text_tokens=args.text_tokens, decode_steps=args.decode_steps,
+                            budget=args.budget, **options)
 
 
 def _archs(as_json: bool) -> int:
@@ -164,24 +175,26 @@ def _flops_total(args: argparse.Namespace, arch, schedule) -> tuple[float, str, 
     return table.total(), "FLOPs (2 per MAC)", stages, {s: table.per_layer(s) for s in stages}
 
 
-def _budget_note(args: argparse.Namespace) -> str | None:
+def _budget_note(args: argparse.Namespace, arch, options: dict[str, Any]) -> str | None:
     """Which budget rule the schedule used, for methods whose retention is a whole-token budget."""
     from methods.nominal import nominal_method
 
-    if args.retention is None or not getattr(nominal_method(args.method, args.retention), "pre_llm_budget", False):
+    if args.retention is None or not nominal_method(arch, args.method, args.retention, **options).pre_llm_budget:
         return None
     return ("per_frame: ceil(r*N) whole tokens per frame (the analytic tier's rule; --budget global for "
             "round(r*F*N))" if args.budget == "per_frame" else
             "global: round(r*F*N) tokens over the video (--budget per_frame is the analytic tier's rule)")
 
 
-def _flops(args: argparse.Namespace, arch, schedule) -> int:
+def _flops(args: argparse.Namespace, arch, schedule, options: dict[str, Any]) -> int:
+    from methods.nominal import nominal_schedule
+
     total, unit, stage_values, per_layer = _flops_total(args, arch, schedule)
     vanilla = nominal_schedule(arch, UNPRUNED, frames=args.frames, text_tokens=args.text_tokens,
                                decode_steps=args.decode_steps)
     vanilla_total = _flops_total(args, arch, vanilla)[0]
     percent = 100 * total / vanilla_total if vanilla_total else None
-    budget = _budget_note(args)
+    budget = _budget_note(args, arch, options)
     out: dict[str, Any] = {"model": arch.name, "method": args.method, "convention": args.convention,
                            "unit": unit, "budget": args.budget if budget else None, "schedule": schedule.to_dict(),
                            "total": total, "by_stage": stage_values, "vanilla_total": vanilla_total,

@@ -1,4 +1,5 @@
-"""HoliTom's tables (§3.1, §3.2) and figures (§3.3) rendered from result files.
+"""HoliTom's tables and figures (docs/sources.md#holitom-main-table, #holitom-backbones-table,
+#holitom-figures) rendered from result files.
 
 Data assembly is ``replicate.holitom_tables``; this module only renders:
 

@@ -1,30 +1,33 @@
-"""``python -m methods [--json]``: list every registered method with its options and defaults."""
+"""``python -m methods [--json]``: list every registered method with its options, defaults and the
+model families it runs on (read from the manifest: no method, and no torch, is imported).
+``--write-manifest`` rewrites ``methods/manifest.json`` from the Method classes (after a change to
+a method's options, families or notation)."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
-from methods.registry import describe_methods, method_class
+from methods.registry import describe_methods, write_manifest
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m methods", description=__doc__)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--write-manifest", action="store_true",
+                        help="rewrite methods/manifest.json from the Method classes (imports them)")
     args = parser.parse_args(argv)
+    if args.write_manifest:
+        print(f"wrote {write_manifest()}")
+        return 0
     info = describe_methods()
-    from methods.attach import method_families  # which families run each method
-
-    for name, d in info.items():
-        d["cost_model_budget"] = bool(getattr(method_class(name), "pre_llm_budget", False))
-        d["adapters"] = list(method_families(name))
     if args.json:
         json.dump(info, sys.stdout, indent=2, sort_keys=True, default=str)
         sys.stdout.write("\n")
         return 0
     for name, d in info.items():
         print(f"{name}: {d['description']}")
-        print(f"    adapters: {', '.join(d['adapters'])}")
+        print(f"    families: {', '.join(d['families'])}")
         for opt, o in d["options"].items():
             default = "required" if o["required"] else f"default {o['default']!r}"
             print(f"    {opt} ({o['type']}): {default}")

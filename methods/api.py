@@ -101,9 +101,12 @@ def load(model, method=None, retention: Optional[float] = None, *, processor=Non
     adapter_options = dict(adapter_options or {})
     if setting is not None:
         adapter_options["setting"] = setting
-    method_obj = _method(method, retention, options)
+    _check_method(method, retention, options)  # before any checkpoint is read
     adapter, source = _adapter(model, processor, tokenizer, device, dtype, adapter_options)
     family = adapter_family(adapter)
+    if isinstance(method, str):
+        check_family(method, family)
+    method_obj = _method(method, retention, options, adapter)
     if method_obj is not None:
         check_family(method_obj, family)
         _prepare_method(adapter, method_obj, family, map_head, source)
@@ -116,22 +119,40 @@ def _check_frames(frames) -> None:
         raise ValueError(f"frames must be an int >= 1, got {frames!r}")
 
 
-def _method(method, retention, options):
-    """The Method to attach (None: the unpruned model); bad names and options fail here."""
+def _check_method(method, retention, options) -> None:
+    """Refuse a bad method name, unknown options or a misplaced retention before anything loads."""
     from methods.base import Method
     from methods.registry import method_class
 
     if method is None:
         if retention is not None or options:
             raise ValueError(f"retention / options {sorted(options)} were given without a method")
-        return None
+        return
     if isinstance(method, Method):
         if retention is not None or options:
             raise ValueError("retention and options configure a method given by name; this Method is configured")
-        return method
+        return
     if not isinstance(method, str):
         raise ValueError(f"method must be a registered name, a Method or None, got {type(method).__name__}")
-    return method_class(method).for_retention(retention, **options)
+    allowed = method_class(method).options()
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for method {method!r}; allowed: {sorted(allowed) or 'none'}")
+
+
+def _method(method, retention, options, adapter):
+    """The Method to attach (None: the unpruned model). A name is configured by the method itself
+    (``Method.from_setting``) for this model: ``retention`` becomes its kept-fraction option, the
+    options the papers state for the model's layout apply, and layer options are read in the
+    papers' notation of a 28-layer LLM and scaled to this model's depth, as every tier of the
+    workflow does (on the 28-layer 7B models K = 18 is layer 18)."""
+    if method is None or not isinstance(method, str):
+        return method
+    from methods.registry import method_class
+    from methods.setting import PaperSetting
+
+    setting = PaperSetting.for_adapter(adapter, retention, options)
+    return method_class(method).from_setting(setting).build()
 
 
 def _adapter(model, processor, tokenizer, device, dtype, adapter_options) -> tuple[Any, Optional[Path]]:

@@ -47,12 +47,14 @@ def test_unknown_method_and_unknown_options(tiny):
         methods.load(tiny, "holitomm")
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['inner_kk'\] for method 'holitom'; allowed: .*inner_k"):
         methods.load(tiny, "holitom", retention=0.1, inner_kk=2)
-    with pytest.raises(ValueError, match=r"pdrop takes no retention; set options lam="):
-        methods.load(tiny, "pdrop", retention=0.1)
+    with methods.load(tiny, "pdrop", retention=0.1) as pruned:  # PDrop owns its mapping: lam = r^(1/stages)
+        stages = len(tiny.method.config.layers)
+        assert tiny.method.config.lam == pytest.approx(0.1 ** (1 / stages))
+        assert pruned.family == "llava-onevision"
     with pytest.raises(ValueError, match=r"fastv: give either retention or option keep"):
         methods.load(tiny, "fastv", retention=0.1, keep=0.5)
-    with pytest.raises(ValueError, match=r"K=9 is outside the allowed range \[1, 3\]"):
-        methods.load(tiny, "fastv", k=9)            # checked against this model's depth at attach time
+    with pytest.raises(ValueError, match=r"option k must be an int layer index in \[0, 28\]"):
+        methods.load(tiny, "fastv", k=29)           # the papers' 28-layer notation, checked before attaching
     with pytest.raises(ValueError, match=r"given without a method"):
         methods.load(tiny, retention=0.1)
     assert tiny.method is None

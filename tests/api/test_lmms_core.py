@@ -75,8 +75,12 @@ def test_model_args_errors(checkpoints, tmp_path):
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['inner_kk'\] for method 'holitom'"):
         lm.VideoPruneCore(pretrained=str(checkpoints["llava-onevision"]), method="holitom", retention=0.1, inner_kk=2)
     # list-valued options arrive as strings from --model_args and are parsed like the CLI's --option
-    m = lm.VideoPruneCore(pretrained=str(checkpoints["llava-onevision"]), method="pdrop", layers="[1,2,3]", lam=0.5)
-    assert tuple(m.model.method.config.layers) == (1, 2, 3)
+    # (layer options in the papers' 28-layer notation, scaled to the model's depth like every tier's)
+    from methods.setting import scale_layer
+
+    m = lm.VideoPruneCore(pretrained=str(checkpoints["llava-onevision"]), method="pdrop", layers="[7,14,21]", lam=0.5)
+    depth = m.model.adapter.num_layers
+    assert list(m.model.method.config.layers) == sorted({scale_layer(b, depth) for b in (7, 14, 21)})
 
 
 def test_module_imports_without_lmms_eval():

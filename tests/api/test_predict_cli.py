@@ -22,11 +22,18 @@ def _args(ckpt, video, *extra):
 
 def test_prints_answer_tokens_and_timings(checkpoints, clips, capsys):
     rc = main(_args(checkpoints["llava-onevision"], clips[0], "--method", "holitom", "--retention", "0.5",
-                    "--option", "inner_k=2"))
+                    "--option", "inner_k=18"))
     out = capsys.readouterr().out
     assert rc == 0
     lines = out.splitlines()
-    assert lines[0].startswith("answer: ") and "method: holitom (retention=0.5" in lines[1] and "inner_k=2" in lines[1]
+    # inner_k in the papers' 28-layer notation, scaled to the checkpoint's depth
+    import json
+
+    from methods.setting import scale_layer
+
+    depth = json.loads((checkpoints["llava-onevision"] / "config.json").read_text())["text_config"]["num_hidden_layers"]
+    assert lines[0].startswith("answer: ") and "method: holitom (retention=0.5" in lines[1]
+    assert f"inner_k={scale_layer(18, depth)}," in lines[1]
     assert "entering the LLM" in out and "of 72 unpruned" in out and "LLM last layer" in out
     assert "seconds: load model" in out and "prefill" in out and "decode" in out
 
