@@ -31,7 +31,7 @@ def main(argv=None) -> int:
         for opt, o in d["options"].items():
             default = "required" if o["required"] else f"default {o['default']!r}"
             print(f"    {opt} ({o['type']}): {default}")
-        if d.get("cost_model_budget"):
+        if d.get("budget"):
             print("    cost model: its retention is a whole-token budget, rounded per frame (default, "
                   "ceil(r*N)) or over the video (round(r*F*N)): python -m costmodel ... --budget per_frame|global")
     return 0
