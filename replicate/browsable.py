@@ -15,30 +15,13 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import io
+from .headless import CHROMIUM_NAMES, find_chromium
 from .report import fmt, fmt_predicted, kind
+from .report_groups import ANALOGUE_MARKERS, CATEGORIES, category_of
 
-#: category -> title shown in the report
-CATEGORIES = {
-    "holitom": "HoliTom", "tango": "Tango", "stts": "STTS",
-    "project": "This project: cost model and its own claims",
-    "synthvideoqa": "SynthVideoQA analogues (tiny model, cpu tier)",
-}
-#: file-name markers of the cpu tier's SynthVideoQA outputs (checked before the paper names)
-ANALOGUE_MARKERS = ("cpu_", "synth", "_cpu")
 STYLE = ("<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;font-size:13px}"
          "td,th{border:1px solid #bbb;padding:3px 6px;text-align:left}th{background:#eee}"
          ".refuted{color:#b00;font-weight:bold}.confirmed{color:#070}</style>")
-
-
-def category_of(path: str) -> str:
-    """The report category of a figure or table, from its file name."""
-    name = Path(path).name.lower()
-    if any(m in name for m in ANALOGUE_MARKERS):
-        return "synthvideoqa"
-    for paper in ("holitom", "tango", "stts"):
-        if paper in name:
-            return paper
-    return "project"
 
 
 def assets_for(category: str, files: Iterable[str]) -> dict[str, list[str]]:
@@ -110,17 +93,6 @@ def _flat(path: str, ext: str) -> str:
 
 
 # ---------------------------------------------------------------------------- render check
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def find_chromium() -> str | None:
-    for name in CHROMIUM_NAMES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 def render_check(report_html: str, screenshot: str | None = None, *, chromium: str | None = None,
                  timeout: int = 120, size: str = "1400,1000") -> str:
     """Render the report in headless Chromium; returns the DOM after its scripts ran (and writes a

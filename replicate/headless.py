@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import select
+import shutil
 import subprocess
 import tempfile
 import time
@@ -25,12 +26,21 @@ class BrowserError(RuntimeError):
     pass
 
 
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def find_chromium() -> str | None:
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
 class Browser:
     """One headless Chromium process; ``open`` loads a page in a new tab."""
 
     def __init__(self, executable: str | None = None, *, size: tuple[int, int] = (1400, 1000), timeout: float = 60):
-        from .browsable import CHROMIUM_NAMES, find_chromium
-
         self.exe = executable or find_chromium()
         if self.exe is None:
             raise FileNotFoundError(f"no Chromium found (tried {', '.join(CHROMIUM_NAMES)}); apt-get install chromium")

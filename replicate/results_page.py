@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import io
 from . import scale as run_scale
 from .report import fmt, fmt_predicted, kind
+from .report_groups import CATEGORIES, category_of
 from .verify import TO_RUN, VERDICTS
 
 PAPERS = {"holitom": "HoliTom", "tango": "Tango", "stts": "STTS"}
@@ -229,8 +230,6 @@ def chart_legend() -> str:
 # ---------------------------------------------------------------------------- figures
 def figure_blocks(figures: Sequence[str], smoke: bool) -> str:
     """The run's PNG figures, embedded (data URIs), grouped as the browsable report groups them."""
-    from .browsable import CATEGORIES, category_of
-
     groups: dict[str, list[str]] = {}
     for f in sorted(set(figures)):
         if f.endswith(".png") and Path(f).is_file():

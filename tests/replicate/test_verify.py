@@ -175,7 +175,7 @@ def test_every_not_run_reason_says_what_would_make_it_run(tmp_path, config):
         assert "snakemake --cores all" in todo or ("replicate/config.yaml" in todo and "tiers." in todo), r["reason"]
         if r["tier"] == "paper":
             assert "paths." in todo and "replicate/config.yaml" in todo, r["reason"]
-        assert "papers.md" not in r["reason"] and "/work/" not in r["reason"], r["reason"]
+        assert "reference/papers" not in r["reason"] and "/work/" not in r["reason"], r["reason"]
 
 
 def test_a_smoke_scale_reason_reads_as_a_scale_statement(tmp_path):
