@@ -1,7 +1,8 @@
 """Result files: written atomically with a content digest, read back only if it still matches.
 
 ``atomic_path`` and ``write_text`` are ``figures.files``'s (one implementation for figures and
-workflow): a failed or interrupted job never leaves a half-written file behind. ``write_json``,
+workflow: a temporary file in the target's folder, fsynced, renamed over it, with the umask's
+ordinary mode): a failed or interrupted job never leaves a half-written file behind. ``write_json``,
 ``write_csv`` and ``write_jsonl`` (the results the claims are computed from) also write
 ``<file>.sha256`` (``sha256sum`` format) beside the file. ``read_json`` / ``read_csv`` /
 ``verify_result`` refuse a result whose bytes no longer match it -- edited by hand, truncated,
@@ -17,7 +18,7 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from costmodel.cli import UsageError
 from figures.files import atomic_path, current_umask, write_text
@@ -65,8 +66,9 @@ def write_csv(path: str | os.PathLike, frame) -> Path:
     return seal(_write_csv_plain(path, frame))
 
 
-def write_jsonl(path: str | os.PathLike, rows) -> Path:
-    """One JSON object per line, atomically, with its digest."""
+def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """JSON lines (one compact object per line; values JSON cannot hold written as their text),
+    atomically, with its digest."""
     return seal(write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in rows)))
 
 

@@ -19,14 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from .validation import LETTERS, BenchmarkRecordError, check_record, config_key  # noqa: F401 (re-exported)
+
 BENCHMARKS: tuple[str, ...] = ("videomme", "mvbench", "egoschema", "longvideobench", "mlvu", "lvbench")
-
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def config_key(name: str) -> str:
-    """The config key that holds the local root of benchmark ``name``."""
-    return f"paths.datasets.{name}"
 
 
 @dataclass(frozen=True)
@@ -152,7 +147,6 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     """Rows of a .json (a list, or a dict of lists / of rows keyed by id), .jsonl or .parquet file."""
     suffix = path.suffix.lower()
     if suffix in (".json", ".jsonl"):
-        from .validation import BenchmarkRecordError
 
         try:
             text = path.read_text(encoding="utf-8")
@@ -181,7 +175,6 @@ def read_records(path: Path) -> list[dict[str, Any]]:
                 return lists[0]
             if all(isinstance(v, dict) for v in data.values()):  # {id: row}
                 return [{"_key": k, **v} for k, v in data.items()]
-        from .validation import BenchmarkRecordError
 
         raise BenchmarkRecordError(f"annotation file {str(path)!r} holds a JSON {type(data).__name__}; expected a "
                                    f"list of records (or {{id: record}})")
@@ -197,8 +190,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
                 "pyarrow: pandas.read_parquet(p).to_json(out, orient='records', lines=True))"
             ) from e
         except Exception as exc:  # pyarrow's errors are not ValueErrors; a damaged file is the user's
-            from .validation import BenchmarkRecordError
-
+    
             raise BenchmarkRecordError(f"annotation file {str(path)!r} is not a readable parquet file "
                                        f"({type(exc).__name__}: {exc})") from None
         return [{k: _jsonable(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
@@ -216,7 +208,6 @@ def first_existing(candidates: Sequence[Path]) -> Path:
 def candidates_and_answer(row: dict[str, Any], where: str) -> tuple[list[str], int]:
     """Options and answer index of a record whose answer is given as the text of one candidate
     (MVBench, MLVU): the answer must be one of the candidates."""
-    from .validation import check_record
 
     check_record(row, {"video": "relpath", "question": "text", "candidates": "options", "answer": "answer_text"}, where)
     options = [str(c) for c in row["candidates"]]

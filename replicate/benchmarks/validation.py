@@ -21,7 +21,13 @@ from typing import Any, Mapping, Sequence
 
 from costmodel.cli import UsageError
 
-from .base import LETTERS, config_key
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def config_key(name: str) -> str:
+    """The config key that holds the local root of benchmark ``name``."""
+    return f"paths.datasets.{name}"
+
 
 #: what each field kind accepts (the ``allowed`` part of an error)
 KINDS = {

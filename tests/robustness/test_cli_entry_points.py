@@ -78,8 +78,8 @@ def _cases(tmp: Path) -> list[tuple[str, list[str], tuple[str, ...]]]:
         ("replicate.harness.stts_efficiency", ["--out", out + ".json", "--topk", "1.5"], ("--topk",)),
         ("replicate.harness.stts_efficiency", ["--out", out + ".json", "--frames", "4,4"], ("--frames", "more than once")),
         ("replicate.harness.stts_efficiency", ["--out", str(tmp), "--arch", "cpu-bench"], ("--out", "is a directory")),
-        ("replicate.harness.method_bench", ["--out", out + ".json", "--grid", "0"], ("--grid",)),
-        ("replicate.harness.method_bench", ["--out", out + ".json", "--methods", "tango", "tango"], ("twice",)),
+        ("replicate.microbench.methods", ["--out", out + ".json", "--grid", "0"], ("--grid",)),
+        ("replicate.microbench.methods", ["--out", out + ".json", "--methods", "tango", "tango"], ("twice",)),
         ("replicate.stts_train", ["--out", out, "--lr", "nan"], ("--lr",)),
         ("replicate.synthvqa.train", ["--out", out, "--steps", "0"], ("--steps",)),
         ("replicate.synthvqa.train", ["--out", out, "--time-budget", "inf"], ("--time-budget",)),
@@ -100,11 +100,11 @@ def _cases(tmp: Path) -> list[tuple[str, list[str], tuple[str, ...]]]:
         ("costmodel", ["flops", "--model", "llava-onevision-7b", "--frames", "100000"], ("--frames 100000",)),
         ("costmodel", ["flops", "--model", "llava-onevision-7b", "--method", "holitom", "--retention", "0.1",
                        "--option", "inner_k=18", "--option", "inner_k=2"], ("--option", "inner_k", "more than once")),
-        ("methods.bench_tango", ["--out", out + ".json", "--threads", "1,1"], ("--threads", "more than once")),
-        ("methods.bench_tango", ["--out", out + ".json", "--frames", "0"], ("--frames",)),
-        ("methods.bench_tango", ["--out", out + ".json", "--retention", "nan"], ("--retention",)),
-        ("methods.video_io_bench", ["--out", out + ".json", "--fps", "0"], ("--fps",)),
-        ("methods.video_io_bench", ["--out", out + ".json", "--video", str(tmp / "none.mp4")], ("--video",)),
+        ("replicate.microbench.tango", ["--out", out + ".json", "--threads", "1,1"], ("--threads", "more than once")),
+        ("replicate.microbench.tango", ["--out", out + ".json", "--frames", "0"], ("--frames",)),
+        ("replicate.microbench.tango", ["--out", out + ".json", "--retention", "nan"], ("--retention",)),
+        ("replicate.microbench.video_io", ["--out", out + ".json", "--fps", "0"], ("--fps",)),
+        ("replicate.microbench.video_io", ["--out", out + ".json", "--video", str(tmp / "none.mp4")], ("--video",)),
         ("methods", ["--json", "extra"], ("unrecognized arguments",)),
     ]
 
@@ -142,7 +142,8 @@ def test_duplicate_methods_and_retentions_are_timed_once_with_a_notice(tmp_path,
 
 
 def test_clean_errors_on_a_real_cells_folder_still_works(tmp_path, capsys):
-    from replicate.paper.shard import main, write_jsonl_atomic
+    from replicate.io import write_jsonl as write_jsonl_atomic
+    from replicate.paper.shard import main
 
     cells = tmp_path / "cells" / "ck" / "f8" / "vanilla" / "videomme"
     write_jsonl_atomic(cells / "shard-000-of-002.jsonl", [{"kind": "shard", "status": "error", "reason": "x"}])

@@ -123,7 +123,8 @@ def test_the_claims_report_refuses_a_claim_file_that_differs_from_all_json(tmp_p
 
 def test_the_paper_summary_refuses_an_edited_shard(tmp_path):
     from replicate.paper.cells import Cell
-    from replicate.paper.shard import summarise_cell, write_jsonl_atomic
+    from replicate.io import write_jsonl as write_jsonl_atomic
+    from replicate.paper.shard import summarise_cell
 
     cell = Cell(checkpoint="ck", model="llava-onevision-7b", frames=8, method="vanilla", retention=None, options=(),
                 dataset="videomme", benchmark="videomme")
