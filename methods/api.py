@@ -134,10 +134,16 @@ def _check_method(method, retention, options) -> None:
         return
     if not isinstance(method, str):
         raise ValueError(f"method must be a registered name, a Method or None, got {type(method).__name__}")
-    allowed = method_class(method).options()
+    cls = method_class(method)
+    allowed = cls.options()
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for method {method!r}; allowed: {sorted(allowed) or 'none'}")
+    from methods.setting import PaperSetting
+
+    # the retention (NaN, 0, above 1, missing where the method needs one) is refused here, not
+    # after the checkpoint has been read
+    PaperSetting(retention).kept_fraction(method, cls.retention_kind)
 
 
 def _method(method, retention, options, adapter):
@@ -215,7 +221,11 @@ def _from_directory(path: Path, tokenizer, device, dtype, adapter_options):
     device = str(device or "cpu")
     cls = _adapter_class(model_type)
     try:
-        adapter = cls.from_pretrained(path, dtype=_torch_dtype(dtype, device), device=device, **adapter_options)
+        # a caller's tokenizer stands in for missing tokenizer files; without one the checkpoint's own
+        # files are required (checked by the adapter's loader), never a byte-level stand-in
+        own = {} if tokenizer is None else {"tokenizer": tokenizer}
+        adapter = cls.from_pretrained(path, dtype=_torch_dtype(dtype, device), device=device, **own,
+                                      **adapter_options)
     except (OSError, RuntimeError) as exc:  # missing / truncated weights, shapes that do not fit the config
         raise ValueError(f"cannot load checkpoint {str(path)!r}: {' '.join(str(exc).split())[:500]}") from exc
     except Exception as exc:  # safetensors' own error type (a corrupt file) is not an OSError

@@ -16,30 +16,28 @@ import sys
 import time
 from pathlib import Path
 
+from costmodel.cli import Parser, finite_float, integer
+
 EXIT_USAGE = 2
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not usage + message
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m methods.predict", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m methods.predict", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="local HF checkpoint directory (LLaVA-OneVision / LLaVA-Video, "
                                                   "Qwen2.5-VL, Molmo2)")
     p.add_argument("--video", required=True, help="video file")
     p.add_argument("--question", required=True)
     p.add_argument("--method", default=None, help="a registered method (python -m methods lists them); default: none")
-    p.add_argument("--retention", type=float, default=None, help="kept fraction of the visual tokens")
+    p.add_argument("--retention", type=finite_float(0, 1, lo_open=True), default=None,
+                   help="kept fraction of the visual tokens, in (0, 1]")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="a method option (repeatable), e.g. --option inner_k=18")
-    p.add_argument("--frames", type=int, default=32, help="frames sampled uniformly from the video (default 32)")
+    p.add_argument("--frames", type=integer(1), default=32, help="frames sampled uniformly from the video (default 32)")
     p.add_argument("--setting", choices=["llava-onevision", "llava-video"], default=None,
                    help="LLaVA family: the model's token layout and prompt (default llava-onevision)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--dtype", default=None, help="fp32, bf16 or fp16 (default: fp32 on cpu, bf16 on cuda)")
-    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=integer(1), default=32)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
@@ -61,6 +59,8 @@ def parse_options(pairs) -> dict:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise ValueError(f"--option {pair!r} must be NAME=VALUE, e.g. --option inner_k=18")
+        if name.strip() in out:
+            raise ValueError(f"--option {name.strip()} given more than once; give each option once")
         out[name.strip()] = option_value(value.strip())
     return out
 
@@ -91,6 +91,9 @@ def predict(args) -> dict:
     import methods
 
     options = parse_options(args.option)
+    from methods.api import _check_method
+
+    _check_method(args.method, args.retention, options)  # the method and its options, before any file is read
     check_args(args)
     t0 = time.perf_counter()
     model = methods.load(args.model, args.method, args.retention, setting=args.setting, frames=args.frames,

@@ -18,7 +18,6 @@ left-padded per-layer KV caches); the encode and prefill of each request still r
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from costmodel.cli import Parser, entry_point, integer, out_file
 
 #: family -> (checkpoint writer name in replicate.paper.rehearsal, load() keyword arguments, methods)
 CASES = {
@@ -85,19 +86,19 @@ def time_family(family: str, root: Path, batch: int, frames: int, new_tokens: in
     return rows
 
 
+@entry_point("python -m replicate.harness.batch_generation")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m replicate.harness.batch_generation", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="JSON file to write")
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--new-tokens", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1)
+    p = Parser(prog="python -m replicate.harness.batch_generation", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, type=out_file, help="JSON file to write")
+    p.add_argument("--batch", type=integer(1, 256), default=4)
+    p.add_argument("--frames", type=integer(1, 64), default=8)
+    p.add_argument("--new-tokens", type=integer(1, 1024), default=16)
+    p.add_argument("--repeats", type=integer(1, 1000), default=5)
+    p.add_argument("--threads", type=integer(1, 1024), default=1)
     p.add_argument("--families", nargs="*", default=list(CASES), choices=list(CASES))
     args = p.parse_args(argv)
-    for name in ("batch", "frames", "new_tokens", "repeats", "threads"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if len(set(args.families)) < len(args.families):
+        p.error(f"--families {args.families}: a family is given twice")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="batch_generation_") as tmp:
         rows = [r for fam in args.families

@@ -14,7 +14,6 @@ machine).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -24,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
+
+from costmodel.cli import Parser, entry_point, existing_dir, integer, out_file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,14 +108,16 @@ def _commit(repo: Path) -> str:
         return "unknown"
 
 
+@entry_point("python -m replicate.microbench.snakemake_parse")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m replicate.microbench.snakemake_parse", description=__doc__.split("\n\n")[0])
-    p.add_argument("--repo", action="append", default=[], help="another checkout to time beside this one")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--out", required=True)
+    p = Parser(prog="python -m replicate.microbench.snakemake_parse", description=__doc__.split("\n\n")[0])
+    p.add_argument("--repo", action="append", default=[], type=existing_dir,
+                   help="another checkout to time beside this one")
+    p.add_argument("--repeats", type=integer(1, 1000), default=5)
+    p.add_argument("--out", required=True, type=out_file)
     args = p.parse_args(argv)
-    if args.repeats < 1:
-        p.error(f"--repeats must be >= 1, got {args.repeats}")
+    if not all((Path(r) / "Snakefile").is_file() for r in args.repo):
+        p.error(f"--repo {[str(r) for r in args.repo]}: each must be a checkout of this project (with a Snakefile)")
     repos = [REPO, *(Path(r).resolve() for r in args.repo)]
     result = measure(repos, args.repeats)
     from replicate.io import write_json

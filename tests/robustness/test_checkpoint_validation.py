@@ -211,6 +211,31 @@ def test_no_tokenizer_files_is_refused_never_the_byte_tokenizer(ckpt):
     assert isinstance(adapter.tokenizer, ByteTokenizer)
 
 
+def test_methods_load_refuses_missing_tokenizer_files_and_takes_a_given_tokenizer(ckpt):
+    """The user API (methods.load, python -m methods.predict) on the same checkpoint: refused without
+    tokenizer files; with the caller's tokenizer the checkpoint's weights load and that tokenizer is
+    used (the adapter's check does not ask for files the caller replaced)."""
+    import methods
+
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        (ckpt / f).unlink(missing_ok=True)
+    with pytest.raises(ValueError, match="no tokenizer files"):
+        methods.load(ckpt)
+    given = ByteTokenizer(1000)
+    model = methods.load(ckpt, tokenizer=given, frames=4)
+    assert model.tokenizer is given and model.family == "llava-onevision"
+
+
+@pytest.mark.parametrize("retention", [float("nan"), 0.0, 1.5, None])
+def test_methods_load_refuses_a_bad_retention_before_reading_the_checkpoint(tmp_path, retention):
+    """A NaN / out-of-range / missing retention is named before the checkpoint is looked at (the
+    directory here does not exist: the retention error comes first)."""
+    import methods
+
+    with pytest.raises(ValueError, match=r"retention in \(0, 1\]|retention must be in \(0, 1\]"):
+        methods.load(tmp_path / "not-read", "holitom", retention)
+
+
 def test_a_damaged_tokenizer_file_is_named(ckpt):
     (ckpt / "tokenizer.json").write_text("{\"version\": ")
     with pytest.raises(CheckpointError, match="tokenizer files of .* cannot be loaded"):
