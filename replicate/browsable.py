@@ -70,7 +70,7 @@ def bundle(category: str, *, all_json: str, files: Sequence[str], claims_out: st
     """Write one category's claims page and copy/render its figures and tables."""
     if category not in CATEGORIES:
         raise ValueError(f"unknown report category {category!r}; allowed: {', '.join(CATEGORIES)}")
-    results = json.loads(Path(all_json).read_text())
+    results = io.read_json(all_json)  # checked against its content digest
     io.write_text(claims_out, claims_html(results, category))
     assets = assets_for(category, files)
     for d in (figures_dir, tables_dir):
@@ -155,7 +155,7 @@ def check_results_page(index_html: str, all_json: str | None = None, screenshot:
     from .results_page import headline_counts
 
     all_json = all_json or str(Path(index_html).parent / "claims" / "all.json")
-    results = json.loads(Path(all_json).read_text())
+    results = io.read_json(all_json)
     expected = headline_counts(results, HEADLINE_IDS if headline is None else headline)
     problems: list[str] = []
     with Browser() as browser:
@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if Path(args.page).name == "index.html":
             return _report_results_page(args.page, args.claims and str(args.claims), screenshot)
         dom = render_check(args.page, screenshot)
-    except FileNotFoundError as exc:  # no Chromium (or no claims/all.json) here: named
+    except (FileNotFoundError, io.ResultDigestError) as exc:  # no Chromium here, or a damaged all.json: named
         raise UsageError(str(exc)) from None
     missing = [t for t in CATEGORIES if t not in dom]
     print(f"rendered {len(dom)} characters of DOM; categories missing from it: {missing or 'none'}")

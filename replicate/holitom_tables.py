@@ -20,7 +20,6 @@ K = 18, R = 0.5, running-pairwise merge, no option override) are *read* from
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
@@ -203,7 +202,9 @@ def cpu_frames_status(model_dir: str | Path, frames: Sequence[int]) -> dict[str,
     frames_trained = None
     p = Path(model_dir) / "synthvqa.json"
     if p.is_file():
-        frames_trained = json.loads(p.read_text()).get("frames")
+        from replicate.io import read_json
+
+        frames_trained = read_json(p).get("frames")
     return {"status": "not-run", "tier": "cpu", "frames_requested": list(frames), "frames_trained": frames_trained,
             "reason": (f"the tiny model is trained and evaluated on {frames_trained}-frame SynthVideoQA videos "
                        "(synthvqa.json); replicate.harness.accuracy.run_accuracy_cell takes no frame count (it "
@@ -316,7 +317,9 @@ def synth_accuracy_frame(accuracy_csv: Optional[str | Path], extra_cells: Sequen
     the cpu grid (their JSONs), perf_kept_pct recomputed against the vanilla cell."""
     import pandas as pd
 
-    frame = pd.read_csv(accuracy_csv) if accuracy_csv and Path(accuracy_csv).is_file() else pd.DataFrame()
+    from replicate.io import read_csv
+
+    frame = read_csv(accuracy_csv) if accuracy_csv and Path(accuracy_csv).is_file() else pd.DataFrame()
     if len(extra_cells):
         have = set(zip(frame.get("method", []), frame.get("rtag", [])))
         add = [{"method": c["method"], "label": c.get("label", c["method"]), "rtag": c["rtag"],

@@ -288,12 +288,10 @@ class NotAFullRun(ValueError):
 def readme_table_from_run(all_json) -> str:
     """The README snippet rendered from a run's claim JSONs (``all.json``), refused (NotAFullRun)
     unless that run was a full default run (replicate.scale)."""
-    import json
-    from pathlib import Path
-
     from .claims import ANALOGUE_HEADLINE_IDS, HEADLINE_IDS, PROJECT_HEADLINE_IDS
+    from .io import read_json
 
-    results = json.loads(Path(all_json).read_text())
+    results = read_json(all_json)  # checked against its content digest
     run = run_scale.of_results(results)
     if run["scale"] != "full" or not run.get("default"):
         raise NotAFullRun(
@@ -309,23 +307,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     table from a full default run's claim JSONs (a README_table.md path reads the all.json beside it)."""
     from pathlib import Path
 
-    from costmodel.cli import Parser, existing_file, fail
+    import sys
+
+    from costmodel.cli import Parser, existing_file, one_line
 
     p = Parser(prog="python -m replicate.report", description=main.__doc__)
     p.add_argument("readme", type=existing_file)
     p.add_argument("source", type=Path, help="results/claims/all.json (or README_table.md beside it)")
     args = p.parse_args(argv)
     all_json = args.source if args.source.suffix == ".json" else args.source.with_name("all.json")
+    problem = None
     if not all_json.is_file():
-        fail(p.prog, f"{all_json} not found: the README's table is rendered from a run's claim JSONs "
-                     "(run `snakemake --cores all` first)")
-    try:
-        table = readme_table_from_run(all_json)
-        text = splice_readme(args.readme.read_text(), table)
-    except NotAFullRun as exc:
-        fail(p.prog, exc)
-    except ValueError as exc:  # unreadable claim JSONs, or a README without the markers: named
-        fail(p.prog, f"{args.readme} / {all_json}: {exc}")
+        problem = (f"{all_json} not found: the README's table is rendered from a run's claim JSONs "
+                   "(run `snakemake --cores all` first)")
+    else:
+        try:
+            text = splice_readme(args.readme.read_text(), readme_table_from_run(all_json))
+        except NotAFullRun as exc:
+            problem = exc
+        except ValueError as exc:  # damaged claim JSONs, or a README without the markers: named
+            problem = f"{args.readme} / {all_json}: {exc}"
+    if problem is not None:  # one line, exit status 2, the README untouched
+        print(f"{p.prog}: error: {one_line(problem)}", file=sys.stderr)
+        return 2
     args.readme.write_text(text)
     print(f"{args.readme}: claims table refreshed from {all_json}")
     return 0

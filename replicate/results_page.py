@@ -337,6 +337,6 @@ def render_page(results: Sequence[Mapping[str, Any]], *, headline: Sequence[str]
 def write_page(all_json: str, out: str, *, headline: Sequence[str], figures: Sequence[str] = (),
                project: Sequence[str] = (), analogues: Sequence[str] = ()) -> dict[str, Any]:
     """Rule results_page: ``results/index.html`` from the run's all.json and figures."""
-    results = json.loads(Path(all_json).read_text())
+    results = io.read_json(all_json)  # checked against its content digest
     io.write_text(out, render_page(results, headline=headline, figures=figures, project=project, analogues=analogues))
     return {"claims": len(results), "headline": headline_counts(results, headline), "bytes": Path(out).stat().st_size}

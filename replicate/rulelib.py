@@ -51,9 +51,7 @@ def predictions(*, claims, hardware: str, dtype: str, rounding: str, csv_path: s
 
 
 def exact_vs_paper(flops_csv: str, *, csv_path: str, md_path: str, log_path: str | None = None) -> None:
-    import pandas as pd
-
-    table = analytic.exact_vs_paper(pd.read_csv(flops_csv))
+    table = analytic.exact_vs_paper(io.read_csv(flops_csv))
     io.write_csv(csv_path, table)
     head = ("# Exact vs paper FLOPs convention\n\n"
             "`paper`: FastV formula over visual tokens, LLM prefill only (the papers' TFLOPs). "

@@ -7,7 +7,6 @@ claims that could not be decided because a result file they need is missing.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -45,7 +44,12 @@ def success_lines(workdir: str | Path = ".", headline: Sequence[str] = (), log: 
     started = _started(log)
     if not all_json.is_file() or (started is not None and all_json.stat().st_mtime < started - 1):
         return []
-    results = json.loads(all_json.read_text())
+    from .io import ResultDigestError, read_json
+
+    try:
+        results = read_json(all_json)
+    except ResultDigestError as exc:  # said, not raised: this is the run's last word
+        return [f"replicate: {exc}"]
     run = run_scale.of_results(results)
     commit = ((results[0].get("provenance") or {}).get("commit") or "unknown")[:10] if results else "unknown"
     lines = [f"replicate: verdicts of this {run_scale.describe(run)} (commit {commit})"]

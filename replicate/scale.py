@@ -100,13 +100,17 @@ def report_mismatch(config: Mapping[str, Any], all_json: str = "results/claims/a
     (None when it matches). Snakemake's report rebuilds the job graph from the config it is given: a
     smoke run reported without its profile lists the default run's jobs ("Missing metadata" for files
     that run never wrote)."""
-    import json
     from pathlib import Path
 
     path = Path(all_json)
     if not path.is_file():
         return f"{all_json} does not exist: the report describes a finished run; run `snakemake --cores all` first"
-    written = of_results(json.loads(path.read_text()))
+    from .io import ResultDigestError, read_json
+
+    try:
+        written = of_results(read_json(path))
+    except ResultDigestError as exc:
+        return str(exc)
     now = run_scale(config)
     if written.get("scale") == "unknown" or (written["scale"], written["differs"]) == (now["scale"], now["differs"]):
         return None

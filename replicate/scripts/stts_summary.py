@@ -1,15 +1,15 @@
 """Rule stts_cpu_summary: cells + training metrics -> accuracy.csv, metrics.json, analogue.json, figure."""
-import json
 from pathlib import Path
 
 from figures.stts import cpu_accuracy_figure
 from replicate.harness.stts_packing import measure_trained_tiny
-from replicate.io import write_json
+from replicate.io import read_json, write_json
 from replicate.stts_train.compare import analogue_records, summary_metrics, write_table
 
 sm = snakemake  # noqa: F821
-cells = [json.loads(Path(p).read_text()) for p in sm.input.cells]
-train = {Path(p).parent.name: json.loads(Path(p).read_text()) for p in sm.input.train}
+# read back only if they still match the content digests written with them (replicate.io)
+cells = [read_json(p) for p in sm.input.cells]
+train = {Path(p).parent.name: read_json(p) for p in sm.input.train}
 rows = write_table(cells, sm.output.csv)
 write_json(sm.output.metrics, summary_metrics(cells, train))
 write_json(sm.output.analogue, {"records": analogue_records(cells)})

@@ -93,7 +93,10 @@ def test_every_result_writer_is_the_one_atomic_helper_with_the_umask_mode(tmp_pa
         os.umask(old)
     assert all((p.stat().st_mode & 0o777) == 0o640 for p in paths)
     assert (tmp_path / "s.jsonl").read_text() == '{"k": 1}\n{"k": 2}\n'
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "c.csv", "s.jsonl", "t.md"]
+    # the results (JSON, JSON lines, CSV) with their content digests, written the same way
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.json.sha256", "c.csv", "c.csv.sha256",
+                                                          "s.jsonl", "s.jsonl.sha256", "t.md"]
+    assert all((tmp_path / f"{n}.sha256").stat().st_mode & 0o777 == 0o640 for n in ("a.json", "c.csv", "s.jsonl"))
 
 
 def test_splice_readme_replaces_only_the_generated_tables():

@@ -121,6 +121,75 @@ def test_the_claims_report_refuses_a_claim_file_that_differs_from_all_json(tmp_p
     assert not (tmp_path / "R.md").exists()
 
 
+def _edited_all_json(tmp_path: Path) -> Path:
+    """A run's all.json written with its digest, then edited by hand (a verdict flipped)."""
+    path = write_json(tmp_path / "results" / "claims" / "all.json", [{"id": "a", "verdict": "refuted"}])
+    path.write_text(json.dumps([{"id": "a", "verdict": "confirmed"}]))
+    return path
+
+
+def test_the_results_page_refuses_an_edited_all_json(tmp_path):
+    from replicate.results_page import write_page
+
+    all_json = _edited_all_json(tmp_path)
+    with pytest.raises(ResultDigestError, match=r"all\.json' does not match the content digest"):
+        write_page(str(all_json), str(tmp_path / "index.html"), headline=[])
+    assert not (tmp_path / "index.html").exists()
+
+
+def test_the_report_bundle_refuses_an_edited_all_json(tmp_path):
+    from replicate.browsable import bundle
+
+    all_json = _edited_all_json(tmp_path)
+    with pytest.raises(ResultDigestError, match=r"all\.json' does not match"):
+        bundle("holitom", all_json=str(all_json), files=[], claims_out=str(tmp_path / "c.html"),
+               figures_dir=str(tmp_path / "f"), tables_dir=str(tmp_path / "t"))
+    assert not (tmp_path / "c.html").exists()
+
+
+def test_the_readme_refresher_refuses_an_edited_all_json_and_leaves_the_readme(tmp_path, capsys):
+    from replicate.report import README_END, README_START, main
+
+    all_json = _edited_all_json(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{README_START}\nold\n{README_END}\n")
+    before = readme.read_text()
+    assert main([str(readme), str(all_json)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "all.json' does not match the content digest" in err
+    assert readme.read_text() == before
+
+
+def test_the_run_summary_and_the_report_check_say_so_instead_of_raising(tmp_path):
+    from replicate.run_summary import success_lines
+    from replicate.scale import report_mismatch
+
+    all_json = _edited_all_json(tmp_path)
+    lines = success_lines(tmp_path, headline=[])
+    assert len(lines) == 1 and "does not match the content digest" in lines[0]
+    assert "does not match the content digest" in report_mismatch({}, str(all_json))
+
+
+def test_tables_built_from_results_refuse_an_edited_input(tmp_path):
+    """The tables beside the verdicts read their inputs through the same check: the analytic tier's
+    exact-vs-paper table and HoliTom's SynthVideoQA rows."""
+    import pandas as pd
+
+    from replicate.holitom_tables import synth_accuracy_frame
+    from replicate.rulelib import exact_vs_paper
+
+    flops = write_csv(tmp_path / "flops.csv", pd.DataFrame({"model": ["m"], "tflops": [1.0]}))
+    flops.write_text(flops.read_text().replace("1.0", "9.0"))
+    with pytest.raises(ResultDigestError, match=r"flops\.csv' does not match"):
+        exact_vs_paper(str(flops), csv_path=str(tmp_path / "e.csv"), md_path=str(tmp_path / "e.md"))
+    assert not (tmp_path / "e.csv").exists()
+    acc = write_csv(tmp_path / "accuracy.csv", pd.DataFrame({"method": ["vanilla"], "rtag": ["full"],
+                                                            "accuracy": [0.5]}))
+    acc.write_text(acc.read_text().replace("0.5", "0.99"))
+    with pytest.raises(ResultDigestError, match=r"accuracy\.csv' does not match"):
+        synth_accuracy_frame(str(acc))
+
+
 def test_the_paper_summary_refuses_an_edited_shard(tmp_path):
     from replicate.paper.cells import Cell
     from replicate.io import write_jsonl as write_jsonl_atomic
