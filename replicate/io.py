@@ -25,7 +25,7 @@ from figures.files import atomic_path, current_umask, write_text
 from figures.files import write_csv as _write_csv_plain
 
 __all__ = ["atomic_path", "current_umask", "write_text", "write_csv", "write_json", "write_jsonl", "read_json",
-           "read_csv", "verify_result", "ResultDigestError", "output_lock", "OutputLocked"]
+           "read_csv", "verify_result", "verify_inputs", "ResultDigestError", "output_lock", "OutputLocked"]
 
 DIGEST_SUFFIX = ".sha256"
 RULES_ENV = "REPLICATE_OUTPUT_RULES"
@@ -104,6 +104,19 @@ def verify_result(path: str | os.PathLike) -> Path:
                                     f"({side.name}): it was edited or damaged after it was computed and is not "
                                     f"used; {_rebuild_hint(path)}")
     return path
+
+
+def verify_inputs(paths) -> list[Path]:
+    """Check every file among ``paths`` (a rule's ``snakemake.input``, nested lists allowed) against
+    its digest before a script hands it to a reader that does not check (figures, tables): the
+    checked files; folders pass."""
+    checked = []
+    for p in paths:
+        if isinstance(p, (list, tuple)):
+            checked += verify_inputs(p)
+        elif Path(p).is_file():
+            checked.append(verify_result(p))
+    return checked
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -3,8 +3,10 @@ import sys
 from pathlib import Path
 
 from figures.tango import FIGURES, write_one
+from replicate.io import verify_inputs
 
 sm = snakemake  # noqa: F821
+verify_inputs(sm.input)  # figures read the CSVs as they are: checked here
 with open(sm.log[0], "w") as log:
     sys.stderr = log
     for kind in FIGURES:

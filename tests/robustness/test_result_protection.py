@@ -190,6 +190,24 @@ def test_tables_built_from_results_refuse_an_edited_input(tmp_path):
         synth_accuracy_frame(str(acc))
 
 
+def test_a_figure_scripts_inputs_are_checked_before_the_figures_read_them(tmp_path):
+    """figures/ reads CSVs as they are (it sits below replicate/); the rule scripts call
+    io.verify_inputs on snakemake.input first: nested lists, folders and files without a digest pass."""
+    from replicate.io import verify_inputs
+
+    good = write_json(tmp_path / "a.json", {"x": 1})
+    plain = tmp_path / "hand.csv"
+    plain.write_text("a\n1\n")
+    edited = write_json(tmp_path / "b.json", {"x": 2})
+    assert verify_inputs([str(good), [str(plain), str(tmp_path)]]) == [good, plain]
+    edited.write_text('{"x": 3}')
+    with pytest.raises(ResultDigestError, match=r"b\.json' does not match"):
+        verify_inputs([str(good), [str(edited)]])
+    scripts = ["cpu_figures", "cpu_layouts_figure", "flops_vs_retention", "holitom_figures", "holitom_flops_table",
+               "tango_figures"]
+    assert all("verify_inputs(s" in (REPO / "replicate" / "scripts" / f"{n}.py").read_text() for n in scripts)
+
+
 def test_the_paper_summary_refuses_an_edited_shard(tmp_path):
     from replicate.paper.cells import Cell
     from replicate.io import write_jsonl as write_jsonl_atomic
