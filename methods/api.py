@@ -139,6 +139,8 @@ def _check_method(method, retention, options) -> None:
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for method {method!r}; allowed: {sorted(allowed) or 'none'}")
+    if retention is not None and (isinstance(retention, bool) or not isinstance(retention, (int, float))):
+        raise ValueError(f"retention must be a number in (0, 1], got {retention!r}")
     from methods.setting import PaperSetting
 
     # the retention (NaN, 0, above 1, missing where the method needs one) is refused here, not

@@ -80,11 +80,13 @@ class VideoPruneCore:
         if not pretrained or not Path(str(pretrained)).is_dir():
             raise ValueError(f"videoprune: pretrained={pretrained!r} is not a local checkpoint directory")
         options = {k: option_value(v) if isinstance(v, str) else v for k, v in method_options.items()}
+        if isinstance(retention, str):  # model_args text: "0.1" is a number, "abc" is refused by methods.load
+            retention = option_value(retention)
         if isinstance(method, str) and method.lower() in ("", "none"):
             method = None
         self.batch_size_per_gpu = _batch_size(batch_size)
-        self.max_new_tokens = int(max_new_tokens)
-        self.model = methods.load(str(pretrained), method, retention, frames=int(frames), setting=setting,
+        self.max_new_tokens = _whole("max_new_tokens", max_new_tokens)
+        self.model = methods.load(str(pretrained), method, retention, frames=_whole("frames", frames), setting=setting,
                                   device=device or "cpu", dtype=dtype, **options)
         self.task_dict = getattr(self, "task_dict", {})
 
@@ -133,10 +135,15 @@ class VideoPruneCore:
 
 
 def _batch_size(value) -> int:
-    if isinstance(value, str) and value.isdigit():
+    return _whole("batch_size", value, " (auto is not supported)")
+
+
+def _whole(name: str, value, note: str = "") -> int:
+    """A model_args count (lmms-eval passes "8" or 8): a whole number >= 1, else named."""
+    if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"videoprune: batch_size must be an int >= 1 (auto is not supported), got {value!r}")
+        raise ValueError(f"videoprune: {name} must be an int >= 1{note}, got {value!r}")
     return value
 
 

@@ -304,3 +304,20 @@ def test_molmo2_fused_weight_missing_is_caught_by_the_loading_report(tmp_path):
 
 def test_check_checkpoint_passes_the_good_one_without_loading(good):
     assert check_checkpoint(good, "llava_onevision", "LlavaOnevisionForConditionalGeneration") == good
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"method": "holitom", "retention": "nan"}, r"retention must be a number in \(0, 1\], got 'nan'"),
+    ({"method": "holitom", "retention": "1.5"}, r"retention must be in \(0, 1\], got 1\.5"),
+    ({"frames": "0"}, r"frames must be an int >= 1, got 0"),
+    ({"frames": "eight"}, r"frames must be an int >= 1, got 'eight'"),
+    ({"max_new_tokens": "1.5"}, r"max_new_tokens must be an int >= 1, got '1\.5'"),
+])
+def test_lmms_eval_model_args_are_refused_by_name_before_loading(tmp_path, kwargs, needle):
+    """lmms-eval hands --model_args over as text: a bad count or retention is named, not a raw int()
+    error, and before the checkpoint (a folder that is not one here) is read."""
+    from methods import lmms_eval_model as lm
+
+    (tmp_path / "ckpt").mkdir()
+    with pytest.raises(ValueError, match=needle):
+        lm.VideoPruneCore(pretrained=str(tmp_path / "ckpt"), **kwargs)
