@@ -137,7 +137,10 @@ def report(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # argparse refused an argument (one line printed) or printed --help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()

@@ -66,7 +66,7 @@ def test_molmo2_checkpoint(checkpoints, clips, capsys):
     ("unknown_method", r"unknown method 'holitomm'; registered: "),
     ("unknown_option", r"unknown option\(s\) \['inner_kk'\] for method 'holitom'; allowed: "),
     ("bad_option_syntax", r"--option 'inner_k' must be NAME=VALUE"),
-    ("bad_frames", r"--frames must be >= 1"),
+    ("bad_frames", r"argument --frames: 0 is outside the allowed range: >= 1"),
 ])
 def test_errors_are_one_line_with_exit_2(checkpoints, clips, tmp_path, capsys, case, pattern):
     import re
