@@ -98,4 +98,6 @@ def test_bad_configuration_is_refused(tmp_path):
     with pytest.raises(ValueError, match="JSONL"):
         train(STTSTrainConfig(backbone="molmo2", model_dir="tiny", data=str(tmp_path / "none.jsonl")),
               tmp_path / "x", progress=False)
-    assert cli(["--out", str(tmp_path / "y"), "--steps", "0"]) == 2
+    with pytest.raises(SystemExit) as refused:  # argparse's type refuses it: one line, exit code 2
+        cli(["--out", str(tmp_path / "y"), "--steps", "0"])
+    assert refused.value.code == 2 and not (tmp_path / "y").exists()
