@@ -31,7 +31,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from costmodel.schedule import TokenSchedule, uniform_vision
-from methods.runtime import VISUAL, PrefillResult
+from methods.runtime import VISUAL, LayerCounts, PrefillResult
 from methods.types import Reduction, VideoTokens
 
 from . import molmo2_loading as loading
@@ -238,18 +238,19 @@ class Molmo2VideoAdapter(HFModelDims):
             types = torch.cat([types, types.new_zeros(1, L - types.shape[1])], dim=1)
         out = self._lm(inputs.inputs_embeds, inputs.position_ids, types, use_cache=use_cache)
         h = out.last_hidden_state
-        visual = int((inputs.kinds == VISUAL).sum())
+        visual = (inputs.kinds == VISUAL).sum()     # device scalars, read after the timed stages
         res = PrefillResult(hidden=h, index=torch.arange(L, device=h.device), cache=out.cache if use_cache else None,
-                            next_position=int(inputs.position_ids[-1]) + 1, stage_keeps=[],
-                            llm_visual=[visual] * self.num_layers, llm_newline=[0] * self.num_layers,
-                            text_tokens=L - visual)
+                            next_position=inputs.position_ids[-1] + 1, stage_keeps=[],
+                            llm_visual=LayerCounts.uniform(visual, self.num_layers),
+                            llm_newline=[0] * self.num_layers, text_tokens=L - visual)
         return self.model.lm_head(h[0] if all_logits else h[0, -1]).float(), res
 
     @torch.no_grad()
-    def decode_step(self, token: int, prefill: PrefillResult, step: int) -> torch.Tensor:
-        """(vocab,) logits after feeding ``token`` at decode step ``step`` (0-based) on HF's cache."""
-        e = self.embed_text(torch.tensor([[token]], device=self.device))
-        pos = torch.tensor([prefill.next_position + step], device=self.device)
+    def decode_step(self, token, prefill: PrefillResult, step: int) -> torch.Tensor:
+        """(vocab,) logits after feeding ``token`` (an int or a device scalar) at decode step ``step``
+        (0-based) on HF's cache."""
+        e = self.embed_text(torch.as_tensor(token, device=self.device).reshape(1, 1))
+        pos = torch.as_tensor(prefill.decode_position(step), device=self.device).reshape(1)
         out = self._lm(e, pos, None, cache=prefill.cache)
         prefill.cache = out.cache
         return self.model.lm_head(out.last_hidden_state[0, -1]).float()

@@ -8,6 +8,8 @@ from typing import Optional, Union
 
 import torch
 
+from methods.versions import require_molmo2
+
 from .base import check_checkpoint_dir, config_kwargs, load_processor_files, shipped_arch_config
 
 EXPECTED_MODEL_TYPE = "molmo2"
@@ -44,7 +46,9 @@ def tiny_molmo2_config(vocab_size: int = 1000, image_size: int = 126, vision_lay
 
 def hf_config(config: Union[str, dict, object]):
     """An HF ``Molmo2Config`` from a config object, a dict, or a costmodel architecture name
-    (``molmo2-4b``: the shipped JSON in costmodel/archs)."""
+    (``molmo2-4b``: the shipped JSON in costmodel/archs). Needs transformers >= 5.24
+    (``methods.versions``)."""
+    require_molmo2()
     from transformers import Molmo2Config
 
     cfg = config
@@ -61,6 +65,7 @@ def hf_config(config: Union[str, dict, object]):
 
 def random_model(config, dtype=torch.float32, device="cpu", seed: int = 0, attn_implementation: str = "sdpa"):
     """Random-weight ``Molmo2ForConditionalGeneration`` (eval mode); ``device="meta"``: shapes only."""
+    require_molmo2()
     from transformers import Molmo2ForConditionalGeneration
 
     cfg = hf_config(config)
@@ -73,6 +78,7 @@ def random_model(config, dtype=torch.float32, device="cpu", seed: int = 0, attn_
 
 def load_checkpoint(path, dtype=torch.float32, device="cpu") -> tuple:
     """(model, tokenizer or None, image_mean, image_std) of a local HF Molmo2 checkpoint (never downloads)."""
+    require_molmo2()
     from transformers import Molmo2ForConditionalGeneration
 
     path = check_checkpoint_dir(path, EXPECTED_MODEL_TYPE, "Molmo2ForConditionalGeneration")

@@ -23,13 +23,13 @@ from typing import Optional, Sequence, Union
 import torch
 
 from costmodel.schedule import TokenSchedule
-from methods.runtime import InnerPlan, PrefillResult, llm_decode_step, llm_prefill
+from methods.runtime import PrefillResult
 from methods.types import Reduction, VideoTokens
 
 from . import qwen2_5_vl_encoder as encoder
 from . import qwen2_5_vl_loading as loading
 from . import qwen2_5_vl_prompt as prompt
-from .base import GreedyRequests, HFModelDims, PromptInputs
+from .base import DecoderLoopLLM, GreedyRequests, HFModelDims, PromptInputs
 from .text import ByteTokenizer
 
 __all__ = ["Qwen2_5_VLAdapter", "QWEN2_5_VL_METHODS"]
@@ -42,7 +42,7 @@ QWEN2_5_VL_METHODS = ("vanilla", "tango", "random", "uniform-pool", "visionzip",
                       "holitom-wo-m", "holitom", "dycoke", "prunevid")
 
 
-class Qwen2_5_VLAdapter(HFModelDims, GreedyRequests):
+class Qwen2_5_VLAdapter(HFModelDims, DecoderLoopLLM, GreedyRequests):
     """Runs one HF Qwen2.5-VL instance with pre-LLM reductions and inner-LLM plans."""
 
     #: the tower has no attention-pooling head; Tango's saliency is ``vit_global_query_attn``
@@ -174,26 +174,7 @@ class Qwen2_5_VLAdapter(HFModelDims, GreedyRequests):
     def embed_text(self, ids: torch.Tensor) -> torch.Tensor:
         return self.lm.embed_tokens(ids)
 
-    # ---- runtime ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def prefill(self, inputs: PromptInputs, plan: Optional[InnerPlan] = None, use_cache: bool = True,
-                all_logits: bool = False, forced_keeps=None):
-        """Run the prompt; (logits, PrefillResult). ``plan`` None: the attached method's plan."""
-        from methods.pipeline import resolve_plan
-
-        plan = resolve_plan(self, plan)
-        res = llm_prefill(self.lm, inputs.inputs_embeds, inputs.position_ids, inputs.kinds, plan,
-                          use_cache=use_cache, forced_keeps=forced_keeps)
-        hidden = res.hidden[0] if all_logits else res.hidden[0, -1]
-        return self.model.lm_head(hidden).float(), res
-
-    @torch.no_grad()
-    def decode_step(self, token: int, prefill: PrefillResult, step: int) -> torch.Tensor:
-        """(vocab,) logits after feeding ``token`` at decode step ``step`` (0-based) on the cache."""
-        e = self.embed_text(torch.tensor([[token]], device=self.device))
-        h = llm_decode_step(self.lm, e, prefill.cache, prefill.next_position + step)
-        return self.model.lm_head(h[0, -1]).float()
-
+    # ---- runtime: prefill / decode_step are DecoderLoopLLM's (methods.runtime) ----------------
     def schedule(self, inputs: PromptInputs, res: PrefillResult, decode_steps: int = 0,
                  label: str = "") -> TokenSchedule:
         """The TokenSchedule this prefill ran; the tower load per block (windows or whole groups)."""

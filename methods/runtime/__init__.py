@@ -7,10 +7,11 @@
 """
 from .merge import assign_to_kept, merge_dropped
 from .plan import MERGES, MODES, ROUNDINGS, SCORINGS, SPANS, InnerPlan, InnerStage, inner_keep_count
-from .llm import NEWLINE, TEXT, VISUAL, PrefillResult, RaggedKVCache, llm_decode_step, llm_prefill, score_visual
+from .llm import (NEWLINE, TEXT, VISUAL, LayerCounts, PrefillResult, RaggedKVCache, cache_keyword, llm_decode_step,
+                  llm_prefill, score_visual)
 
 __all__ = [
     "InnerPlan", "InnerStage", "inner_keep_count", "SCORINGS", "MERGES", "MODES", "SPANS", "ROUNDINGS",
-    "RaggedKVCache", "PrefillResult", "llm_prefill", "llm_decode_step", "score_visual",
+    "RaggedKVCache", "PrefillResult", "LayerCounts", "cache_keyword", "llm_prefill", "llm_decode_step", "score_visual",
     "merge_dropped", "assign_to_kept", "TEXT", "VISUAL", "NEWLINE",
 ]

@@ -45,6 +45,7 @@ def test_predicted_speedups_grow_with_frames_and_training_uses_fwd_bwd():
     assert scorer_macs(load_arch("molmo2-4b"), 1, 81) > 81 * 4304 * 4304  # the MLP's square layer
 
 
+@pytest.mark.molmo2
 def test_timing_harness_runs_both_paths_on_the_tiny_molmo2():
     from methods.adapters.molmo2 import Molmo2VideoAdapter
 
