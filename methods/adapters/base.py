@@ -98,6 +98,16 @@ class VideoLLMAdapter(Protocol):
     def arch_spec(self, name: Optional[str] = None, default_frames: int = 32): ...
 
 
+def host_to_device(data, device, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """Host data (a list, a number, a CPU tensor) as a tensor on ``device`` without a host sync: on
+    CUDA through pinned memory with a non-blocking copy (``torch.tensor(data, device="cuda")`` copies
+    from pageable memory, which waits for the stream), elsewhere an ordinary copy."""
+    t = data if isinstance(data, torch.Tensor) else torch.tensor(data, dtype=dtype)
+    if torch.device(device).type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device, non_blocking=True)
+
+
 def check_checkpoint_dir(path, model_type: str, hf_class: str) -> Path:
     """``path`` as a local HF checkpoint directory of ``model_type``; the error names what is wrong."""
     path = Path(path)
@@ -196,6 +206,13 @@ class HFModelDims:
         return self.model.lm_head.weight.dtype
 
 
+def _token_tensor(token, device) -> torch.Tensor:
+    """(1, 1) token id on ``device``: a device scalar is reshaped (no sync), an int copied."""
+    if isinstance(token, torch.Tensor):
+        return token.to(device).reshape(1, 1)
+    return host_to_device([[int(token)]], device)
+
+
 class DecoderLoopLLM:
     """``prefill`` / ``decode_step`` through :mod:`methods.runtime`'s own decoder-layer loop over the
     HF language model ``self.lm`` and ``self.model.lm_head``: the one implementation the LLaVA-OV /
@@ -222,7 +239,7 @@ class DecoderLoopLLM:
     def decode_step(self, token, prefill: PrefillResult, step: int) -> torch.Tensor:
         """(vocab,) logits after feeding ``token`` (an int, or a device scalar: no host sync) at decode
         step ``step`` (0-based) on the cache."""
-        e = self.embed_text(torch.as_tensor(token, device=self.device).reshape(1, 1))
+        e = self.embed_text(_token_tensor(token, self.device))
         h = llm_decode_step(self.lm, e, prefill.cache, prefill.decode_position(step), prefill.rope_axes)
         return self.model.lm_head(h[0, -1]).float()
 

@@ -37,7 +37,7 @@ from methods.types import Reduction, VideoTokens
 from . import molmo2_loading as loading
 from . import molmo2_prompt as prompt
 from . import molmo2_tower as tower
-from .base import HFModelDims, PromptInputs
+from .base import HFModelDims, PromptInputs, _token_tensor, host_to_device
 from .text import ByteTokenizer
 from .vision_prune import PrunedVideoTokens, TowerRun
 
@@ -249,8 +249,9 @@ class Molmo2VideoAdapter(HFModelDims):
     def decode_step(self, token, prefill: PrefillResult, step: int) -> torch.Tensor:
         """(vocab,) logits after feeding ``token`` (an int or a device scalar) at decode step ``step``
         (0-based) on HF's cache."""
-        e = self.embed_text(torch.as_tensor(token, device=self.device).reshape(1, 1))
-        pos = torch.as_tensor(prefill.decode_position(step), device=self.device).reshape(1)
+        e = self.embed_text(_token_tensor(token, self.device))
+        pos = prefill.decode_position(step)
+        pos = pos.reshape(1) if isinstance(pos, torch.Tensor) else host_to_device([pos], self.device)
         out = self._lm(e, pos, None, cache=prefill.cache)
         prefill.cache = out.cache
         return self.model.lm_head(out.last_hidden_state[0, -1]).float()

@@ -228,7 +228,10 @@ def _next_position(pos: torch.Tensor) -> torch.Tensor:
 
 def decode_position_ids(position: Union[int, torch.Tensor], rope_axes: int, device) -> torch.Tensor:
     """Position ids of one decoded token: (1, 1), or (3, 1, 1) for M-RoPE (all axes equal)."""
-    pos = torch.as_tensor(position, device=device).reshape(1, 1)
+    if isinstance(position, torch.Tensor):
+        pos = position.to(device).reshape(1, 1)
+    else:
+        pos = torch.full((1, 1), int(position), dtype=torch.long, device=device)
     return pos.expand(3, 1, 1) if rope_axes == 3 else pos
 
 
