@@ -170,9 +170,10 @@ class LlavaOnevisionAdapter(HFModelDims, DecoderLoopLLM, GreedyRequests):
         tower = self.model.model.vision_tower
         if getattr(tower, "use_head", False):
             return tower.head
-        if self._map_head is None:
-            self._map_head = encoder.build_map_head(self.vision_config, self._map_head_seed,
-                                                    self.device, self.dtype)
+        if self._map_head is None or self._map_head.probe.device != self.device:  # first use, or the model moved
+            with torch.inference_mode(False):  # ordinary parameters even when the first request builds it
+                self._map_head = encoder.build_map_head(self.vision_config, self._map_head_seed,
+                                                        self.device, self.dtype)
         return self._map_head
 
     def set_map_head(self, head) -> None:

@@ -30,7 +30,8 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 EMULATED = torch.device("meta")
 aten = torch.ops.aten
-_COPIES = {aten._to_copy.default, aten.copy_.default}
+_COPIES = {aten._to_copy.default, aten.copy_.default, aten.to.device, aten.to.dtype_layout, aten.to.other,
+           aten._has_compatible_shallow_copy_type.default}   # the last: Module.to's metadata check
 #: indexing a device tensor with host index tensors is allowed on CUDA (the indices are copied over)
 _INDEXING = {aten.index.Tensor, aten.index_put.default, aten.index_put_.default, aten._index_put_impl_.default}
 _FACTORIES = {torch.tensor, torch.as_tensor, torch.asarray}
@@ -67,6 +68,13 @@ class EmulatedTensor(torch.Tensor):
         return NotImplemented  # handled by the active EmulatedDevice mode
 
 
+def _wrap(t: torch.Tensor) -> EmulatedTensor:
+    # a wrapper made under inference mode would be an inference tensor, whose version counter a view
+    # of a normal tensor (a parameter under the emulation) cannot share
+    with torch.inference_mode(False):
+        return EmulatedTensor(t)
+
+
 def _is_emulated_device(device) -> bool:
     return device is not None and torch.device(device).type == EMULATED.type
 
@@ -88,26 +96,43 @@ def _check_one_device(func, args, kwargs) -> None:
                         "device' or 'indices should be either on cpu or on the same device')")
 
 
+def _device_arguments(func, args, kwargs) -> tuple[list, dict, bool, bool]:
+    """(args, kwargs) with every emulated ``Device`` argument (positional or keyword) made the CPU,
+    whether one was (``to_device``) and whether a host device was named instead (``to_host``)."""
+    args, kwargs = list(args), dict(kwargs)
+    to_device = to_host = False
+    for i, a in enumerate(func._schema.arguments):
+        if "Device" not in str(a.type):
+            continue
+        where, key = (args, i) if i < len(args) else (kwargs, a.name)
+        value = where[key] if (where is args or key in kwargs) else None
+        if value is None:
+            continue
+        if _is_emulated_device(value):
+            where[key], to_device = torch.device("cpu"), True
+        else:
+            to_host = True
+    return args, kwargs, to_device, to_host
+
+
 class _Dispatch(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         _check_one_device(func, args, kwargs)
         flat, _ = tree_flatten((args, kwargs))
         any_emulated = any(isinstance(t, EmulatedTensor) for t in flat)
-        to_device = _is_emulated_device(kwargs.get("device"))
-        if to_device:
-            kwargs["device"] = torch.device("cpu")
+        args, kwargs, to_device, to_host = _device_arguments(func, args, kwargs)
         unwrap = lambda t: t.elem if isinstance(t, EmulatedTensor) else t
         out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
         if func is aten.copy_.default:
             return args[0]
-        if func is aten._to_copy.default and "device" in (kwargs or {}) and not to_device:
+        if to_host and not to_device:
             return out                               # an explicit copy to the host
         if not (to_device or any_emulated):
             return out
         if args and isinstance(args[0], EmulatedTensor) and out is args[0].elem:
             return args[0]                           # in-place op: the same wrapper
-        return tree_map(lambda t: EmulatedTensor(t) if isinstance(t, torch.Tensor) else t, out)
+        return tree_map(lambda t: _wrap(t) if isinstance(t, torch.Tensor) else t, out)
 
 
 class _Function(TorchFunctionMode):

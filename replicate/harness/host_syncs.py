@@ -84,16 +84,33 @@ def classify(func, args, kwargs) -> Optional[str]:
         host_index = any(isinstance(i, torch.Tensor) and i.device.type == "cpu" and i.dim() > 0
                          for i in (args[1] or []))
         return "copy h2d" if host_index and _on_device(args[0]) else None  # the indices are copied over
-    if func in _COPIES:
-        src = args[1] if func is aten.copy_.default else args[0]
-        dst_device = args[0].device if func is aten.copy_.default else kwargs.get("device", src.device)
-        src_cpu, dst_cpu = src.device.type == "cpu", torch.device(dst_device).type == "cpu"
-        if src_cpu == dst_cpu:
-            return None
-        direction = "copy d2h" if dst_cpu else "copy h2d"
-        return direction + (" (non_blocking)" if kwargs.get("non_blocking") or
-                            (func is aten.copy_.default and len(args) > 2 and args[2]) else "")
+    if func in _COPIES or func.overloadpacket is aten.to:
+        return _copy_kind(func, args, kwargs)
     return None
+
+
+def _argument(func, args, kwargs, name: str, default=None):
+    """The value of schema argument ``name``, given positionally or by keyword."""
+    for i, a in enumerate(func._schema.arguments):
+        if a.name == name:
+            return args[i] if i < len(args) else kwargs.get(name, default)
+    return default
+
+
+def _copy_kind(func, args, kwargs) -> Optional[str]:
+    """``copy d2h`` / ``copy h2d`` (``(non_blocking)`` when asked so) of a copy between host and device."""
+    if func is aten.copy_.default:
+        dst, src = args[0].device, args[1].device
+    elif func is aten.to.other:
+        dst, src = args[1].device, args[0].device
+    else:
+        src = args[0].device
+        dst = _argument(func, args, kwargs, "device") or src
+    src_cpu, dst_cpu = src.type == "cpu", torch.device(dst).type == "cpu"
+    if src_cpu == dst_cpu:
+        return None
+    direction = "copy d2h" if dst_cpu else "copy h2d"
+    return direction + (" (non_blocking)" if _argument(func, args, kwargs, "non_blocking", False) else "")
 
 
 class _Dispatch(TorchDispatchMode):
