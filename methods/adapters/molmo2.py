@@ -275,6 +275,8 @@ def answer_logits(adapter: Molmo2VideoAdapter, inputs: PromptInputs, answer_ids:
     emb = torch.cat([inputs.inputs_embeds, adapter.embed_text(answer_ids)[None]], dim=1)
     types = inputs.info["mm_token_type_ids"]
     types = torch.cat([types, torch.zeros_like(answer_ids)[None]], dim=1)
-    logits = adapter.model(inputs_embeds=emb, mm_token_type_ids=types, logits_to_keep=0).logits[0]
-    L = inputs.length
-    return logits[L - 1:L - 1 + answer_ids.numel()]
+    n = answer_ids.numel()
+    # the last n + 1 positions hold the logits before each answer token (and one after the last):
+    # only those go through the LM head (Molmo2's response_logits_only), not all L + n positions
+    logits = adapter.model(inputs_embeds=emb, mm_token_type_ids=types, logits_to_keep=n + 1).logits[0]
+    return logits[:n]
