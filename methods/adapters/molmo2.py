@@ -278,5 +278,5 @@ def answer_logits(adapter: Molmo2VideoAdapter, inputs: PromptInputs, answer_ids:
     n = answer_ids.numel()
     # the last n + 1 positions hold the logits before each answer token (and one after the last):
     # only those go through the LM head (Molmo2's response_logits_only), not all L + n positions
-    logits = adapter.model(inputs_embeds=emb, mm_token_type_ids=types, logits_to_keep=n + 1).logits[0]
+    logits = adapter.model(inputs_embeds=emb, mm_token_type_ids=types, logits_to_keep=n + 1, use_cache=False).logits[0]
     return logits[:n]

@@ -1,0 +1,72 @@
+"""The device script (replicate/gpu): a dry run of the whole script on tiny models on the CPU, the
+budget stop, and the device time it plans for."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from replicate.gpu import device_run as D
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / D.MEASUREMENTS).read_text().splitlines()]
+
+
+def test_dry_run_of_the_whole_script_on_tiny_models(tmp_path):
+    from methods.versions import molmo2_supported
+
+    assert D.main(["--tiny", "--out", str(tmp_path)]) == 0
+    recs = _records(tmp_path)
+    head, done = recs[0], recs[-1]
+    assert head["record"] == "header" and done["record"] == "done" and done["stopped"] is None
+    for key in ("torch", "transformers", "commit", "dtype", "attn_implementation", "command", "cuda", "timestamp"):
+        assert key in head, key
+    cells = [r for r in recs if r["record"] == "measurement" and r["section"] != "molmo2-4b"]
+    by_section = {}
+    for r in cells:
+        by_section.setdefault(r["section"], []).append(r["method"])
+    assert by_section == {"llava-onevision-7b": list(D.OV_METHODS), "llava-video-7b": ["vanilla", "tango"],
+                          "qwen2.5-vl-7b": ["vanilla", "tango"]}
+    assert all(r["status"] == "ok" and r["measured"]["ttft_s"] > 0 and "memory" in r for r in cells)
+    stts = [r for r in recs if r.get("section") == "molmo2-4b"]
+    if molmo2_supported():
+        got = [(r["method"], r["measurement"]) for r in stts if r["record"] == "measurement"]
+        assert got == [(m, k) for m in ("vanilla", "stts") for k in ("inference", "train_step")]
+        assert all(r["status"] == "ok" for r in stts if r["record"] == "measurement")
+    else:
+        assert [r["record"] for r in stts] == ["skipped"] and "5.24" in stts[0]["reason"]
+    # the order written is the order measured: each section's records between its start and end
+    order = [r["record"] for r in recs if r.get("section") == "llava-video-7b"]
+    assert order[0] == "section-start" and order[-1] == "section-end"
+
+
+def test_the_budget_stops_the_run_cleanly(tmp_path):
+    D.main(["--tiny", "--out", str(tmp_path), "--budget-s", "1.5", "--sections", "llava-onevision-7b"])
+    recs = _records(tmp_path)
+    assert recs[-1]["record"] == "done" and "budget of 2 s reached" in recs[-1]["stopped"]
+    assert recs[0]["record"] == "header"
+
+
+def test_bad_arguments_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(SystemExit, match="unknown section"):
+        D.main(["--out", str(tmp_path), "--sections", "llava-onevision-72b"])
+    with pytest.raises(SystemExit, match="--repeats"):
+        D.main(["--out", str(tmp_path), "--repeats", "0", "--tiny"])
+    assert not (tmp_path / D.MEASUREMENTS).exists()
+
+
+def test_the_planned_device_time_fits_the_budget():
+    """The cost model's estimate of every section on an H100 (roofline plus build and launch
+    overheads) leaves room inside the 540 s budget for the roofline's optimism."""
+    s = D.Settings(out=Path("unused"))
+    est = {sec.name: D.estimate_section_s(sec, s, "h100-sxm") for sec in D.SECTIONS}
+    assert all(v > D.BUILD_S for v in est.values())
+    assert sum(est.values()) < s.budget_s / 2, est
+
+
+def test_the_shell_entry_point_carries_wheels_and_passes_arguments(repo_root):
+    sh = (repo_root / "replicate" / "gpu" / "device_run.sh").read_text()
+    assert "--no-index --no-deps" in sh and '--target "$site"' in sh and 'replicate.gpu.device_run --out "$out" "$@"' in sh
+    assert "carry=[\".whl\"]" in sh
