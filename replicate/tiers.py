@@ -3,7 +3,9 @@
 - analytic: always (cost model only).
 - cpu: the tiny-model pipeline on SynthVideoQA; runs on any machine when enabled. Claims of this tier
   whose evaluator is not registered yet are "not-run" with that reason (see verify.py).
-- gpu: needs ``config['gpu']`` and a CUDA device (``torch.cuda.is_available()``).
+- gpu: needs ``config['gpu']`` and a CUDA device (``torch.cuda.is_available()``), which measures
+  afresh; without CUDA, a committed GPU run (``replicate.gpu.committed``: replicate/measured/<gpu>/)
+  serves it, and its verdicts name where and when it was measured.
 - paper: needs, per claim, a local checkpoint (``paths.checkpoints.<model or setting.checkpoint>``)
   and every benchmark of the claim (``paths.datasets.<benchmark>``) present on disk.
 """
@@ -23,6 +25,7 @@ class TierStatus:
     tier: str
     runnable: bool
     reason: str | None = None
+    source: str | None = None    # gpu: "device" (measures here) or "committed" (replicate/measured)
 
 
 @lru_cache(maxsize=1)
@@ -45,13 +48,27 @@ def tier_status(tier: str, config: Mapping[str, Any], claim: Mapping[str, Any] |
         return TierStatus(tier, True)
     if tier == "gpu":
         has_cuda = cuda_available() if cuda is None else cuda
+        if not has_cuda and gpu_committed(config) is not None:
+            return TierStatus(tier, True, source="committed")
         if not has_cuda:
             suffix = "" if config.get("gpu") else "; config gpu: false"
             return TierStatus(tier, False, NO_CUDA + suffix)
         if not config.get("gpu"):
             return TierStatus(tier, False, "gpu tier disabled by config (gpu: false); run with --profile profiles/gpu")
-        return TierStatus(tier, True)
+        return TierStatus(tier, True, source="device")
     return _paper_status(config, claim)
+
+
+def gpu_committed(config: Mapping[str, Any]):
+    """The committed GPU run the gpu tier reads without CUDA (``replicate.gpu.committed.find``), or None."""
+    from replicate.gpu.committed import find
+
+    return find(config)
+
+
+def gpu_source(config: Mapping[str, Any], cuda: bool | None = None) -> str | None:
+    """Where gpu-tier results come from here: "device", "committed", or None (the tier cannot run)."""
+    return tier_status("gpu", config, cuda=cuda).source
 
 
 def _paper_status(config: Mapping[str, Any], claim: Mapping[str, Any] | None) -> TierStatus:

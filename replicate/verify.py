@@ -148,6 +148,8 @@ def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", con
     except ValueError as exc:
         return {**out, "verdict": "not-run", "reason": f"evaluator {evaluator.name!r}: {exc}"}
     out["predicted"] = out["predicted"] or _cost_model_value(claim, m)
+    if claim["tier"] == "gpu" and m.evidence.get("measured_on"):
+        reason = f"{reason}; {m.evidence['measured_on']}"
     return {**out, "measured": m.measured, "verdict": verdict, "reason": reason,
             "evidence": {**prediction_evidence, **m.evidence}}
 
