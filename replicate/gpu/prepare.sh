@@ -7,7 +7,7 @@
 #     device machine gets the working tree without .git.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-version=$(python3 -c "import re; print(re.search(r'MOLMO2_TRANSFORMERS_FLOOR = \"([0-9.]+)\"', open('methods/versions.py').read()).group(1))")
+version=$(sed -n 's/^MOLMO2_TRANSFORMERS_FLOOR = "\([0-9.]*\)"/\1/p' methods/versions.py)
 rm -rf .whl && mkdir -p .whl
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl "transformers==${version}.0"

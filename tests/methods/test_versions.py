@@ -20,6 +20,17 @@ def test_version_tuples_take_the_numeric_release():
     assert at_least("5.24.0", "5.24") and not at_least("5.23.2", "5.24") and at_least("6.0.0", "5.24")
 
 
+def test_pyproject_states_the_floors_of_methods_versions(repo_root):
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    deps = {Requirement(r).name: Requirement(r) for r in
+            tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["dependencies"]}
+    lower = lambda name: next(s.version for s in deps[name].specifier if s.operator == ">=")
+    assert lower("torch") == versions.TORCH_FLOOR and lower("transformers") == versions.TRANSFORMERS_FLOOR
+
+
 def test_installed_versions_meet_the_floors():
     found = versions.check_floors()
     assert at_least(found["transformers"], versions.TRANSFORMERS_FLOOR)
