@@ -189,4 +189,5 @@ def gpu_peak_memory(claim, ctx: Context) -> Measurement:
         raise ValueError(f"gpu cell has no CUDA peak memory (unit {cell.get('peak_memory_unit')!r})")
     return Measurement(float(cell["peak_memory"]), {"result_file": GPU_SUMMARY, "device": cell.get("device"),
                                                     "kind": "torch.cuda.max_memory_allocated of one request alone",
+                                                    "predicted_for_this_gpu_gb": cell.get("predicted_peak_memory_gb"),
                                                     **_measured_on(ctx)})

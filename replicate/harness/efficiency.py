@@ -334,7 +334,8 @@ def summary_row(c: dict) -> dict:
     if c["status"] == "ok":
         m, p = c["measured"], c.get("predicted", {})
         row.update({f"measured_{k}": m[k] for k in ("vision_s", "other_s", "llm_s", "ttft_s", "decode_tokens_per_s")})
-        row.update({f"predicted_{k}": p.get(k) for k in ("vision_s", "llm_s", "ttft_s", "decode_tokens_per_s")})
+        row.update({f"predicted_{k}": p.get(k) for k in ("vision_s", "llm_s", "ttft_s", "decode_tokens_per_s",
+                                                          "peak_memory_gb")})
         row.update({f"ratio_{k}": v for k, v in c.get("measured_over_predicted", {}).items()})
         sp = c.get("speedup_vs_vanilla", {})
         row.update({f"speedup_{k}": v for k, v in sp.items()})
