@@ -26,7 +26,6 @@ from __future__ import annotations
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_map
 
 EMULATED = torch.device("meta")
 aten = torch.ops.aten
@@ -68,6 +67,30 @@ class EmulatedTensor(torch.Tensor):
         return NotImplemented  # handled by the active EmulatedDevice mode
 
 
+def _tensors(x):
+    """The tensors in an op's arguments (nested in lists, tuples and dicts), in order."""
+    if isinstance(x, torch.Tensor):
+        yield x
+    elif isinstance(x, (list, tuple)):
+        for y in x:
+            yield from _tensors(y)
+    elif isinstance(x, dict):
+        for y in x.values():
+            yield from _tensors(y)
+
+
+def _map(fn, x):
+    """``x`` with every tensor replaced by ``fn(tensor)`` (lists, tuples and dicts rebuilt)."""
+    if isinstance(x, torch.Tensor):
+        return fn(x)
+    if isinstance(x, (list, tuple)):
+        out = [_map(fn, y) for y in x]
+        return out if isinstance(x, list) else type(x)(out) if not hasattr(x, "_fields") else type(x)(*out)
+    if isinstance(x, dict):
+        return {k: _map(fn, v) for k, v in x.items()}
+    return x
+
+
 def _wrap(t: torch.Tensor) -> EmulatedTensor:
     # a wrapper made under inference mode would be an inference tensor, whose version counter a view
     # of a normal tensor (a parameter under the emulation) cannot share
@@ -80,8 +103,7 @@ def _is_emulated_device(device) -> bool:
 
 
 def _check_one_device(func, args, kwargs) -> None:
-    flat, _ = tree_flatten((args, kwargs))
-    tensors = [t for t in flat if isinstance(t, torch.Tensor)]
+    tensors = list(_tensors((args, kwargs)))
     emulated = [t for t in tensors if isinstance(t, EmulatedTensor)]
     host = [t for t in tensors if not isinstance(t, EmulatedTensor) and t.dim() > 0]
     if func in _INDEXING and isinstance(args[0], EmulatedTensor):
@@ -96,15 +118,24 @@ def _check_one_device(func, args, kwargs) -> None:
                         "device' or 'indices should be either on cpu or on the same device')")
 
 
+_DEVICE_ARGUMENTS: dict = {}
+
+
+def _device_positions(func) -> list[tuple[int, str]]:
+    """(position, name) of the ``Device`` arguments of ``func``'s schema (cached per op)."""
+    if func not in _DEVICE_ARGUMENTS:
+        _DEVICE_ARGUMENTS[func] = [(i, a.name) for i, a in enumerate(func._schema.arguments)
+                                   if "Device" in str(a.type)]
+    return _DEVICE_ARGUMENTS[func]
+
+
 def _device_arguments(func, args, kwargs) -> tuple[list, dict, bool, bool]:
     """(args, kwargs) with every emulated ``Device`` argument (positional or keyword) made the CPU,
     whether one was (``to_device``) and whether a host device was named instead (``to_host``)."""
     args, kwargs = list(args), dict(kwargs)
     to_device = to_host = False
-    for i, a in enumerate(func._schema.arguments):
-        if "Device" not in str(a.type):
-            continue
-        where, key = (args, i) if i < len(args) else (kwargs, a.name)
+    for i, name in _device_positions(func):
+        where, key = (args, i) if i < len(args) else (kwargs, name)
         value = where[key] if (where is args or key in kwargs) else None
         if value is None:
             continue
@@ -119,11 +150,10 @@ class _Dispatch(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         _check_one_device(func, args, kwargs)
-        flat, _ = tree_flatten((args, kwargs))
-        any_emulated = any(isinstance(t, EmulatedTensor) for t in flat)
+        any_emulated = any(isinstance(t, EmulatedTensor) for t in _tensors((args, kwargs)))
         args, kwargs, to_device, to_host = _device_arguments(func, args, kwargs)
         unwrap = lambda t: t.elem if isinstance(t, EmulatedTensor) else t
-        out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
+        out = func(*_map(unwrap, args), **_map(unwrap, kwargs))
         if func is aten.copy_.default:
             return args[0]
         if to_host and not to_device:
@@ -132,7 +162,7 @@ class _Dispatch(TorchDispatchMode):
             return out
         if args and isinstance(args[0], EmulatedTensor) and out is args[0].elem:
             return args[0]                           # in-place op: the same wrapper
-        return tree_map(lambda t: _wrap(t) if isinstance(t, torch.Tensor) else t, out)
+        return _map(_wrap, out)
 
 
 class _Function(TorchFunctionMode):

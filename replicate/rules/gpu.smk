@@ -3,17 +3,13 @@
 # and when it was measured. With a CUDA device (and gpu: true) the measuring rules run instead
 # (gpu_efficiency in cpu.smk, stts_efficiency_gpu in stts.smk): the ruleorder picks by GPU_SOURCE.
 GPU_SOURCE = TIERS.gpu_source(config)
-
-
-def _committed_run(wildcards):
-    found = TIERS.gpu_committed(config)
-    return [str(found.path)] if found is not None else []
+GPU_COMMITTED = TIERS.gpu_committed(config)
 
 
 rule gpu_from_measured:
     """The gpu tier's results from the committed GPU run (no CUDA device here)."""
     input:
-        _committed_run,
+        [str(GPU_COMMITTED.path)] if GPU_COMMITTED is not None else [],
     output:
         summary="results/gpu/efficiency/summary.json",
         stts="results/gpu/stts/efficiency.json",

@@ -74,7 +74,8 @@ def _config_yaml_before():
 
 #: sections added to the schema after that commit, with their defaults (all else must be unchanged)
 ADDED_SINCE_SNAPSHOT = {"cpu": {"video": {"methods": ["vanilla", "tango", "holitom", "visionzip"],
-                                          "retentions": [0.10, 0.25, 0.50]}}}
+                                          "retentions": [0.10, 0.25, 0.50]}},
+                        "paths": {"gpu_measurements": "replicate/measured"}}
 
 
 def test_an_empty_config_resolves_to_what_config_yaml_spelled_out():
