@@ -3,9 +3,10 @@
 - analytic: always (cost model only).
 - cpu: the tiny-model pipeline on SynthVideoQA; runs on any machine when enabled. Claims of this tier
   whose evaluator is not registered yet are "not-run" with that reason (see verify.py).
-- gpu: needs ``config['gpu']`` and a CUDA device (``torch.cuda.is_available()``), which measures
-  afresh; without CUDA, a committed GPU run (``replicate.gpu.committed``: replicate/measured/<gpu>/)
-  serves it, and its verdicts name where and when it was measured.
+- gpu: needs ``config['gpu']`` and a CUDA device (``torch.cuda.is_available()``, asked only once
+  ``gpu`` is on where the workflow parses its rules: ``summary``), which measures afresh; without
+  CUDA, a committed GPU run (``replicate.gpu.committed``: replicate/measured/<gpu>/) serves it, and
+  its verdicts name where and when it was measured.
 - paper: needs, per claim, a local checkpoint (``paths.checkpoints.<model or setting.checkpoint>``)
   and every benchmark of the claim (``paths.datasets.<benchmark>``) present on disk.
 """
@@ -18,6 +19,7 @@ from typing import Any, Mapping
 
 TIERS = ("analytic", "cpu", "gpu", "paper")
 NO_CUDA = "no CUDA device on this machine (torch.cuda.is_available() is False)"
+GPU_OFF = "gpu tier disabled by config (gpu: false); run with --profile profiles/gpu"
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def tier_status(tier: str, config: Mapping[str, Any], claim: Mapping[str, Any] |
             suffix = "" if config.get("gpu") else "; config gpu: false"
             return TierStatus(tier, False, NO_CUDA + suffix)
         if not config.get("gpu"):
-            return TierStatus(tier, False, "gpu tier disabled by config (gpu: false); run with --profile profiles/gpu")
+            return TierStatus(tier, False, GPU_OFF)
         return TierStatus(tier, True, source="device")
     return _paper_status(config, claim)
 
@@ -96,9 +98,12 @@ def _paper_status(config: Mapping[str, Any], claim: Mapping[str, Any] | None) ->
 
 
 def summary(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Machine-level status of every tier (paper: whether any path is configured)."""
+    """Machine-level status of every tier (paper: whether any path is configured). The workflow reads
+    it while it parses its rules: with ``gpu: false`` it does not probe CUDA (that imports torch);
+    a claim's own status (``tier_status``, in the verify job) still names what is missing."""
     out = {}
     for tier in TIERS:
-        st = tier_status(tier, config)
+        gpu_off = tier == "gpu" and not config.get("gpu") and config.get("tiers", {}).get("gpu", True)
+        st = TierStatus(tier, False, GPU_OFF) if gpu_off else tier_status(tier, config)
         out[tier] = {"runnable": st.runnable, "reason": st.reason}
     return out

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 
@@ -227,12 +227,30 @@ def _next_position(pos: torch.Tensor) -> torch.Tensor:
 
 
 def decode_position_ids(position: Union[int, torch.Tensor], rope_axes: int, device) -> torch.Tensor:
-    """Position ids of one decoded token: (1, 1), or (3, 1, 1) for M-RoPE (all axes equal)."""
+    """Position ids of one decoded token per request: ``position`` an int, a device scalar or a (B,)
+    tensor -> (B, 1), or (3, B, 1) for M-RoPE (all axes equal; transformers 5.17's Qwen2.5-VL rotary
+    indexes three axes). A tensor stays on the device (no host sync)."""
     if isinstance(position, torch.Tensor):
-        pos = position.to(device).reshape(1, 1)
+        pos = position.to(device).reshape(-1, 1)
     else:
         pos = torch.full((1, 1), int(position), dtype=torch.long, device=device)
-    return pos.expand(3, 1, 1) if rope_axes == 3 else pos
+    return pos[None].expand(3, -1, -1) if rope_axes == 3 else pos
+
+
+def decode_layers(lm, embeds: torch.Tensor, cache, position_ids: torch.Tensor,
+                  layer_mask: Callable[[int, torch.dtype], Optional[torch.Tensor]]) -> torch.Tensor:
+    """One decode step of (B, 1, D) ``embeds`` through every decoder layer of ``lm`` on ``cache``,
+    the cache passed under the keyword the layers declare (:func:`cache_keyword`); ``layer_mask(li,
+    dtype)``: the additive key mask of layer ``li`` or None. Returns the final-normed hidden states.
+    The one decode loop of the runtime: :func:`llm_decode_step` (one request) and
+    ``methods.generation.RuntimeBatch`` (a batch) differ only in their cache and masks."""
+    cos, sin = lm.rotary_emb(embeds, position_ids)
+    cache_kw = cache_keyword(lm.layers[0]) if len(lm.layers) else "cache"
+    h = embeds
+    for li, layer in enumerate(lm.layers):
+        h = layer(h, attention_mask=layer_mask(li, h.dtype), position_ids=position_ids, use_cache=True,
+                  position_embeddings=(cos, sin), **{cache_kw: cache})
+    return lm.norm(h)
 
 
 def _rankable(kinds: torch.Tensor, plan: Optional[InnerPlan]) -> torch.Tensor:
@@ -355,18 +373,14 @@ def llm_decode_step(lm, embeds: torch.Tensor, cache: RaggedKVCache, position: Un
     Qwen2.5-VL's M-RoPE, the same position on all axes); returns the final-normed hidden state
     (1, 1, D). Each layer attends over its own (ragged) cache."""
     device = embeds.device
-    pos = decode_position_ids(position, rope_axes, device)
-    cos, sin = lm.rotary_emb(embeds, pos)
-    cache_kw = cache_keyword(lm.layers[0]) if len(lm.layers) else "cache"
-    h = embeds
-    for li, layer in enumerate(lm.layers):
+
+    def layer_mask(li: int, dtype: torch.dtype) -> Optional[torch.Tensor]:
         alive = cache.alive[li]
-        mask = None  # without a mask a single query attends to the whole cache
-        if alive is not None:  # mask mode (the correctness oracle): the layer's alive keys only
-            alive = torch.cat([alive, torch.ones(1, dtype=torch.bool, device=device)])
-            cache.alive[li] = alive
-            if not bool(alive.all()):
-                mask = _additive_mask(alive[None, :], h.dtype)
-        h = layer(h, attention_mask=mask, position_ids=pos, use_cache=True, position_embeddings=(cos, sin),
-                  **{cache_kw: cache})
-    return lm.norm(h)
+        if alive is None:   # without a mask a single query attends to the whole cache
+            return None
+        # mask mode (the correctness oracle): the layer's alive keys only
+        alive = torch.cat([alive, torch.ones(1, dtype=torch.bool, device=device)])
+        cache.alive[li] = alive
+        return None if bool(alive.all()) else _additive_mask(alive[None, :], dtype)
+
+    return decode_layers(lm, embeds, cache, decode_position_ids(position, rope_axes, device), layer_mask)
