@@ -26,12 +26,13 @@ def _adapter(arch: str):
 
 
 def _methods(arch: str) -> list[str]:
-    from methods.adapters.qwen2_5_vl import QWEN2_5_VL_METHODS
+    """Every registered method that runs on ``arch``'s family (a method states its families); STTS's
+    scorer variants run the STTS path already covered."""
+    from methods.attach import method_families
     from methods.registry import list_methods
 
-    if arch == "qwen2.5-vl":
-        return list(QWEN2_5_VL_METHODS)
-    return [m for m in list_methods() if m not in ("stts-easy", "stts-heuristic", "stts-random")]
+    return [m for m in list_methods() if arch in method_families(m)
+            and m not in ("stts-easy", "stts-heuristic", "stts-random")]
 
 
 def _tokens(ad, cell, px) -> list[int]:
@@ -95,3 +96,25 @@ def test_the_stts_harness_keeps_molmo2_on_its_device():
         dev.move(ad.model)
         rows = time_molmo2(ad, [2], repeats=1, warmup=0)
     assert rows[0]["stts_llm_visual"] < rows[0]["vanilla_llm_visual"] and rows[0]["stts_train_step_s"] > 0
+
+
+@pytest.mark.parametrize("arch", ["llava-onevision", "qwen2.5-vl"])
+def test_batched_generation_keeps_every_tensor_on_the_model_device(arch):
+    """``methods.load(...).generate``'s batched decode (methods.generation) on the emulated device:
+    the batch's KV cache, masks and positions ((3, B, 1) M-RoPE ids on Qwen2.5-VL) built where the
+    model is, through the runtime's one decode step; tokens equal to the plain run's."""
+    import methods
+
+    ad = _adapter(arch)
+    frames = FRAMES * (2 if arch == "qwen2.5-vl" else 1)
+    clips = [torch.randn(frames, 3, ad.image_size, ad.image_size, generator=torch.Generator().manual_seed(s))
+             for s in (1, 2)]
+    questions = ["what happens?", "which colour is it?"]
+    model = methods.load(ad, "fastv", retention=0.5, frames=frames)
+    plain = [a.tokens for a in model.generate(clips, questions, max_new_tokens=3, eos_token_id=[])]
+    with EmulatedDevice() as dev:
+        dev.move(ad.model)
+        assert ad.device.type == "meta"
+        moved = [dev.tensor(c) for c in clips]
+        emulated = [a.tokens for a in model.generate(moved, questions, max_new_tokens=3, eos_token_id=[])]
+    assert emulated == plain and all(len(t) == 3 for t in plain)

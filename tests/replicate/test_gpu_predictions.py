@@ -50,11 +50,18 @@ def test_training_and_memory_predictions_are_the_cost_models(rows):
 
 
 def test_pdrop_at_a_retention_is_predicted_with_the_harness_options(rows):
-    from replicate.harness.options import cell_options
+    from types import SimpleNamespace
+
+    from replicate.analytic import _gpu_setting
+    from replicate.harness.options import cell_setting
 
     _, by_id = rows
     r = by_id["holitom-f-ttft-llm-pdrop"]
-    applied = cell_options("pdrop", 0.10, 28)["applied"]
+    llava_ov_7b = SimpleNamespace(num_layers=28, vision_layers=None, newline_policy=None)  # what the harness runs
+    applied = cell_setting(llava_ov_7b, "pdrop", 0.10).applied
+    predicted = dict(_gpu_setting({"setting": {"model": "llava-onevision-7b", "method": "pdrop", "frames": 32,
+                                               "retention": 0.10}}).options)
+    assert predicted == {"lam": applied["lam"], "layers": list(applied["layers"])}
     assert r["retention"] is None and r["predicted_unit"] == "ms" and 0 < r["predicted"] < r["baseline_ttft_ms"]
     assert applied["lam"] == pytest.approx(0.10 ** (1 / len(applied["layers"])))
 
