@@ -70,3 +70,48 @@ def test_the_shell_entry_point_carries_wheels_and_passes_arguments(repo_root):
     sh = (repo_root / "replicate" / "gpu" / "device_run.sh").read_text()
     assert "--no-index --no-deps" in sh and '--target "$site"' in sh and 'replicate.gpu.device_run --out "$out" "$@"' in sh
     assert "carry=[\".whl\"]" in sh
+
+
+def _probe_wheel(directory: Path) -> Path:
+    """A minimal pure-Python wheel (one module) standing in for the carried transformers wheel."""
+    import zipfile
+
+    path = directory / "carried_probe-1.0-py3-none-any.whl"
+    files = {"carried_probe.py": "CARRIED = True\n",
+             "carried_probe-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: carried-probe\nVersion: 1.0\n",
+             "carried_probe-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                                 "Tag: py3-none-any\n"}
+    record = "".join(f"{name},,\n" for name in files) + "carried_probe-1.0.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, text in {**files, "carried_probe-1.0.dist-info/RECORD": record}.items():
+            z.writestr(name, text)
+    return path
+
+
+def test_the_shell_script_dry_runs_on_the_cpu_with_a_carried_wheel(tmp_path, repo_root):
+    """``bash replicate/gpu/device_run.sh --tiny`` as the device tool runs it, in a tree of the
+    project's packages with a carried wheel in .whl/: the wheel is installed with pip, offline, into the
+    site folder that leads PYTHONPATH, and the measurements of the requested section are written
+    (nvidia-smi missing here: its error is kept, the run goes on)."""
+    import os
+    import subprocess
+    import sys
+
+    tree = tmp_path / "tree"        # the working tree as the device gets it, with its own .whl/
+    tree.mkdir()
+    for package in ("replicate", "methods", "costmodel"):
+        (tree / package).symlink_to(repo_root / package, target_is_directory=True)
+    (tree / ".whl").mkdir()
+    _probe_wheel(tree / ".whl")
+    out, site = tmp_path / "out", tmp_path / "site"
+    env = {**os.environ, "OUT": str(out), "SITE": str(site),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(["bash", str(tree / "replicate" / "gpu" / "device_run.sh"), "--tiny",
+                           "--sections", "llava-video-7b", "--repeats", "1", "--warmup", "0"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (site / "carried_probe.py").is_file()
+    recs = _records(out)
+    assert recs[0]["record"] == "header" and recs[-1]["record"] == "done"
+    assert [r["method"] for r in recs if r["record"] == "measurement"] == ["vanilla", "tango"]
+    assert (out / "log.txt").is_file() and (out / "nvidia-smi.csv").is_file()
