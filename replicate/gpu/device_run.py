@@ -302,8 +302,23 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
                     command=" ".join(["python -m replicate.gpu.device_run", *(argv or sys.argv[1:])]), **counts)
 
 
+_BUDGET_OVER: list[bool] = [False]
+
+
 def _alarm(signum, frame):
+    _BUDGET_OVER[0] = True
     raise BudgetExceeded()
+
+
+def _stop_when_over(write: Recorder):
+    """``write``, then BudgetExceeded once the alarm has fired: the alarm's own exception is lost
+    when it lands in a destructor or a garbage-collection callback (Python prints and ignores it
+    there), so the run also stops at the next record it writes."""
+    def checked(record: dict) -> None:
+        write(record)
+        if _BUDGET_OVER[0]:
+            raise BudgetExceeded()
+    return checked
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -315,18 +330,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise SystemExit("error: --device cuda but torch.cuda.is_available() is False")
     write = Recorder(s.out)
     write(provenance(s))                        # versions checked here, before anything is measured
+    _BUDGET_OVER[0] = False
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, max(s.left(), 1.0))
-    stopped = None
     try:
         for section in SECTIONS:
             if section.name in s.sections:
-                run_section(section, s, write)
+                run_section(section, s, _stop_when_over(write))
     except BudgetExceeded:
-        stopped = f"budget of {s.budget_s:.0f} s reached"
+        pass
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    stopped = f"budget of {s.budget_s:.0f} s reached" if _BUDGET_OVER[0] else None
     write({"record": "done", "wall_s": time.monotonic() - s.started, "stopped": stopped})
     print(f"wrote {write.path}" + (f" (stopped: {stopped})" if stopped else ""), flush=True)
     return 0

@@ -49,6 +49,20 @@ def test_the_budget_stops_the_run_cleanly(tmp_path):
     assert recs[0]["record"] == "header"
 
 
+def test_an_alarm_lost_in_a_destructor_still_stops_the_run(tmp_path, monkeypatch):
+    """The alarm's exception vanishes when it fires inside a garbage-collection callback; the run
+    stops at its next record all the same, and says why."""
+    def alarm_swallowed_during_gc(device):
+        D._BUDGET_OVER[0] = True
+
+    monkeypatch.setattr(D, "_free", alarm_swallowed_during_gc)
+    D.main(["--tiny", "--out", str(tmp_path), "--repeats", "1", "--warmup", "0",
+            "--sections", "llava-video-7b,qwen2.5-vl-7b"])
+    recs = _records(tmp_path)
+    assert recs[-1]["record"] == "done" and recs[-1]["stopped"] == "budget of 540 s reached"
+    assert {r.get("section") for r in recs} == {None, "llava-video-7b"}
+
+
 def test_bad_arguments_are_refused_before_anything_runs(tmp_path):
     with pytest.raises(SystemExit, match="unknown section"):
         D.main(["--out", str(tmp_path), "--sections", "llava-onevision-72b"])
