@@ -225,7 +225,8 @@ def _holitom() -> Protocol:
 def _lmms_eval_07(version: str, name: str, paper: str, extract_new: bool) -> Protocol:
     src = f"lmms-eval {version} lmms_eval/tasks/{{}}/"
     extract = "mcq_v073" if extract_new else "prefix_regex"
-    lvbench_post = "\nAnswer the question with the option letter" + ("." if extract_new else "")
+    # lvbench.yaml's default (utils.py's own fallback, used only without one, ends with a period)
+    lvbench_post = "\nAnswer the question with the option letter"
     tasks = {
         "videomme": _videomme(extract, src.format("videomme")),
         "mvbench": _mvbench(version, src.format("mvbench")),
@@ -254,7 +255,7 @@ def _lmms_eval_07(version: str, name: str, paper: str, extract_new: bool) -> Pro
         differs_from_newest="(the newest)" if extract_new else (
             "VideoMME / LVBench answers: first capital A-D after prefixes (0.7.3: lmms_eval/tasks/_task_utils/"
             "mcq_extract.py, ranked formats, last occurrence); MLVU dev: the character before the first ')' "
-            "(0.7.3: mcq_extract); LVBench post prompt without the final period and no separate options"),
+            "(0.7.3: mcq_extract); LVBench: a separate options field is not printed (0.7.3 appends it as '(A) ...' lines)"),
         notes=() if extract_new else (
             "Tango's bundled copy differs from the PyPI 0.7.1 wheel, for these tasks, only in videomme.yaml "
             "(dataset_kwargs.token False), longvideobench/utils.py (imports VideoReader) and by carrying the "

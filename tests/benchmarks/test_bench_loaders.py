@@ -241,7 +241,7 @@ def test_lvbench_lmms_eval_layout_with_and_without_options_field(tmp_path):
     assert (second.sample_id, second.options, second.answer_index) == ("v1.mp4-1", list("xyzw"), 3)
     # lmms-eval 0.7.3 appends the options field as "(A) ..." lines: same prompt as an embedded question;
     # 0.7.1 prints the question alone (and its post prompt has no period)
-    assert format_prompt(second) == "Where is it?\n(A) x\n(B) y\n(C) z\n(D) w\nAnswer the question with the option letter."
+    assert format_prompt(second) == "Where is it?\n(A) x\n(B) y\n(C) z\n(D) w\nAnswer the question with the option letter"
     assert format_prompt(second, "tango-lmms-eval-0.7.1") == "Where is it?\nAnswer the question with the option letter"
     assert format_prompt(first, "tango-lmms-eval-0.7.1") == (
         "Who speaks first?\n(A) a\n(B) b\n(C) c\n(D) d\nAnswer the question with the option letter")

@@ -62,7 +62,7 @@ def test_prompt_lvbench(fixture_root, load_quiet):
     # lvbench.yaml's default post_prompt, not ANSWER_DIRECTLY; the options come from the question
     assert format_prompt(s) == (
         "What colour fills the video yt000xyz?\n(A) blue\n(B) red\n(C) yellow\n(D) white"
-        "\nAnswer the question with the option letter."
+        "\nAnswer the question with the option letter"
     )
 
 
