@@ -62,8 +62,11 @@ FAMILIES = {"llava_onevision": ("methods.adapters.llava_onevision", "LlavaOnevis
             "qwen2_5_vl": ("methods.adapters.qwen2_5_vl", "Qwen2_5_VLAdapter")}
 
 
-def load_adapter(config: Mapping[str, Any], name: str, *, device: str = "cpu", dtype=None):
-    """(adapter, info) for ``paths.checkpoints.<name>``; the family comes from config.json."""
+def load_adapter(config: Mapping[str, Any], name: str, *, device: str = "cpu", dtype=None,
+                 time_prompt: bool | None = None):
+    """(adapter, info) for ``paths.checkpoints.<name>``; the family comes from config.json.
+    ``time_prompt``: whether LLaVA-Video's time instruction precedes the prompt (the evaluation
+    protocol's wrapper decides; None: the adapter setting's own)."""
     import importlib
 
     import torch
@@ -80,6 +83,8 @@ def load_adapter(config: Mapping[str, Any], name: str, *, device: str = "cpu", d
     kwargs = {"dtype": dtype or torch.float32, "device": device}
     if model_type == "llava_onevision":
         info["setting"] = kwargs["setting"] = SETTING_BY_MODEL.get(name, "llava-onevision")
+        if time_prompt is not None:
+            info["time_prompt"] = kwargs["time_prompt"] = bool(time_prompt)
     try:
         return cls.from_pretrained(path, **kwargs), info
     except (OSError, ValueError) as exc:
