@@ -141,8 +141,9 @@ def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", con
     ctx = Context(root, config, cache if cache is not None else {})
     try:
         m = evaluator.fn(claim, ctx)
-    except (KeyError, ValueError) as exc:
-        return {**out, "verdict": "not-run", "reason": f"evaluator {evaluator.name!r} failed: {exc}"}
+    except (KeyError, ValueError) as exc:  # an evaluator may attach what it measured instead (exc.evidence)
+        return {**out, "verdict": "not-run", "reason": f"evaluator {evaluator.name!r} failed: {exc}",
+                "evidence": {**prediction_evidence, **getattr(exc, "evidence", {})}}
     try:
         verdict, reason = _outcome(claim, m.measured, m.evidence)
     except ValueError as exc:
