@@ -17,6 +17,12 @@ Decode: the new token's position is ``last prompt position + 1 + step`` (equals 
 sequence length + step when positions are contiguous), each layer attends over its own cache
 length, and in mask mode over its own alive-mask.
 
+Layers on several devices (a device map, e.g. a 72B over several GPUs with accelerate's hooks, or
+disk offload): the bookkeeping (kinds, indices, alive masks, stage selection) stays on the device of
+``inputs_embeds``; each layer gets its hidden states, positions, RoPE cos/sin and mask on its own
+execution device (``module_device``), its KV cache entries stay there, and the scoring of a stage
+runs on the scored layer's device.
+
 Positions are (L,) for 1-D RoPE models, or (3, L) temporal/height/width M-RoPE ids for Qwen2.5-VL
 (whose ``rotary_emb`` takes (3, batch, L) and recombines the sections per ``mrope_section``; the
 cos/sin it returns are (1, L, head_dim) like the 1-D ones, so scoring and pruning index them the
@@ -80,6 +86,35 @@ class PrefillResult:
     text_tokens: int = 0
 
 
+def module_device(module, default: torch.device) -> torch.device:
+    """Where ``module`` computes: accelerate's execution device when it is dispatched (its weights may
+    be offloaded to the meta device), else the device of its first parameter, else ``default``."""
+    hook = getattr(module, "_hf_hook", None)
+    dev = getattr(hook, "execution_device", None)
+    if dev is not None:
+        return torch.device(dev)
+    p = next(module.parameters(), None)
+    return p.device if p is not None and p.device.type != "meta" else default
+
+
+class _OnDevice:
+    """The per-layer inputs (positions, cos/sin, mask) copied once per device they are needed on."""
+
+    def __init__(self, **tensors):
+        self.tensors, self.copies = tensors, {}
+
+    def set(self, **tensors) -> None:
+        self.tensors.update(tensors)
+        self.copies.clear()
+
+    def on(self, dev: torch.device) -> dict:
+        if dev not in self.copies:
+            self.copies[dev] = {k: (v.to(dev) if isinstance(v, torch.Tensor) else
+                                    tuple(t.to(dev) for t in v) if isinstance(v, tuple) else v)
+                                for k, v in self.tensors.items()}
+        return self.copies[dev]
+
+
 def _check_lm(lm) -> None:
     impl = getattr(lm.config, "_attn_implementation", "sdpa")
     if impl not in SUPPORTED_ATTN:
@@ -120,7 +155,10 @@ def score_visual(lm, layer_idx: int, layer_input: torch.Tensor, cos: torch.Tenso
     """
     layer = lm.layers[layer_idx]
     attn = layer.self_attn
-    x = layer.input_layernorm(layer_input)[0]                        # (L, D)
+    dev = module_device(layer, layer_input.device)
+    cos, sin = cos.to(dev), sin.to(dev)
+    alive = alive.to(dev) if alive is not None else None
+    x = layer.input_layernorm(layer_input.to(dev))[0]                # (L, D)
     L = x.shape[0]
     hd = attn.head_dim
     k = attn.k_proj(x).view(L, -1, hd).transpose(0, 1)               # (Hkv, L, hd)
@@ -181,8 +219,7 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
         raise ValueError(f"batch size 1 only: inputs_embeds must be (1, L, D), got {tuple(inputs_embeds.shape)}")
     num_layers = len(lm.layers)
     impl = getattr(lm.config, "_attn_implementation", "sdpa")
-    device = inputs_embeds.device
-    L = inputs_embeds.shape[1]
+    device, L = inputs_embeds.device, inputs_embeds.shape[1]
     if plan is not None:
         plan.validate(num_layers)
     h = inputs_embeds
@@ -199,10 +236,11 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
     res.text_tokens = int((kinds == TEXT).sum())
     rankable = _rankable(kinds, plan)
     n_entering = int(rankable.sum())
-    prev_input = None
-    mask = _prefill_mask(L, None, impl, h.dtype, device)
+    prev_input, mask = None, _prefill_mask(L, None, impl, h.dtype, device)
+    inputs = _OnDevice(pos=pos, emb=(cos, sin), mask=mask)
     for li, layer in enumerate(lm.layers):
         if li in stages:
+            h = h.to(device)
             si, stage = stages[li]
             cand_ok = _rankable(kinds, plan)
             if alive is not None:
@@ -214,6 +252,7 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
                 top = cand[keep_set[index[cand]]]
             else:
                 scores = score_visual(lm, li - 1, prev_input, cos, sin, alive, plan.scoring, plan.score_chunk)
+                scores = scores.to(device)
                 n_keep = min(cand.numel(), inner_keep_count(n_entering, stage.keep, plan.rounding))
                 top = cand[torch.topk(scores[cand], n_keep).indices.sort().values]
             dropped_ok = cand_ok.clone()
@@ -232,15 +271,17 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
                 h, pos, kinds, index = h[:, keep], pos[..., keep], kinds[keep], index[keep]
                 cos, sin = cos[:, keep], sin[:, keep]
                 mask = _prefill_mask(keep.numel(), None, impl, h.dtype, device)
+            inputs.set(pos=pos, emb=(cos, sin), mask=mask)
         live = kinds if alive is None else kinds[alive]
         res.llm_visual.append(int((live == VISUAL).sum()))
         res.llm_newline.append(int((live == NEWLINE).sum()))
-        prev_input = h
-        h = layer(h, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                  use_cache=use_cache, position_embeddings=(cos, sin))
+        on = inputs.on(module_device(layer, device))
+        prev_input = h = h.to(on["pos"].device)
+        h = layer(h, attention_mask=on["mask"], position_ids=on["pos"], past_key_values=cache,
+                  use_cache=use_cache, position_embeddings=on["emb"])
         if cache is not None:
             cache.alive[li] = alive.clone() if alive is not None else None
-    res.hidden = lm.norm(h)
+    res.hidden = lm.norm(h.to(module_device(lm.norm, h.device)))
     res.index = index
     return res
 
@@ -263,6 +304,7 @@ def llm_decode_step(lm, embeds: torch.Tensor, cache: RaggedKVCache, position: in
                 mask = _additive_mask(alive[None, :], h.dtype)
         elif impl == "eager":
             mask = None  # a single query may attend to the whole cache
-        h = layer(h, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                  use_cache=True, position_embeddings=(cos, sin))
-    return lm.norm(h)
+        dev = module_device(layer, device)
+        h = layer(h.to(dev), attention_mask=None if mask is None else mask.to(dev), position_ids=pos.to(dev),
+                  past_key_values=cache, use_cache=True, position_embeddings=(cos.to(dev), sin.to(dev)))
+    return lm.norm(h.to(module_device(lm.norm, h.device)))

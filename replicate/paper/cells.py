@@ -267,6 +267,28 @@ def selected_claims(claims: Iterable[Mapping[str, Any]], config: Mapping[str, An
     return [c for c in picked if c["id"] in set(chosen)]
 
 
+#: headroom over the bf16 weights when sizing a cell's GPUs (activations, KV cache, the vision tower)
+GPU_HEADROOM = 1.25
+
+
+def gpus_for(cell: Cell, config: Mapping[str, Any]) -> int:
+    """GPUs one shard of ``cell`` asks for: ``paper.gpus``, or enough for the model's bf16 weights
+    (cost model) with 25 % headroom on GPUs of ``paper.gpu_memory_gb``: LLaVA-OV-72B (146.4 GB) 3 of
+    80 GB, 2 of 141 GB; every 7B and 4B model 1. ``paper.gpus: 0`` (CPU rehearsal) stays 0."""
+    import math
+
+    from costmodel.arch import load_arch
+    from costmodel.memory import weight_bytes
+
+    paper = config.get("paper", {})
+    base = int(paper.get("gpus", 1))
+    if base == 0:
+        return 0
+    weights = weight_bytes(load_arch(cell.model), "bf16")["total"]
+    need = GPU_HEADROOM * weights / (float(paper.get("gpu_memory_gb", 80)) * 1e9)
+    return max(base, math.ceil(need))
+
+
 def path_configured(config: Mapping[str, Any], section: str, name: str) -> bool:
     return bool(str(config.get("paths", {}).get(section, {}).get(name, "") or "").strip())
 

@@ -19,7 +19,7 @@ PAPER_CELL_BY_DIR = {c.dir: c for c in PAPER_CELLS}
 _pcell = lambda wc: _PC.cell_at(PAPER_CELL_BY_DIR, wc.pproto, wc.pckpt, wc.pframes, wc.ptag, wc.pbench)  # noqa: E731
 PAPER_SUMMARIES = [c.summary_path for c in PAPER_CELLS]
 #: what a shard's result depends on besides its cell: a change reruns the shard, nothing else does
-PAPER_RUN_KEYS = ("answer", "max_new_tokens", "limit", "device", "dtype", "rehearsal")
+PAPER_RUN_KEYS = ("answer", "max_new_tokens", "limit", "device", "dtype", "rehearsal", "device_map", "offload_dir")
 
 
 wildcard_constraints:
@@ -52,7 +52,7 @@ rule paper_shard:
     conda:
         CONDA_ENV
     resources:
-        gpu=PAPER["gpus"],
+        gpu=lambda wc: _PC.gpus_for(_pcell(wc), config),  # the 72B: several GPUs (device map)
         mem_mb=PAPER["mem_mb"],
         runtime=PAPER["runtime"],
     script:
