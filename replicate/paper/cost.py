@@ -98,7 +98,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     config = load_config(args.config)
     est = estimate(load_claims(), config, args.hardware, args.dtype, args.decode_tokens)
-    print(f"{args.hardware}, {args.dtype}, {args.decode_tokens} decode tokens, {TEXT_TOKENS} text tokens:\n")
+    tokens = args.decode_tokens or "each protocol's max new tokens of the benchmark (an upper bound) as"
+    print(f"{args.hardware}, {args.dtype}, {tokens} decode tokens, {TEXT_TOKENS} text tokens:\n")
     print(markdown(est))
     for s in est["skipped"]:
         print(f"skipped {s}")
