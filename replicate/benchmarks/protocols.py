@@ -294,8 +294,10 @@ def _tango_vlmevalkit() -> Protocol:
         differs_from_newest="a different harness: VLMEvalKit prompts (system text + 'Question: ...'), an LLM judge, "
                             "2,048 new tokens",
         stand_in="partly: prompts and the rule-based extraction are VLMEvalKit's; the LLM-judge fallback and the "
-                 "run config JSONs (dataset list, frames) are not available, and Qwen2.5-VL's wrapper "
-                 "(vlmeval/vlm/qwen2_vl) is not modelled here",
+                 "run config JSONs (dataset list, frames) are not available; Qwen2.5-VL's wrapper "
+                 "(vlmeval/vlm/qwen2_vl) is not modelled here; LLaVA-Video's time instruction is the adapter's "
+                 "text (methods/adapters/text.py), not byte-identical to VLMEvalKit's ('seconds,and ... it.These', "
+                 "after '<image>\\n')",
     )
 
 

@@ -50,6 +50,14 @@ def test_llava_video_cells_run_under_llava_vid_and_72b_under_llava_onevision(cla
     big = C.claim_cells(claims["holitom-t2-perf-ov72b-holitom-r15"], default_config)
     assert {c.wrapper for c in video} == {"llava_vid"} and {c.wrapper for c in big} == {"llava_onevision"}
     assert {c.wrapper_spec.frame_sampling for c in video} == {"fps1_then_linspace_floor"}
+    from replicate.paper.shard import protocol_record
+
+    # HoliTom ran llava_vid with its defaults: no time instruction; Tango's VLMEvalKit LLaVA-Video has one
+    assert protocol_record(video[0], {})["time_instruction"] is False
+    tango = C.claim_cells(claims["tango-video-layer-avg-r10"], default_config)
+    assert {protocol_record(c, {})["time_instruction"] for c in tango} == {True}
+    record = protocol_record(video[0], {"paper": {"max_new_tokens": 8}})
+    assert record["max_new_tokens"] == 8 and "instead of" in record["differs"]
 
 
 def test_a_claim_whose_protocol_lacks_a_suite_member_is_refused_at_config_time(claims, default_config):
