@@ -117,7 +117,7 @@ def test_interrupted_run_redoes_only_unfinished_shards(tmp_path):
 @pytest.mark.slow
 def test_every_holitom_and_tango_table_cell_gets_a_verdict_in_process(tmp_path):
     """Every cell of every paper claim computed by the shard function the rule calls (one process,
-    no Snakemake: 244 cells), then every HoliTom/Tango accuracy claim verified."""
+    no Snakemake), then every HoliTom/Tango accuracy claim verified."""
     from replicate.claims import load_claims
     from replicate.configuration import load_config
     from replicate.io import write_json
@@ -140,4 +140,8 @@ def test_every_holitom_and_tango_table_cell_gets_a_verdict_in_process(tmp_path):
               and c.get("generated_from") or c["id"] in HEADLINE[:2]]
     results = verify_many(judged, results_dir=tmp_path, config=config)
     missing = {r["id"]: r["reason"] for r in results if r["verdict"] == "not-run"}
-    assert not missing, missing
+    # HoliTom's EgoSchema column is the server-scored full set: a claim on EgoSchema alone is not-run
+    # by design, naming the public subset it could score (README "EgoSchema offline")
+    subset = {cid for cid, reason in missing.items() if "protocol differs: public subset" in reason}
+    assert subset and all(cid.endswith("-egoschema") for cid in subset), subset
+    assert not {cid: r for cid, r in missing.items() if cid not in subset}, missing
