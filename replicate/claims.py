@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import jsonschema
+from replicate._jsonschema import jsonschema
 import yaml
 
 HERE = Path(__file__).resolve().parent
@@ -318,7 +318,7 @@ def check_protocol(claim: Mapping[str, Any], suites: Mapping[str, list[str]] | N
     """ClaimsError naming the claim, the protocol and what is allowed when the claim's evaluation
     protocol is unknown, does not define one of its benchmarks, or has no wrapper for its model."""
     from replicate.benchmarks.protocols import check_claim_protocol
-    from replicate.paper.cells import DEFAULT_SUITES
+    from replicate.benchmarks.base import SUITES as DEFAULT_SUITES
 
     try:
         check_claim_protocol(claim, suites if suites is not None else DEFAULT_SUITES)

@@ -7,7 +7,7 @@ which verify.py turns into ``not-run``. Cells computed by the rehearsal (tiny ra
 fixture benchmarks) carry ``evidence.rehearsal``: their verdicts prove the plumbing, not the papers.
 
 ``lmms_eval_layer_avg_ratio`` reads the visual-token counts of the same summaries instead of the
-scores (the measured counterpart of Tango's rescaled pre-LLM ratio, papers.md §1.2).
+scores (the measured counterpart of Tango's rescaled pre-LLM ratio, docs/sources.md#tango).
 
 Benchmark score: as the claim's evaluation protocol scores it (``headline_accuracy`` of each cell
 summary, in percent; replicate/benchmarks/protocols.py): e.g. HoliTom's lmms-eval 0.3.0 averages
@@ -45,22 +45,23 @@ PERF_KEPT_DEFINITIONS: dict[str, dict[str, str]] = {
         "formula": "rounded_averages",
         "definition": "100 * Avg(method) / Avg(vanilla), each Avg the mean of the claim's benchmark scores "
                       "rounded to 0.1 as the table prints it (same benchmarks, model and frames)",
-        "source": "HoliTom's main and backbone tables (replicate/reported/holitom_{main,backbones}.csv): the % "
-                  "column equals 100 x Avg / vanilla Avg of the printed, rounded Avg column in 32 of 32 rows "
-                  "(tests/paper/test_perf_kept.py); the unrounded ratio matches 22 of 32"},
+        "source": "docs/sources.md#holitom-main-table and #holitom-backbones-table (replicate/reported/"
+                  "holitom_{main,backbones}.csv): the % column equals 100 x Avg / vanilla Avg of the printed, "
+                  "rounded Avg column in 32 of 32 rows (tests/paper/test_perf_kept.py); the unrounded ratio "
+                  "matches 22 of 32"},
     "tango": {
         "formula": "ratio_of_averages",
         "definition": "100 * mean(method's benchmark scores) / mean(vanilla's benchmark scores) (ratio of the "
                       "averages, unrounded); the rounded-averages variant and the mean of per-benchmark ratios "
                       "are in the evidence",
-        "source": "papers.md §2 T1 (98.9 %, average over 4 benchmarks): Tango's formula is not in what was read "
-                  "(its tables and text were not accessible)"},
+        "source": "docs/sources.md#claim-t1 (98.9 %, average over 4 benchmarks): Tango's formula is not in what "
+                  "was read (its tables and text were not accessible)"},
     "stts": {
         "formula": "drop",
         "definition": "no perf-kept claim; accuracy drop = mean(vanilla) - mean(STTS) in pp (unrounded; the "
                       "difference of the averages rounded to 0.1 is in the evidence)",
-        "source": "papers.md §2 S4: 'only a 0.7 % drop' with the averages 63.0 and 62.3: the text gives the two "
-                  "averages, not whether the difference was taken before rounding"},
+        "source": "docs/sources.md#claim-s4: 'only a 0.7 % drop' with the averages 63.0 and 62.3: the text gives "
+                  "the two averages, not whether the difference was taken before rounding"},
 }
 
 
@@ -185,7 +186,7 @@ def lmms_eval_accuracy_drop(claim, ctx: Context) -> Measurement:
 def lmms_eval_runtime(claim, ctx: Context) -> Measurement:
     """``...-gpu-runtime-s``: seconds inside the model requests summed over the cell's samples;
     ``...-total-s``: the shards' wall seconds summed (video decoding and loading included). The
-    paper ran lmms-eval on 8x A800 (papers.md §2 T3): compare on the same device count."""
+    paper ran lmms-eval on 8x A800 (docs/sources.md#claim-t3): compare on the same device count."""
     cells = C.method_cells(claim, ctx.config)
     summaries = [_cell_value(c, ctx) for c in cells]
     kind = "gpu_runtime" if "gpu-runtime" in claim["id"] else "total"
@@ -219,15 +220,15 @@ LAYER_AVG_DEFINITION = {
                   "entering the layer, kept = those entering layer 0",
     "newlines": "grid newline tokens are not counted on either side (costmodel/schedule.py: llm_visual counts "
                 "feature tokens only, methods/runtime/llm.py counts kinds == VISUAL), as in the papers' FLOPs "
-                "convention (papers.md §2: LLaVA-Video n = 64 x 169, newlines not counted); the released "
+                "convention (docs/sources.md#flops-convention: LLaVA-Video n = 64 x 169, newlines not counted); the released "
                 "intra-LLM stage still ranks newlines with the features and keeps round(0.5 x span) of both "
                 "(methods/tango.py behaviour C), so the feature share kept from layer K on moves with how many "
                 "newlines it keeps",
-    "source": "papers.md §1.2 'Intra-LLM stage': r_pre = 28 r / (K + (28 - K) p), K = 18, p = 0.5, 'so that "
+    "source": "docs/sources.md#tango-intra-llm: r_pre = 28 r / (K + (28 - K) p), K = 18, p = 0.5, 'so that "
               "the layer-averaged token ratio equals the target r'",
 }
-#: Tango's accuracy tables were not accessible (papers.md §3.4): no reported score to set beside ours
-TANGO_VIDEO_REPORTED_ACCURACY = "not accessible (papers.md §3.4: Tango's main tables were not read)"
+#: Tango's accuracy tables were not accessible (docs/sources.md#tango-stts-results): no reported score to set beside ours
+TANGO_VIDEO_REPORTED_ACCURACY = "not accessible (docs/sources.md#tango-stts-results: Tango's main tables were not read)"
 
 
 def _token_mean(cells: list[C.Cell], ctx: Context, key: str) -> tuple[float, dict[str, float]]:

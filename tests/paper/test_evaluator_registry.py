@@ -58,4 +58,4 @@ def test_perf_kept_definition_stated_per_paper():
     for paper in papers | {"stts"}:
         d = PERF_KEPT_DEFINITIONS[paper]
         assert d["definition"] and d["formula"] in ("rounded_averages", "ratio_of_averages", "drop")
-        assert "papers.md" in d["source"] or "reported/" in d["source"]
+        assert "docs/sources.md" in d["source"]

@@ -53,7 +53,8 @@ def test_perf_kept_is_holitoms_ratio_of_rounded_averages_and_confirms(claims, co
     assert out["measured"] == pytest.approx(100 * 57.9 / 58.4)
     assert out["evidence"]["ratio_of_unrounded_averages"] == pytest.approx(
         100 * (57.3 + 61.2 + 56.3 + 56.8) / (58.3 + 60.4 + 56.4 + 58.6))
-    assert "32 of 32 rows" in out["evidence"]["definition"]["source"] and "rehearsal" not in out["evidence"]
+    source = out["evidence"]["definition"]["source"]
+    assert "32 of 32 rows" in source and "docs/sources.md" in source and "rehearsal" not in out["evidence"]
     assert out["evidence"]["protocol"] == "holitom-lmms-eval-0.3.0"
 
 
