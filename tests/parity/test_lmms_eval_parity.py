@@ -12,6 +12,7 @@ and the >= 200 replies per benchmark of tests/parity/data/replies.json: prompt t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,29 @@ def test_generation_settings_match_the_release_yaml(releases, protocol_name, ben
     assert rule.split.split()[0] == cfg["test_split"]
     if bench_name != "mvbench":
         assert rule.task == cfg["task"]
+
+
+#: where each release keeps its wrappers (0.7.x moved them under models/simple/)
+WRAPPER_DIR = {"0.3.0": "models", "0.7.1": "models/simple", "0.7.3": "models/simple"}
+WRAPPER_CASES = [(p, w) for p in RELEASE_OF for w in PROTOCOLS[p].wrappers if w in ("llava_onevision", "llava_vid")]
+
+
+@pytest.mark.parametrize("protocol_name, wrapper_name", WRAPPER_CASES, ids=[f"{p}-{w}" for p, w in WRAPPER_CASES])
+def test_wrapper_facts_match_the_release_model_file(releases, protocol_name, wrapper_name):
+    """The wrapper's part of the prompt lives outside the task utils, in the release's model file,
+    which needs the LLaVA-NeXT package to import: its facts the protocol records are read from the
+    file's text instead (default generation length, the frame rule, the stripped reply, the visual
+    token line before the task prompt; llava_vid's one frame per second and no time instruction).
+    The conversation template (qwen_1_5) is LLaVA-NeXT's, not in the wheel: see README."""
+    release = _release(releases, RELEASE_OF[protocol_name])
+    wrapper = PROTOCOLS[protocol_name].wrappers[wrapper_name]
+    text = (release.pkg / WRAPPER_DIR[release.version] / f"{wrapper_name}.py").read_text()
+    defaults = {int(n) for n in re.findall(r'gen_kwargs\["max_new_tokens"\] = (\d+)', text)}
+    assert defaults == {wrapper.default_max_new_tokens}
+    assert re.search(r"np\.linspace\(0, (total_frame_num|total_frames) - 1, \w+, dtype=int\)", text)
+    assert wrapper.frame_sampling in ("linspace_floor", "fps1_then_linspace_floor")  # dtype=int truncates
+    assert wrapper.strip_reply == bool(re.search(r"\.strip\(\)( for response in text_outputs\])?$", text, re.M))
+    assert re.search(r'(image_tokens|DEFAULT_IMAGE_TOKEN) \+ "\\n" \+ (context|contexts|qs)\b', text)
+    if wrapper_name == "llava_vid":
+        assert "video_fps: int = 1," in text and "add_time_instruction: bool = False," in text
+        assert wrapper.frame_sampling == "fps1_then_linspace_floor" and wrapper.time_instruction == ()
