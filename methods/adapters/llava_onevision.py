@@ -156,11 +156,11 @@ class LlavaOnevisionAdapter(HFModelDims, DecoderLoopLLM, GreedyRequests):
         return ArchSpec.from_hf_config(d, name or f"adapter-{self.setting}")
 
     # ---- encoder ---------------------------------------------------------------------------
-    def load_video(self, path, frames: int):
-        """Decode and preprocess a local video for this model (see methods.video_io)."""
+    def load_video(self, path, frames: int, **sampling):
+        """Decode and preprocess a local video for this model (see methods.video_io; ``sampling``: its ``window`` / ``sampling`` keywords)."""
         from methods.video_io import load_video
 
-        return load_video(path, frames, self.image_size, self.image_mean, self.image_std)
+        return load_video(path, frames, self.image_size, self.image_mean, self.image_std, **sampling)
 
     def pool_like_features(self, x: torch.Tensor) -> torch.Tensor:
         """(F, T, C) tower-grid tokens -> (F, N, C) pooled like the features."""

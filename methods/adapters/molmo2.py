@@ -170,11 +170,11 @@ class Molmo2VideoAdapter(HFModelDims):
         return ArchSpec.from_hf_config(d, name or "adapter-molmo2")
 
     # ---- video -----------------------------------------------------------------------------
-    def load_video(self, path, frames: int):
+    def load_video(self, path, frames: int, **sampling):
         """Decode and preprocess a local video (methods.video_io): (F, 3, S, S) normalised."""
         from methods.video_io import load_video
 
-        return load_video(path, frames, self.image_size, self.image_mean, self.image_std)
+        return load_video(path, frames, self.image_size, self.image_mean, self.image_std, **sampling)
 
     def patchify(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return tower.patchify(self, pixel_values)

@@ -144,11 +144,11 @@ class Qwen2_5_VLAdapter(HFModelDims, DecoderLoopLLM, GreedyRequests):
         return ArchSpec.from_hf_config(d, name or "adapter-qwen2.5-vl")
 
     # ---- encoder ---------------------------------------------------------------------------
-    def load_video(self, path, frames: int):
-        """Decode and preprocess a local video for this model (see methods.video_io)."""
+    def load_video(self, path, frames: int, **sampling):
+        """Decode and preprocess a local video for this model (see methods.video_io; ``sampling``: its ``window`` / ``sampling`` keywords)."""
         from methods.video_io import load_video
 
-        return load_video(path, frames, self.image_size, self.image_mean, self.image_std)
+        return load_video(path, frames, self.image_size, self.image_mean, self.image_std, **sampling)
 
     def encode_video(self, pixel_values: torch.Tensor, timestamps=None,
                      signals: Sequence[str] = encoder.DEFAULT_SIGNALS, keys: bool = True) -> VideoTokens:

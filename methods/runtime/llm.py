@@ -17,6 +17,12 @@ Decode: the new token's position is ``last prompt position + 1 + step`` (equals 
 sequence length + step when positions are contiguous), each layer attends over its own cache
 length, and in mask mode over its own alive-mask.
 
+Layers on several devices (a device map, e.g. a 72B over several GPUs with accelerate's hooks, or
+disk offload): the bookkeeping (kinds, indices, alive masks, stage selection) stays on the device of
+``inputs_embeds``; each layer gets its hidden states, positions, RoPE cos/sin and mask on its own
+execution device (``module_device``), its KV cache entries stay there, and the scoring of a stage
+runs on the scored layer's device.
+
 Positions are (L,) for 1-D RoPE models, or (3, L) temporal/height/width M-RoPE ids for Qwen2.5-VL
 (whose ``rotary_emb`` takes (3, batch, L) and recombines the sections per ``mrope_section``; the
 cos/sin it returns are (1, L, head_dim) like the 1-D ones, so scoring and pruning index them the
@@ -146,6 +152,35 @@ def cache_keyword(layer) -> str:
 _CACHE_KEYWORD: dict[type, str] = {}
 
 
+def module_device(module, default: torch.device) -> torch.device:
+    """Where ``module`` computes: accelerate's execution device when it is dispatched (its weights may
+    be offloaded to the meta device), else the device of its first parameter, else ``default``."""
+    hook = getattr(module, "_hf_hook", None)
+    dev = getattr(hook, "execution_device", None)
+    if dev is not None:
+        return torch.device(dev)
+    p = next(module.parameters(), None)
+    return p.device if p is not None and p.device.type != "meta" else default
+
+
+class _OnDevice:
+    """The per-layer inputs (positions, cos/sin, mask) copied once per device they are needed on."""
+
+    def __init__(self, **tensors):
+        self.tensors, self.copies = tensors, {}
+
+    def set(self, **tensors) -> None:
+        self.tensors.update(tensors)
+        self.copies.clear()
+
+    def on(self, dev: torch.device) -> dict:
+        if dev not in self.copies:
+            self.copies[dev] = {k: (v.to(dev) if isinstance(v, torch.Tensor) else
+                                    tuple(t.to(dev) for t in v) if isinstance(v, tuple) else v)
+                                for k, v in self.tensors.items()}
+        return self.copies[dev]
+
+
 def _check_lm(lm) -> None:
     impl = getattr(lm.config, "_attn_implementation", "sdpa")
     if impl not in SUPPORTED_ATTN:
@@ -186,7 +221,10 @@ def score_visual(lm, layer_idx: int, layer_input: torch.Tensor, cos: torch.Tenso
     """
     layer = lm.layers[layer_idx]
     attn = layer.self_attn
-    x = layer.input_layernorm(layer_input)[0]                        # (L, D)
+    dev = module_device(layer, layer_input.device)
+    cos, sin = cos.to(dev), sin.to(dev)
+    alive = alive.to(dev) if alive is not None else None
+    x = layer.input_layernorm(layer_input.to(dev))[0]                # (L, D)
     L = x.shape[0]
     hd = attn.head_dim
     k = attn.k_proj(x).view(L, -1, hd).transpose(0, 1)               # (Hkv, L, hd)
@@ -246,11 +284,13 @@ def decode_layers(lm, embeds: torch.Tensor, cache, position_ids: torch.Tensor,
     ``methods.generation.RuntimeBatch`` (a batch) differ only in their cache and masks."""
     cos, sin = lm.rotary_emb(embeds, position_ids)
     cache_kw = cache_keyword(lm.layers[0]) if len(lm.layers) else "cache"
-    h = embeds
+    h, inputs = embeds, _OnDevice(pos=position_ids, emb=(cos, sin))
     for li, layer in enumerate(lm.layers):
-        h = layer(h, attention_mask=layer_mask(li, h.dtype), position_ids=position_ids, use_cache=True,
-                  position_embeddings=(cos, sin), **{cache_kw: cache})
-    return lm.norm(h)
+        on = inputs.on(module_device(layer, embeds.device))   # a device map: each layer on its device
+        mask = layer_mask(li, h.dtype)
+        h = layer(h.to(on["pos"].device), attention_mask=None if mask is None else mask.to(on["pos"].device),
+                  position_ids=on["pos"], use_cache=True, position_embeddings=on["emb"], **{cache_kw: cache})
+    return lm.norm(h.to(module_device(lm.norm, h.device)))
 
 
 def _rankable(kinds: torch.Tensor, plan: Optional[InnerPlan]) -> torch.Tensor:
@@ -289,8 +329,7 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
         raise ValueError(f"batch size 1 only: inputs_embeds must be (1, L, D), got {tuple(inputs_embeds.shape)}")
     num_layers = len(lm.layers)
     impl = getattr(lm.config, "_attn_implementation", "sdpa")
-    device = inputs_embeds.device
-    L = inputs_embeds.shape[1]
+    device, L = inputs_embeds.device, inputs_embeds.shape[1]
     if plan is not None:
         plan.validate(num_layers)
     pos = _batched_positions(position_ids.to(device), L)
@@ -309,19 +348,23 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
     cache_kw = cache_keyword(lm.layers[0]) if num_layers else "cache"
     boundaries = sorted({0, *stages, num_layers})
     prev_input = None
+    inputs = _OnDevice(pos=seq.pos, emb=(seq.cos, seq.sin), mask=seq.mask)
     for li, layer in enumerate(lm.layers):
         if li in stages:
+            seq.h = seq.h.to(device)
             si, stage = stages[li]
             keep_ids = forced_keeps[si] if forced_keeps is not None else None
             _run_stage(lm, plan, stage, li, seq, prev_input, n_entering, keep_ids, res, impl)
+            inputs.set(pos=seq.pos, emb=(seq.cos, seq.sin), mask=seq.mask)
         if li in boundaries:  # the counts change only at a stage: one lazy pair per segment
             _record_counts(counts, seq, boundaries[boundaries.index(li) + 1] - li)
-        prev_input = seq.h
-        seq.h = layer(seq.h, attention_mask=seq.mask, position_ids=seq.pos, use_cache=use_cache,
-                      position_embeddings=(seq.cos, seq.sin), **{cache_kw: cache})
+        on = inputs.on(module_device(layer, device))   # a device map: each layer's inputs on its device
+        prev_input = seq.h = seq.h.to(on["pos"].device)
+        seq.h = layer(seq.h, attention_mask=on["mask"], position_ids=on["pos"], use_cache=use_cache,
+                      position_embeddings=on["emb"], **{cache_kw: cache})
         if cache is not None:
             cache.alive[li] = seq.alive.clone() if seq.alive is not None else None
-    res.hidden = lm.norm(seq.h)
+    res.hidden = lm.norm(seq.h.to(module_device(lm.norm, seq.h.device)))
     res.index = seq.index
     return res
 
@@ -348,6 +391,7 @@ def _run_stage(lm, plan: InnerPlan, stage, li: int, seq: _Sequence, prev_input: 
         top = cand[keep_set[seq.index[cand]]]
     else:
         scores = score_visual(lm, li - 1, prev_input, seq.cos, seq.sin, seq.alive, plan.scoring, plan.score_chunk)
+        scores = scores.to(device)
         n_keep = min(cand.numel(), inner_keep_count(n_entering, stage.keep, plan.rounding))
         top = cand[torch.topk(scores[cand], n_keep).indices.sort().values]
     dropped_ok = cand_ok.clone()

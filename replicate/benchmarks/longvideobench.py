@@ -18,7 +18,7 @@ from .base import (
     read_records,
     require,
 )
-from .prompts import LONGVIDEOBENCH_POST, lettered
+from .protocol_rules import prompt_for
 
 ANNOTATION_PATTERNS = (
     "lvb_val.json",
@@ -75,5 +75,4 @@ class LongVideoBench:
         return samples, []
 
     def format_prompt(self, sample: MCQSample) -> str:
-        options = "\n".join(lettered(sample.options, "dot"))
-        return f"{sample.question}\n{options}\n{LONGVIDEOBENCH_POST}"
+        return prompt_for(sample)

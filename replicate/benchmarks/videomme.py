@@ -19,7 +19,7 @@ from .base import (
     require,
     strip_letter_prefix,
 )
-from .prompts import VIDEOMME_LEAD, VIDEOMME_POST, lettered
+from .protocol_rules import prompt_for
 
 ANNOTATION_PATTERNS = (
     "videomme/test-*.parquet",
@@ -63,14 +63,13 @@ class VideoMME:
                         options=options,
                         answer_index=letter_index(row["answer"], len(options), where),
                         meta={
-                            k: row[k]
-                            for k in ("duration", "domain", "sub_category", "task_type", "videoID", "video_id")
-                            if k in row
+                            **{k: row[k] for k in ("duration", "domain", "sub_category", "task_type", "videoID",
+                                                   "video_id") if k in row},
+                            "options_raw": [str(o) for o in row["options"]],  # lmms-eval prints them as stored
                         },
                     )
                 )
         return samples, []
 
     def format_prompt(self, sample: MCQSample) -> str:
-        options = "\n".join(lettered(sample.options, "dot"))
-        return f"{VIDEOMME_LEAD}\n{sample.question}\n{options}\n{VIDEOMME_POST}"
+        return prompt_for(sample)
