@@ -106,6 +106,28 @@ def predict_latency(arch: ArchSpec, schedule: TokenSchedule, hardware: str | Har
             "decode_tokens_per_s": 1.0 / decode_s}
 
 
+#: Forward passes a training step costs: the forward, a backward of twice its FLOPs (gradients with
+#: respect to inputs and weights), and with activation checkpointing a second forward (recompute).
+TRAIN_FORWARDS = {False: 3, True: 4}
+
+
+def predict_training_step(arch: ArchSpec, schedule: TokenSchedule, hardware: str | Hardware, dtype: str = "bf16",
+                          checkpointing: bool = True, efficiency: dict[str, float] | None = None) -> dict[str, float]:
+    """Predicted seconds of one training step (forward + backward, every weight trainable, batch 1):
+    the vision, projector/pooling and LLM forward FLOPs (LM head on the response tokens only,
+    counted as the last token's), times 3, or 4 with checkpointing, at the stages' compute
+    efficiencies. Compute-bound: thousands of tokens per weight read."""
+    hw = load_hardware(hardware)
+    eff = _efficiency(hw, efficiency)
+    table = exact_costs(arch, schedule, causal=True, lm_head="last", stages=("vision", "projector", "pooling",
+                                                                             "prefill", "lm_head"))
+    k = TRAIN_FORWARDS[bool(checkpointing)]
+    parts = {"vision_s": k * table.total("vision") / hw.peak_flops / eff["vision"],
+             "other_s": k * (table.total("projector") + table.total("pooling")) / hw.peak_flops / eff["other"],
+             "llm_s": k * (table.total("prefill") + table.total("lm_head")) / hw.peak_flops / eff["prefill"]}
+    return {**parts, "step_s": sum(parts.values()), "forwards": k, "checkpointing": bool(checkpointing)}
+
+
 def fit_efficiency(measured: Sequence[float], predicted: Sequence[float]) -> float:
     """Least-squares efficiency e for ``measured ≈ predicted / e``, where ``predicted`` are roofline
     times at efficiency 1 (same stage, several settings): e = Σp² / Σ(p·m)."""

@@ -19,14 +19,13 @@ from one seeded generator per batch, so it depends on the batch's composition.
 """
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, fields
 from typing import Optional, Sequence
 
 import torch
 
-from methods.runtime import RaggedKVCache
+from methods.runtime import RaggedKVCache, cache_keyword, decode_layers, decode_position_ids
 
 #: HF ``generate`` keyword arguments this runtime implements
 GENERATION_OPTIONS = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "num_beams",
@@ -158,14 +157,11 @@ class BatchedKVCache:
         return int(self.keys[layer_idx].shape[-2])
 
 
-def _cache_keyword(fn) -> str:
-    """``cache`` (transformers >= 5.2x) or ``past_key_values`` (earlier 5.x): what ``fn`` takes."""
-    return "cache" if "cache" in inspect.signature(fn).parameters else "past_key_values"
-
-
 def _positions(prefills, device) -> torch.Tensor:
-    """(B,) RoPE positions of each request's first generated token (ints or device scalars)."""
-    return torch.stack([torch.as_tensor(p.next_position).reshape(()) for p in prefills]).to(device)
+    """(B,) RoPE positions of each request's first generated token, kept on the device (a prefill's
+    lazy ``next_position`` is not read: reading it would be a host sync per request)."""
+    first = [p.decode_position(0) if hasattr(p, "decode_position") else p.next_position for p in prefills]
+    return torch.stack([torch.as_tensor(f).reshape(()).to(device) for f in first])
 
 
 def _rope_axes(adapter, prefills) -> int:
@@ -188,23 +184,15 @@ class RuntimeBatch:
         self.cache = BatchedKVCache([p.cache for p in prefills])
         self.positions = _positions(prefills, adapter.device)
         self.rope_axes = _rope_axes(adapter, prefills)
-        layers = adapter.lm.layers
-        self.keyword = _cache_keyword(type(layers[0]).forward)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, step: int) -> torch.Tensor:
         """(B, vocab) logits after feeding ``tokens`` (B,) at decode step ``step``."""
         lm = self.adapter.lm
         h = self.adapter.embed_text(tokens.to(self.adapter.device)[:, None])
-        pos = (self.positions + step)[:, None]
-        if self.rope_axes == 3:        # M-RoPE (Qwen2.5-VL): the same position on all three axes, (3, B, 1)
-            pos = pos[None].expand(3, -1, -1)
-        cos, sin = lm.rotary_emb(h, pos)
-        for li, layer in enumerate(lm.layers):
-            mask = _additive(self.cache.grow(li), h.dtype)
-            h = layer(h, attention_mask=mask, position_ids=pos, use_cache=True, position_embeddings=(cos, sin),
-                      **{self.keyword: self.cache})
-        return self.adapter.model.lm_head(lm.norm(h)[:, -1]).float()
+        pos = decode_position_ids(self.positions + step, self.rope_axes, h.device)   # (B, 1) or (3, B, 1)
+        h = decode_layers(lm, h, self.cache, pos, lambda li, dtype: _additive(self.cache.grow(li), dtype))
+        return self.adapter.model.lm_head(h[:, -1]).float()
 
 
 class HFCacheBatch:
@@ -226,7 +214,7 @@ class HFCacheBatch:
                                             torch.ones(c.get_seq_length(), dtype=torch.long)]) for c in caches])
         self.mask = self.mask.to(adapter.device)
         self.positions = _positions(prefills, adapter.device)
-        self.keyword = _cache_keyword(type(adapter.model.model).forward)
+        self.keyword = cache_keyword(adapter.model.model)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, step: int) -> torch.Tensor:

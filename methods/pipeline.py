@@ -35,18 +35,20 @@ STAGES = ("encode", "reduce", "build_inputs", "prefill", "decode")
 class StageTimer:
     """Observer of :func:`run`: ``start()`` before the first stage, ``lap(stage)`` after each.
 
-    CPU: ``time.perf_counter``. CUDA: ``torch.cuda.Event`` pairs on the current stream, resolved
-    with one synchronize in :meth:`seconds`, so timing adds no synchronisation between stages."""
+    CPU: ``time.perf_counter``. CUDA: ``torch.cuda.Event`` pairs recorded on the current stream of
+    ``device`` (the adapter's device, not whichever is current), resolved with one synchronize of
+    that device in :meth:`seconds`, so timing adds no synchronisation between stages."""
 
     def __init__(self, device="cpu"):
-        self.cuda = str(device).startswith("cuda")
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
         self.points: list = []
         self.stages: list[str] = []
 
     def _now(self):
         if self.cuda:
             ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
+            ev.record(torch.cuda.current_stream(self.device))
             return ev
         return time.perf_counter()
 
@@ -60,7 +62,7 @@ class StageTimer:
     def seconds(self) -> dict[str, float]:
         """Stage name -> seconds, in the order the stages ran."""
         if self.cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)
             spans = [a.elapsed_time(b) / 1000.0 for a, b in zip(self.points, self.points[1:])]
         else:
             spans = [b - a for a, b in zip(self.points, self.points[1:])]
@@ -151,8 +153,18 @@ def decode(adapter, inputs: PromptInputs, res: PrefillResult, first_logits: torc
            plan: Optional[InnerPlan] = None, eos_token_id: Optional[int] = None,
            use_cache: bool = True) -> tuple[list[int], list[torch.Tensor]]:
     """Greedy tokens after a prefill: the first from ``first_logits``, then up to ``steps`` decode
-    passes (fewer when ``eos_token_id`` comes out). Returns (tokens, logits behind each token)."""
+    passes (fewer when ``eos_token_id`` comes out). Returns (tokens, logits behind each token).
+
+    Without ``eos_token_id`` (a fixed decode length) the cached steps feed each token back as a
+    device scalar and read the tokens once at the end: no host sync per step. With it, every token
+    is read as it comes (the stop test needs it)."""
     step_logits = [first_logits]
+    if use_cache and eos_token_id is None:
+        tokens = [first_logits.argmax()]
+        for step in range(steps):
+            step_logits.append(adapter.decode_step(tokens[-1], res, step))
+            tokens.append(step_logits[-1].argmax())
+        return torch.stack(tokens).tolist(), step_logits
     tokens = [int(first_logits.argmax())]
     for step in range(steps):
         if eos_token_id is not None and tokens[-1] == eos_token_id:

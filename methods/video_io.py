@@ -9,6 +9,15 @@ the video's length (an hour of 720p is ~100 k frames; decoding them all into RAM
 LLaVA-OV's SigLIP processor uses mean = std = 0.5 per channel; ``load_preprocessor_stats`` reads
 them from a checkpoint's ``preprocessor_config.json`` when there is one and falls back to 0.5/0.5.
 
+``window=(start, end)`` (seconds from the first frame) samples only the frames whose time lies in
+[start, end): the index is still demux-only, and only the picked frames' groups of pictures are
+decoded (seek), never the rest of the video; MVBench's bounded sub-tasks give such a window when only
+the full-length source video is on disk. ``sampling`` picks the frame rule of an evaluation harness:
+``linspace_round`` (this project's default), ``linspace_floor`` (lmms-eval's llava_onevision wrapper:
+``np.linspace(0, n - 1, F, dtype=int)``, indices may repeat on a short video) and
+``fps1_then_linspace_floor`` (lmms-eval's llava_vid / VLMEvalKit's LLaVA: one frame per second,
+``linspace_floor`` down to ``F`` only when that gives more; a short video yields fewer than ``F``).
+
 A truncated file (the container declares more frames than it holds, or decoding stops early) is
 sampled from its decodable span with a warning (``on_truncated="warn"``, the default) or refused
 (``"error"``). Every decoder error is re-raised as ValueError naming the file.
@@ -39,6 +48,7 @@ class VideoClip:
 
 
 ON_TRUNCATED = ("warn", "error")
+SAMPLING = ("linspace_round", "linspace_floor", "fps1_then_linspace_floor")
 
 
 def load_preprocessor_stats(checkpoint_dir) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -52,6 +62,33 @@ def load_preprocessor_stats(checkpoint_dir) -> tuple[tuple[float, ...], tuple[fl
 
 def uniform_indices(total: int, frames: int) -> np.ndarray:
     return np.round(np.linspace(0, total - 1, frames)).astype(np.int64)
+
+
+def sample_indices(total: int, frames: int, sampling: str = "linspace_round", fps: float = 0.0) -> np.ndarray:
+    """Indices of the frames to decode out of ``total`` under ``sampling`` (see the module doc);
+    ``fps`` is the stream's average frame rate (``fps1_then_linspace_floor`` steps by round(fps))."""
+    if sampling == "linspace_round":
+        return uniform_indices(total, frames)
+    if sampling == "linspace_floor":
+        return np.linspace(0, total - 1, frames).astype(np.int64)
+    if sampling == "fps1_then_linspace_floor":
+        step = max(int(round(fps)), 1)
+        idx = np.arange(0, total, step, dtype=np.int64)
+        return np.linspace(0, total - 1, frames).astype(np.int64) if len(idx) > frames else idx
+    raise ValueError(f"sampling must be one of {list(SAMPLING)}, got {sampling!r}")
+
+
+def in_window(pts: Sequence[int], tb: float, window) -> list[int]:
+    """The pts whose time from the first frame lies in [start, end) seconds; ValueError if none."""
+    start, end = (float(x) for x in window)
+    if not (np.isfinite(start) and np.isfinite(end)) or end <= start or start < 0:
+        raise ValueError(f"clip window must be 0 <= start < end seconds, got {tuple(window)!r}")
+    t0 = pts[0] if pts else 0
+    kept = [p for p in pts if start <= (p - t0) * tb < end]
+    if not kept:
+        raise ValueError(f"clip window [{start}, {end}) s holds no frame of the video "
+                         f"({len(pts)} frames, {((pts[-1] - t0) * tb if pts else 0):.2f} s)")
+    return kept
 
 
 def _open(path):
@@ -147,38 +184,52 @@ def preprocess(frames: np.ndarray, size: int, mean: Sequence[float], std: Sequen
 
 
 def load_video(path, frames: int, size: int, mean: Sequence[float] = SIGLIP_MEAN,
-               std: Sequence[float] = SIGLIP_STD, *, on_truncated: str = "warn") -> VideoClip:
-    """Sample ``frames`` frames of ``path`` uniformly (decoding only those), preprocess to ``size``."""
+               std: Sequence[float] = SIGLIP_STD, *, on_truncated: str = "warn", window=None,
+               sampling: str = "linspace_round") -> VideoClip:
+    """Sample ``frames`` frames of ``path`` (of its ``window`` when given) under ``sampling``,
+    decoding only those, preprocess to ``size``."""
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
         raise ValueError(f"frames must be an int >= 1, got {frames!r}")
     if on_truncated not in ON_TRUNCATED:
         raise ValueError(f"on_truncated must be one of {list(ON_TRUNCATED)}, got {on_truncated!r}")
+    if sampling not in SAMPLING:
+        raise ValueError(f"sampling must be one of {list(SAMPLING)}, got {sampling!r}")
     pts, declared, tb, duration, broken, keys = index_frames(path)
     truncated = broken or (declared > 0 and len(pts) < declared)
     if truncated:
         pts = decodable_pts(path, pts)
-    picked, decoded = _decode_uniform(path, pts, frames, keys)
+    span = in_window(pts, tb, window) if window is not None else pts
+    picked, decoded = _decode_sampled(path, span, frames, keys, sampling, tb)
     if len(decoded) < len(set(picked)):  # the index promised frames the decoder cannot produce
         truncated = True
         pts = decodable_pts(path, pts)
-        picked, decoded = _decode_uniform(path, pts, frames, keys)
+        span = in_window(pts, tb, window) if window is not None else pts
+        picked, decoded = _decode_sampled(path, span, frames, keys, sampling, tb)
     if truncated:
         _report_truncation(path, len(pts), declared, on_truncated)
-    if len(pts) < frames or len(decoded) < len(set(picked)):
-        raise ValueError(f"video {str(path)!r} has {len(pts)} decodable frames but {frames} were requested")
+    if not picked or len(decoded) < len(set(picked)):
+        raise ValueError(f"video {str(path)!r} has {len(span)} decodable frames"
+                         f"{' in its clip window' if window is not None else ''} but {frames} were requested")
+    if window is not None:
+        pts = span
     times = [(p - pts[0]) * tb for p in pts]
     rate = (times[-1] / (len(times) - 1)) if len(times) > 1 else 0.0
-    duration = max(duration if not truncated else 0.0, times[-1] + rate)
+    duration = max(duration if not (truncated or window is not None) else 0.0, times[-1] + rate)
     # one frame at a time: a float copy of F full-resolution frames would be the peak (354 MB at 32 x 720p)
     pixels = torch.cat([preprocess(decoded[p][None], size, mean, std) for p in picked])
     ts = torch.tensor([(p - pts[0]) * tb for p in picked], dtype=torch.float32)
     return VideoClip(pixels, ts, duration, len(pts), str(path), declared_frames=declared, truncated=truncated)
 
 
-def _decode_uniform(path, pts: list[int], frames: int, keys) -> tuple[list[int], dict[int, np.ndarray]]:
-    if len(pts) < frames:
+def _decode_sampled(path, pts: list[int], frames: int, keys, sampling: str,
+                    tb: float) -> tuple[list[int], dict[int, np.ndarray]]:
+    """(picked pts, decoded frames); the project's rule needs ``frames`` distinct frames, the
+    harnesses' rules take what their index arithmetic gives (repeats, or fewer frames)."""
+    if not pts or (sampling == "linspace_round" and len(pts) < frames):
         return [], {}
-    picked = [pts[i] for i in uniform_indices(len(pts), frames)]
+    span_s = (pts[-1] - pts[0]) * tb
+    fps = (len(pts) - 1) / span_s if span_s > 0 else 0.0
+    picked = [pts[i] for i in sample_indices(len(pts), frames, sampling, fps)]
     return picked, decode_at(path, picked, keys)
 
 

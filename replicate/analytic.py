@@ -274,9 +274,17 @@ PREDICTION_COLUMNS = ["id", "model", "method", "baseline", "frames", "retention"
                       "hardware_basis", "text_tokens", "decode_steps", "predicted", "predicted_unit",
                       "baseline_ttft_ms", "method_ttft_ms", "ttft_speedup", "vision_ms", "other_ms", "llm_ms",
                       "baseline_decode_tok_s", "method_decode_tok_s", "decode_speedup", "llm_only_ttft_bound",
+                      "baseline_train_step_ms", "method_train_step_ms", "train_speedup", "train_checkpointing",
+                      "peak_memory_gb", "train_peak_memory_gb", "baseline_train_peak_memory_gb", "memory_basis",
                       "reported", "quantity"]
-#: gpu-tier quantities the roofline predicts (a training step is not a forward pass: not predicted)
-PREDICTED_QUANTITIES = ("ttft_speedup", "decode_speedup", "efficiency_speedup", "latency_ms", "throughput_tok_s")
+#: gpu-tier quantities the cost model predicts: roofline times and their ratios, training-step time
+#: (forward + backward, checkpointed as Molmo2's trainer does) and peak memory (costmodel.memory)
+PREDICTED_QUANTITIES = ("ttft_speedup", "decode_speedup", "efficiency_speedup", "latency_ms", "throughput_tok_s",
+                        "memory_gb")
+#: Activation checkpointing in predicted training steps: Molmo2's trainer checkpoints every ViT and LLM
+#: block by default (tidalove/molmo2fish@95e0c4c olmo/train/trainer_config.py `activation_checkpointing
+#: = True`, olmo/nn/llm.py `whole_layer`), and so does the harness's timed step.
+TRAIN_CHECKPOINTING = True
 DEFAULT_TARGET = {"hardware": "h100-sxm", "dtype": "bf16", "attention": "sdpa",
                   "basis": "config default (no `predictions` entry for this paper)"}
 
@@ -291,6 +299,10 @@ def _ttft_part(claim_id: str) -> str:
 
 def _predicted_value(claim: Mapping[str, Any], row: Mapping[str, Any]) -> tuple[float, str]:
     q = claim["quantity"]
+    if claim.get("evaluator") == "gpu_training_speedup":
+        return row["train_speedup"], "x"
+    if q == "memory_gb":
+        return row["peak_memory_gb"], "GB"
     if q in ("ttft_speedup", "efficiency_speedup"):
         return row["ttft_speedup"], "x"
     if q == "decode_speedup":
@@ -302,21 +314,62 @@ def _predicted_value(claim: Mapping[str, Any], row: Mapping[str, Any]) -> tuple[
 
 def _predictable(claim: Mapping[str, Any]) -> bool:
     return (claim.get("tier") == "gpu" and claim["quantity"] in PREDICTED_QUANTITIES
-            and claim.get("evaluator") != "gpu_training_speedup"
             and claim["setting"].get("baseline", "vanilla") == "vanilla")
+
+
+def _gpu_setting(claim: Mapping[str, Any]) -> Setting:
+    """The Setting a gpu claim is measured at: a retention that a priced setting refuses (PDrop: the
+    papers publish no mapping to its stages) becomes the options the efficiency harness applies
+    (``Method.from_setting`` on the unpriced PaperSetting of the model, as
+    ``replicate.harness.options.cell_setting`` builds it), so prediction and measurement run one
+    configuration."""
+    from methods.registry import method_class
+    from methods.setting import PaperSetting
+
+    s = setting_from_claim(claim["setting"])
+    if s.retention is None or s.method == "vanilla":
+        return s
+    try:
+        method_of(s)
+        return s
+    except ValueError:
+        arch = arch_of(s.model)
+        setting = PaperSetting(s.retention, dict(claim["setting"].get("options", {})), llm_layers=arch.llm.layers,
+                               vision_layers=arch.vision.layers)
+        applied = method_class(s.method).from_setting(setting).applied
+        opts = {k: list(v) if isinstance(v, tuple) else v for k, v in applied.items() if k != "retention"}
+        return setting_from_claim({**claim["setting"], "retention": None,
+                                   "options": {**claim["setting"].get("options", {}), **opts}})
+
+
+def _training_and_memory(arch, method_sched, base_sched, hw: str, dtype: str) -> dict:
+    """Predicted training step (forward + backward) and peak memory columns of one prediction row."""
+    from costmodel.latency import predict_training_step
+    from costmodel.memory import inference_peak_bytes, training_peak_bytes
+
+    ck = TRAIN_CHECKPOINTING
+    tm, tb = (predict_training_step(arch, sc, hw, dtype, checkpointing=ck) for sc in (method_sched, base_sched))
+    return {"baseline_train_step_ms": 1e3 * tb["step_s"], "method_train_step_ms": 1e3 * tm["step_s"],
+            "train_speedup": tb["step_s"] / tm["step_s"], "train_checkpointing": ck,
+            "peak_memory_gb": inference_peak_bytes(arch, method_sched, dtype)["total"] / 1e9,
+            "train_peak_memory_gb": training_peak_bytes(arch, method_sched, dtype, checkpointing=ck)["total"] / 1e9,
+            "baseline_train_peak_memory_gb": training_peak_bytes(arch, base_sched, dtype, checkpointing=ck)["total"] / 1e9,
+            "memory_basis": "costmodel.memory: inference = weights + KV after decoding + the larger of the vision "
+                            "and prefill transients; training = weights + gradients + saved activations "
+                            f"({'checkpointed' if ck else 'not checkpointed'}) + connector + one layer's backward"}
 
 
 def predict_claim(claim: Mapping[str, Any], target: Mapping[str, Any], rounding: str = "per_frame_ceil") -> dict:
     """The roofline prediction (costmodel.latency) of one gpu-tier claim on ``target`` hardware."""
     from costmodel.latency import predict_latency
 
-    s = setting_from_claim(claim["setting"])
+    s = _gpu_setting(claim)
     arch = arch_of(s.model)
     kw = dict(frames=s.frames, text_tokens=PREDICTION_TEXT_TOKENS, decode_steps=PREDICTION_DECODE_STEPS)
     hw, dtype = target["hardware"], target["dtype"]
-    method = predict_latency(arch, _nominal(arch, s, rounding, kw), hw, dtype)
-    base = predict_latency(arch, _nominal(arch, setting_from_claim({"model": s.model, "frames": s.frames}),
-                                          rounding, kw), hw, dtype)
+    method_sched = _nominal(arch, s, rounding, kw)
+    base_sched = _nominal(arch, setting_from_claim({"model": s.model, "frames": s.frames}), rounding, kw)
+    method, base = (predict_latency(arch, sc, hw, dtype) for sc in (method_sched, base_sched))
     row = {
         "id": claim["id"], "model": s.model, "method": s.method, "baseline": "vanilla", "frames": s.frames,
         "retention": s.retention, "hardware": hw, "dtype": dtype, "attention": target["attention"],
@@ -328,6 +381,7 @@ def predict_claim(claim: Mapping[str, Any], target: Mapping[str, Any], rounding:
         "decode_speedup": method["decode_tokens_per_s"] / base["decode_tokens_per_s"],
         # Amdahl: the TTFT speedup if the LLM prefill cost nothing (vision + other stay)
         "llm_only_ttft_bound": base["ttft_s"] / (base["vision_s"] + base["other_s"]),
+        **_training_and_memory(arch, method_sched, base_sched, hw, dtype),
         "reported": claim["reported"]["value"], "quantity": claim["quantity"],
     }
     row["predicted"], row["predicted_unit"] = _predicted_value(claim, row)

@@ -200,6 +200,8 @@ def _claim(spec, cid, quantity, value, unit, kind, setting, text, *, tol_kind=No
     }
     if evaluator:
         claim["evaluator"] = evaluator
+    if tier == "paper" and spec.get("protocol"):
+        claim["protocol"] = spec["protocol"]
     unpublished = spec.get("config_unpublished_by_method", {}).get(setting.get("method"))
     if unpublished and kind in ("flops", "ratio"):  # the FLOPs depend on the unpublished stages
         claim["config_unpublished"] = copy.deepcopy(unpublished)
@@ -303,10 +305,23 @@ def load_claims(path: Path | str = CLAIMS_FILE, *, reported_dir: Path | str | No
     seen: dict[str, int] = {}
     for i, claim in enumerate(claims):
         validate_claim(claim)
+        check_protocol(claim)
         if claim["id"] in seen:
             raise ClaimsError(f"claim {claim['id']!r}: field 'id': duplicate id (entries #{seen[claim['id']]} and #{i})")
         seen[claim["id"]] = i
     return claims
+
+
+def check_protocol(claim: Mapping[str, Any], suites: Mapping[str, list[str]] | None = None) -> None:
+    """ClaimsError naming the claim, the protocol and what is allowed when the claim's evaluation
+    protocol is unknown, does not define one of its benchmarks, or has no wrapper for its model."""
+    from replicate.benchmarks.protocols import check_claim_protocol
+    from replicate.benchmarks.base import SUITES as DEFAULT_SUITES
+
+    try:
+        check_claim_protocol(claim, suites if suites is not None else DEFAULT_SUITES)
+    except ValueError as exc:
+        raise ClaimsError(str(exc)) from None
 
 
 def claims_by_id(path: Path | str = CLAIMS_FILE, **kw: Any) -> dict[str, dict[str, Any]]:

@@ -108,9 +108,12 @@ def cpu_speedup_vs_model(claim, ctx: Context) -> Measurement:
 
 
 # ---------------------------------------------------------------------------------- gpu tier
-def _gpu_cell(ctx: Context, method: str, tag: str) -> dict:
-    cells = ctx.json(GPU_SUMMARY)["cells"]
-    hit = [c for c in cells if c["method"] == method and c["rtag"] == tag]
+def _gpu_cell(ctx: Context, method: str, tag: str, arch: str | None = None) -> dict:
+    data = ctx.json(GPU_SUMMARY)
+    if data.get("missing"):
+        raise ValueError(f"{GPU_SUMMARY}: {data['missing']}")
+    hit = [c for c in data["cells"] if c["method"] == method and c["rtag"] == tag
+           and (arch is None or c.get("arch") in (None, arch))]
     if not hit:
         raise ValueError(f"no gpu cell {method}/{tag} in {GPU_SUMMARY}")
     if hit[0]["status"] != "ok":
@@ -120,12 +123,21 @@ def _gpu_cell(ctx: Context, method: str, tag: str) -> dict:
 
 def _gpu_pair(claim, ctx: Context):
     s = claim["setting"]
-    return (_gpu_cell(ctx, s["method"], _tag(s, s["method"])),
-            _gpu_cell(ctx, s.get("baseline", "vanilla"), _tag(s, s.get("baseline", "vanilla"))))
+    return (_gpu_cell(ctx, s["method"], _tag(s, s["method"]), s.get("model")),
+            _gpu_cell(ctx, s.get("baseline", "vanilla"), _tag(s, s.get("baseline", "vanilla")), s.get("model")))
 
 
-def _gpu_evidence(cell: dict, base: dict) -> dict:
-    return {"result_file": GPU_SUMMARY, "device": cell.get("device"),
+def _measured_on(ctx: Context) -> dict:
+    """Where and when the gpu results were measured: a committed run names itself."""
+    data = ctx.json(GPU_SUMMARY)
+    if data.get("measured_on"):
+        return {"measured_on": data["measured_on"], "measurement_source": data.get("source")}
+    prov = data.get("provenance") or {}
+    return {"measured_on": f"measured here on {prov.get('device')} at {prov.get('timestamp')}"}
+
+
+def _gpu_evidence(cell: dict, base: dict, ctx: Context) -> dict:
+    return {"result_file": GPU_SUMMARY, "device": cell.get("device"), **_measured_on(ctx),
             "method_ms": {k: 1e3 * cell[f"measured_{k}_s"] for k in ("vision", "other", "llm", "ttft")},
             "baseline_ms": {k: 1e3 * base[f"measured_{k}_s"] for k in ("vision", "other", "llm", "ttft")},
             "method_decode_tok_s": cell["measured_decode_tokens_per_s"],
@@ -135,13 +147,13 @@ def _gpu_evidence(cell: dict, base: dict) -> dict:
 
 def gpu_ttft_speedup(claim, ctx: Context) -> Measurement:
     cell, base = _gpu_pair(claim, ctx)
-    return Measurement(base["measured_ttft_s"] / cell["measured_ttft_s"], _gpu_evidence(cell, base))
+    return Measurement(base["measured_ttft_s"] / cell["measured_ttft_s"], _gpu_evidence(cell, base, ctx))
 
 
 def gpu_decode_speedup(claim, ctx: Context) -> Measurement:
     cell, base = _gpu_pair(claim, ctx)
     return Measurement(cell["measured_decode_tokens_per_s"] / base["measured_decode_tokens_per_s"],
-                       _gpu_evidence(cell, base))
+                       _gpu_evidence(cell, base, ctx))
 
 
 def _part(claim_id: str) -> str:
@@ -156,22 +168,26 @@ def _part(claim_id: str) -> str:
 
 def gpu_ttft_part(claim, ctx: Context) -> Measurement:
     s = claim["setting"]
-    cell = _gpu_cell(ctx, s["method"], _tag(s, s["method"]))
+    cell = _gpu_cell(ctx, s["method"], _tag(s, s["method"]), s.get("model"))
     part = _part(claim["id"])
     return Measurement(1e3 * cell[f"measured_{part}_s"], {"result_file": GPU_SUMMARY, "part": part,
-                                                          "device": cell.get("device"), "unit": "ms"})
+                                                          "device": cell.get("device"), "unit": "ms",
+                                                          **_measured_on(ctx)})
 
 
 def gpu_decode_throughput(claim, ctx: Context) -> Measurement:
     s = claim["setting"]
-    cell = _gpu_cell(ctx, s["method"], _tag(s, s["method"]))
-    return Measurement(cell["measured_decode_tokens_per_s"], {"result_file": GPU_SUMMARY, "device": cell.get("device")})
+    cell = _gpu_cell(ctx, s["method"], _tag(s, s["method"]), s.get("model"))
+    return Measurement(cell["measured_decode_tokens_per_s"], {"result_file": GPU_SUMMARY, "device": cell.get("device"),
+                                                              **_measured_on(ctx)})
 
 
 def gpu_peak_memory(claim, ctx: Context) -> Measurement:
     s = claim["setting"]
-    cell = _gpu_cell(ctx, s["method"], _tag(s, s["method"]))
+    cell = _gpu_cell(ctx, s["method"], _tag(s, s["method"]), s.get("model"))
     if not str(cell.get("peak_memory_unit", "")).startswith("GB"):
         raise ValueError(f"gpu cell has no CUDA peak memory (unit {cell.get('peak_memory_unit')!r})")
     return Measurement(float(cell["peak_memory"]), {"result_file": GPU_SUMMARY, "device": cell.get("device"),
-                                                    "kind": "torch.cuda.max_memory_allocated"})
+                                                    "kind": "torch.cuda.max_memory_allocated of one request alone",
+                                                    "predicted_for_this_gpu_gb": cell.get("predicted_peak_memory_gb"),
+                                                    **_measured_on(ctx)})

@@ -3,8 +3,11 @@
 The plan is the paper tier's own: every (setting, benchmark) cell that a paper's paper-tier claims
 evaluate (``replicate/claims.yaml``, tier ``paper``), plus the vanilla cell of claims whose baseline
 is vanilla. One question costs the predicted TTFT (vision + pooling/pruning + LLM prefill,
-``costmodel.latency.predict_latency``) plus ``answer_tokens`` decode steps (16: lmms-eval's
-max_new_tokens for Video-MME, an upper bound for letter answers). Benchmark sizes are an input, not
+``costmodel.latency.predict_latency``) plus decode steps: by default the claim's evaluation protocol's
+max new tokens for that benchmark (replicate/benchmarks/protocols.py: e.g. HoliTom's lmms-eval 0.3.0
+VideoMME and MVBench 16, LongVideoBench 32, EgoSchema 1,024), an upper bound since a reply stops at
+the end-of-sequence token, usually after its letter; ``--answer-tokens N`` sets one count for every
+cell instead. Benchmark sizes are an input, not
 built in: by default every benchmark counts 1,000 questions, so the result reads "GPU-hours per
 1,000 questions per benchmark"; pass the real counts of your copies (``--questions videomme=2700``).
 Settings the cost model cannot schedule (a method without a nominal schedule, a baseline such as
@@ -29,7 +32,7 @@ from costmodel.cli import entry_point
 from replicate.analytic import Setting, arch_of, schedule_for, setting_from_claim
 
 PER_BENCHMARK_DEFAULT = 1000
-ANSWER_TOKENS = 16
+ANSWER_TOKENS = 16  # when a claim names no protocol
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,19 @@ class Cell:
     paper: str
     setting: Setting
     benchmark: str
+    answer_tokens: int = ANSWER_TOKENS   # the protocol's max new tokens for the benchmark
+
+
+def protocol_tokens(claim: Mapping[str, Any], benchmark: str) -> int:
+    """Max new tokens of ``benchmark`` (a suite: the most of its members) under the claim's protocol."""
+    from replicate.benchmarks.protocols import get_protocol
+    from replicate.benchmarks.base import SUITES as DEFAULT_SUITES
+
+    if not claim.get("protocol"):
+        return ANSWER_TOKENS
+    protocol = get_protocol(claim["protocol"])
+    wrapper = protocol.wrapper_for(claim["setting"]["model"], claim["setting"].get("wrapper"))
+    return max(protocol.max_new_tokens(b, wrapper) for b in DEFAULT_SUITES.get(benchmark, [benchmark]))
 
 
 def paper_of(claim_id: str) -> str:
@@ -61,7 +77,8 @@ def plan_cells(claims: Iterable[Mapping[str, Any]]) -> tuple[list[Cell], dict[st
             # the model's newline layout adds the options the method's paper states for it (Tango's
             # intra-LLM stage on LLaVA-Video), as the paper tier's shards do
             setting = replace(setting_from_claim(variant), newline=arch_of(variant["model"]).newline)
-            cells |= {Cell(paper_of(claim["id"]), setting, b) for b in spec.get("benchmarks", [])}
+            cells |= {Cell(paper_of(claim["id"]), setting, b, protocol_tokens(claim, b))
+                      for b in spec.get("benchmarks", [])}
     return sorted(cells, key=lambda c: (c.paper, c.setting.key, c.benchmark)), skipped
 
 
@@ -74,23 +91,25 @@ def seconds_per_question(setting: Setting, hardware: str, answer_tokens: int = A
 
 
 def gpu_hours(cells: Sequence[Cell], hardware: str, questions: Mapping[str, int] | None = None,
-              answer_tokens: int = ANSWER_TOKENS) -> dict[str, Any]:
-    """Per paper: GPU-hours, cell count, and the cells the cost model could not schedule."""
+              answer_tokens: int | None = None) -> dict[str, Any]:
+    """Per paper: GPU-hours, cell count, and the cells the cost model could not schedule.
+    ``answer_tokens`` None: each cell's protocol budget; a number: that many for every cell."""
     questions = questions or {}
     per_paper: dict[str, dict[str, Any]] = defaultdict(lambda: {"gpu_hours": 0.0, "cells": 0, "skipped": {}})
-    cost_cache: dict[Setting, float] = {}
+    cost_cache: dict[tuple[Setting, int], float] = {}
     for cell in cells:
         entry = per_paper[cell.paper]
+        key = (cell.setting, answer_tokens if answer_tokens is not None else cell.answer_tokens)
         try:
-            if cell.setting not in cost_cache:
-                cost_cache[cell.setting] = seconds_per_question(cell.setting, hardware, answer_tokens)
+            if key not in cost_cache:
+                cost_cache[key] = seconds_per_question(cell.setting, hardware, key[1])
         except (ValueError, KeyError, TypeError) as err:
             entry["skipped"][cell.setting.key] = str(err)
             continue
         n = questions.get(cell.benchmark, PER_BENCHMARK_DEFAULT)
-        entry["gpu_hours"] += cost_cache[cell.setting] * n / 3600
+        entry["gpu_hours"] += cost_cache[key] * n / 3600
         entry["cells"] += 1
-    return {"hardware": hardware, "answer_tokens": answer_tokens,
+    return {"hardware": hardware, "answer_tokens": answer_tokens if answer_tokens is not None else "protocol",
             "questions": {**{c.benchmark: PER_BENCHMARK_DEFAULT for c in cells}, **questions},
             "papers": dict(sorted(per_paper.items()))}
 
@@ -122,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python -m replicate.planning", description=__doc__.split("\n\n")[0])
     parser.add_argument("--hardware", default="h100-sxm", choices=HARDWARE_NAMES)
     parser.add_argument("--questions", default="", help="benchmark=count,... (default 1000 each)")
-    parser.add_argument("--answer-tokens", type=integer(0, 100000), default=ANSWER_TOKENS)
+    parser.add_argument("--answer-tokens", type=integer(0, 100000), default=None,
+                        help="decode steps per question for every cell (default: each protocol's max new tokens)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -135,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{args.hardware}, {args.answer_tokens} answer tokens per question; questions per benchmark: "
+    tokens = "the protocols' max new tokens" if args.answer_tokens is None else f"{args.answer_tokens}"
+    print(f"{args.hardware}, {tokens} answer tokens per question; questions per benchmark: "
           + ", ".join(f"{b}={n}" for b, n in sorted(result["questions"].items())))
     for paper, entry in result["papers"].items():
         print(f"{paper}: {entry['gpu_hours']:.1f} GPU-hours over {entry['cells']} (setting, benchmark) cells; "

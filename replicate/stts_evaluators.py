@@ -53,6 +53,8 @@ def stts_measured_vit_tail(claim, ctx: Context) -> Measurement:
 def _gpu_speedup(claim, ctx: Context, kind: str) -> Measurement:
     s = claim["setting"]
     data = ctx.json(GPU_TIMING)
+    if data.get("missing"):
+        raise ValueError(f"{GPU_TIMING}: {data['missing']}")
     rows = data.get("rows") or []
     if not rows or not str(rows[0]["device"]).startswith("cuda"):
         raise ValueError(f"{GPU_TIMING} holds no CUDA timing")
@@ -61,12 +63,17 @@ def _gpu_speedup(claim, ctx: Context, kind: str) -> Measurement:
         raise ValueError(f"{GPU_TIMING} has no row at {s['frames']} frames (frames timed: "
                          f"{[r['frames'] for r in data['rows']]})")
     key = f"{kind}_speedup"
+    step = "inference" if kind == "inference" else "train_step"
+    failed = [f"{m}: {row[f'{m}_{step}_reason']}" for m in ("vanilla", "stts") if row.get(f"{m}_{step}_status")]
+    if failed:
+        raise ValueError(f"{GPU_TIMING} at {row['frames']} frames: {kind} did not complete ({'; '.join(failed)})")
     if key not in row:
         raise ValueError(f"{GPU_TIMING} has no {kind} timing (run without --no-train)")
     ev = {"result_file": GPU_TIMING, "arch": data["arch"], "frames": row["frames"], "dtype": row["dtype"],
           "vanilla_s": row[f"vanilla_{'inference' if kind == 'inference' else 'train_step'}_s"],
           "stts_s": row[f"stts_{'inference' if kind == 'inference' else 'train_step'}_s"],
-          "stts_bins": row["stts_bins"]}
+          "stts_bins": row["stts_bins"], "checkpointing": row.get("checkpointing"),
+          "measured_on": data.get("measured_on") or f"measured here on {row['device']}"}
     pred = next((p for p in data.get("predicted_molmo2_4b", []) if p["frames"] == row["frames"]), None)
     if pred is not None:
         ev["predicted"] = pred[kind]

@@ -4,7 +4,9 @@
 - cpu: the tiny-model pipeline on SynthVideoQA; runs on any machine when enabled. Claims of this tier
   whose evaluator is not registered yet are "not-run" with that reason (see verify.py).
 - gpu: needs ``config['gpu']`` and a CUDA device (``torch.cuda.is_available()``, asked only once
-  ``gpu`` is on where the workflow parses its rules: ``summary``).
+  ``gpu`` is on where the workflow parses its rules: ``summary``), which measures afresh; without
+  CUDA, a committed GPU run (``replicate.gpu.committed``: replicate/measured/<gpu>/) serves it, and
+  its verdicts name where and when it was measured.
 - paper: needs, per claim, a local checkpoint (``paths.checkpoints.<model or setting.checkpoint>``)
   and every benchmark of the claim (``paths.datasets.<benchmark>``) present on disk.
 """
@@ -25,6 +27,7 @@ class TierStatus:
     tier: str
     runnable: bool
     reason: str | None = None
+    source: str | None = None    # gpu: "device" (measures here) or "committed" (replicate/measured)
 
 
 @lru_cache(maxsize=1)
@@ -46,14 +49,39 @@ def tier_status(tier: str, config: Mapping[str, Any], claim: Mapping[str, Any] |
     if tier in ("analytic", "cpu"):
         return TierStatus(tier, True)
     if tier == "gpu":
-        has_cuda = cuda_available() if cuda is None else cuda
-        if not has_cuda:
-            suffix = "" if config.get("gpu") else "; config gpu: false"
-            return TierStatus(tier, False, NO_CUDA + suffix)
-        if not config.get("gpu"):
-            return TierStatus(tier, False, GPU_OFF)
-        return TierStatus(tier, True)
+        return _gpu_status(config, cuda)
     return _paper_status(config, claim)
+
+
+def gpu_committed(config: Mapping[str, Any]):
+    """The committed GPU run the gpu tier reads without CUDA (``replicate.gpu.committed.find``), or None."""
+    from replicate.gpu.committed import find
+
+    return find(config)
+
+
+def gpu_source(config: Mapping[str, Any], cuda: bool | None = None) -> str | None:
+    """Where gpu-tier results come from here: "device", "committed", or None (the tier cannot run).
+    With ``gpu: false`` the device is not asked (the workflow calls this while it parses its rules,
+    and asking imports torch)."""
+    if not config.get("gpu") and cuda is None:
+        return "committed" if gpu_committed(config) is not None else None
+    return tier_status("gpu", config, cuda=cuda).source
+
+
+def _gpu_status(config: Mapping[str, Any], cuda: bool | None) -> TierStatus:
+    """A CUDA device measures afresh when ``gpu`` is on; otherwise a committed GPU run serves."""
+    committed = gpu_committed(config) is not None
+    if not config.get("gpu"):
+        if committed:
+            return TierStatus("gpu", True, source="committed")
+        has_cuda = cuda_available() if cuda is None else cuda
+        return TierStatus("gpu", False, GPU_OFF if has_cuda else NO_CUDA + "; config gpu: false")
+    if cuda_available() if cuda is None else cuda:
+        return TierStatus("gpu", True, source="device")
+    if committed:
+        return TierStatus("gpu", True, source="committed")
+    return TierStatus("gpu", False, NO_CUDA)
 
 
 def _paper_status(config: Mapping[str, Any], claim: Mapping[str, Any] | None) -> TierStatus:
@@ -82,11 +110,16 @@ def _paper_status(config: Mapping[str, Any], claim: Mapping[str, Any] | None) ->
 
 def summary(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Machine-level status of every tier (paper: whether any path is configured). The workflow reads
-    it while it parses its rules: with ``gpu: false`` it does not probe CUDA (that imports torch);
+    it while it parses its rules: with ``gpu: false`` it does not probe CUDA (that imports torch; a
+    committed GPU run serves the tier then);
     a claim's own status (``tier_status``, in the verify job) still names what is missing."""
     out = {}
     for tier in TIERS:
         gpu_off = tier == "gpu" and not config.get("gpu") and config.get("tiers", {}).get("gpu", True)
-        st = TierStatus(tier, False, GPU_OFF) if gpu_off else tier_status(tier, config)
+        if gpu_off:
+            st = (TierStatus(tier, True, source="committed") if gpu_committed(config) is not None
+                  else TierStatus(tier, False, GPU_OFF))
+        else:
+            st = tier_status(tier, config)
         out[tier] = {"runnable": st.runnable, "reason": st.reason}
     return out

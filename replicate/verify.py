@@ -152,14 +152,20 @@ def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", con
     except ResultDigestError:
         raise  # a damaged result stops the verify job (the previous claims stay), naming the file and rule
     except (KeyError, ValueError) as exc:
-        if out["run"]["scale"] != "full":  # a reduced run measures a smaller setting than the claim's
+        # an evaluator that measured something else than the paper did (its exc.evidence) says so at any
+        # scale; any other failure on a reduced run is a setting that run does not reach
+        measured_instead = getattr(exc, "evidence", None)
+        if out["run"]["scale"] != "full" and measured_instead is None:
             return {**out, "verdict": "not-run", "reason": _scale_reason(out["run"], exc)}
-        return {**out, "verdict": "not-run", "reason": f"evaluator {evaluator.name!r} failed: {exc}"}
+        return {**out, "verdict": "not-run", "reason": f"evaluator {evaluator.name!r} failed: {exc}",
+                "evidence": {**prediction_evidence, **(measured_instead or {})}}
     try:
         verdict, reason = _outcome(claim, m.measured, m.evidence)
     except ValueError as exc:
         return {**out, "verdict": "not-run", "reason": f"evaluator {evaluator.name!r}: {exc}"}
     out["predicted"] = out["predicted"] or _cost_model_value(claim, m)
+    if claim["tier"] == "gpu" and m.evidence.get("measured_on"):
+        reason = f"{reason}; {m.evidence['measured_on']}"
     return {**out, "measured": m.measured, "verdict": verdict, "reason": reason,
             "evidence": {**prediction_evidence, **m.evidence}}
 

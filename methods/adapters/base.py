@@ -31,7 +31,7 @@ from typing import Any, Optional, Protocol, runtime_checkable
 import torch
 
 from costmodel.schedule import TokenSchedule
-from methods.runtime import InnerPlan, PrefillResult
+from methods.runtime import InnerPlan, PrefillResult, llm_decode_step, llm_prefill
 from methods.types import PromptInputs, Reduction, VideoTokens  # PromptInputs: re-exported
 
 
@@ -79,6 +79,16 @@ class VideoLLMAdapter(Protocol):
                  label: str = "") -> TokenSchedule: ...
 
     def arch_spec(self, name: Optional[str] = None, default_frames: int = 32): ...
+
+
+def host_to_device(data, device, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """Host data (a list, a number, a CPU tensor) as a tensor on ``device`` without a host sync: on
+    CUDA through pinned memory with a non-blocking copy (``torch.tensor(data, device="cuda")`` copies
+    from pageable memory, which waits for the stream), elsewhere an ordinary copy."""
+    t = data if isinstance(data, torch.Tensor) else torch.tensor(data, dtype=dtype)
+    if torch.device(device).type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device, non_blocking=True)
 
 
 def strip_private(d):
@@ -146,6 +156,44 @@ class HFModelDims:
     @property
     def dtype(self):
         return self.model.lm_head.weight.dtype
+
+
+def _token_tensor(token, device) -> torch.Tensor:
+    """(1, 1) token id on ``device``: a device scalar is reshaped (no sync), an int copied."""
+    if isinstance(token, torch.Tensor):
+        return token.to(device).reshape(1, 1)
+    return host_to_device([[int(token)]], device)
+
+
+class DecoderLoopLLM:
+    """``prefill`` / ``decode_step`` through :mod:`methods.runtime`'s own decoder-layer loop over the
+    HF language model ``self.lm`` and ``self.model.lm_head``: the one implementation the LLaVA-OV /
+    LLaVA-Video and Qwen2.5-VL adapters share (Molmo2 runs HF's forward behind the same members)."""
+
+    model: Any
+    method: Any
+
+    @torch.no_grad()
+    def prefill(self, inputs: PromptInputs, plan: Optional[InnerPlan] = None, use_cache: bool = True,
+                all_logits: bool = False, forced_keeps=None):
+        """Run the prompt; returns (logits, PrefillResult). Logits: (vocab,) of the last token, or
+        (L_out, vocab) for every surviving token when ``all_logits``. ``plan`` None: the attached
+        method's inner plan."""
+        from methods.pipeline import resolve_plan
+
+        plan = resolve_plan(self, plan)
+        res = llm_prefill(self.lm, inputs.inputs_embeds, inputs.position_ids, inputs.kinds, plan,
+                          use_cache=use_cache, forced_keeps=forced_keeps)
+        hidden = res.hidden[0] if all_logits else res.hidden[0, -1]
+        return self.model.lm_head(hidden).float(), res
+
+    @torch.no_grad()
+    def decode_step(self, token, prefill: PrefillResult, step: int) -> torch.Tensor:
+        """(vocab,) logits after feeding ``token`` (an int, or a device scalar: no host sync) at decode
+        step ``step`` (0-based) on the cache."""
+        e = self.embed_text(_token_tensor(token, self.device))
+        h = llm_decode_step(self.lm, e, prefill.cache, prefill.decode_position(step), prefill.rope_axes)
+        return self.model.lm_head(h[0, -1]).float()
 
 
 class GreedyRequests:

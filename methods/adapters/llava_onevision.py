@@ -22,13 +22,13 @@ from typing import Optional, Sequence, Union
 import torch
 
 from costmodel.schedule import TokenSchedule, uniform_vision
-from methods.runtime import InnerPlan, PrefillResult, llm_decode_step, llm_prefill
+from methods.runtime import PrefillResult
 from methods.types import Reduction, VideoTokens
 
 from . import llava_onevision_encoder as encoder
 from . import llava_onevision_loading as loading
 from . import llava_onevision_prompt as prompt
-from .base import Generation, GreedyRequests, HFModelDims, PromptInputs
+from .base import DecoderLoopLLM, Generation, GreedyRequests, HFModelDims, PromptInputs
 from .text import ByteTokenizer
 
 SETTINGS = {
@@ -47,7 +47,7 @@ def _check_setting(setting: str) -> str:
     return setting
 
 
-class LlavaOnevisionAdapter(HFModelDims, GreedyRequests):
+class LlavaOnevisionAdapter(HFModelDims, DecoderLoopLLM, GreedyRequests):
     """Runs one HF LLaVA-OV model instance with pre-LLM reductions and inner-LLM plans."""
 
     def __init__(self, model, setting: str = "llava-onevision", tokenizer=None,
@@ -157,11 +157,11 @@ class LlavaOnevisionAdapter(HFModelDims, GreedyRequests):
         return ArchSpec.from_hf_config(d, name or f"adapter-{self.setting}")
 
     # ---- encoder ---------------------------------------------------------------------------
-    def load_video(self, path, frames: int):
-        """Decode and preprocess a local video for this model (see methods.video_io)."""
+    def load_video(self, path, frames: int, **sampling):
+        """Decode and preprocess a local video for this model (see methods.video_io; ``sampling``: its ``window`` / ``sampling`` keywords)."""
         from methods.video_io import load_video
 
-        return load_video(path, frames, self.image_size, self.image_mean, self.image_std)
+        return load_video(path, frames, self.image_size, self.image_mean, self.image_std, **sampling)
 
     def pool_like_features(self, x: torch.Tensor) -> torch.Tensor:
         """(F, T, C) tower-grid tokens -> (F, N, C) pooled like the features."""
@@ -176,9 +176,10 @@ class LlavaOnevisionAdapter(HFModelDims, GreedyRequests):
         tower = self.model.model.vision_tower
         if getattr(tower, "use_head", False):
             return tower.head
-        if self._map_head is None:
-            self._map_head = encoder.build_map_head(self.vision_config, self._map_head_seed,
-                                                    self.device, self.dtype)
+        if self._map_head is None or self._map_head.probe.device != self.device:  # first use, or the model moved
+            with torch.inference_mode(False):  # ordinary parameters even when the first request builds it
+                self._map_head = encoder.build_map_head(self.vision_config, self._map_head_seed,
+                                                        self.device, self.dtype)
         return self._map_head
 
     def set_map_head(self, head) -> None:
@@ -210,28 +211,7 @@ class LlavaOnevisionAdapter(HFModelDims, GreedyRequests):
     def embed_text(self, ids: torch.Tensor) -> torch.Tensor:
         return self.lm.embed_tokens(ids)
 
-    # ---- runtime ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def prefill(self, inputs: PromptInputs, plan: Optional[InnerPlan] = None, use_cache: bool = True,
-                all_logits: bool = False, forced_keeps=None):
-        """Run the prompt; returns (logits, PrefillResult). Logits: (vocab,) of the last token, or
-        (L_out, vocab) for every surviving token when ``all_logits``. ``plan`` None: the attached
-        method's inner plan."""
-        from methods.pipeline import resolve_plan
-
-        plan = resolve_plan(self, plan)
-        res = llm_prefill(self.lm, inputs.inputs_embeds, inputs.position_ids, inputs.kinds, plan,
-                          use_cache=use_cache, forced_keeps=forced_keeps)
-        hidden = res.hidden[0] if all_logits else res.hidden[0, -1]
-        return self.model.lm_head(hidden).float(), res
-
-    @torch.no_grad()
-    def decode_step(self, token: int, prefill: PrefillResult, step: int) -> torch.Tensor:
-        """(vocab,) logits after feeding ``token`` at decode step ``step`` (0-based) on the cache."""
-        e = self.embed_text(torch.tensor([[token]], device=self.device))
-        h = llm_decode_step(self.lm, e, prefill.cache, prefill.next_position + step)
-        return self.model.lm_head(h[0, -1]).float()
-
+    # ---- runtime: prefill / decode_step are DecoderLoopLLM's (methods.runtime) ----------------
     def schedule(self, inputs: PromptInputs, res: PrefillResult, decode_steps: int = 0,
                  label: str = "") -> TokenSchedule:
         """The TokenSchedule this prefill actually ran (mask mode: the alive tokens)."""

@@ -14,7 +14,7 @@ import torch
 from methods.runtime import NEWLINE, TEXT, VISUAL
 from methods.types import Reduction, VideoTokens
 
-from .base import PromptInputs, visual_inputs
+from .base import PromptInputs, host_to_device, visual_inputs
 from .text import VIDEO_MARK, encode_text, qwen_chat, time_instruction
 
 
@@ -32,17 +32,18 @@ def prompt_text(question: str, tokens: VideoTokens, time_prompt: bool,
 
 def visual_layout(tokens: VideoTokens, reduction: Optional[Reduction], newline: torch.Tensor,
                   policy: str):
-    """Visual span: (embeddings, kinds, offsets inside the *unpruned* span, unpruned span length)."""
+    """Visual span: (embeddings, kinds, offsets inside the *unpruned* span, unpruned span length), every
+    tensor on the features' device."""
     F_, N, _ = tokens.features.shape
     h, w = tokens.grid
     dev = tokens.features.device
     feats, src = visual_inputs(tokens, reduction)
-    newline = newline.to(feats.dtype)
+    newline = newline.to(device=dev, dtype=feats.dtype)
+    visual = torch.full((feats.shape[0],), VISUAL, device=dev)
     if policy == "one_token":
-        offsets = torch.cat([src, torch.tensor([F_ * N], device=dev)])
+        offsets = torch.cat([src, torch.full((1,), F_ * N, device=dev, dtype=src.dtype)])
         emb = torch.cat([feats, newline[None]])
-        kinds = torch.cat([torch.full((feats.shape[0],), VISUAL), torch.tensor([NEWLINE])])
-        return emb, kinds, offsets, F_ * N + 1
+        return emb, torch.cat([visual, torch.full((1,), NEWLINE, device=dev)]), offsets, F_ * N + 1
     if policy == "grid":
         f, n = src // N, src % N
         row, col = n // w, n % w
@@ -51,10 +52,10 @@ def visual_layout(tokens: VideoTokens, reduction: Optional[Reduction], newline: 
         nl_off = (rows // h) * h * (w + 1) + (rows % h) * (w + 1) + w
         offsets = torch.cat([tok_off, nl_off])
         emb = torch.cat([feats, newline[None].expand(rows.numel(), -1)])
-        kinds = torch.cat([torch.full((feats.shape[0],), VISUAL), torch.full((rows.numel(),), NEWLINE)])
+        kinds = torch.cat([visual, torch.full((rows.numel(),), NEWLINE, device=dev)])
         order = torch.argsort(offsets, stable=True)
         return emb[order], kinds[order], offsets[order], F_ * h * (w + 1)
-    return feats, torch.full((feats.shape[0],), VISUAL), src, F_ * N
+    return feats, visual, src, F_ * N
 
 
 @torch.no_grad()
@@ -71,22 +72,23 @@ def build_inputs(adapter, question: str, tokens: VideoTokens, reduction: Optiona
     dev = adapter.device
     vis, vkinds, offsets, span = visual_layout(tokens, reduction, adapter.model.model.image_newline,
                                                adapter.newline_policy)
-    vis = vis.to(device=dev, dtype=adapter.dtype)
-    pre = adapter.embed_text(torch.tensor(pre_ids, device=dev, dtype=torch.long))
-    post = adapter.embed_text(torch.tensor(post_ids, device=dev, dtype=torch.long))
+    vis, vkinds, offsets = vis.to(device=dev, dtype=adapter.dtype), vkinds.to(dev), offsets.to(dev)
+    pre = adapter.embed_text(host_to_device(pre_ids, dev, torch.long))
+    post = adapter.embed_text(host_to_device(post_ids, dev, torch.long))
     embeds = torch.cat([pre, vis, post])[None]
     P, M, S = len(pre_ids), vis.shape[0], len(post_ids)
-    kinds = torch.cat([torch.full((P,), TEXT), vkinds.cpu(), torch.full((S,), TEXT)]).to(dev)
+    kinds = torch.cat([torch.full((P,), TEXT, device=dev), vkinds, torch.full((S,), TEXT, device=dev)])
     if reduction is not None and reduction.positions == "original":
-        pos = torch.cat([torch.arange(P), P + offsets.cpu(), P + span + torch.arange(S)])
+        pos = torch.cat([torch.arange(P, device=dev), P + offsets, P + span + torch.arange(S, device=dev)])
     else:
-        pos = torch.arange(P + M + S)
+        pos = torch.arange(P + M + S, device=dev)
     input_ids = None
     if reduction is None:
-        input_ids = torch.tensor(pre_ids + [adapter.config.video_token_id] * M + post_ids, device=dev)[None]
-    info = {"visual": int((vkinds == VISUAL).sum()), "newline": int((vkinds == NEWLINE).sum()),
-            "text": P + S, "unpruned_span": span}
+        input_ids = host_to_device(pre_ids + [adapter.config.video_token_id] * M + post_ids, dev)[None]
+    F_, N = tokens.features.shape[:2]
+    n_visual = reduction.features.shape[0] if reduction is not None else F_ * N   # host shapes: no sync
+    info = {"visual": n_visual, "newline": M - n_visual, "text": P + S, "unpruned_span": span}
     if getattr(tokens, "vision_load", None) is not None:  # in-ViT pruning: the tower load it ran
         info["vision_load"] = tuple(tokens.vision_load)
-    return PromptInputs(embeds, pos.to(dev), kinds, input_ids, frames=tokens.frames,
+    return PromptInputs(embeds, pos, kinds, input_ids, frames=tokens.frames,
                         tower_tokens=adapter.tower_tokens, info=info)

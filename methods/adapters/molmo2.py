@@ -31,13 +31,13 @@ from typing import Optional, Sequence, Union
 import torch
 
 from costmodel.schedule import TokenSchedule, uniform_vision
-from methods.runtime import VISUAL, PrefillResult
+from methods.runtime import VISUAL, LayerCounts, PrefillResult
 from methods.types import Reduction, VideoTokens
 
 from . import molmo2_loading as loading
 from . import molmo2_prompt as prompt
 from . import molmo2_tower as tower
-from .base import HFModelDims, PromptInputs
+from .base import HFModelDims, PromptInputs, _token_tensor, host_to_device
 from .text import ByteTokenizer
 from .vision_prune import PrunedVideoTokens, TowerRun
 
@@ -171,11 +171,11 @@ class Molmo2VideoAdapter(HFModelDims):
         return ArchSpec.from_hf_config(d, name or "adapter-molmo2")
 
     # ---- video -----------------------------------------------------------------------------
-    def load_video(self, path, frames: int):
+    def load_video(self, path, frames: int, **sampling):
         """Decode and preprocess a local video (methods.video_io): (F, 3, S, S) normalised."""
         from methods.video_io import load_video
 
-        return load_video(path, frames, self.image_size, self.image_mean, self.image_std)
+        return load_video(path, frames, self.image_size, self.image_mean, self.image_std, **sampling)
 
     def patchify(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return tower.patchify(self, pixel_values)
@@ -237,18 +237,20 @@ class Molmo2VideoAdapter(HFModelDims):
             types = torch.cat([types, types.new_zeros(1, L - types.shape[1])], dim=1)
         out = self._lm(inputs.inputs_embeds, inputs.position_ids, types, use_cache=use_cache)
         h = out.last_hidden_state
-        visual = int((inputs.kinds == VISUAL).sum())
+        visual = (inputs.kinds == VISUAL).sum()     # device scalars, read after the timed stages
         res = PrefillResult(hidden=h, index=torch.arange(L, device=h.device), cache=out.cache if use_cache else None,
-                            next_position=int(inputs.position_ids[-1]) + 1, stage_keeps=[],
-                            llm_visual=[visual] * self.num_layers, llm_newline=[0] * self.num_layers,
-                            text_tokens=L - visual)
+                            next_position=inputs.position_ids[-1] + 1, stage_keeps=[],
+                            llm_visual=LayerCounts.uniform(visual, self.num_layers),
+                            llm_newline=[0] * self.num_layers, text_tokens=L - visual)
         return self.model.lm_head(h[0] if all_logits else h[0, -1]).float(), res
 
     @torch.no_grad()
-    def decode_step(self, token: int, prefill: PrefillResult, step: int) -> torch.Tensor:
-        """(vocab,) logits after feeding ``token`` at decode step ``step`` (0-based) on HF's cache."""
-        e = self.embed_text(torch.tensor([[token]], device=self.device))
-        pos = torch.tensor([prefill.next_position + step], device=self.device)
+    def decode_step(self, token, prefill: PrefillResult, step: int) -> torch.Tensor:
+        """(vocab,) logits after feeding ``token`` (an int or a device scalar) at decode step ``step``
+        (0-based) on HF's cache."""
+        e = self.embed_text(_token_tensor(token, self.device))
+        pos = prefill.decode_position(step)
+        pos = pos.reshape(1) if isinstance(pos, torch.Tensor) else host_to_device([pos], self.device)
         out = self._lm(e, pos, None, cache=prefill.cache)
         prefill.cache = out.cache
         return self.model.lm_head(out.last_hidden_state[0, -1]).float()
@@ -272,6 +274,8 @@ def answer_logits(adapter: Molmo2VideoAdapter, inputs: PromptInputs, answer_ids:
     emb = torch.cat([inputs.inputs_embeds, adapter.embed_text(answer_ids)[None]], dim=1)
     types = inputs.info["mm_token_type_ids"]
     types = torch.cat([types, torch.zeros_like(answer_ids)[None]], dim=1)
-    logits = adapter.model(inputs_embeds=emb, mm_token_type_ids=types, logits_to_keep=0).logits[0]
-    L = inputs.length
-    return logits[L - 1:L - 1 + answer_ids.numel()]
+    n = answer_ids.numel()
+    # the last n + 1 positions hold the logits before each answer token (and one after the last):
+    # only those go through the LM head (Molmo2's response_logits_only), not all L + n positions
+    logits = adapter.model(inputs_embeds=emb, mm_token_type_ids=types, logits_to_keep=n + 1, use_cache=False).logits[0]
+    return logits[:n]

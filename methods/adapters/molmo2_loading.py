@@ -8,6 +8,8 @@ from typing import Optional, Union
 
 import torch
 
+from methods.versions import require_molmo2
+
 from .base import config_kwargs, shipped_arch_config
 from .checkpoint_check import load_checked
 
@@ -45,7 +47,9 @@ def tiny_molmo2_config(vocab_size: int = 1000, image_size: int = 126, vision_lay
 
 def hf_config(config: Union[str, dict, object]):
     """An HF ``Molmo2Config`` from a config object, a dict, or a costmodel architecture name
-    (``molmo2-4b``: the shipped JSON in costmodel/archs)."""
+    (``molmo2-4b``: the shipped JSON in costmodel/archs). Needs transformers >= 5.24
+    (``methods.versions``)."""
+    require_molmo2()
     from transformers import Molmo2Config
 
     cfg = config
@@ -62,6 +66,7 @@ def hf_config(config: Union[str, dict, object]):
 
 def random_model(config, dtype=torch.float32, device="cpu", seed: int = 0, attn_implementation: str = "sdpa"):
     """Random-weight ``Molmo2ForConditionalGeneration`` (eval mode); ``device="meta"``: shapes only."""
+    require_molmo2()
     from transformers import Molmo2ForConditionalGeneration
 
     cfg = hf_config(config)
@@ -75,6 +80,7 @@ def random_model(config, dtype=torch.float32, device="cpu", seed: int = 0, attn_
 def load_checkpoint(path, dtype=torch.float32, device="cpu", tokenizer=None) -> tuple:
     """(model, tokenizer, image_mean, image_std) of a local HF Molmo2 checkpoint (never downloads),
     checked whole first (``checkpoint_check``); ``tokenizer`` given: used instead of the checkpoint's."""
+    require_molmo2()
     return load_checked(path, EXPECTED_MODEL_TYPE, "Molmo2ForConditionalGeneration", MOLMO2_MEAN_STD,
                         dtype=dtype, device=device, tokenizer=tokenizer)
 

@@ -23,18 +23,18 @@ from typing import Optional, Sequence, Union
 import torch
 
 from costmodel.schedule import TokenSchedule
-from methods.runtime import InnerPlan, PrefillResult, llm_decode_step, llm_prefill
+from methods.runtime import PrefillResult
 from methods.types import Reduction, VideoTokens
 
 from . import qwen2_5_vl_encoder as encoder
 from . import qwen2_5_vl_loading as loading
 from . import qwen2_5_vl_prompt as prompt
-from .base import GreedyRequests, HFModelDims, PromptInputs
+from .base import DecoderLoopLLM, GreedyRequests, HFModelDims, PromptInputs
 from .text import ByteTokenizer
 
 __all__ = ["Qwen2_5_VLAdapter"]
 
-class Qwen2_5_VLAdapter(HFModelDims, GreedyRequests):
+class Qwen2_5_VLAdapter(HFModelDims, DecoderLoopLLM, GreedyRequests):
     """Runs one HF Qwen2.5-VL instance with pre-LLM reductions and inner-LLM plans."""
 
     #: the family a method declares it runs on (``Method.families``)
@@ -145,11 +145,11 @@ class Qwen2_5_VLAdapter(HFModelDims, GreedyRequests):
         return ArchSpec.from_hf_config(d, name or "adapter-qwen2.5-vl")
 
     # ---- encoder ---------------------------------------------------------------------------
-    def load_video(self, path, frames: int):
-        """Decode and preprocess a local video for this model (see methods.video_io)."""
+    def load_video(self, path, frames: int, **sampling):
+        """Decode and preprocess a local video for this model (see methods.video_io; ``sampling``: its ``window`` / ``sampling`` keywords)."""
         from methods.video_io import load_video
 
-        return load_video(path, frames, self.image_size, self.image_mean, self.image_std)
+        return load_video(path, frames, self.image_size, self.image_mean, self.image_std, **sampling)
 
     def encode_video(self, pixel_values: torch.Tensor, timestamps=None,
                      signals: Sequence[str] = encoder.DEFAULT_SIGNALS, keys: bool = True) -> VideoTokens:
@@ -168,26 +168,7 @@ class Qwen2_5_VLAdapter(HFModelDims, GreedyRequests):
     def embed_text(self, ids: torch.Tensor) -> torch.Tensor:
         return self.lm.embed_tokens(ids)
 
-    # ---- runtime ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def prefill(self, inputs: PromptInputs, plan: Optional[InnerPlan] = None, use_cache: bool = True,
-                all_logits: bool = False, forced_keeps=None):
-        """Run the prompt; (logits, PrefillResult). ``plan`` None: the attached method's plan."""
-        from methods.pipeline import resolve_plan
-
-        plan = resolve_plan(self, plan)
-        res = llm_prefill(self.lm, inputs.inputs_embeds, inputs.position_ids, inputs.kinds, plan,
-                          use_cache=use_cache, forced_keeps=forced_keeps)
-        hidden = res.hidden[0] if all_logits else res.hidden[0, -1]
-        return self.model.lm_head(hidden).float(), res
-
-    @torch.no_grad()
-    def decode_step(self, token: int, prefill: PrefillResult, step: int) -> torch.Tensor:
-        """(vocab,) logits after feeding ``token`` at decode step ``step`` (0-based) on the cache."""
-        e = self.embed_text(torch.tensor([[token]], device=self.device))
-        h = llm_decode_step(self.lm, e, prefill.cache, prefill.next_position + step)
-        return self.model.lm_head(h[0, -1]).float()
-
+    # ---- runtime: prefill / decode_step are DecoderLoopLLM's (methods.runtime) ----------------
     def schedule(self, inputs: PromptInputs, res: PrefillResult, decode_steps: int = 0,
                  label: str = "") -> TokenSchedule:
         """The TokenSchedule this prefill ran; the tower load per block (windows or whole groups)."""

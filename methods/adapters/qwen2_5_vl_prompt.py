@@ -24,7 +24,7 @@ import torch
 from methods.runtime import TEXT, VISUAL
 from methods.types import Reduction, VideoTokens
 
-from .base import PromptInputs, visual_inputs
+from .base import PromptInputs, host_to_device, visual_inputs
 from .text import SYSTEM, encode_text
 
 VIDEO_TYPE = 2  # HF mm_token_type_ids: text 0, image 1, video 2
@@ -78,14 +78,17 @@ def build_inputs(adapter, question: str, tokens: VideoTokens, reduction: Optiona
     spg = second_per_grid(tokens.timestamps, adapter.vision_config.temporal_patch_size)
     interval = adapter.vision_config.tokens_per_second * spg
     full = mrope_positions(P, (F_, h, w), S, interval)
-    cols = torch.cat([torch.arange(P), P + src.cpu(), P + F_ * N + torch.arange(S)])
-    emb = torch.cat([adapter.embed_text(torch.tensor(pre_ids, device=dev)), feats.to(dev, adapter.dtype),
-                     adapter.embed_text(torch.tensor(post_ids, device=dev))])[None]
-    kinds = torch.cat([torch.full((P,), TEXT), torch.full((M,), VISUAL), torch.full((S,), TEXT)]).to(dev)
+    src = src.to(dev)
+    cols = torch.cat([torch.arange(P, device=dev), P + src, P + F_ * N + torch.arange(S, device=dev)])
+    emb = torch.cat([adapter.embed_text(host_to_device(pre_ids, dev)), feats.to(dev, adapter.dtype),
+                     adapter.embed_text(host_to_device(post_ids, dev))])[None]
+    kinds = torch.cat([torch.full((P,), TEXT, device=dev), torch.full((M,), VISUAL, device=dev),
+                       torch.full((S,), TEXT, device=dev)])
     input_ids = None
     if reduction is None:
-        input_ids = torch.tensor(pre_ids + [cfg.video_token_id] * M + post_ids, device=dev)[None]
+        input_ids = host_to_device(pre_ids + [cfg.video_token_id] * M + post_ids, dev)[None]
     info = {"visual": M, "newline": 0, "text": P + S, "unpruned_span": F_ * N, "video_grid_thw": (F_, h, w),
             "second_per_grid": spg, "mrope_interval": interval}
-    return PromptInputs(emb, full[:, cols].to(dev), kinds, input_ids, frames=F_,
+    full = host_to_device(full, dev)
+    return PromptInputs(emb, full[:, cols], kinds, input_ids, frames=F_,
                         tower_tokens=adapter.tower_tokens, info=info)

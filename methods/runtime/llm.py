@@ -17,16 +17,34 @@ Decode: the new token's position is ``last prompt position + 1 + step`` (equals 
 sequence length + step when positions are contiguous), each layer attends over its own cache
 length, and in mask mode over its own alive-mask.
 
+Layers on several devices (a device map, e.g. a 72B over several GPUs with accelerate's hooks, or
+disk offload): the bookkeeping (kinds, indices, alive masks, stage selection) stays on the device of
+``inputs_embeds``; each layer gets its hidden states, positions, RoPE cos/sin and mask on its own
+execution device (``module_device``), its KV cache entries stay there, and the scoring of a stage
+runs on the scored layer's device.
+
 Positions are (L,) for 1-D RoPE models, or (3, L) temporal/height/width M-RoPE ids for Qwen2.5-VL
 (whose ``rotary_emb`` takes (3, batch, L) and recombines the sections per ``mrope_section``; the
 cos/sin it returns are (1, L, head_dim) like the 1-D ones, so scoring and pruning index them the
 same way). With 3-D ids the first generated token sits at max(prompt positions) + 1 on all three
-axes, as HF's ``rope_deltas`` give (``max + 1 - len``, added to the cache length).
+axes, as HF's ``rope_deltas`` give (``max + 1 - len``, added to the cache length); decode passes
+that position as (3, 1, 1) ids, the layout every supported transformers release takes (5.17's
+Qwen2.5-VL rotary embedding indexes three axes and rejects (1, 1)).
+
+Host syncs: the loop reads no device value per layer. The per-layer token counts of the recorded
+schedule and the first decode position stay device tensors until they are read
+(:attr:`PrefillResult.llm_visual`, :attr:`PrefillResult.next_position`), after the timed prefill;
+what remains inside it is what a plan's stage needs (selecting the kept tokens).
+
+The KV cache reaches each decoder layer under the keyword its ``forward`` declares: ``cache`` from
+transformers 5.24 on, ``past_key_values`` before (5.24 keeps that name as a deprecated alias to be
+removed in 5.40).
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Callable, Optional, Union
 
 import torch
 
@@ -70,14 +88,97 @@ class RaggedKVCache:
 
 @dataclass
 class PrefillResult:
+    """One prefill's output. The schedule facts (per-layer visual / newline counts, text tokens) and
+    the first decode position may be device tensors until first read: reading them is the host
+    sync, and the pipeline reads them only after the timed stages."""
+
     hidden: torch.Tensor                 # (1, L_out, D) final-normed hidden states of surviving tokens
     index: torch.Tensor                  # (L_out,) prompt index of each surviving token
     cache: Optional[RaggedKVCache]
-    next_position: int                   # RoPE position of the first generated token
+    next_position: Union[int, torch.Tensor]  # RoPE position of the first generated token
     stage_keeps: list[torch.Tensor]      # per stage: prompt indices of the visual tokens kept
-    llm_visual: list[int] = field(default_factory=list)
-    llm_newline: list[int] = field(default_factory=list)
-    text_tokens: int = 0
+    llm_visual: Any = field(default_factory=list)    # per layer: visual tokens (list, or lazy)
+    llm_newline: Any = field(default_factory=list)   # per layer: newline tokens (list, or lazy)
+    text_tokens: Union[int, torch.Tensor] = 0
+    rope_axes: int = 1                   # 1: (L,) positions; 3: Qwen2.5-VL's (3, L) M-RoPE ids
+
+    def decode_position(self, step: int) -> Union[int, torch.Tensor]:
+        """RoPE position of decode step ``step`` without reading a lazy value (no host sync)."""
+        return object.__getattribute__(self, "next_position") + step
+
+    def __getattribute__(self, name):
+        value = object.__getattribute__(self, name)
+        if name in _LAZY and isinstance(value, (torch.Tensor, LayerCounts)):
+            value = value.tolist() if isinstance(value, LayerCounts) else int(value)
+            object.__setattr__(self, name, value)   # resolved once (one host sync)
+        return value
+
+
+class LayerCounts:
+    """Per-layer counts held as one small device tensor per segment between stages; resolved to a
+    list of ints with one sync when the schedule is read."""
+
+    def __init__(self):
+        self.segments: list[tuple[int, torch.Tensor]] = []   # (layers in the segment, 0-dim count)
+
+    @classmethod
+    def uniform(cls, count: torch.Tensor, layers: int) -> "LayerCounts":
+        out = cls()
+        out.append(layers, count)
+        return out
+
+    def append(self, layers: int, count: torch.Tensor) -> None:
+        self.segments.append((layers, count))
+
+    def tolist(self) -> list[int]:
+        if not self.segments:
+            return []
+        values = torch.stack([c for _, c in self.segments]).tolist()
+        return [v for (n, _), v in zip(self.segments, values) for _ in range(n)]
+
+
+_LAZY = ("next_position", "llm_visual", "llm_newline", "text_tokens")
+
+
+def cache_keyword(layer) -> str:
+    """The keyword under which ``layer.forward`` takes the KV cache (see the module docstring)."""
+    kind = type(layer)
+    if kind not in _CACHE_KEYWORD:
+        params = inspect.signature(layer.forward).parameters
+        _CACHE_KEYWORD[kind] = "cache" if "cache" in params else "past_key_values"
+    return _CACHE_KEYWORD[kind]
+
+
+_CACHE_KEYWORD: dict[type, str] = {}
+
+
+def module_device(module, default: torch.device) -> torch.device:
+    """Where ``module`` computes: accelerate's execution device when it is dispatched (its weights may
+    be offloaded to the meta device), else the device of its first parameter, else ``default``."""
+    hook = getattr(module, "_hf_hook", None)
+    dev = getattr(hook, "execution_device", None)
+    if dev is not None:
+        return torch.device(dev)
+    p = next(module.parameters(), None)
+    return p.device if p is not None and p.device.type != "meta" else default
+
+
+class _OnDevice:
+    """The per-layer inputs (positions, cos/sin, mask) copied once per device they are needed on."""
+
+    def __init__(self, **tensors):
+        self.tensors, self.copies = tensors, {}
+
+    def set(self, **tensors) -> None:
+        self.tensors.update(tensors)
+        self.copies.clear()
+
+    def on(self, dev: torch.device) -> dict:
+        if dev not in self.copies:
+            self.copies[dev] = {k: (v.to(dev) if isinstance(v, torch.Tensor) else
+                                    tuple(t.to(dev) for t in v) if isinstance(v, tuple) else v)
+                                for k, v in self.tensors.items()}
+        return self.copies[dev]
 
 
 def _check_lm(lm) -> None:
@@ -120,7 +221,10 @@ def score_visual(lm, layer_idx: int, layer_input: torch.Tensor, cos: torch.Tenso
     """
     layer = lm.layers[layer_idx]
     attn = layer.self_attn
-    x = layer.input_layernorm(layer_input)[0]                        # (L, D)
+    dev = module_device(layer, layer_input.device)
+    cos, sin = cos.to(dev), sin.to(dev)
+    alive = alive.to(dev) if alive is not None else None
+    x = layer.input_layernorm(layer_input.to(dev))[0]                # (L, D)
     L = x.shape[0]
     hd = attn.head_dim
     k = attn.k_proj(x).view(L, -1, hd).transpose(0, 1)               # (Hkv, L, hd)
@@ -154,9 +258,39 @@ def _batched_positions(position_ids: torch.Tensor, L: int) -> torch.Tensor:
     raise ValueError(f"position_ids must be (L,) or (3, L) with L={L}, got {tuple(position_ids.shape)}")
 
 
-def _next_position(pos: torch.Tensor) -> int:
-    """RoPE position of the first generated token: last + 1 (1-D), max + 1 on all axes (3-D)."""
-    return int(pos[0, -1].item()) + 1 if pos.dim() == 2 else int(pos.max().item()) + 1
+def _next_position(pos: torch.Tensor) -> torch.Tensor:
+    """RoPE position of the first generated token, a 0-dim device tensor (read lazily): last + 1
+    (1-D), max + 1 on all axes (3-D)."""
+    return pos[0, -1] + 1 if pos.dim() == 2 else pos.max() + 1
+
+
+def decode_position_ids(position: Union[int, torch.Tensor], rope_axes: int, device) -> torch.Tensor:
+    """Position ids of one decoded token per request: ``position`` an int, a device scalar or a (B,)
+    tensor -> (B, 1), or (3, B, 1) for M-RoPE (all axes equal; transformers 5.17's Qwen2.5-VL rotary
+    indexes three axes). A tensor stays on the device (no host sync)."""
+    if isinstance(position, torch.Tensor):
+        pos = position.to(device).reshape(-1, 1)
+    else:
+        pos = torch.full((1, 1), int(position), dtype=torch.long, device=device)
+    return pos[None].expand(3, -1, -1) if rope_axes == 3 else pos
+
+
+def decode_layers(lm, embeds: torch.Tensor, cache, position_ids: torch.Tensor,
+                  layer_mask: Callable[[int, torch.dtype], Optional[torch.Tensor]]) -> torch.Tensor:
+    """One decode step of (B, 1, D) ``embeds`` through every decoder layer of ``lm`` on ``cache``,
+    the cache passed under the keyword the layers declare (:func:`cache_keyword`); ``layer_mask(li,
+    dtype)``: the additive key mask of layer ``li`` or None. Returns the final-normed hidden states.
+    The one decode loop of the runtime: :func:`llm_decode_step` (one request) and
+    ``methods.generation.RuntimeBatch`` (a batch) differ only in their cache and masks."""
+    cos, sin = lm.rotary_emb(embeds, position_ids)
+    cache_kw = cache_keyword(lm.layers[0]) if len(lm.layers) else "cache"
+    h, inputs = embeds, _OnDevice(pos=position_ids, emb=(cos, sin))
+    for li, layer in enumerate(lm.layers):
+        on = inputs.on(module_device(layer, embeds.device))   # a device map: each layer on its device
+        mask = layer_mask(li, h.dtype)
+        h = layer(h.to(on["pos"].device), attention_mask=None if mask is None else mask.to(on["pos"].device),
+                  position_ids=on["pos"], use_cache=True, position_embeddings=on["emb"], **{cache_kw: cache})
+    return lm.norm(h.to(module_device(lm.norm, h.device)))
 
 
 def _rankable(kinds: torch.Tensor, plan: Optional[InnerPlan]) -> torch.Tensor:
@@ -164,6 +298,20 @@ def _rankable(kinds: torch.Tensor, plan: Optional[InnerPlan]) -> torch.Tensor:
     if plan is not None and plan.span == "visual":
         return (kinds == VISUAL) | (kinds == NEWLINE)
     return kinds == VISUAL
+
+
+@dataclass
+class _Sequence:
+    """The prompt as it runs through the layers: tokens still in the sequence and their attributes."""
+
+    h: torch.Tensor                      # (1, L', D) hidden states
+    pos: torch.Tensor                    # (1, L') or (3, 1, L') position ids
+    kinds: torch.Tensor                  # (L',) TEXT / VISUAL / NEWLINE
+    index: torch.Tensor                  # (L',) prompt index
+    cos: torch.Tensor
+    sin: torch.Tensor
+    alive: Optional[torch.Tensor]        # mask mode: (L,) tokens not yet pruned; inplace: None
+    mask: Optional[torch.Tensor]         # the additive attention mask of the next layer, or None
 
 
 def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kinds: torch.Tensor,
@@ -181,88 +329,102 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
         raise ValueError(f"batch size 1 only: inputs_embeds must be (1, L, D), got {tuple(inputs_embeds.shape)}")
     num_layers = len(lm.layers)
     impl = getattr(lm.config, "_attn_implementation", "sdpa")
-    device = inputs_embeds.device
-    L = inputs_embeds.shape[1]
+    device, L = inputs_embeds.device, inputs_embeds.shape[1]
     if plan is not None:
         plan.validate(num_layers)
-    h = inputs_embeds
     pos = _batched_positions(position_ids.to(device), L)
     kinds = kinds.to(device)
-    index = torch.arange(L, device=device)
-    cos, sin = lm.rotary_emb(h, pos)
-    mask_mode = plan is not None and plan.mode == "mask"
-    alive = torch.ones(L, dtype=torch.bool, device=device) if mask_mode else None
+    cos, sin = lm.rotary_emb(inputs_embeds, pos)
+    alive = torch.ones(L, dtype=torch.bool, device=device) if plan is not None and plan.mode == "mask" else None
+    seq = _Sequence(inputs_embeds, pos, kinds, torch.arange(L, device=device), cos, sin, alive,
+                    _prefill_mask(L, None, impl, inputs_embeds.dtype, device))
     cache = RaggedKVCache(num_layers) if use_cache else None
     stages = {s.layer: (i, s) for i, s in enumerate(plan.stages)} if plan is not None else {}
-    res = PrefillResult(hidden=h, index=index, cache=cache,
-                        next_position=_next_position(pos), stage_keeps=[])
-    res.text_tokens = int((kinds == TEXT).sum())
-    rankable = _rankable(kinds, plan)
-    n_entering = int(rankable.sum())
+    counts = {VISUAL: LayerCounts(), NEWLINE: LayerCounts()}
+    res = PrefillResult(hidden=inputs_embeds, index=seq.index, cache=cache, next_position=_next_position(pos),
+                        stage_keeps=[], llm_visual=counts[VISUAL], llm_newline=counts[NEWLINE],
+                        text_tokens=(kinds == TEXT).sum(), rope_axes=3 if pos.dim() == 3 else 1)
+    n_entering = int(_rankable(kinds, plan).sum()) if plan is not None else 0  # a plan's keep counts need it
+    cache_kw = cache_keyword(lm.layers[0]) if num_layers else "cache"
+    boundaries = sorted({0, *stages, num_layers})
     prev_input = None
-    mask = _prefill_mask(L, None, impl, h.dtype, device)
+    inputs = _OnDevice(pos=seq.pos, emb=(seq.cos, seq.sin), mask=seq.mask)
     for li, layer in enumerate(lm.layers):
         if li in stages:
+            seq.h = seq.h.to(device)
             si, stage = stages[li]
-            cand_ok = _rankable(kinds, plan)
-            if alive is not None:
-                cand_ok = cand_ok & alive
-            cand = cand_ok.nonzero().squeeze(1)
-            if forced_keeps is not None:
-                keep_set = torch.zeros(int(index.max()) + 1, dtype=torch.bool, device=device)
-                keep_set[forced_keeps[si]] = True
-                top = cand[keep_set[index[cand]]]
-            else:
-                scores = score_visual(lm, li - 1, prev_input, cos, sin, alive, plan.scoring, plan.score_chunk)
-                n_keep = min(cand.numel(), inner_keep_count(n_entering, stage.keep, plan.rounding))
-                top = cand[torch.topk(scores[cand], n_keep).indices.sort().values]
-            dropped_ok = cand_ok.clone()
-            dropped_ok[top] = False
-            dropped = dropped_ok.nonzero().squeeze(1)
-            res.stage_keeps.append(index[top].clone())
-            if plan.merge != "drop":
-                merged = merge_dropped(h[0], top, dropped, plan.merge, plan.blend_weight)
-                h = h.clone()
-                h[0, top] = merged
-            if mask_mode:
-                alive = alive & ~dropped_ok
-                mask = _prefill_mask(L, alive, impl, h.dtype, device)
-            else:
-                keep = (~dropped_ok).nonzero().squeeze(1)
-                h, pos, kinds, index = h[:, keep], pos[..., keep], kinds[keep], index[keep]
-                cos, sin = cos[:, keep], sin[:, keep]
-                mask = _prefill_mask(keep.numel(), None, impl, h.dtype, device)
-        live = kinds if alive is None else kinds[alive]
-        res.llm_visual.append(int((live == VISUAL).sum()))
-        res.llm_newline.append(int((live == NEWLINE).sum()))
-        prev_input = h
-        h = layer(h, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                  use_cache=use_cache, position_embeddings=(cos, sin))
+            keep_ids = forced_keeps[si] if forced_keeps is not None else None
+            _run_stage(lm, plan, stage, li, seq, prev_input, n_entering, keep_ids, res, impl)
+            inputs.set(pos=seq.pos, emb=(seq.cos, seq.sin), mask=seq.mask)
+        if li in boundaries:  # the counts change only at a stage: one lazy pair per segment
+            _record_counts(counts, seq, boundaries[boundaries.index(li) + 1] - li)
+        on = inputs.on(module_device(layer, device))   # a device map: each layer's inputs on its device
+        prev_input = seq.h = seq.h.to(on["pos"].device)
+        seq.h = layer(seq.h, attention_mask=on["mask"], position_ids=on["pos"], use_cache=use_cache,
+                      position_embeddings=on["emb"], **{cache_kw: cache})
         if cache is not None:
-            cache.alive[li] = alive.clone() if alive is not None else None
-    res.hidden = lm.norm(h)
-    res.index = index
+            cache.alive[li] = seq.alive.clone() if seq.alive is not None else None
+    res.hidden = lm.norm(seq.h.to(module_device(lm.norm, seq.h.device)))
+    res.index = seq.index
     return res
 
 
-def llm_decode_step(lm, embeds: torch.Tensor, cache: RaggedKVCache, position: int) -> torch.Tensor:
-    """One greedy decode step for a single new token at RoPE position ``position``; returns the
-    final-normed hidden state (1, 1, D). Each layer attends over its own (ragged) cache."""
+def _record_counts(counts: dict[int, LayerCounts], seq: _Sequence, layers: int) -> None:
+    """Visual and newline tokens alive for the next ``layers`` layers, as device scalars."""
+    for kind, per_layer in counts.items():
+        is_kind = seq.kinds == kind
+        per_layer.append(layers, (is_kind if seq.alive is None else is_kind & seq.alive).sum())
+
+
+def _run_stage(lm, plan: InnerPlan, stage, li: int, seq: _Sequence, prev_input: torch.Tensor, n_entering: int,
+               forced_keep: Optional[torch.Tensor], res: PrefillResult, impl: str) -> None:
+    """One stage of ``plan`` before layer ``li``: score, keep (or replay ``forced_keep``), merge, then
+    remove the rest from ``seq`` (inplace) or mask them (mask mode)."""
+    device = seq.h.device
+    cand_ok = _rankable(seq.kinds, plan)
+    if seq.alive is not None:
+        cand_ok = cand_ok & seq.alive
+    cand = cand_ok.nonzero().squeeze(1)
+    if forced_keep is not None:
+        keep_set = torch.zeros(int(seq.index.max()) + 1, dtype=torch.bool, device=device)
+        keep_set[forced_keep] = True
+        top = cand[keep_set[seq.index[cand]]]
+    else:
+        scores = score_visual(lm, li - 1, prev_input, seq.cos, seq.sin, seq.alive, plan.scoring, plan.score_chunk)
+        scores = scores.to(device)
+        n_keep = min(cand.numel(), inner_keep_count(n_entering, stage.keep, plan.rounding))
+        top = cand[torch.topk(scores[cand], n_keep).indices.sort().values]
+    dropped_ok = cand_ok.clone()
+    dropped_ok[top] = False
+    res.stage_keeps.append(seq.index[top].clone())
+    if plan.merge != "drop":
+        merged = merge_dropped(seq.h[0], top, dropped_ok.nonzero().squeeze(1), plan.merge, plan.blend_weight)
+        seq.h = seq.h.clone()
+        seq.h[0, top] = merged
+    if seq.alive is not None:
+        seq.alive = seq.alive & ~dropped_ok
+        seq.mask = _prefill_mask(seq.h.shape[1], seq.alive, impl, seq.h.dtype, device)
+        return
+    keep = (~dropped_ok).nonzero().squeeze(1)
+    seq.h, seq.pos, seq.kinds, seq.index = seq.h[:, keep], seq.pos[..., keep], seq.kinds[keep], seq.index[keep]
+    seq.cos, seq.sin = seq.cos[:, keep], seq.sin[:, keep]
+    seq.mask = _prefill_mask(keep.numel(), None, impl, seq.h.dtype, device)
+
+
+def llm_decode_step(lm, embeds: torch.Tensor, cache: RaggedKVCache, position: Union[int, torch.Tensor],
+                    rope_axes: int = 1) -> torch.Tensor:
+    """One greedy decode step for a single new token at RoPE position ``position`` (``rope_axes=3``:
+    Qwen2.5-VL's M-RoPE, the same position on all axes); returns the final-normed hidden state
+    (1, 1, D). Each layer attends over its own (ragged) cache."""
     device = embeds.device
-    pos = torch.tensor([[position]], device=device)  # M-RoPE: broadcast to (3, 1, 1), equal axes
-    cos, sin = lm.rotary_emb(embeds, pos)
-    impl = getattr(lm.config, "_attn_implementation", "sdpa")
-    h = embeds
-    for li, layer in enumerate(lm.layers):
+
+    def layer_mask(li: int, dtype: torch.dtype) -> Optional[torch.Tensor]:
         alive = cache.alive[li]
-        mask = None
-        if alive is not None:
-            alive = torch.cat([alive, torch.ones(1, dtype=torch.bool, device=device)])
-            cache.alive[li] = alive
-            if not bool(alive.all()):
-                mask = _additive_mask(alive[None, :], h.dtype)
-        elif impl == "eager":
-            mask = None  # a single query may attend to the whole cache
-        h = layer(h, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                  use_cache=True, position_embeddings=(cos, sin))
-    return lm.norm(h)
+        if alive is None:   # without a mask a single query attends to the whole cache
+            return None
+        # mask mode (the correctness oracle): the layer's alive keys only
+        alive = torch.cat([alive, torch.ones(1, dtype=torch.bool, device=device)])
+        cache.alive[li] = alive
+        return None if bool(alive.all()) else _additive_mask(alive[None, :], dtype)
+
+    return decode_layers(lm, embeds, cache, decode_position_ids(position, rope_axes, device), layer_mask)

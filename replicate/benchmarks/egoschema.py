@@ -25,8 +25,8 @@ from .base import (
     read_records,
     strip_letter_prefix,
 )
+from .protocol_rules import prompt_for
 from .validation import check_record
-from .prompts import EGOSCHEMA_POST, lettered
 
 ANNOTATION_PATTERNS = (
     "questions.json",
@@ -95,11 +95,12 @@ class EgoSchema:
                 if ans is None or str(ans).strip() == "":
                     dropped.append((uid, "no public answer"))
                     continue
-                samples.append(self._sample(root, uid, row["question"], options, ans, where))
+                samples.append(self._sample(root, uid, row["question"], options, ans, where,
+                                            raw=[str(o) for o in row["option"]]))
         return samples, dropped
 
     @staticmethod
-    def _sample(root: Path, uid: str, question, options, answer, where: str) -> MCQSample:
+    def _sample(root: Path, uid: str, question, options, answer, where: str, raw=None) -> MCQSample:
         return MCQSample(
             benchmark="egoschema",
             sample_id=uid,
@@ -107,9 +108,9 @@ class EgoSchema:
             question=str(question),
             options=options,
             answer_index=letter_index(answer, len(options), where),
-            meta={},
+            meta={"options_raw": raw} if raw else {},  # the HF copy's "A. text" strings, printed as stored
             source=where,
         )
 
     def format_prompt(self, sample: MCQSample) -> str:
-        return sample.question + "".join("\n" + o for o in lettered(sample.options, "dot")) + EGOSCHEMA_POST
+        return prompt_for(sample)

@@ -5,7 +5,10 @@ Video-MME's HF parquet instead, which needs pyarrow) and one short clip per ques
 (default 8) frames of ``size`` px (default 64) in a solid colour, encoded with PyAV (libx264, or
 mpeg4 where libx264 is not built in). The right answer is always the colour of
 the clip, so a model that sees the video could in principle answer it. Multi-task benchmarks
-(MVBench, MLVU) spread the ``n`` questions round-robin over two sub-tasks.
+(MVBench, MLVU) spread the ``n`` questions round-robin over two sub-tasks. MVBench's bounded
+sub-task (action_sequence) is written as the official release ships it: the full-length source video
+(3 x ``n_frames`` frames, other colours before and after) with ``start``/``end`` around the clip in its
+middle third, so only a reader that honours the window sees the answer colour alone.
 """
 from __future__ import annotations
 
@@ -25,10 +28,13 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 COLOUR_NAMES = tuple(COLOURS)
 
 _CODEC: list[str] = []  # the first codec that encoded here, cached
+FIXTURE_FPS = 8
 
 
-def write_tiny_video(path: Path, colour: tuple[int, int, int], *, n_frames: int = 8, size: int = 64, fps: int = 8) -> bool:
-    """Encode ``n_frames`` solid-colour frames to ``path``; False (and an empty file) if PyAV can't."""
+def write_tiny_video(path: Path, colour: tuple[int, int, int], *, n_frames: int = 8, size: int = 64, fps: int = FIXTURE_FPS,
+                     colours=None) -> bool:
+    """Encode ``n_frames`` solid-colour frames to ``path`` (``colours``: one colour per frame instead);
+    False (and an empty file) if PyAV can't."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         import av
@@ -37,8 +43,7 @@ def write_tiny_video(path: Path, colour: tuple[int, int, int], *, n_frames: int 
         path.write_bytes(b"")
         warnings.warn(f"PyAV not importable; wrote an empty placeholder at {path}", RuntimeWarning, stacklevel=2)
         return False
-    frame = np.empty((size, size, 3), dtype=np.uint8)
-    frame[:] = colour
+    per_frame = list(colours) if colours is not None else [colour] * n_frames
     for codec in _CODEC or ["libx264", "mpeg4"]:
         try:
             with av.open(str(path), mode="w") as out:
@@ -46,7 +51,9 @@ def write_tiny_video(path: Path, colour: tuple[int, int, int], *, n_frames: int 
                 stream.width = stream.height = size
                 stream.pix_fmt = "yuv420p"
                 stream.time_base = Fraction(1, fps)
-                for _ in range(n_frames):
+                for rgb in per_frame:
+                    frame = np.empty((size, size, 3), dtype=np.uint8)
+                    frame[:] = rgb
                     for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                         out.mux(packet)
                 for packet in stream.encode():
@@ -143,9 +150,14 @@ def _make_mvbench(root: Path, n: int) -> None:
         opts, ans, colour = _item(i, n_opt)
         video = f"{task[:3]}{i:03d}.mp4"
         row = {"video": video, "question": f"Which colour is shown in clip {i}?", "candidates": opts, "answer": opts[ans]}
-        if task == "action_sequence":  # this sub-task carries clip bounds in the real data
-            row.update(start=0.0, end=1.0)
         per_task[task].append(row)
+        if task == "action_sequence":  # bounded: the full-length source, the clip in its middle third
+            n_f = _VIDEO_ARGS.get("n_frames", 8)
+            before, after = (COLOURS[c] for c in [c for c in COLOUR_NAMES if c != colour][:2])
+            row.update(start=n_f / FIXTURE_FPS, end=2 * n_f / FIXTURE_FPS)
+            write_tiny_video(root / "video" / folder / video, COLOURS[colour], size=_VIDEO_ARGS.get("size", 64),
+                             colours=[before] * n_f + [COLOURS[colour]] * n_f + [after] * n_f)
+            continue
         _video(root / "video" / folder / video, COLOURS[colour])
     for task, rows in per_task.items():
         if rows:

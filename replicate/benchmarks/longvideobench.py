@@ -17,8 +17,8 @@ from .base import (
     letter_index,
     read_records,
 )
+from .protocol_rules import prompt_for
 from .validation import check_record
-from .prompts import LONGVIDEOBENCH_POST, lettered
 
 ANNOTATION_PATTERNS = (
     "lvb_val.json",
@@ -80,5 +80,4 @@ class LongVideoBench:
         return samples, []
 
     def format_prompt(self, sample: MCQSample) -> str:
-        options = "\n".join(lettered(sample.options, "dot"))
-        return f"{sample.question}\n{options}\n{LONGVIDEOBENCH_POST}"
+        return prompt_for(sample)

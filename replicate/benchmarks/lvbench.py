@@ -36,8 +36,8 @@ from .base import (
     read_records,
     split_embedded_options,
 )
+from .protocol_rules import prompt_for
 from .validation import check_record
-from .prompts import LVBENCH_POST, lettered
 
 ANNOTATION_PATTERNS = (
     "video_info.meta.jsonl",
@@ -85,14 +85,14 @@ def _lmms_eval_row(root: Path, path: Path, i: int, row: dict) -> MCQSample:
     where = f"lvbench {path.name} record {i}"
     check_record(row, LMMS_EVAL_FIELDS, where, id_field="uid", optional=["options"])
     question = str(row["question"])
-    if row.get("options"):
+    meta: dict = {"prompt_question": question}
+    if row.get("options"):  # 0.7.3 appends them as "(A) ..." lines, 0.7.1 does not (protocol_rules)
         stem, options = question, [str(o) for o in row["options"]]
-        question = question + "\n" + "\n".join(lettered(options, "paren"))  # lvbench_doc_to_text's layout
+        meta["options_raw"] = options
     else:
         stem, options = split_embedded_options(question, where)
     rel = str(row["video_path"])
     types = row.get("question_type")
-    meta = {"prompt_question": question}
     if types is not None:
         meta["question_type"] = ", ".join(str(t) for t in types) if isinstance(types, list) else str(types)
     meta.update({k: row[k] for k in ("time_reference", "key", "type") if k in row})
@@ -120,7 +120,4 @@ class LVBench:
         return samples, []
 
     def format_prompt(self, sample: MCQSample) -> str:
-        q = sample.meta.get("prompt_question")
-        if q is None:
-            q = sample.question + "\n" + "\n".join(lettered(sample.options, "paren"))
-        return q + LVBENCH_POST
+        return prompt_for(sample)

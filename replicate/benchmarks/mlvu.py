@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
+    LETTERS,
     candidates_and_answer,
     MCQSample,
     files_per_task,
@@ -27,8 +28,8 @@ from .base import (
     read_records,
     split_embedded_options,
 )
+from .protocol_rules import prompt_for
 from .validation import check_record
-from .prompts import MLVU_ONLY_BEST, MLVU_POST, lettered
 
 TASK_FILES = {
     "plotQA": "1_plotQA",
@@ -92,7 +93,9 @@ class MLVU:
                     where = f"mlvu {path.name} record {i}"
                     options, answer_index = candidates_and_answer(row, where)
                     video = str(row["video"])
-                    meta = {"task": task}
+                    # lmms-eval's copy writes the options into the question; this layout is assumed
+                    meta = {"task": task, "prompt_question": f"Question: {row['question']}\nOptions:\n" + "\n".join(
+                        f"({LETTERS[j]}) {o}" for j, o in enumerate(options))}
                     if "duration" in row:
                         meta["duration"] = row["duration"]
                     samples.append(
@@ -110,7 +113,4 @@ class MLVU:
         return samples
 
     def format_prompt(self, sample: MCQSample) -> str:
-        q = sample.meta.get("prompt_question")
-        if q is None:
-            q = f"Question: {sample.question}\nOptions:\n" + "\n".join(lettered(sample.options, "paren"))
-        return "\n" + q + MLVU_ONLY_BEST + "\n" + MLVU_POST
+        return prompt_for(sample)

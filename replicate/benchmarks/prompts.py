@@ -1,60 +1,20 @@
-"""Prompt strings (lmms-eval's, per benchmark) and answer-letter parsing.
+"""Option lettering and this project's own lenient answer-letter parser.
 
-The strings below are the lmms-eval *default* model prompts for each task (read in
-EvolvingLMMs-Lab/lmms-eval, ``lmms_eval/tasks/<task>/utils.py`` ``*_doc_to_text`` and the task
-YAMLs' ``lmms_eval_specific_kwargs.default``; see anchors.md §A1). They are recorded verbatim
-because the prompt is one of the undocumented knobs behind "cannot reproduce" reports (§F.1).
-Each benchmark module builds its prompt from these; ``registry.format_prompt`` dispatches on the sample.
+The benchmarks' prompt texts and the answer extraction each evaluation release uses live in
+``protocol_rules.py`` (rules) and ``protocols.py`` (which release uses which rule, with sources);
+``format_prompt(sample)`` gives the newest lmms-eval's text. ``parse_letter`` below is not any
+release's parser: it is the project's forgiving reading of a reply (lower case, "(b)", "The answer
+is B", ...), used where no protocol is named (the harness's own runs); the paper tier scores every
+reply with its claim's protocol instead.
 """
 from __future__ import annotations
 
 import re
 
 from .base import LETTERS
+from .protocol_rules import ANSWER_DIRECTLY
 
-# Shared instruction, used verbatim by lmms-eval's videomme, mvbench, egoschema and
-# longvideobench default prompts.
-ANSWER_DIRECTLY = "Answer with the option's letter from the given choices directly."
-
-# VideoMME (lmms_eval/tasks/videomme/utils.py videomme_doc_to_text; videomme.yaml default
-# post_prompt "\n" + ANSWER_DIRECTLY). The lead sentence mentions subtitles even in the
-# no-subtitle task: that is lmms-eval's text, kept as is.
-# Layout: LEAD \n question \n "A. opt" lines \n POST
-VIDEOMME_LEAD = (
-    "Select the best answer to the following multiple-choice question based on the video and the "
-    "subtitles. Respond with only the letter (A, B, C, or D) of the correct option."
-)
-VIDEOMME_POST = "\n" + ANSWER_DIRECTLY
-
-# MVBench (lmms_eval/tasks/mvbench/utils.py mvbench_doc_to_text; every sub-task YAML sets
-# post_prompt = ANSWER_DIRECTLY). Layout: "Question:" question "\nOption:\n" "(A) opt\n"... POST
-MVBENCH_QUESTION = "Question:"
-MVBENCH_OPTION_HEADER = "\nOption:\n"
-MVBENCH_POST = ANSWER_DIRECTLY
-
-# EgoSchema (lmms_eval/tasks/egoschema/utils.py egoschema_doc_to_text: when the doc has options it
-# appends "\n" + option for each and forces this post prompt). Layout: question ("\nA. opt")* POST
-EGOSCHEMA_POST = "\n" + ANSWER_DIRECTLY
-
-# LongVideoBench val_v (lmms_eval/tasks/longvideobench/utils.py longvideobench_doc_to_text;
-# longvideobench_val_v.yaml default post_prompt, note the trailing newline).
-# Layout: question \n "A. opt" lines \n POST
-LONGVIDEOBENCH_POST = ANSWER_DIRECTLY + "\n"
-
-# MLVU dev (lmms_eval/tasks/mlvu/utils.py mlvu_doc_to_text). lmms-eval does NOT use
-# ANSWER_DIRECTLY here: the question field of its MLVU copy already lists the options, and the
-# prompt ends with an open parenthesis the model completes. When we build the question ourselves
-# (official MLVU json: question + candidates) we use MLVU's own evaluation layout
-# "Question: q\nOptions:\n(A) opt\n(B) opt" (MLVU repo's choice_bench evaluation).
-# Layout: "\n" question MLVU_ONLY_BEST "\n" MLVU_POST
-MLVU_ONLY_BEST = "\nOnly give the best option.\n"
-MLVU_POST = "Best option: ("
-
-# LVBench (lmms_eval/tasks/lvbench/utils.py lvbench_doc_to_text; lvbench.yaml default pre_prompt ""
-# and post_prompt below, without the final period that utils.py's fallback has, and not
-# ANSWER_DIRECTLY). The question already lists its options as "(A) opt" lines.
-# Layout: question \n "(A) opt" lines POST
-LVBENCH_POST = "\nAnswer the question with the option letter"
+__all__ = ["ANSWER_DIRECTLY", "lettered", "parse_letter"]
 
 
 def lettered(options: list[str], style: str) -> list[str]:

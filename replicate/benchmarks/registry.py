@@ -14,6 +14,7 @@ from .longvideobench import LongVideoBench
 from .lvbench import LVBench
 from .mlvu import MLVU
 from .mvbench import MVBench
+from .protocol_rules import prompt_for
 from .validation import check_samples
 from .videomme import VideoMME
 
@@ -45,9 +46,13 @@ def get_benchmark(name: str) -> Benchmark:
         raise KeyError(f"unknown benchmark {name!r}; allowed: {', '.join(sorted(_REGISTRY))}") from None
 
 
-def format_prompt(sample: MCQSample) -> str:
-    """The text prompt (without the video) lmms-eval's default model prompt gives for ``sample``."""
-    return get_benchmark(sample.benchmark).format_prompt(sample)
+def format_prompt(sample: MCQSample, protocol=None, wrapper=None) -> str:
+    """The text prompt (without the video) evaluation ``protocol`` (a name of
+    ``replicate.benchmarks.protocols.PROTOCOLS``; default: the newest lmms-eval) gives ``sample`` under
+    model ``wrapper`` (default: llava_onevision, the lmms-eval "default" prompt)."""
+    if protocol is None and wrapper is None:
+        return get_benchmark(sample.benchmark).format_prompt(sample)
+    return prompt_for(sample, protocol, wrapper)
 
 
 def _normalise_subset(bench: Benchmark, subset: str | Sequence[str] | None) -> frozenset[str] | None:

@@ -18,8 +18,8 @@ from .base import (
     read_records,
     strip_letter_prefix,
 )
+from .protocol_rules import prompt_for
 from .validation import check_record
-from .prompts import VIDEOMME_LEAD, VIDEOMME_POST, lettered
 
 ANNOTATION_PATTERNS = (
     "videomme/test-*.parquet",
@@ -66,9 +66,9 @@ class VideoMME:
                         options=options,
                         answer_index=letter_index(row["answer"], len(options), where),
                         meta={
-                            k: row[k]
-                            for k in ("duration", "domain", "sub_category", "task_type", "videoID", "video_id")
-                            if k in row
+                            **{k: row[k] for k in ("duration", "domain", "sub_category", "task_type", "videoID",
+                                                   "video_id") if k in row},
+                            "options_raw": [str(o) for o in row["options"]],  # lmms-eval prints them as stored
                         },
                         source=where,
                     )
@@ -76,5 +76,4 @@ class VideoMME:
         return samples, []
 
     def format_prompt(self, sample: MCQSample) -> str:
-        options = "\n".join(lettered(sample.options, "dot"))
-        return f"{VIDEOMME_LEAD}\n{sample.question}\n{options}\n{VIDEOMME_POST}"
+        return prompt_for(sample)

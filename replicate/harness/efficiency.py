@@ -14,8 +14,15 @@ Decode: ``--decode-tokens`` greedy steps after a prefill (EOS ignored), tokens/s
 Timing: warm-up runs, then the median of ``--repeats``; the same attention implementation (SDPA)
 for every method. CPU: ``time.perf_counter`` with ``torch.set_num_threads(threads)``; memory is the
 process's peak RSS (VmHWM from /proc/self/status: a high-water mark over the whole process that
-cannot be reset per method, labelled as such). CUDA: ``torch.cuda.Event`` pairs with a
-synchronize, bf16 by default, ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``.
+cannot be reset per method, labelled as such). CUDA: ``torch.cuda.Event`` pairs on the adapter's
+device with one synchronize per request, bf16 by default (fp32 only when asked for); each cell's
+peak memory is one request measured alone, after the previous cell's tensors are freed, the cache
+emptied and the device's peak statistics reset (``peak_memory``).
+
+Host syncs: no timed span contains a sync of the harness or the runtime; what the method and the
+model need (data-dependent selections, the generated tokens read once at the end of decoding) is
+counted per stage and operation in one extra untimed request per cell and listed in the cell's
+JSON (``host_syncs``, :mod:`replicate.harness.host_syncs`).
 
 Every measurement is written beside the cost model's prediction for the same recorded schedule
 (``replicate.harness.predictions``; the hardware entry from ``costmodel.hardware.detect_hardware``).
@@ -67,7 +74,9 @@ def process_peak_rss_mb() -> Optional[float]:
 
 # ------------------------------------------------------------------------------------ one cell
 class EfficiencyCell:
-    """One (method, retention) being timed: its options, Method and collected measurements."""
+    """One (method, retention) being timed: its options, Method and collected measurements. Only
+    the facts of the last request are kept (not its tensors), so a cell holds no device memory
+    between its requests."""
 
     def __init__(self, adapter, method: str, retention: Optional[float], options: Optional[dict] = None):
         self.method, self.retention = method, retention
@@ -77,7 +86,7 @@ class EfficiencyCell:
         self.m = setting.build()
         self.split_runs: list[list[float]] = []   # per repeat: [vision, other, llm] seconds
         self.decode_runs: list[float] = []        # per repeat: seconds of the decode stage
-        self.last = None                          # RequestResult of the last timed request
+        self.facts: dict = {}                     # schedule and token counts of the last timed request
 
     def request(self, adapter, pixels, timestamps, question: str, decode_steps: int, timer=None):
         """One request of this cell through the pipeline (``timer``: a StageTimer or None)."""
@@ -89,30 +98,67 @@ class EfficiencyCell:
     def timed(self, adapter, pixels, timestamps, question: str, decode_steps: int) -> None:
         from methods.pipeline import StageTimer
 
-        timer = StageTimer(str(adapter.device))
-        self.last = self.request(adapter, pixels, timestamps, question, decode_steps, timer)
-        s = self.last.seconds
+        timer = StageTimer(adapter.device)
+        last = self.request(adapter, pixels, timestamps, question, decode_steps, timer)
+        s = last.seconds
         self.split_runs.append([s["encode"], s["reduce"] + s["build_inputs"], s["prefill"]])
         self.decode_runs.append(s["decode"])
+        self.facts = {"visual_tokens_llm": int(last.prefill.llm_visual[0]), "prompt_tokens": int(last.inputs.length),
+                      "schedule": asdict(last.schedule)}
+
+
+def _release(device) -> None:
+    """Free what earlier requests left behind before a measurement starts from a clean slate."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def peak_memory(adapter, cell: EfficiencyCell, pixels, timestamps, question: str, decode_steps: int) -> dict:
-    """Peak memory of one request (CUDA), or the process's peak RSS so far (CPU)."""
+    """Peak memory of one request of ``cell`` alone (CUDA: after the previous cell's tensors are
+    freed, the cache emptied and the peak statistics of the adapter's device reset), or the
+    process's peak RSS so far (CPU)."""
     import torch
 
-    if not str(adapter.device).startswith("cuda"):
+    device = torch.device(adapter.device)
+    if device.type != "cuda":
         return {"process_peak_rss_mb": process_peak_rss_mb(),
                 "kind": "process peak RSS (VmHWM): high-water mark of the whole process so far, "
                         "not resettable per method"}
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    cell.request(adapter, pixels, timestamps, question, decode_steps)
-    torch.cuda.synchronize()
-    return {"peak_allocated_gb": torch.cuda.max_memory_allocated() / 1e9,
-            "kind": "torch.cuda.max_memory_allocated after reset_peak_memory_stats (one request)"}
+    _release(device)
+    resident = torch.cuda.memory_allocated(device)
+    result = cell.request(adapter, pixels, timestamps, question, decode_steps)
+    torch.cuda.synchronize(device)
+    peak, reserved = torch.cuda.max_memory_allocated(device), torch.cuda.max_memory_reserved(device)
+    del result
+    return {"peak_allocated_gb": peak / 1e9, "resident_before_gb": resident / 1e9,
+            "request_gb": (peak - resident) / 1e9, "peak_reserved_gb": reserved / 1e9, "device": str(device),
+            "kind": "torch.cuda.max_memory_allocated(device) of one request alone: the previous cell's "
+                    "tensors freed, cache emptied, peak statistics reset (weights included)"}
 
 
-def cell_result(c: EfficiencyCell, memory: dict, *, repeats: int, warmup: int, decode_tokens: int) -> dict:
+def count_syncs(adapter, cell: EfficiencyCell, pixels, timestamps, question: str, decode_steps: int) -> dict:
+    """The host syncs of one request of ``cell``, by stage and operation (``host_syncs``): counted in an
+    extra, untimed request, so the counting never slows a timed one."""
+    from .host_syncs import HostSyncCounter
+
+    with HostSyncCounter() as counter:
+        cell.request(adapter, pixels, timestamps, question, decode_steps, timer=counter.timer())
+    out = counter.summary()
+    out["timed_stages"] = {k: v for k, v in out["by_stage"].items() if k not in ("outside", "after")}
+    out["note"] = ("counted per request on this device; the ops listed are what the method and the model "
+                   "need (data-dependent selections, the generated tokens read once after decoding)")
+    return out
+
+
+def cell_result(c: EfficiencyCell, memory: dict, *, repeats: int, warmup: int, decode_tokens: int,
+                syncs: Optional[dict] = None) -> dict:
     """The measured fields of one cell: medians of the TTFT split, decode tokens/s, the schedule."""
     med = [statistics.median(r[i] for r in c.split_runs) for i in range(3)]
     measured = {"vision_s": med[0], "other_s": med[1], "llm_s": med[2], "ttft_s": sum(med),
@@ -120,23 +166,31 @@ def cell_result(c: EfficiencyCell, memory: dict, *, repeats: int, warmup: int, d
                 "split_runs_s": c.split_runs,
                 "decode_tokens_per_s": decode_tokens / statistics.median(c.decode_runs),
                 "decode_runs_s": c.decode_runs}
-    last = c.last
-    return {"method": c.method, "label": c.label,
-            "retention": c.retention, "rtag": rtag(c.retention), "options": c.opts,
-            "measured": measured, "memory": memory, "repeats": repeats, "warmup": warmup,
-            "decode_tokens": decode_tokens, "order": "round-robin over methods per repeat",
-            "visual_tokens_llm": int(last.prefill.llm_visual[0]), "prompt_tokens": int(last.inputs.length),
-            "schedule": asdict(last.schedule)}
+    out = {"method": c.method, "label": c.label,
+           "retention": c.retention, "rtag": rtag(c.retention), "options": c.opts,
+           "measured": measured, "memory": memory, "repeats": repeats, "warmup": warmup,
+           "decode_tokens": decode_tokens, "order": "round-robin over methods per repeat", **c.facts}
+    if syncs is not None:
+        out["host_syncs"] = syncs
+    return out
 
 
 def measure_cells(adapter, cells: Sequence[EfficiencyCell], pixels, timestamps, *, repeats: int = 3,
-                  warmup: int = 1, decode_tokens: int = 16, question: str = QUESTION) -> list[dict[str, Any]]:
+                  warmup: int = 1, decode_tokens: int = 16, question: str = QUESTION, count: Optional[bool] = None,
+                  on_cell: Optional[Callable[[dict], None]] = None) -> list[dict[str, Any]]:
     """Time ``cells`` round-robin (repeat r of every cell before repeat r + 1 of any), so slow drifts
-    of a shared machine's load hit every method alike; medians per cell."""
+    of a shared machine's load hit every method alike; medians per cell. Then, one cell at a time:
+    its peak memory alone and (``count``; default: on a non-CPU device) its host syncs.
+    ``on_cell(result)`` is called as each cell's result is complete (a caller can write it before
+    the next cell runs)."""
     import torch
+
+    if count is None:
+        count = torch.device(adapter.device).type != "cpu"
 
     if repeats < 1 or warmup < 0 or decode_tokens < 1:
         raise ValueError(f"need repeats >= 1, warmup >= 0, decode_tokens >= 1; got {repeats}, {warmup}, {decode_tokens}")
+    results = []
     with torch.inference_mode():
         for c in cells:
             for _ in range(warmup):
@@ -144,8 +198,14 @@ def measure_cells(adapter, cells: Sequence[EfficiencyCell], pixels, timestamps, 
         for _ in range(repeats):
             for c in cells:
                 c.timed(adapter, pixels, timestamps, question, decode_tokens)
-        return [cell_result(c, peak_memory(adapter, c, pixels, timestamps, question, decode_tokens),
-                            repeats=repeats, warmup=warmup, decode_tokens=decode_tokens) for c in cells]
+        for c in cells:
+            memory = peak_memory(adapter, c, pixels, timestamps, question, decode_tokens)
+            syncs = count_syncs(adapter, c, pixels, timestamps, question, decode_tokens) if count else None
+            results.append(cell_result(c, memory, repeats=repeats, warmup=warmup, decode_tokens=decode_tokens,
+                                       syncs=syncs))
+            if on_cell is not None:
+                on_cell(results[-1])
+    return results
 
 
 def time_cell(adapter, method: str, retention: Optional[float], pixels, timestamps, *, repeats: int = 3,
@@ -178,17 +238,25 @@ def runnable_cells(adapter, jobs, pixels, timestamps, base: dict) -> tuple[list[
     return runnable, rejected
 
 
+def default_dtype(device) -> str:
+    """bf16 on CUDA (what the papers time; fp32 is never a CUDA default), fp32 elsewhere."""
+    return "bf16" if str(device).startswith("cuda") else "fp32"
+
+
 def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[float], device: str = "cpu",
-                   dtype: str = "fp32", frames: Optional[int] = None, repeats: int = 3, warmup: int = 1,
+                   dtype: Optional[str] = None, frames: Optional[int] = None, repeats: int = 3, warmup: int = 1,
                    decode_tokens: int = 16, threads: Optional[int] = None, seed: int = 0,
                    hardware: Optional[str] = None, progress: bool = True,
-                   on_measured: Optional[Callable[[list[dict]], None]] = None) -> list[dict]:
+                   on_measured: Optional[Callable[[list[dict]], None]] = None,
+                   on_cell: Optional[Callable[[dict], None]] = None, adapter=None) -> list[dict]:
     """Time every (method, retention) (vanilla once, at ``full``) on one random-weight model and add
     the cost model's predictions. Cells that cannot run say so (``status: not-applicable``).
-    ``on_measured(cells)`` is called with the timings before the predictions are added, so a caller
-    can save them and a later failure loses no measurement."""
+    ``on_cell(cell)`` is called as each cell is measured and ``on_measured(cells)`` with all the
+    timings before the predictions are added, so a caller can save them and a later failure loses
+    no measurement. ``adapter``: an already built model of ``arch`` (else built here)."""
     import torch
 
+    dtype = dtype or default_dtype(device)
     if threads and not str(device).startswith("cuda"):
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
@@ -197,7 +265,7 @@ def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[fl
     if frames is not None and (isinstance(frames, bool) or int(frames) != frames or frames < 1):
         raise ValueError(f"frames must be a whole number >= 1 (or None for the arch's default), got {frames!r}")
     frames = default_frames(arch) if frames is None else int(frames)
-    adapter = build_adapter(arch, device=device, dtype=dtype, seed=seed)
+    adapter = adapter if adapter is not None else build_adapter(arch, device=device, dtype=dtype, seed=seed)
     pixels, ts = make_pixels(adapter, frames, seed)
     hw = hardware or detect_hardware(device)
     spec = adapter.arch_spec(arch, default_frames=frames)
@@ -211,15 +279,23 @@ def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[fl
     if progress:
         print(f"[efficiency] {arch}: timing {[c.method for c in runnable]} round-robin, {repeats} repeats",
               file=sys.stderr, flush=True)
-    for cell in measure_cells(adapter, runnable, pixels, ts, repeats=repeats, warmup=warmup,
-                              decode_tokens=decode_tokens):
-        cells.append({**base, **cell, "status": "ok"})
+    for cell in cells:  # the not-applicable ones, reported first
+        if on_cell is not None:
+            on_cell(cell)
+    measure_cells(adapter, runnable, pixels, ts, repeats=repeats, warmup=warmup, decode_tokens=decode_tokens,
+                  on_cell=lambda cell: _collect(cells, {**base, **cell, "status": "ok"}, on_cell))
     if on_measured is not None:
         on_measured(cells)
     fit = add_predictions(cells, spec, hardware=hw, dtype=dtype)
     for c in cells:
         c.setdefault("prediction_fit", fit)
     return cells
+
+
+def _collect(cells: list, cell: dict, on_cell) -> None:
+    cells.append(cell)
+    if on_cell is not None:
+        on_cell(cell)
 
 
 def provenance_block(device: str, dtype: str, seed: int, config=None) -> dict:
@@ -259,7 +335,8 @@ def summary_row(c: dict) -> dict:
     if c["status"] == "ok":
         m, p = c["measured"], c.get("predicted", {})
         row.update({f"measured_{k}": m[k] for k in ("vision_s", "other_s", "llm_s", "ttft_s", "decode_tokens_per_s")})
-        row.update({f"predicted_{k}": p.get(k) for k in ("vision_s", "llm_s", "ttft_s", "decode_tokens_per_s")})
+        row.update({f"predicted_{k}": p.get(k) for k in ("vision_s", "llm_s", "ttft_s", "decode_tokens_per_s",
+                                                          "peak_memory_gb")})
         row.update({f"ratio_{k}": v for k, v in c.get("measured_over_predicted", {}).items()})
         sp = c.get("speedup_vs_vanilla", {})
         row.update({f"speedup_{k}": v for k, v in sp.items()})
@@ -306,7 +383,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     # every argument, before a model is built or anything is timed (HarnessArgumentError: exit 2)
     checked = validate_args(args, archs=ARCHS, cpu_bench_config=CPU_BENCH_CONFIG)
-    dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
+    dtype = args.dtype or default_dtype(args.device)
     methods, rets = checked["methods"], checked["retentions"]
     t0 = time.perf_counter()
     prov = provenance_block(args.device, dtype, args.seed, {"argv": list(argv or sys.argv[1:])})

@@ -96,5 +96,13 @@ def add_predictions(cells: list[dict], arch, *, hardware: str, dtype: str) -> di
             c["predicted"] = stage_prediction(arch, cell_schedule(c), hardware, dtype)
     for c in ok:
         _finish_prediction(c, fit)
+        c["predicted"]["peak_memory_gb"] = _peak_memory_gb(arch, c, dtype)
     add_speedups(ok)
     return fit
+
+
+def _peak_memory_gb(arch, cell: dict, dtype: str) -> float:
+    """The cost model's peak memory of the cell's recorded request (weights + KV + the larger transient)."""
+    from costmodel.memory import inference_peak_bytes
+
+    return inference_peak_bytes(arch, cell_schedule(cell), dtype)["total"] / 1e9

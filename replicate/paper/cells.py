@@ -1,13 +1,16 @@
 """Accuracy cells of the paper tier: which ones the claims need, and where their files live.
 
-A cell is one (checkpoint, frames, method + options, retention, benchmark); it is computed in
-``paper.shards`` shards (one Snakemake job each) and summarised once. The vanilla cell of a
-(checkpoint, frames, benchmark) is shared by every method's perf-kept, gain and drop.
+A cell is one (evaluation protocol, checkpoint, frames, method + options, retention, benchmark); it
+is computed in ``paper.shards`` shards (one Snakemake job each) and summarised once. The vanilla cell
+of a (protocol, checkpoint, frames, benchmark) is shared by every method's perf-kept, gain and drop.
+The protocol (the claim's ``protocol``, replicate/benchmarks/protocols.py) fixes the prompt, the
+generation length, the frames rule and the scoring, so it is part of the path: a claim that changes
+protocol gets new cells, and nothing computed under another protocol is rewritten.
 
 Files (paths relative to the workflow's working directory)::
 
-    results/paper/cells/<checkpoint>/f<frames>/<method tag>/<benchmark>/shard-<i>-of-<n>.jsonl
-    results/paper/cells/<checkpoint>/f<frames>/<method tag>/<benchmark>/summary.json
+    results/paper/cells/<protocol>/<checkpoint>/f<frames>/<method tag>/<benchmark>/shard-<i>-of-<n>.jsonl
+    results/paper/cells/<protocol>/<checkpoint>/f<frames>/<method tag>/<benchmark>/summary.json
     results/paper/cells.json      index of every cell this machine could build (evaluator input)
 
 ``<benchmark>`` is the loader name, or ``<suite>.<loader>`` for a member of a benchmark suite such
@@ -19,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
 from methods import registry
-from replicate.benchmarks.base import BENCHMARKS
+from replicate.benchmarks.base import BENCHMARKS, SUITES
+from replicate.benchmarks.protocols import get_protocol
 from replicate.harness.options import rtag
 
 CELLS_ROOT = "results/paper/cells"
@@ -28,9 +32,8 @@ PAPER_EVALUATORS = ("lmms_eval_accuracy", "lmms_eval_perf_kept", "lmms_eval_accu
                     "lmms_eval_accuracy_drop", "lmms_eval_runtime", "lmms_eval_best_k", "lmms_eval_layer_avg_ratio")
 #: evaluators that read the vanilla cells whatever baseline the claim names (a ratio to vanilla)
 VANILLA_EVALUATORS = ("lmms_eval_perf_kept", "lmms_eval_layer_avg_ratio")
-#: STTS's 13 tasks are not listed in what was read (docs/sources.md#tango-stts-results): the suite is the benchmarks
-#: with a loader here that Molmo2's evaluation includes (config paper.suites overrides it)
-DEFAULT_SUITES = {"stts-13tasks": ["mvbench", "egoschema", "longvideobench", "videomme", "mlvu"]}
+#: benchmark suites a claim may name (replicate/benchmarks/base.py SUITES; config paper.suites overrides them)
+DEFAULT_SUITES = SUITES
 #: HoliTom's K sweep (docs/sources.md#claim-h6), used by lmms_eval_best_k
 DEFAULT_BEST_K = [2, 7, 14, 18, 21]
 
@@ -45,6 +48,17 @@ class Cell:
     options: tuple                  # ((Method option, value), ...) sorted, paper-level values
     dataset: str                    # name under paths.datasets
     benchmark: str                  # loader name (replicate.benchmarks)
+    protocol: str = "lmms-eval-0.7.3"   # replicate.benchmarks.protocols name (a claim's ``protocol``)
+    wrapper: str = ""               # the protocol's model wrapper ("" = the one for ``model``)
+
+    @property
+    def protocol_spec(self):
+        return get_protocol(self.protocol)
+
+    @property
+    def wrapper_spec(self):
+        """The protocol's wrapper for this cell (ValueError naming what fits when none does)."""
+        return self.protocol_spec.wrapper_for(self.model, self.wrapper or None)
 
     @property
     def tag(self) -> str:
@@ -60,7 +74,7 @@ class Cell:
 
     @property
     def dir(self) -> str:
-        return f"{CELLS_ROOT}/{self.checkpoint}/f{self.frames}/{self.tag}/{self.bench_tag}"
+        return f"{CELLS_ROOT}/{self.protocol}/{self.checkpoint}/f{self.frames}/{self.tag}/{self.bench_tag}"
 
     def shard_path(self, i: int, n: int) -> str:
         return f"{self.dir}/shard-{i:03d}-of-{n:03d}.jsonl"
@@ -78,12 +92,14 @@ class Cell:
         opts = tuple(sorted((k, _freeze(v)) for k, v in (d.get("options") or {}).items()))
         ret = d.get("retention")
         return cls(d["checkpoint"], d["model"], int(d["frames"]), d["method"],
-                   None if ret is None else float(ret), opts, d["dataset"], d["benchmark"])
+                   None if ret is None else float(ret), opts, d["dataset"], d["benchmark"],
+                   d.get("protocol", cls.protocol), d.get("wrapper", ""))
 
     def as_dict(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint, "model": self.model, "frames": self.frames, "method": self.method,
                 "retention": self.retention, "options": self.method_options, "dataset": self.dataset,
-                "benchmark": self.benchmark, "tag": self.tag, "summary": self.summary_path}
+                "benchmark": self.benchmark, "protocol": self.protocol, "wrapper": self.wrapper,
+                "tag": self.tag, "summary": self.summary_path}
 
 
 def _fmt(v: Any) -> str:
@@ -121,13 +137,15 @@ def method_options_of(setting: Mapping[str, Any], method: str) -> tuple:
 
 
 def _cells(setting: Mapping[str, Any], config, *, method: str, checkpoint: str, options: tuple,
-           retention: Optional[float], frames: Optional[int] = None) -> list[Cell]:
+           retention: Optional[float], frames: Optional[int] = None, protocol: str = Cell.protocol) -> list[Cell]:
     frames = int(frames or setting.get("frames") or 32)
+    wrapper = get_protocol(protocol).wrapper_for(setting["model"], setting.get("wrapper")).name
     out = []
     for dataset in setting.get("benchmarks", []):
         for bench in benchmark_members(dataset, config):
             out.append(Cell(checkpoint, setting["model"], frames, method,
-                            retention if registry.takes_retention(method) else None, options, dataset, bench))
+                            retention if registry.takes_retention(method) else None, options, dataset, bench,
+                            protocol, wrapper))
     return out
 
 
@@ -147,7 +165,7 @@ def method_cells(claim: Mapping[str, Any], config: Mapping[str, Any]) -> list[Ce
         # (holitom.frames_retention, 0.20: see its comment) is used and is part of the cell's tag
         retention = config.get("holitom", {}).get("frames_retention")
     return _cells(s, config, method=s["method"], checkpoint=s.get("checkpoint") or s["model"],
-                  options=method_options_of(s, s["method"]), retention=retention)
+                  options=method_options_of(s, s["method"]), retention=retention, protocol=_protocol(claim))
 
 
 def baseline_frames(setting: Mapping[str, Any]) -> Optional[int]:
@@ -170,12 +188,20 @@ def baseline_cells(claim: Mapping[str, Any], config: Mapping[str, Any], baseline
     s = claim["setting"]
     frames = baseline_frames(s)
     if not registry.takes_retention(baseline):
-        return _cells(s, config, method=baseline, checkpoint=s["model"], options=(), retention=None, frames=frames)
+        return _cells(s, config, method=baseline, checkpoint=s["model"], options=(), retention=None, frames=frames,
+                      protocol=_protocol(claim))
     checkpoint = s.get("baseline_checkpoint") or s.get("checkpoint") or s["model"]
     notation = registry.notation(baseline)
     return _cells(s, config, method=baseline, checkpoint=checkpoint,
                   options=tuple(sorted((notation[k], s[k]) for k in notation if k in s)),
-                  retention=setting_retention(s), frames=frames)
+                  retention=setting_retention(s), frames=frames, protocol=_protocol(claim))
+
+
+def _protocol(claim: Mapping[str, Any]) -> str:
+    """The claim's evaluation protocol (paper-tier claims must name one: claims schema)."""
+    if not claim.get("protocol"):
+        raise ValueError(f"claim {claim.get('id')!r} names no evaluation protocol (field 'protocol')")
+    return claim["protocol"]
 
 
 def best_k_cells(claim, config) -> dict[int, list[Cell]]:
@@ -224,6 +250,28 @@ def selected_claims(claims: Iterable[Mapping[str, Any]], config: Mapping[str, An
     return [c for c in picked if c["id"] in set(chosen)]
 
 
+#: headroom over the bf16 weights when sizing a cell's GPUs (activations, KV cache, the vision tower)
+GPU_HEADROOM = 1.25
+
+
+def gpus_for(cell: Cell, config: Mapping[str, Any]) -> int:
+    """GPUs one shard of ``cell`` asks for: ``paper.gpus``, or enough for the model's bf16 weights
+    (cost model) with 25 % headroom on GPUs of ``paper.gpu_memory_gb``: LLaVA-OV-72B (146.4 GB) 3 of
+    80 GB, 2 of 141 GB; every 7B and 4B model 1. ``paper.gpus: 0`` (CPU rehearsal) stays 0."""
+    import math
+
+    from costmodel.arch import load_arch
+    from costmodel.memory import weight_bytes
+
+    paper = config.get("paper", {})
+    base = int(paper.get("gpus", 1))
+    if base == 0:
+        return 0
+    weights = weight_bytes(load_arch(cell.model), "bf16")["total"]
+    need = GPU_HEADROOM * weights / (float(paper.get("gpu_memory_gb", 80)) * 1e9)
+    return max(base, math.ceil(need))
+
+
 def path_configured(config: Mapping[str, Any], section: str, name: str) -> bool:
     return bool(str(config.get("paths", {}).get(section, {}).get(name, "") or "").strip())
 
@@ -235,14 +283,21 @@ def buildable(cell: Cell, config: Mapping[str, Any]) -> bool:
 
 
 def required_cells(claims: Iterable[Mapping[str, Any]], config: Mapping[str, Any]) -> list[Cell]:
-    """Sorted unique cells of the selected claims whose paths are configured."""
-    cells = {c for claim in selected_claims(claims, config) for c in claim_cells(claim, config)}
+    """Sorted unique cells of the selected claims whose paths are configured. A claim whose protocol
+    does not define a benchmark of the config's suites is refused here (ClaimsError naming both)."""
+    from replicate.claims import check_protocol
+
+    chosen = selected_claims(claims, config)
+    for claim in chosen:
+        check_protocol(claim, suites(config))
+    cells = {c for claim in chosen for c in claim_cells(claim, config)}
     return sorted((c for c in cells if buildable(c, config)), key=lambda c: c.dir)
 
 
-def cell_at(cells_by_dir: Mapping[str, Cell], checkpoint: str, frames: str, tag: str, bench: str) -> Cell:
+def cell_at(cells_by_dir: Mapping[str, Cell], protocol: str, checkpoint: str, frames: str, tag: str,
+            bench: str) -> Cell:
     """The cell behind a path's wildcards (rule paper_shard / paper_cell_summary)."""
-    key = f"{CELLS_ROOT}/{checkpoint}/f{frames}/{tag}/{bench}"
+    key = f"{CELLS_ROOT}/{protocol}/{checkpoint}/f{frames}/{tag}/{bench}"
     if key not in cells_by_dir:
         raise ValueError(f"{key} is not a cell of the selected paper claims with configured paths")
     return cells_by_dir[key]

@@ -73,8 +73,53 @@ FAMILIES = {"llava_onevision": ("methods.adapters.llava_onevision", "LlavaOnevis
             "qwen2_5_vl": ("methods.adapters.qwen2_5_vl", "Qwen2_5_VLAdapter")}
 
 
-def load_adapter(config: Mapping[str, Any], name: str, *, device: str = "cpu", dtype=None):
-    """(adapter, info) for ``paths.checkpoints.<name>``; the family comes from config.json."""
+def resolve_device_map(config: Mapping[str, Any], device: str):
+    """The device map a shard loads its model with: config ``paper.device_map`` ``auto`` (default)
+    spreads the model over the visible GPUs when there are several (the 72B: ~146 GB in bf16, more
+    than any one GPU; HoliTom's 72B script loads with device_map=auto on 8 GPUs), ``none`` keeps it on
+    one device; a mapping is an explicit HF device map (module name -> device, "cpu" or "disk")."""
+    chosen = config.get("paper", {}).get("device_map", "auto")
+    if isinstance(chosen, Mapping):
+        return dict(chosen)
+    if chosen == "auto" and device == "cuda":
+        import torch
+
+        return "auto" if torch.cuda.device_count() > 1 else None
+    return None
+
+
+def load_mapped_llava(path: Path, key: str, setting: str, dtype, device_map, offload_dir, time_prompt=None):
+    """A LLaVA-OV / LLaVA-Video adapter whose model is split by ``device_map`` (accelerate's hooks move
+    each module's inputs to its device; methods/runtime/llm.py keeps the layer loop and KV cache right
+    across devices). Needs ``accelerate`` (pip install -e ".[multigpu]")."""
+    import importlib.util
+
+    from transformers import LlavaOnevisionForConditionalGeneration
+
+    from methods.adapters.checkpoint_check import check_checkpoint, load_tokenizer, processor_mean_std
+    from methods.adapters.llava_onevision import LlavaOnevisionAdapter
+    from methods.adapters.llava_onevision_loading import EXPECTED_MODEL_TYPE, SIGLIP_MEAN_STD
+
+    if importlib.util.find_spec("accelerate") is None:
+        raise PaperInputError(f"loading {str(path)!r} (config key {key}) with a device map needs the accelerate "
+                              f"package: pip install -e \".[multigpu]\" (or set paper.device_map: none)")
+    # checked whole first, as every load is (methods/adapters/checkpoint_check.py): config, headers,
+    # every expected weight with its shape, tokenizer and processor files
+    check_checkpoint(path, EXPECTED_MODEL_TYPE, "LlavaOnevisionForConditionalGeneration")
+    model = LlavaOnevisionForConditionalGeneration.from_pretrained(
+        str(path), dtype=dtype, attn_implementation="sdpa", local_files_only=True, device_map=device_map,
+        offload_folder=str(offload_dir)).eval()
+    tokenizer, (mean, std) = load_tokenizer(Path(path)), processor_mean_std(Path(path), SIGLIP_MEAN_STD)
+    return LlavaOnevisionAdapter(model, setting, tokenizer=tokenizer, image_mean=mean, image_std=std,
+                                 time_prompt=time_prompt)
+
+
+def load_adapter(config: Mapping[str, Any], name: str, *, device: str = "cpu", dtype=None,
+                 time_prompt: bool | None = None):
+    """(adapter, info) for ``paths.checkpoints.<name>``; the family comes from config.json.
+    ``time_prompt``: whether LLaVA-Video's time instruction precedes the prompt (the evaluation
+    protocol's wrapper decides; None: the adapter setting's own). A device map (``resolve_device_map``)
+    splits a LLaVA model over several devices."""
     import importlib
 
     import torch
@@ -91,7 +136,20 @@ def load_adapter(config: Mapping[str, Any], name: str, *, device: str = "cpu", d
     kwargs = {"dtype": dtype or torch.float32, "device": device}
     if model_type == "llava_onevision":
         info["setting"] = kwargs["setting"] = SETTING_BY_MODEL.get(name, "llava-onevision")
+        if time_prompt is not None:
+            info["time_prompt"] = kwargs["time_prompt"] = bool(time_prompt)
+    device_map = resolve_device_map(config, device)
     try:
+        if device_map is not None:
+            if model_type != "llava_onevision":
+                raise PaperInputError(f"config key paper.device_map: a device map is supported for LLaVA "
+                                      f"checkpoints only; {key} is {model_type!r} (set paper.device_map: none)")
+            import tempfile
+
+            info["device_map"] = device_map if isinstance(device_map, str) else "explicit"
+            offload = config.get("paper", {}).get("offload_dir") or tempfile.mkdtemp(prefix="offload-")
+            return load_mapped_llava(path, key, kwargs["setting"], kwargs["dtype"], device_map, offload,
+                                     kwargs.get("time_prompt")), info
         return cls.from_pretrained(path, **kwargs), info
     except (OSError, ValueError) as exc:
         raise PaperInputError(f"cannot load checkpoint {str(path)!r} (config key {key}): {exc}") from exc

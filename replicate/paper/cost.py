@@ -1,11 +1,13 @@
 """GPU-hours of the full paper tier, estimated by the cost model (not measured).
 
-    python -m replicate.paper.cost [--hardware h100-sxm] [--decode-tokens 16]
+    python -m replicate.paper.cost [--hardware h100-sxm] [--decode-tokens N]
 
 Per cell: questions of the benchmark x (predicted TTFT + decode tokens x predicted seconds per
 decode token) of the method's nominal schedule on the paper architecture (costmodel.latency's
-roofline with the hardware table's efficiencies). Not included: video decoding on the CPU, model
-loading, and anything the roofline misses; so read it as a lower bound of the device time.
+roofline with the hardware table's efficiencies). Decode tokens: the cell's evaluation protocol's max
+new tokens for its benchmark (an upper bound: a reply stops at end-of-sequence, usually after its
+letter), or ``--decode-tokens``. Not included: video decoding on the CPU, model loading, and anything
+the roofline misses; so read the prefill part as a lower bound of the device time.
 """
 from __future__ import annotations
 
@@ -59,13 +61,14 @@ def all_cells(claims: Iterable[Mapping[str, Any]], config: Mapping[str, Any]) ->
     return sorted(found, key=lambda c: c.dir)
 
 
-def estimate(claims, config, hardware: str = "h100-sxm", dtype: str = "bf16", decode_tokens: int = 16) -> dict:
+def estimate(claims, config, hardware: str = "h100-sxm", dtype: str = "bf16", decode_tokens: int | None = None) -> dict:
     by_group: dict[tuple[str, int], float] = defaultdict(float)
     count: dict[tuple[str, int], int] = defaultdict(int)
     skipped = []
     for cell in all_cells(claims, config):
+        tokens = decode_tokens or cell.protocol_spec.max_new_tokens(cell.benchmark, cell.wrapper_spec)
         try:
-            seconds = cell_seconds(cell, hardware, dtype, decode_tokens) * QUESTIONS[cell.benchmark]
+            seconds = cell_seconds(cell, hardware, dtype, tokens) * QUESTIONS[cell.benchmark]
         except ValueError as exc:
             skipped.append(f"{cell.dir}: {exc}")
             continue
@@ -73,7 +76,7 @@ def estimate(claims, config, hardware: str = "h100-sxm", dtype: str = "bf16", de
         count[(cell.checkpoint, cell.frames)] += 1
     rows = [{"checkpoint": k[0], "frames": k[1], "cells": count[k], "gpu_hours": s / 3600}
             for k, s in sorted(by_group.items())]
-    return {"hardware": hardware, "dtype": dtype, "decode_tokens": decode_tokens, "rows": rows,
+    return {"hardware": hardware, "dtype": dtype, "decode_tokens": decode_tokens or "protocol", "rows": rows,
             "total_gpu_hours": sum(r["gpu_hours"] for r in rows), "skipped": skipped}
 
 
@@ -95,12 +98,14 @@ def main(argv=None) -> int:
     ap = Parser(prog="python -m replicate.paper.cost", description=__doc__.split("\n\n")[0])
     ap.add_argument("--hardware", default="h100-sxm", choices=HARDWARE_NAMES)
     ap.add_argument("--dtype", default="bf16", choices=tuple(DTYPE_BYTES))
-    ap.add_argument("--decode-tokens", type=integer(0, 100000), default=16)
+    ap.add_argument("--decode-tokens", type=integer(0, 100000), default=None,
+                    help="default: each cell's protocol max new tokens")
     ap.add_argument("--config", type=existing_file, default=str(C.__file__).replace("paper/cells.py", "config.yaml"))
     args = ap.parse_args(argv)
     config = load_config(args.config)
     est = estimate(load_claims(), config, args.hardware, args.dtype, args.decode_tokens)
-    print(f"{args.hardware}, {args.dtype}, {args.decode_tokens} decode tokens, {TEXT_TOKENS} text tokens:\n")
+    tokens = args.decode_tokens or "each protocol's max new tokens of the benchmark (an upper bound) as"
+    print(f"{args.hardware}, {args.dtype}, {tokens} decode tokens, {TEXT_TOKENS} text tokens:\n")
     print(markdown(est))
     for s in est["skipped"]:
         print(f"skipped {s}")

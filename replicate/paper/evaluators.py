@@ -9,10 +9,15 @@ fixture benchmarks) carry ``evidence.rehearsal``: their verdicts prove the plumb
 ``lmms_eval_layer_avg_ratio`` reads the visual-token counts of the same summaries instead of the
 scores (the measured counterpart of Tango's rescaled pre-LLM ratio, docs/sources.md#tango).
 
-Benchmark score: lmms-eval's headline per benchmark (MVBench and MLVU: mean over their tasks,
-MLVU dev M-Avg; VideoMME without subtitles; EgoSchema's 500-question public subset; LongVideoBench
-val). A claim's average is the mean over its benchmarks; a suite (``stts-13tasks``) counts as the
-mean of its member benchmarks.
+Benchmark score: as the claim's evaluation protocol scores it (``headline_accuracy`` of each cell
+summary, in percent; replicate/benchmarks/protocols.py): e.g. HoliTom's lmms-eval 0.3.0 averages
+MVBench's 20 sub-task scores, each leaving empty replies out of its denominator. A claim's average is
+the mean over its benchmarks; a suite (``stts-13tasks``) counts as the mean of its member benchmarks.
+Where a cell cannot be scored offline as the paper scored it, the evidence says so
+(``protocol_differs``): HoliTom's EgoSchema column is the 5,031-question set scored by the EgoSchema
+server, and only the 500-question public subset has answers offline, so a claim on EgoSchema alone
+is ``not-run`` (the subset's score in its evidence) and a claim averaging EgoSchema with other
+benchmarks carries ``protocol differs: public subset`` beside its verdict.
 """
 from __future__ import annotations
 
@@ -22,25 +27,52 @@ from replicate.evaluator_base import Context, Measurement
 
 from . import cells as C
 
+
+class NotComparable(ValueError):
+    """The claim's quantity cannot be measured as the paper measured it here; ``evidence`` holds what
+    was measured instead (verify.py keeps it beside the not-run reason)."""
+
+    def __init__(self, reason: str, evidence: dict[str, Any]):
+        super().__init__(reason)
+        self.evidence = evidence
+
 REHEARSAL_LABEL = ("REHEARSAL: tiny random-weight checkpoints on fixture benchmarks in the real on-disk "
                    "layouts; proves the paper tier runs end to end, not the papers' numbers")
 
 #: How each paper defines "performance kept" (the perf_kept claims), and where that comes from.
 PERF_KEPT_DEFINITIONS: dict[str, dict[str, str]] = {
     "holitom": {
-        "definition": "100 * mean(method's benchmark scores) / mean(vanilla's benchmark scores), the same "
-                      "benchmarks, model and frames (ratio of the averages)",
-        "source": "docs/sources.md#claim-h2, #holitom-main-table 'Avg %' column: 57.9 / 58.4 = 99.1 %; every row of the main "
-                  "table's % column equals its Avg / vanilla Avg"},
+        "formula": "rounded_averages",
+        "definition": "100 * Avg(method) / Avg(vanilla), each Avg the mean of the claim's benchmark scores "
+                      "rounded to 0.1 as the table prints it (same benchmarks, model and frames)",
+        "source": "docs/sources.md#holitom-main-table and #holitom-backbones-table (replicate/reported/"
+                  "holitom_{main,backbones}.csv): the % column equals 100 x Avg / vanilla Avg of the printed, "
+                  "rounded Avg column in 32 of 32 rows (tests/paper/test_perf_kept.py); the unrounded ratio "
+                  "matches 22 of 32"},
     "tango": {
+        "formula": "ratio_of_averages",
         "definition": "100 * mean(method's benchmark scores) / mean(vanilla's benchmark scores) (ratio of the "
-                      "averages); the mean of per-benchmark ratios is in the evidence",
-        "source": "docs/sources.md#claim-t1 (98.9 %, average over 4 benchmarks); the formula is not in what was read, "
-                  "so the HoliTom/FastVID convention is used"},
+                      "averages, unrounded); the rounded-averages variant and the mean of per-benchmark ratios "
+                      "are in the evidence",
+        "source": "docs/sources.md#claim-t1 (98.9 %, average over 4 benchmarks): Tango's formula is not in what "
+                  "was read (its tables and text were not accessible)"},
     "stts": {
-        "definition": "no perf-kept claim; accuracy drop = mean(vanilla) - mean(STTS) in pp",
-        "source": "docs/sources.md#claim-s4: 63.0 - 62.3 = 0.7 pp over 13 video QA tasks"},
+        "formula": "drop",
+        "definition": "no perf-kept claim; accuracy drop = mean(vanilla) - mean(STTS) in pp (unrounded; the "
+                      "difference of the averages rounded to 0.1 is in the evidence)",
+        "source": "docs/sources.md#claim-s4: 'only a 0.7 % drop' with the averages 63.0 and 62.3: the text gives "
+                  "the two averages, not whether the difference was taken before rounding"},
 }
+
+
+def perf_kept(paper: str, method_avg: float, vanilla_avg: float) -> float:
+    """Performance kept (%) as ``paper`` computes it from the two benchmark averages."""
+    formula = PERF_KEPT_DEFINITIONS.get(paper, PERF_KEPT_DEFINITIONS["tango"])["formula"]
+    if formula == "rounded_averages":
+        method_avg, vanilla_avg = round(method_avg, 1), round(vanilla_avg, 1)
+    if vanilla_avg <= 0:
+        raise ValueError(f"vanilla average is {vanilla_avg}: a performance-kept ratio is undefined")
+    return 100 * method_avg / vanilla_avg
 
 
 def _cell_value(cell: C.Cell, ctx: Context) -> dict[str, Any]:
@@ -62,19 +94,23 @@ def _cell_value(cell: C.Cell, ctx: Context) -> dict[str, Any]:
 def _scores(cells: list[C.Cell], ctx: Context) -> tuple[float, dict[str, Any]]:
     """(average over the claim's benchmarks, evidence) of one side (method or baseline)."""
     per_dataset: dict[str, list[float]] = {}
-    detail, rehearsal = {}, False
+    detail, rehearsal, differs = {}, False, {}
     for cell in cells:
         s = _cell_value(cell, ctx)
         per_dataset.setdefault(cell.dataset, []).append(float(s["headline_accuracy"]))
         detail[cell.bench_tag] = {"score": s["headline_accuracy"], "n": s["n"], "summary": cell.summary_path,
+                                  "release_score": (s.get("metrics") or {}).get("release_score"),
                                   "mean_visual_tokens_kept": s.get("mean_visual_tokens_kept")}
         rehearsal |= bool(s.get("rehearsal"))
+        if s.get("protocol_differs"):
+            differs[cell.bench_tag] = list(s["protocol_differs"])
     if not per_dataset:
         raise ValueError("the claim names no benchmark with a loader here")
     means = {d: sum(v) / len(v) for d, v in per_dataset.items()}
     avg = sum(means.values()) / len(means)
     return avg, {"average": avg, "per_benchmark": detail, "per_dataset": means, "rehearsal": rehearsal,
-                 "suite_members": {d: len(v) for d, v in per_dataset.items() if len(v) > 1}}
+                 "suite_members": {d: len(v) for d, v in per_dataset.items() if len(v) > 1},
+                 "protocol": cells[0].protocol if cells else None, "protocol_differs": differs}
 
 
 def _side(claim, ctx: Context, which: str) -> tuple[float, dict[str, Any]]:
@@ -91,17 +127,33 @@ def _side(claim, ctx: Context, which: str) -> tuple[float, dict[str, Any]]:
 
 
 def _evidence(claim, method_ev: dict, base_ev: dict | None = None, **extra) -> dict[str, Any]:
-    ev = {"result_file": C.CELLS_INDEX, "method": method_ev, **extra}
+    ev = {"result_file": C.CELLS_INDEX, "protocol": claim.get("protocol"), "method": method_ev, **extra}
     if base_ev is not None:
         ev["baseline"] = base_ev
     if method_ev.get("rehearsal") or (base_ev or {}).get("rehearsal"):
         ev["rehearsal"] = REHEARSAL_LABEL
+    differs = {**(base_ev or {}).get("protocol_differs", {}), **method_ev.get("protocol_differs", {})}
+    if differs:
+        ev["protocol_differs"] = differs
     return ev
+
+
+def _only_offline_substitutes(ev: dict[str, Any]) -> bool:
+    """Every benchmark of the side is scored on a different question set than the paper's."""
+    differs = ev.get("protocol_differs", {})
+    return bool(ev["per_benchmark"]) and all(
+        any("protocol differs: public subset" in d for d in differs.get(tag, [])) for tag in ev["per_benchmark"])
 
 
 def lmms_eval_accuracy(claim, ctx: Context) -> Measurement:
     avg, ev = _side(claim, ctx, "method")
-    return Measurement(avg, _evidence(claim, ev, rule="mean over the claim's benchmarks of lmms-eval's score"))
+    evidence = _evidence(claim, ev, rule="mean over the claim's benchmarks of the protocol's score")
+    if _only_offline_substitutes(ev):
+        raise NotComparable(
+            f"protocol differs: public subset: the paper's number is the full question set scored by the "
+            f"benchmark's server; offline only the public subset can be scored ({avg:.2f} % there, in the "
+            f"evidence), a different set", {**evidence, "subset_score": avg})
+    return Measurement(avg, evidence)
 
 
 def lmms_eval_perf_kept(claim, ctx: Context) -> Measurement:
@@ -110,9 +162,10 @@ def lmms_eval_perf_kept(claim, ctx: Context) -> Measurement:
     if v_avg <= 0:
         raise ValueError(f"vanilla average is {v_avg}: a performance-kept ratio is undefined")
     ratios = [100 * m_ev["per_dataset"][d] / v for d, v in v_ev["per_dataset"].items() if v > 0]
-    definition = PERF_KEPT_DEFINITIONS.get(claim["paper"], PERF_KEPT_DEFINITIONS["holitom"])
-    return Measurement(100 * m_avg / v_avg, _evidence(
-        claim, m_ev, v_ev, definition=definition,
+    definition = PERF_KEPT_DEFINITIONS.get(claim["paper"], PERF_KEPT_DEFINITIONS["tango"])
+    return Measurement(perf_kept(claim["paper"], m_avg, v_avg), _evidence(
+        claim, m_ev, v_ev, definition=definition, ratio_of_unrounded_averages=100 * m_avg / v_avg,
+        ratio_of_rounded_averages=100 * round(m_avg, 1) / round(v_avg, 1) if round(v_avg, 1) > 0 else None,
         mean_of_per_benchmark_ratios=sum(ratios) / len(ratios) if ratios else None))
 
 
@@ -126,7 +179,8 @@ def lmms_eval_accuracy_drop(claim, ctx: Context) -> Measurement:
     m_avg, m_ev = _side(claim, ctx, "method")
     b_avg, b_ev = _side(claim, ctx, "baseline")
     return Measurement(b_avg - m_avg, _evidence(claim, m_ev, b_ev, definition=PERF_KEPT_DEFINITIONS["stts"],
-                                                rule="mean(baseline) - mean(method), pp"))
+                                                rule="mean(baseline) - mean(method), pp",
+                                                drop_of_rounded_averages=round(b_avg, 1) - round(m_avg, 1)))
 
 
 def lmms_eval_runtime(claim, ctx: Context) -> Measurement:

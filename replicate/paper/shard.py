@@ -1,8 +1,14 @@
 """One shard of one paper-tier cell, the cell summary, and the index the evaluators read.
 
 A shard file is JSON lines: a header (``kind: shard``: status ok / error / not-applicable, the
-reason, the cell, what was loaded, provenance, seconds) then one line per sample (``kind:
-sample``: sample id, question id, options, prediction, answer, correct, visual tokens kept, timing).
+reason, the cell, its evaluation protocol, what was loaded, provenance, seconds) then one line per
+sample (``kind: sample``: position, sample id, question id, options, the reply as the protocol's
+wrapper hands it over, the answer the protocol's release extracts from it, answer, correct, visual
+tokens kept, timing, protocol). Everything protocol-specific comes from the cell's protocol
+(replicate/benchmarks/protocols.py): the prompt, max new tokens, the frames rule and clip window, the
+reply's extraction. A reply the release would answer with a random letter is recorded as pending
+(``extracted: null``); the cell summary draws those in document order from the protocol's seed and
+scores the cell as the release aggregates it.
 It is written atomically once the shard is done, so an interrupted job leaves nothing a later run
 would trust, and a finished shard is never rewritten (Snakemake sees its output; ``run_shard``
 also refuses to redo an existing one).
@@ -22,8 +28,10 @@ from typing import Any, Mapping, Optional
 
 from costmodel.cli import entry_point
 from replicate.benchmarks.base import LETTERS, MCQSample, MissingVideoError
-from replicate.benchmarks.prompts import parse_letter
-from replicate.benchmarks.registry import format_prompt, load_benchmark
+from replicate.benchmarks.protocol_rules import (Extraction, extract, is_correct, prompt_for, reply_as_scored,
+                                                 score_replies)
+from replicate.benchmarks.protocols import describe
+from replicate.benchmarks.registry import load_benchmark
 from replicate.benchmarks.scoring import score
 from replicate.io import write_jsonl
 
@@ -83,22 +91,25 @@ def letter_ids(tokenizer, n: int) -> list[int]:
     return ids
 
 
-def answer(adapter, sample: MCQSample, clip, mode: str, max_new_tokens: int) -> dict[str, Any]:
-    """Prediction of one sample: ``generate`` = lmms-eval's greedy text, letter parsed;
-    ``option_logits`` = argmax of the first token's logits over the option letters."""
+def answer(adapter, sample: MCQSample, clip, mode: str, cell: Cell, max_new_tokens: int) -> dict[str, Any]:
+    """Prediction of one sample: ``generate`` = the protocol's prompt, greedy text, the reply as the
+    wrapper hands it over and the answer the protocol's release extracts (``None``: a random fallback,
+    drawn in the summary); ``option_logits`` = argmax of the first token's logits over the letters."""
+    protocol, wrapper = cell.protocol_spec, cell.wrapper_spec
     t0 = time.perf_counter()
-    gen = request(adapter, clip, format_prompt(sample), max_new_tokens if mode == "generate" else 1)
+    gen = request(adapter, clip, prompt_for(sample, protocol, wrapper), max_new_tokens if mode == "generate" else 1)
     model_s = time.perf_counter() - t0
     n = len(sample.options)
     if mode == "generate":
-        prediction = adapter.tokenizer.decode(gen.tokens)
-        idx = parse_letter(prediction, n)
+        prediction = reply_as_scored(wrapper, adapter.tokenizer.decode(gen.tokens, skip_special_tokens=True))
+        got = extract(protocol.task(sample.benchmark).extract, sample, prediction)
     else:
         logits = gen.logits[letter_ids(adapter.tokenizer, n)]
         idx = int(logits.argmax())
         prediction = LETTERS[idx]
+        got = Extraction(prediction, idx)
     visual = gen.schedule.llm_visual
-    return {"prediction": prediction, "pred_index": idx, "model_s": model_s,
+    return {"prediction": prediction, "extraction": got, "model_s": model_s,
             "visual_tokens_kept": int(visual[0]) if visual else 0,
             "visual_tokens_layer_avg": (sum(visual) / len(visual)) if visual else 0.0}
 
@@ -124,28 +135,36 @@ def build_method(cell: Cell, adapter, model: str):
 
 # ----------------------------------------------------------------------------- a shard
 def _clip(adapter, sample: MCQSample, cell: Cell):
+    """The sample's frames as the protocol's wrapper samples them; MVBench's bounded sub-tasks read
+    from a full-length source decode only the clip's window (benchmarks/mvbench.py)."""
     try:
-        return adapter.load_video(sample.video_path, cell.frames)
+        return adapter.load_video(sample.video_path, cell.frames, window=sample.meta.get("clip"),
+                                  sampling=cell.wrapper_spec.frame_sampling)
     except ValueError as exc:
         raise PaperInputError(f"{dataset_key(cell)}: unreadable video {str(sample.video_path)!r} "
                               f"(sample {sample.sample_id}): {exc}") from exc
 
 
-def run_samples(adapter, samples, cell: Cell, mode: str, max_new_tokens: int, progress: bool) -> list[dict]:
+def run_samples(adapter, samples, cell: Cell, mode: str, max_new_tokens: int, progress: bool,
+                first: int = 0) -> list[dict]:
     from tqdm.auto import tqdm
 
     records = []
-    for s in tqdm(samples, desc=f"{cell.tag} {cell.bench_tag}", disable=not progress, file=sys.stderr,
-                  mininterval=2):
+    rule = cell.protocol_spec.task(cell.benchmark)
+    for i, s in enumerate(tqdm(samples, desc=f"{cell.tag} {cell.bench_tag}", disable=not progress, file=sys.stderr,
+                               mininterval=2)):
         t0 = time.perf_counter()
         clip = _clip(adapter, s, cell)
         decode_s = time.perf_counter() - t0
-        out = answer(adapter, s, clip, mode, max_new_tokens)
-        records.append({"kind": "sample", "sample_id": s.sample_id,
+        out = answer(adapter, s, clip, mode, cell, max_new_tokens)
+        got = out["extraction"]
+        records.append({"kind": "sample", "position": first + i, "sample_id": s.sample_id,
                         "question_id": str(s.meta.get("question_id", s.sample_id)), "options": s.options,
-                        "prediction": out["prediction"], "pred_index": out["pred_index"],
+                        "options_raw": s.meta.get("options_raw"), "protocol": cell.protocol,
+                        "prediction": out["prediction"], "extracted": got.answer, "pred_index": got.index,
+                        "fallback_pending": got.pending,
                         "answer": s.answer_letter, "answer_index": s.answer_index,
-                        "correct": out["pred_index"] == s.answer_index,
+                        "correct": None if got.pending else is_correct(rule.extract, s, got),
                         "visual_tokens_kept": out["visual_tokens_kept"],
                         "visual_tokens_layer_avg": out["visual_tokens_layer_avg"],
                         "timing": {"decode_video_s": decode_s, "model_s": out["model_s"],
@@ -178,8 +197,10 @@ def compute_shard(cell: Cell, shard: int, n_shards: int, config: Mapping[str, An
         samples = load_cell_samples(cell, config)
         lo, hi = shard_bounds(len(samples), shard, n_shards)
         header.update(n_benchmark=len(samples), sample_range=[lo, hi], n_skipped=len(samples.skipped))
+        header["protocol"] = protocol_record(cell, config)
         device, dtype, dtype_name = _device_dtype(config)
-        adapter, info = load_adapter(config, cell.checkpoint, device=device, dtype=dtype)
+        adapter, info = load_adapter(config, cell.checkpoint, device=device, dtype=dtype,
+                                     time_prompt=cell.model in cell.wrapper_spec.time_instruction)
         header.update(info, device=device, dtype=dtype_name)
         try:
             method, opts = build_method(cell, adapter, cell.model)
@@ -190,18 +211,31 @@ def compute_shard(cell: Cell, shard: int, n_shards: int, config: Mapping[str, An
             opts["label"] = cell.method
         header["options"] = opts
         header.update(scorer, **attach_map_head(adapter, config, cell.method))
-        records = _with_method(adapter, method, samples[lo:hi], cell, mode, paper, progress)
+        records = _with_method(adapter, method, samples[lo:hi], cell, mode, header["protocol"]["max_new_tokens"],
+                               progress, lo)
     except PaperInputError as exc:
         return {**header, "status": "error", "reason": str(exc), "seconds": time.perf_counter() - t0}, []
     return {**header, "status": "ok", "seconds": time.perf_counter() - t0, "n": len(records)}, records
 
 
-def _with_method(adapter, method, samples, cell, mode, paper, progress):
+def protocol_record(cell: Cell, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The cell's protocol as the shard runs it; config ``paper.max_new_tokens`` (null by default)
+    overrides the protocol's generation length and is then recorded as a difference."""
+    out = describe(cell.protocol_spec, cell.benchmark, cell.wrapper_spec)
+    out["time_instruction"] = cell.model in cell.wrapper_spec.time_instruction
+    override = config.get("paper", {}).get("max_new_tokens")
+    if override is not None and int(override) != out["max_new_tokens"]:
+        out["differs"] = f"max_new_tokens {override} (config paper.max_new_tokens) instead of {out['max_new_tokens']}"
+        out["max_new_tokens"] = int(override)
+    return out
+
+
+def _with_method(adapter, method, samples, cell, mode, max_new_tokens, progress, first):
     from methods import apply_method
 
     handle = apply_method(adapter, method) if method is not None else None
     try:
-        return run_samples(adapter, samples, cell, mode, int(paper.get("max_new_tokens", 16)), progress)
+        return run_samples(adapter, samples, cell, mode, int(max_new_tokens), progress, first)
     finally:
         if handle is not None:
             handle.remove()
@@ -232,16 +266,39 @@ def run_shard(cell: Cell, shard: int, n_shards: int, config: Mapping[str, Any], 
 
 
 # ----------------------------------------------------------------------------- cell summary
+def _samples(cell: Cell, records: list[dict]) -> list[MCQSample]:
+    """The records' questions again, with what the protocol's rules read (raw options, task keys)."""
+    out = []
+    for r in records:
+        meta = dict(r.get("meta", {}))
+        if r.get("options_raw"):
+            meta["options_raw"] = r["options_raw"]
+        out.append(MCQSample(benchmark=cell.benchmark, sample_id=r["sample_id"], video_path=Path(""), question="",
+                             options=list(r["options"]), answer_index=int(r["answer_index"]), meta=meta))
+    return out
+
+
 def _score(cell: Cell, records: list[dict]) -> dict[str, Any]:
-    samples = [MCQSample(benchmark=cell.benchmark, sample_id=r["sample_id"], video_path=Path(""), question="",
-                         options=list(r["options"]), answer_index=int(r["answer_index"]), meta=r.get("meta", {}))
-               for r in records]
-    return score(samples, [r["pred_index"] for r in records])
+    """The cell scored as its protocol's release scores it (document order: the random fallback draws
+    from the protocol's seed), plus the project's per-category breakdown of the same outcomes."""
+    records = sorted(records, key=lambda r: r.get("position", 0))
+    samples = _samples(cell, records)
+    result = score_replies(cell.protocol_spec, samples, [r["prediction"] for r in records])
+    rule = cell.protocol_spec.task(cell.benchmark)
+    breakdown = score(samples, [s.answer_index if o.correct else None for s, o in zip(samples, result.outcomes)])
+    return {"headline_accuracy": result.percent, "release_score": result.release_score, "unit": result.unit,
+            "aggregation": rule.aggregate, "headline_rule": rule.headline, "per_task": result.per_task,
+            "accuracy": breakdown["accuracy"], "per_category": breakdown["per_category"], "n": len(records),
+            "n_correct": result.n_correct, "n_empty_reply": sum(o.reply == "" for o in result.outcomes),
+            "n_random_fallback": len(result.fallback_draws), "fallback_draws": result.fallback_draws,
+}
 
 
 def summarise_cell(cell: Cell, shard_paths: list[str | Path]) -> dict[str, Any]:
-    """Merge a cell's shards: accuracy as lmms-eval reports it (``headline_accuracy``: the task mean
-    for MVBench and MLVU), visual tokens kept, runtimes; a failed shard makes the cell fail."""
+    """Merge a cell's shards: the score as the cell's protocol computes it (``headline_accuracy`` in
+    percent; ``metrics.release_score`` in the release's unit; MVBench: the mean of its sub-task
+    scores), visual tokens kept, runtimes, the protocol and how it differs offline from the paper's
+    run (``protocol_differs``); a failed shard makes the cell fail."""
     from replicate.io import verify_result
 
     headers, records = [], []
@@ -260,7 +317,9 @@ def summarise_cell(cell: Cell, shard_paths: list[str | Path]) -> dict[str, Any]:
                                                      f"the benchmark {headers[0].get('n_benchmark')}"}
     metrics = _score(cell, records) if records else {"headline_accuracy": None, "accuracy": None, "n": 0}
     first = headers[0]
+    protocol = first.get("protocol") or protocol_record(cell, {})
     return {**base, "status": "ok", "benchmark": cell.benchmark, "metrics": metrics,
+            "protocol": protocol, "protocol_differs": protocol_differences(protocol),
             "headline_accuracy": metrics["headline_accuracy"], "accuracy": metrics["accuracy"], "n": len(records),
             "mean_visual_tokens_kept": _mean([r["visual_tokens_kept"] for r in records]),
             "mean_visual_tokens_layer_avg": _mean([r["visual_tokens_layer_avg"] for r in records]),
@@ -270,6 +329,11 @@ def summarise_cell(cell: Cell, shard_paths: list[str | Path]) -> dict[str, Any]:
             "answer_mode": first.get("answer_mode"), "device": first.get("device"), "dtype": first.get("dtype"),
             "map_head": first.get("map_head"), "options": first.get("options"),
             "checkpoint_dir": first.get("checkpoint_dir"), "provenance": first.get("provenance")}
+
+
+def protocol_differences(protocol: Mapping[str, Any]) -> list[str]:
+    """How a cell run here differs from the paper's run under the same protocol (empty: not at all)."""
+    return [str(protocol[k]) for k in ("offline", "stand_in", "differs") if protocol.get(k)]
 
 
 def _mean(xs) -> Optional[float]:

@@ -1,7 +1,7 @@
 # paper tier: benchmark accuracy of real checkpoints (replicate/paper, replicate/benchmarks).
 #
 #   one job per (checkpoint, frames, method + options, retention, benchmark, shard):
-#       results/paper/cells/<ckpt>/f<frames>/<tag>/<benchmark>/shard-<i>-of-<n>.jsonl
+#       results/paper/cells/<protocol>/<ckpt>/f<frames>/<tag>/<benchmark>/shard-<i>-of-<n>.jsonl
 #   -> per cell: summary.json (lmms-eval scoring) -> results/paper/cells.json (the evaluators' input)
 #
 # Only cells whose paths.checkpoints.<ckpt> and paths.datasets.<benchmark> are set enter the DAG;
@@ -16,13 +16,14 @@ PAPER = config["paper"]
 PAPER_SHARDS = int(PAPER["shards"])
 PAPER_CELLS = _PC.required_cells(CLAIMS, config)
 PAPER_CELL_BY_DIR = {c.dir: c for c in PAPER_CELLS}
-_pcell = lambda wc: _PC.cell_at(PAPER_CELL_BY_DIR, wc.pckpt, wc.pframes, wc.ptag, wc.pbench)  # noqa: E731
+_pcell = lambda wc: _PC.cell_at(PAPER_CELL_BY_DIR, wc.pproto, wc.pckpt, wc.pframes, wc.ptag, wc.pbench)  # noqa: E731
 PAPER_SUMMARIES = [c.summary_path for c in PAPER_CELLS]
 #: what a shard's result depends on besides its cell: a change reruns the shard, nothing else does
-PAPER_RUN_KEYS = ("answer", "max_new_tokens", "limit", "device", "dtype", "rehearsal")
+PAPER_RUN_KEYS = ("answer", "max_new_tokens", "limit", "device", "dtype", "rehearsal", "device_map", "offload_dir")
 
 
 wildcard_constraints:
+    pproto="[a-z0-9][a-z0-9.-]*",
     pckpt="[A-Za-z0-9._-]+",
     pframes="[0-9]+",
     ptag="[A-Za-z0-9._-]+",
@@ -39,19 +40,19 @@ localrules:
 rule paper_shard:
     """One shard of one cell: per-sample predictions (JSONL), tqdm in the log."""
     output:
-        "results/paper/cells/{pckpt}/f{pframes}/{ptag}/{pbench}/shard-{pshard}-of-{pn}.jsonl",
+        "results/paper/cells/{pproto}/{pckpt}/f{pframes}/{ptag}/{pbench}/shard-{pshard}-of-{pn}.jsonl",
     params:
         cell=lambda wc: _pcell(wc).as_dict(),
         paths=lambda wc: _PC.cell_paths(_pcell(wc), config),
         run={k: PAPER.get(k) for k in PAPER_RUN_KEYS},
         seeds=config["seeds"],
     log:
-        "logs/paper/{pckpt}/f{pframes}/{ptag}/{pbench}/shard-{pshard}-of-{pn}.log",
+        "logs/paper/{pproto}/{pckpt}/f{pframes}/{ptag}/{pbench}/shard-{pshard}-of-{pn}.log",
     threads: PAPER["threads"]
     conda:
         CONDA_ENV
     resources:
-        gpu=PAPER["gpus"],
+        gpu=lambda wc: _PC.gpus_for(_pcell(wc), config),  # the 72B: several GPUs (device map)
         mem_mb=PAPER["mem_mb"],
         runtime=PAPER["runtime"],
     script:
@@ -63,11 +64,11 @@ rule paper_cell_summary:
     input:
         lambda wc: [_pcell(wc).shard_path(i, PAPER_SHARDS) for i in range(PAPER_SHARDS)],
     output:
-        "results/paper/cells/{pckpt}/f{pframes}/{ptag}/{pbench}/summary.json",
+        "results/paper/cells/{pproto}/{pckpt}/f{pframes}/{ptag}/{pbench}/summary.json",
     params:
         cell=lambda wc: _pcell(wc).as_dict(),
     log:
-        "logs/paper/{pckpt}/f{pframes}/{ptag}/{pbench}/summary.log",
+        "logs/paper/{pproto}/{pckpt}/f{pframes}/{ptag}/{pbench}/summary.log",
     resources:
         mem_mb=500,
         runtime=2,

@@ -168,11 +168,14 @@ def preprocessor_dict(image_size: int) -> dict:
 # ------------------------------------------------------------------- explicit forward pieces
 def pooled_video(model, pixel_values_videos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, F, 3, S, S) -> ((B, F * tokens_per_frame, D) projected and pooled features, (B, D) newline)."""
+    B, F_ = pixel_values_videos.shape[:2]
     out = model.model.get_video_features(
         pixel_values_videos, vision_feature_layer=model.config.vision_feature_layer,
         vision_feature_select_strategy=model.config.vision_feature_select_strategy, return_dict=True)
-    feats = out.pooler_output  # HF appends one image_newline after the whole video
-    return feats[:, :-1], feats[:, -1]
+    # transformers >= 5.18 appends the image_newline to the pooled video inside get_video_features,
+    # 5.17 leaves it to the model's forward: take the frames' tokens and the parameter itself
+    visual = out.pooler_output[:, :F_ * tokens_per_frame(model.config)]
+    return visual, model.model.image_newline[None].expand(B, -1).to(visual.dtype)
 
 
 def lay_out(visual: torch.Tensor, newline: torch.Tensor, config, setting: str = "llava-onevision") -> torch.Tensor:

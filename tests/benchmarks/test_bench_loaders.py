@@ -46,6 +46,15 @@ def _clip_colour(path) -> str:
     return min(COLOURS, key=lambda k: float(np.abs(mean - np.array(COLOURS[k])).sum()))
 
 
+def _window_colours(path, window) -> set[str]:
+    """Colours of every frame methods.video_io samples from the clip window (8 frames)."""
+    from methods.video_io import load_video
+
+    clip = load_video(path, 8, 16, window=window)
+    rgb = ((clip.pixel_values + 1) / 2 * 255).mean(dim=(2, 3)).numpy()
+    return {min(COLOURS, key=lambda k: float(np.abs(m - np.array(COLOURS[k])).sum())) for m in rgb}
+
+
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_fixture_loads_with_right_ids_options_and_answers(name, fixture_root, load_quiet):
     root = fixture_root(name)
@@ -57,7 +66,11 @@ def test_fixture_loads_with_right_ids_options_and_answers(name, fixture_root, lo
         assert s.question.endswith("?")
         assert set(s.options) <= set(COLOURS)  # plain texts: any "A. " prefix is stripped
         # the fixture's right answer is the clip's colour: decoding the video must agree.
-        assert _clip_colour(s.video_path) == s.options[s.answer_index]
+        if "clip" in s.meta:  # MVBench's full-length source: the clip is its window, not the video
+            assert _window_colours(s.video_path, s.meta["clip"]) == {s.options[s.answer_index]}
+            assert _clip_colour(s.video_path) != s.options[s.answer_index]
+        else:
+            assert _clip_colour(s.video_path) == s.options[s.answer_index]
 
 
 def test_videomme_meta_and_duration_subset(fixture_root):
@@ -88,7 +101,26 @@ def test_mvbench_subset_and_segment_bounds(fixture_root):
     assert [s.sample_id for s in only] == ["object_existence/0"]
     with pytest.warns(IncompleteBenchmarkWarning, match="18 of 20 sub-tasks absent"):
         everything = load_benchmark("mvbench", root)
-    assert everything[0].meta == {"subtask": "action_sequence", "start": 0.0, "end": 1.0}
+    # the fixture ships the official full-length source (3 x 8 frames at 8 fps), the clip its middle third
+    assert everything[0].meta == {"subtask": "action_sequence", "start": 1.0, "end": 2.0, "clip": [1.0, 2.0],
+                                  "video_source": "full-length"}
+    unbounded = next(s for s in everything if s.meta["subtask"] == "object_existence")
+    assert "clip" not in unbounded.meta and unbounded.meta["video_source"] == "as lmms-eval reads it"
+
+
+def test_mvbench_prefers_lmms_evals_pre_cut_segment(fixture_root):
+    """Where lmms-eval's pre-cut clip is on disk it is read as is (no window); the full-length
+    source only with the window."""
+    import shutil
+
+    root = fixture_root("mvbench")
+    src = root / "video" / "star" / "Charades_v1_480" / "act000.mp4"
+    seg = root / "video" / "star" / "Charades_segment" / "act000.mp4"
+    seg.parent.mkdir(parents=True)
+    shutil.copy(src, seg)
+    with pytest.warns(IncompleteBenchmarkWarning):
+        s = load_benchmark("mvbench", root)[0]
+    assert s.video_path == seg and "clip" not in s.meta and s.meta["video_source"] == "as lmms-eval reads it"
 
 
 def test_mvbench_requested_subtask_absent_names_expected_file(fixture_root):
@@ -169,7 +201,8 @@ def test_mlvu_subset_and_lmms_eval_layout(tmp_path, fixture_root):
     (alt / "test.json").write_text(json.dumps([{"video_name": "v.mp4", "question": q, "answer": "B", "task_type": "order"}]))
     (s,) = load_benchmark("mlvu", alt)
     assert (s.question, s.options, s.answer_index, s.meta["task"]) == ("What happens first?", ["a cat", "a dog", "a bird", "a fish"], 1, "order")
-    assert format_prompt(s) == "\n" + q + "\nOnly give the best option.\n\nBest option: ("
+    # the newest lmms-eval (mlvu_dev); HoliTom's 0.3.0 had only the old mlvu task (another dataset)
+    assert format_prompt(s) == q + "\nOnly give the best option.\nBest option: ("
 
 
 def test_lvbench_official_layout_groups_questions_by_video(fixture_root):
@@ -206,8 +239,12 @@ def test_lvbench_lmms_eval_layout_with_and_without_options_field(tmp_path):
     assert (first.sample_id, first.question, first.options, first.answer_index) == ("7", "Who speaks first?", list("abcd"), 2)
     assert first.meta["question_type"] == "reasoning"
     assert (second.sample_id, second.options, second.answer_index) == ("v1.mp4-1", list("xyzw"), 3)
-    # lmms-eval appends the options field as "(A) ..." lines: same prompt as an embedded question
+    # lmms-eval 0.7.3 appends the options field as "(A) ..." lines: same prompt as an embedded question;
+    # 0.7.1 prints the question alone (and its post prompt has no period)
     assert format_prompt(second) == "Where is it?\n(A) x\n(B) y\n(C) z\n(D) w\nAnswer the question with the option letter"
+    assert format_prompt(second, "tango-lmms-eval-0.7.1") == "Where is it?\nAnswer the question with the option letter"
+    assert format_prompt(first, "tango-lmms-eval-0.7.1") == (
+        "Who speaks first?\n(A) a\n(B) b\n(C) c\n(D) d\nAnswer the question with the option letter")
 
 
 def test_lvbench_question_without_option_lines_names_the_record(tmp_path):

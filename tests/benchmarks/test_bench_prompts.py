@@ -27,9 +27,12 @@ def test_prompt_videomme(fixture_root, load_quiet):
 
 def test_prompt_mvbench(fixture_root, load_quiet):
     s = load_quiet("mvbench", fixture_root("mvbench"))[2]  # object_existence/0: 3 candidates
+    # every release from 0.3.0 on (HoliTom's included) ends "Only give the best option.\n"; the
+    # instruction up to 0.2.3.post1 was ANSWER_DIRECTLY
     assert format_prompt(s) == (
-        "Question:Which colour is shown in clip 1?\nOption:\n(A) green\n(B) blue\n(C) yellow\n" + ANSWER
+        "Question:Which colour is shown in clip 1?\nOption:\n(A) green\n(B) blue\n(C) yellow\nOnly give the best option.\n"
     )
+    assert format_prompt(s, "holitom-lmms-eval-0.3.0") == format_prompt(s)
 
 
 def test_prompt_egoschema(fixture_root, load_quiet):
@@ -49,8 +52,8 @@ def test_prompt_longvideobench(fixture_root, load_quiet):
 def test_prompt_mlvu(fixture_root, load_quiet):
     s = load_quiet("mlvu", fixture_root("mlvu"))[2]  # count/0
     assert format_prompt(s) == (
-        "\nQuestion: What is the colour of clip 1?\nOptions:\n(A) green\n(B) blue\n(C) yellow\n(D) white"
-        "\nOnly give the best option.\n\nBest option: ("
+        "Question: What is the colour of clip 1?\nOptions:\n(A) green\n(B) blue\n(C) yellow\n(D) white"
+        "\nOnly give the best option.\nBest option: ("
     )
 
 

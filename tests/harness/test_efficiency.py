@@ -37,6 +37,7 @@ def test_time_cell_fields_and_pruned_schedule(tiny):
     assert cells[0]["measured_over_predicted"]["vision"] == pytest.approx(1.0)
     assert cells[1]["predicted"]["llm_s"] < cells[0]["predicted"]["llm_s"]
     assert cells[1]["speedup_vs_vanilla"]["llm_predicted"] > 1
+    assert 0 < cells[1]["predicted"]["peak_memory_gb"] < cells[0]["predicted"]["peak_memory_gb"]
 
 
 def test_cli_help_needs_no_snakemake():

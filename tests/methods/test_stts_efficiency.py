@@ -45,6 +45,7 @@ def test_predicted_speedups_grow_with_frames_and_training_uses_fwd_bwd():
     assert scorer_macs(load_arch("molmo2-4b"), 1, 81) > 81 * 4304 * 4304  # the MLP's square layer
 
 
+@pytest.mark.molmo2
 def test_timing_harness_runs_both_paths_on_the_tiny_molmo2():
     from methods.adapters.molmo2 import Molmo2VideoAdapter
 
@@ -91,3 +92,71 @@ def test_stts_evaluators_read_their_files_and_refuse_cpu_timings(tmp_path):
         E.gpu_training_speedup(_claim("g"), Context(tmp_path, {}))
     with pytest.raises(ValueError, match="no row at 256"):
         E.gpu_inference_speedup(_claim("g", frames=256), Context(tmp_path, {}))
+
+
+@pytest.mark.molmo2
+def test_checkpointed_training_step_and_answer_logits_change_no_value():
+    """The timed step as Molmo2's trainer takes it (every block checkpointed, logits on the answer
+    only) computes the same loss and gradients as the plain step on the full logits."""
+    import torch
+
+    from methods.adapters.molmo2 import Molmo2VideoAdapter, answer_logits
+    from replicate.harness.stts_efficiency import activation_checkpointing
+
+    ad = Molmo2VideoAdapter.tiny()
+    for p in ad.model.parameters():
+        p.requires_grad_(True)
+    px = torch.randn(4, 3, ad.image_size, ad.image_size, generator=torch.Generator().manual_seed(0))
+    answer = torch.tensor([11, 12, 13, 14])
+
+    def step(checkpointing: bool):
+        with activation_checkpointing(ad.model, checkpointing):
+            inputs = ad.build_inputs("what?", ad.tokens_of(ad.run_tower(px)))
+            loss = torch.nn.functional.cross_entropy(answer_logits(ad, inputs, answer).float(), answer)
+            loss.backward()
+        grads = {n: p.grad.clone() for n, p in ad.model.named_parameters() if p.grad is not None}
+        ad.model.zero_grad(set_to_none=True)
+        return loss.detach(), grads, inputs
+
+    plain, g_plain, inputs = step(False)
+    ckpt, g_ckpt, _ = step(True)
+    assert not ad.model.training and not any(getattr(m, "gradient_checkpointing", False) for m in ad.model.modules())
+    assert torch.allclose(plain, ckpt) and g_plain.keys() == g_ckpt.keys() and len(g_plain) > 10
+    assert all(torch.allclose(g_plain[k], g_ckpt[k], atol=1e-6) for k in g_plain)
+    with torch.no_grad():   # the answer's logits equal the full forward's, sliced
+        emb = torch.cat([inputs.inputs_embeds, ad.embed_text(answer)[None]], dim=1)
+        types = torch.cat([inputs.info["mm_token_type_ids"], torch.zeros_like(answer)[None]], dim=1)
+        full = ad.model(inputs_embeds=emb, mm_token_type_ids=types, logits_to_keep=0).logits[0]
+        L = inputs.length
+        assert torch.allclose(answer_logits(ad, inputs, answer), full[L - 1:L - 1 + 4], atol=1e-6)
+
+
+@pytest.mark.molmo2
+def test_every_measurement_is_written_as_it_is_taken_and_out_of_memory_is_a_result(tmp_path, monkeypatch):
+    from methods.adapters.molmo2 import Molmo2VideoAdapter
+    from replicate.harness import stts_efficiency as se
+
+    taken = []
+    real = se._train_step
+
+    def failing(adapter, pix, scorer, *a, **k):  # vanilla's training step runs out of memory
+        if scorer is None:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real(adapter, pix, scorer, *a, **k)
+
+    monkeypatch.setattr(se, "_train_step", failing)
+    rows = se.time_molmo2(Molmo2VideoAdapter.tiny(), [2], repeats=1, warmup=0, on_measurement=taken.append)
+    assert [(m["method"], m["measurement"], m["status"]) for m in taken] == [
+        ("vanilla", "inference", "ok"), ("vanilla", "train_step", "out-of-memory"),
+        ("stts", "inference", "ok"), ("stts", "train_step", "ok")]
+    assert "out of memory" in taken[1]["reason"] and taken[3]["checkpointing"] is True
+    r = rows[0]
+    assert r["vanilla_train_step_status"] == "out-of-memory" and "training_speedup" not in r
+    assert r["inference_speedup"] > 0
+
+
+def test_the_cli_defaults_to_bf16_on_cuda_and_writes_json_lines():
+    from replicate.harness.stts_efficiency import build_parser
+
+    a = build_parser().parse_args(["--out", "x.json"])
+    assert a.dtype is None and a.threads is None and not a.no_checkpointing

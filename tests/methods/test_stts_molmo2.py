@@ -18,6 +18,8 @@ from methods.pipeline import run
 from methods.registry import get_method, method_info
 from methods.stts import TemporalTokenScorer, groups_to_patch_mask
 
+pytestmark = pytest.mark.molmo2
+
 REFERENCE = Path(__file__).parent / "data" / "molmo2_request_reference.json"
 
 FRAMES = 6

@@ -71,6 +71,7 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(smoke_model_dir, t
     assert m["steps"] == 2 and (tmp_path / "r" / "checkpoint.pt.stale").is_file()
 
 
+@pytest.mark.molmo2
 def test_tiny_molmo2_trains_end_to_end_for_a_few_steps(tmp_path):
     rc = cli(["--backbone", "molmo2", "--model-dir", "tiny", "--data", "synthetic", "--steps", "2",
               "--batch-size", "2", "--mode", "end-to-end", "--no-progress", "--out", str(tmp_path / "m")])
@@ -90,6 +91,7 @@ def test_tiny_molmo2_trains_end_to_end_for_a_few_steps(tmp_path):
     assert carried is not None and all(torch.equal(carried[k], trained[k]) for k in trained)
 
 
+@pytest.mark.molmo2
 def test_bad_configuration_is_refused(tmp_path):
     with pytest.raises(ValueError, match="mode 'joint'"):
         STTSTrainConfig(mode="joint")

@@ -164,6 +164,7 @@ def _frame_placeholders(adapter, ids) -> list[int]:
     return [int((ids[s + 1:e] == c.image_patch_id).sum()) for s, e in zip(starts, ends)]
 
 
+@pytest.mark.molmo2
 def test_molmo2_r0_equals_vanilla_exactly(molmo2):
     px = _pixels(MOLMO2_FRAMES, molmo2.image_size, seed=11)
     plain = run(molmo2, None, px, "what?", decode_steps=2)
@@ -174,6 +175,7 @@ def test_molmo2_r0_equals_vanilla_exactly(molmo2):
         assert getattr(merged.schedule, f) == getattr(plain.schedule, f), f
 
 
+@pytest.mark.molmo2
 def test_molmo2_retention_half_reaches_the_llm_with_matching_placeholders(molmo2):
     px = _pixels(MOLMO2_FRAMES, molmo2.image_size, seed=12)
     method = get_method("tome", retention=0.5)               # round(0.5 x 9) = 5 of 81 patches per frame
@@ -196,6 +198,7 @@ def test_molmo2_retention_half_reaches_the_llm_with_matching_placeholders(molmo2
     assert molmo2.method is None
 
 
+@pytest.mark.molmo2
 def test_molmo2_shallow_connector_block_is_carried_through_later_merges(molmo2):
     """Block 5's features go through the merges of blocks 6 and 7 as size-weighted averages: the
     size-weighted sum over a frame's tokens is what block 5 produced (nothing is lost or doubled)."""
@@ -215,6 +218,7 @@ def test_molmo2_shallow_connector_block_is_carried_through_later_merges(molmo2):
     assert not torch.allclose(feats[5], feats[7])
 
 
+@pytest.mark.molmo2
 def test_molmo2_merged_token_is_its_own_connector_window(molmo2):
     """connect_tokens equals HF's connector with each token alone in a 3x3 window (-1 padding)."""
     from methods.adapters.molmo2_tower import connect_tokens
@@ -231,6 +235,7 @@ def test_molmo2_merged_token_is_its_own_connector_window(molmo2):
     assert (ours - ref).abs().max() < TOL
 
 
+@pytest.mark.molmo2
 def test_molmo2_block_without_merge_equals_the_hf_layer(molmo2):
     layer = molmo2.tower.layers[2]
     h = torch.randn(2, 81, 64, generator=torch.Generator().manual_seed(15))

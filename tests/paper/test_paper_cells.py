@@ -34,9 +34,43 @@ def test_perf_kept_needs_method_and_shared_vanilla_cells(claims, default_config)
     tango = C.claim_cells(claims["tango-perf-kept-ov7b-r10"], default_config)
     assert sorted(c.benchmark for c in holi if c.method == "holitom") == ["egoschema", "longvideobench", "mvbench", "videomme"]
     assert {c.tag for c in holi if c.method == "holitom"} == {"holitom_r0.10_inner_k18_inner_r0.5_tau0.65"}
-    shared = {c for c in holi if c.method == "vanilla"} & {c for c in tango if c.method == "vanilla"}
-    assert {c.benchmark for c in shared} == {"mvbench", "longvideobench", "videomme"}
-    assert all(c.summary_path.startswith("results/paper/cells/llava-onevision-7b/f32/") for c in holi)
+    # cells are keyed by protocol: HoliTom's lmms-eval 0.3.0 vanilla cells are not Tango's VLMEvalKit ones
+    best_k = C.claim_cells(claims["holitom-best-k-ov7b"], default_config)
+    assert not {c for c in holi if c.method == "vanilla"} & {c for c in tango if c.method == "vanilla"}
+    table = C.claim_cells(claims["holitom-t1-perf-holitom-r10"], default_config)
+    assert {c for c in holi if c.method == "vanilla"} == {c for c in table if c.method == "vanilla"}
+    assert {c.protocol for c in holi + best_k} == {"holitom-lmms-eval-0.3.0"}
+    assert {(c.protocol, c.wrapper) for c in tango} == {("tango-vlmevalkit", "llava")}
+    assert all(c.summary_path.startswith("results/paper/cells/holitom-lmms-eval-0.3.0/llava-onevision-7b/f32/")
+               for c in holi)
+
+
+def test_llava_video_cells_run_under_llava_vid_and_72b_under_llava_onevision(claims, default_config):
+    video = C.claim_cells(claims["holitom-t2-perf-video7b-holitom-r15"], default_config)
+    big = C.claim_cells(claims["holitom-t2-perf-ov72b-holitom-r15"], default_config)
+    assert {c.wrapper for c in video} == {"llava_vid"} and {c.wrapper for c in big} == {"llava_onevision"}
+    assert {c.wrapper_spec.frame_sampling for c in video} == {"fps1_then_linspace_floor"}
+    from replicate.paper.shard import protocol_record
+
+    # HoliTom ran llava_vid with its defaults: no time instruction; Tango's VLMEvalKit LLaVA-Video has one
+    assert protocol_record(video[0], {})["time_instruction"] is False
+    tango = C.claim_cells(claims["tango-video-layer-avg-r10"], default_config)
+    assert {protocol_record(c, {})["time_instruction"] for c in tango} == {True}
+    record = protocol_record(video[0], {"paper": {"max_new_tokens": 8}})
+    assert record["max_new_tokens"] == 8 and "instead of" in record["differs"]
+
+
+def test_a_claim_whose_protocol_lacks_a_suite_member_is_refused_at_config_time(claims, default_config):
+    from replicate.claims import ClaimsError
+
+    cfg = copy.deepcopy(default_config)
+    cfg["paper"]["suites"] = {"stts-13tasks": ["mvbench", "lvbench"]}
+    cfg["paper"]["claims"] = ["holitom-perf-kept-ov7b-r10"]
+    bad = copy.deepcopy(claims["holitom-perf-kept-ov7b-r10"])
+    bad["setting"]["benchmarks"] = ["stts-13tasks"]
+    with pytest.raises(ClaimsError, match=r"claim 'holitom-perf-kept-ov7b-r10': field 'protocol': protocol "
+                                          r"'holitom-lmms-eval-0.3.0' does not define benchmark 'lvbench'; it defines"):
+        C.required_cells([bad], cfg)
 
 
 def test_suite_claim_expands_to_member_benchmarks_on_both_checkpoints(claims, default_config):

@@ -30,3 +30,17 @@ def test_tome_cells_are_estimated_from_the_methods_nominal_schedule():
     assert cost.cell_seconds(cell, "h100-sxm", "bf16", 16) == pred["ttft_s"] + 15 * pred["decode_s_per_token"]
     vanilla = C.Cell(cell.checkpoint, cell.model, cell.frames, "vanilla", None, (), cell.benchmark, cell.dataset)
     assert cost.cell_seconds(cell, "h100-sxm", "bf16", 16) < cost.cell_seconds(vanilla, "h100-sxm", "bf16", 16)
+
+
+def test_decode_budget_is_each_protocols_max_new_tokens():
+    """GPU-hour planning decodes as many tokens as the claim's protocol allows per benchmark: HoliTom's
+    lmms-eval 0.3.0 gives EgoSchema no generation_kwargs (the wrapper's 1,024), LongVideoBench 32,
+    VideoMME 16; Tango's VLMEvalKit runs 2,048."""
+    from replicate.claims import load_claims
+    from replicate.planning import plan_cells
+
+    cells, _ = plan_cells(load_claims())
+    tokens = {(c.paper, c.benchmark, c.answer_tokens) for c in cells}
+    assert ("holitom", "egoschema", 1024) in tokens and ("holitom", "longvideobench", 32) in tokens
+    assert ("holitom", "videomme", 16) in tokens and ("tango", "videomme", 2048) in tokens
+    assert ("tango", "videomme", 16) in tokens  # the README runtime claims: its lmms-eval 0.7.1 copy

@@ -43,14 +43,19 @@ def fill(results, claim, config, method_scores, vanilla_scores, **kw):
         write(results, c, scores[c.benchmark], **kw)
 
 
-def test_perf_kept_is_the_ratio_of_averages_and_confirms(claims, config, tmp_path):
+def test_perf_kept_is_holitoms_ratio_of_rounded_averages_and_confirms(claims, config, tmp_path):
     claim = claims["holitom-perf-kept-ov7b-r10"]  # 99.1 +- 0.5
     fill(tmp_path, claim, config, {"mvbench": 57.3, "egoschema": 61.2, "longvideobench": 56.3, "videomme": 56.8},
          {"mvbench": 58.3, "egoschema": 60.4, "longvideobench": 56.4, "videomme": 58.6})
     out = verify_claim(claim, results_dir=tmp_path, config=config)
     assert out["verdict"] == "confirmed"
-    assert out["measured"] == pytest.approx(100 * (57.3 + 61.2 + 56.3 + 56.8) / (58.3 + 60.4 + 56.4 + 58.6))
-    assert "docs/sources.md" in out["evidence"]["definition"]["source"] and "rehearsal" not in out["evidence"]
+    # averages 57.90 and 58.425 print as 57.9 and 58.4 (HoliTom's Avg column); the % is their ratio
+    assert out["measured"] == pytest.approx(100 * 57.9 / 58.4)
+    assert out["evidence"]["ratio_of_unrounded_averages"] == pytest.approx(
+        100 * (57.3 + 61.2 + 56.3 + 56.8) / (58.3 + 60.4 + 56.4 + 58.6))
+    source = out["evidence"]["definition"]["source"]
+    assert "32 of 32 rows" in source and "docs/sources.md" in source and "rehearsal" not in out["evidence"]
+    assert out["evidence"]["protocol"] == "holitom-lmms-eval-0.3.0"
 
 
 def test_perf_kept_refutes_and_labels_a_rehearsal(claims, config, tmp_path):
@@ -138,3 +143,27 @@ def test_runtime_and_best_k(claims, config, tmp_path):
             write(tmp_path, c, 50.0 + (k == 18))
     out = verify_claim(best, results_dir=tmp_path, config=config)
     assert out["verdict"] == "confirmed" and out["measured"] == 18.0
+
+
+def test_egoschema_offline_is_the_public_subset_and_never_the_papers_set(claims, config, tmp_path):
+    """HoliTom's EgoSchema column is the 5,031-question server-scored set: a claim on EgoSchema alone
+    is not-run (the subset score kept in the evidence); one averaging it with other benchmarks gets
+    its verdict with 'protocol differs: public subset' beside it. The text comes from the protocol."""
+    from replicate.benchmarks.protocols import get_protocol
+    from replicate.paper.shard import protocol_differences
+
+    rule = get_protocol("holitom-lmms-eval-0.3.0").task("egoschema")
+    differs = protocol_differences({"offline": rule.offline})
+    assert differs[0].startswith("protocol differs: public subset")
+    only = claims["holitom-t1-acc-holitom-r10-egoschema"]
+    for c in C.claim_cells(only, config):
+        write(tmp_path, c, 61.0, protocol_differs=differs)
+    out = verify_claim(only, results_dir=tmp_path, config=config)
+    assert out["verdict"] == "not-run" and "protocol differs: public subset" in out["reason"]
+    assert out["evidence"]["subset_score"] == 61.0 and "egoschema" in out["evidence"]["protocol_differs"]
+    avg = claims["holitom-perf-kept-ov7b-r10"]
+    for c in C.claim_cells(avg, config):
+        write(tmp_path, c, 60.0, protocol_differs=differs if c.benchmark == "egoschema" else [])
+    out = verify_claim(avg, results_dir=tmp_path, config=config)
+    assert out["verdict"] == "refuted" and out["measured"] == pytest.approx(100.0)  # 99.1 +- 0.5
+    assert list(out["evidence"]["protocol_differs"]) == ["egoschema"]

@@ -102,7 +102,8 @@ def test_tome_cells_run_on_the_vanilla_molmo2_and_stts_vs_tome_gets_a_verdict(ma
 
 def test_stts_on_a_molmo2_checkpoint_without_a_scorer_fails_naming_the_key(made, tmp_path):
     _, cfg = made
-    cell = C.Cell("molmo2-4b", "molmo2-4b", 4, "stts", 0.5, (("topk", 0.5), ("prune_at", 3)), "videomme", "videomme")
+    cell = C.Cell("molmo2-4b", "molmo2-4b", 4, "stts", 0.5, (("topk", 0.5), ("prune_at", 3)), "videomme", "videomme",
+                  "stts-molmo2")
     header = run_shard(cell, 0, 1, cfg, tmp_path / "s.jsonl", progress=False)
     assert header["status"] == "error"
     assert "paths.checkpoints.molmo2-4b" in header["reason"] and "carries no STTS scorer" in header["reason"]

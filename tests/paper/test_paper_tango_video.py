@@ -28,7 +28,7 @@ def claims():
 
 
 def _tango(model):
-    return Cell(model, model, 8, "tango", 0.25, (), "videomme", "videomme")
+    return Cell(model, model, 8, "tango", 0.25, (), "videomme", "videomme", "tango-vlmevalkit")
 
 
 def test_tango_video_cell_prunes_inside_the_llm_and_ov_cell_does_not(paper_inputs, paper_config, tmp_path):

@@ -63,7 +63,8 @@ def test_predictions_cover_gpu_speedup_claims_and_are_sane():
 
     rows = {r["id"]: r for r in predict_speedups(load_claims(), "h100-sxm")}
     assert "holitom-ttft-ov7b-r10" in rows and "stts-efficiency-128f" in rows
-    assert "stts-efficiency-128f-train" not in rows
+    train = rows["stts-efficiency-128f-train"]  # a training step: forward + backward (tests/replicate/test_gpu_predictions.py)
+    assert train["predicted"] == train["train_speedup"] and train["train_checkpointing"] is True
     h = rows["holitom-ttft-ov7b-r10"]
     # pruning only shortens the LLM part: speedup > 1 and below the LLM-only (Amdahl) bound
     assert 1 < h["ttft_speedup"] < h["llm_only_ttft_bound"]

@@ -74,7 +74,12 @@ def _config_yaml_before():
 
 #: sections added to the schema after that commit, with their defaults (all else must be unchanged)
 ADDED_SINCE_SNAPSHOT = {"cpu": {"video": {"methods": ["vanilla", "tango", "holitom", "visionzip"],
-                                          "retentions": [0.10, 0.25, 0.50]}}}
+                                          "retentions": [0.10, 0.25, 0.50]}},
+                        "paths": {"gpu_measurements": "replicate/measured"},
+                        # the 72B over several GPUs (issue 23)
+                        "paper": {"gpu_memory_gb": 80, "device_map": "auto", "offload_dir": ""}}
+#: defaults changed since that commit, and why
+CHANGED_SINCE_SNAPSHOT = {"paper": {"max_new_tokens": None}}  # each evaluation protocol's own (issue 23)
 
 
 def test_an_empty_config_resolves_to_what_config_yaml_spelled_out():
@@ -84,6 +89,9 @@ def test_an_empty_config_resolves_to_what_config_yaml_spelled_out():
     for section, added in ADDED_SINCE_SNAPSHOT.items():
         assert not set(added) & set(expected[section])
         expected[section].update(added)
+    for section, changed in CHANGED_SINCE_SNAPSHOT.items():
+        assert set(changed) <= set(expected[section])
+        expected[section].update(changed)
     assert with_defaults({}) == expected
     assert load_config() == expected  # the shipped file sets nothing that differs
 

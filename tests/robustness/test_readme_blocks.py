@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 NOT_RUN_HERE = {
     "envs/install.sh": "creates a virtual environment and installs packages",
     "--device cuda": "needs a CUDA device",
+    "replicate/gpu/device_run.sh": "the device script: runs on a lent GPU machine (its CPU dry run is tests/harness/test_device_run.py)",
     "/data/": "needs a local checkpoint / video at /data",
     "snakemake --cores all": "a whole workflow run (tests/workflow covers the smoke profile)",
     "snakemake --cores 1 results/claims/": "a workflow run (tests/workflow covers claim targets)",

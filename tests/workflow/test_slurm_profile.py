@@ -38,6 +38,11 @@ def test_account_none_drops_the_account_and_gres_replaces_gpus():
     plain = load_profile(SETTINGS)
     assert plain["default-resources"]["slurm_account"] == "proj42" and "slurm-no-account" not in plain
     assert "slurm-status-command" not in plain and "gres" not in plain["set-resources"]["gpu_efficiency"]
+    # paper_shard's GPU count varies per cell (the 72B asks for several): the GRES's type, the rule's count
+    assert profile["set-resources"]["paper_shard"] == {"slurm_partition": "gpu-part", "gpu_model": "a100"}
+    assert plain["set-resources"]["paper_shard"] == {"slurm_partition": "gpu-part"}
+    bare = load_profile({**SETTINGS, "VIDEOPRUNE_SLURM_GPU_GRES": "gpu:1"})
+    assert bare["set-resources"]["paper_shard"] == {"slurm_partition": "gpu-part"}  # --gpus=<n> from the rule
 
 
 def test_every_rule_declares_resources_and_gpu_rules_go_to_the_gpu_partition(tmp_path):
