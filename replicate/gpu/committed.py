@@ -125,16 +125,16 @@ def write_results(c: Committed, summary_path, stts_path) -> None:
 
 
 def main(argv=None) -> int:
-    import argparse
+    from costmodel.cli import Parser, fail
 
-    ap = argparse.ArgumentParser(prog="python -m replicate.gpu.committed", description=__doc__.split("\n\n")[0])
+    ap = Parser(prog="python -m replicate.gpu.committed", description=__doc__.split("\n\n")[0])
     ap.add_argument("summary", help="results/gpu/efficiency/summary.json to write")
     ap.add_argument("stts", help="results/gpu/stts/efficiency.json to write")
     ap.add_argument("--dir", default=DEFAULT_DIR, help=f"committed measurements (default {DEFAULT_DIR})")
     a = ap.parse_args(argv)
     found = find({"paths": {"gpu_measurements": a.dir}})
     if found is None:
-        raise SystemExit(f"error: no committed GPU run under {a.dir}/<hardware>/{FILE_NAME}")
+        fail(ap.prog, f"no committed GPU run under {a.dir}/<hardware>/{FILE_NAME}")
     write_results(found, a.summary, a.stts)
     print(found.describe())
     return 0

@@ -269,16 +269,22 @@ def _free(device: str) -> None:
 
 
 # ------------------------------------------------------------------------------ main
+PROG = "python -m replicate.gpu.device_run"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m replicate.gpu.device_run", description=__doc__.split("\n\n")[0])
+    from costmodel.cli import Parser, finite_float, integer
+
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output folder: measurements.jsonl (one record per line)")
-    p.add_argument("--budget-s", type=float, default=540.0, help="stop cleanly after this many seconds (default 540)")
+    p.add_argument("--budget-s", type=finite_float(0, lo_open=True), default=540.0,
+                   help="stop cleanly after this many seconds (default 540)")
     p.add_argument("--tiny", action="store_true", help="tiny random models on the CPU: the dry run")
     p.add_argument("--device", default=None, help="default: cuda (cpu with --tiny)")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--stts-repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--decode-tokens", type=int, default=32)
+    p.add_argument("--repeats", type=integer(1, 1000), default=5)
+    p.add_argument("--stts-repeats", type=integer(1, 1000), default=3)
+    p.add_argument("--warmup", type=integer(0, 1000), default=1)
+    p.add_argument("--decode-tokens", type=integer(1, 100000), default=32)
     p.add_argument("--sections", default=",".join(s.name for s in SECTIONS),
                    help="comma-separated subset of: " + ", ".join(s.name for s in SECTIONS))
     return p
@@ -290,10 +296,9 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
     chosen = tuple(x for x in a.sections.split(",") if x)
     bad = [x for x in chosen if x not in known]
     if bad or not chosen:
-        raise SystemExit(f"error: unknown section(s) {bad}; allowed: {sorted(known)}")
-    if min(a.repeats, a.stts_repeats, a.decode_tokens) < 1 or a.warmup < 0 or a.budget_s <= 0:
-        raise SystemExit("error: --repeats, --stts-repeats and --decode-tokens must be >= 1, --warmup >= 0, "
-                         "--budget-s > 0")
+        from costmodel.cli import fail
+
+        fail(PROG, f"unknown section(s) {bad}; allowed: {sorted(known)}")
     device = a.device or ("cpu" if a.tiny else "cuda")
     counts = (dict(repeats=1, stts_repeats=1, warmup=0, decode_tokens=2) if a.tiny else
               dict(repeats=a.repeats, stts_repeats=a.stts_repeats, warmup=a.warmup, decode_tokens=a.decode_tokens))
@@ -327,7 +332,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import torch
 
         if not torch.cuda.is_available():
-            raise SystemExit("error: --device cuda but torch.cuda.is_available() is False")
+            from costmodel.cli import fail
+
+            fail(PROG, f"--device {s.device} but torch.cuda.is_available() is False (--tiny runs on the CPU)")
     write = Recorder(s.out)
     write(provenance(s))                        # versions checked here, before anything is measured
     _BUDGET_OVER[0] = False

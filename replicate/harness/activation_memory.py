@@ -112,4 +112,7 @@ def measure(arch: str = "molmo2-4b") -> dict:
 
 
 if __name__ == "__main__":
+    from costmodel.cli import Parser
+
+    Parser(prog="python -m replicate.harness.activation_memory", description=__doc__.split("\n\n")[0]).parse_args()
     print(json.dumps(measure(), indent=1))

@@ -63,11 +63,13 @@ def test_an_alarm_lost_in_a_destructor_still_stops_the_run(tmp_path, monkeypatch
     assert {r.get("section") for r in recs} == {None, "llava-video-7b"}
 
 
-def test_bad_arguments_are_refused_before_anything_runs(tmp_path):
-    with pytest.raises(SystemExit, match="unknown section"):
-        D.main(["--out", str(tmp_path), "--sections", "llava-onevision-72b"])
-    with pytest.raises(SystemExit, match="--repeats"):
-        D.main(["--out", str(tmp_path), "--repeats", "0", "--tiny"])
+def test_bad_arguments_are_refused_before_anything_runs(tmp_path, capsys):
+    for argv, needle in ((["--sections", "llava-onevision-72b"], "unknown section"),
+                         (["--repeats", "0", "--tiny"], "--repeats")):
+        with pytest.raises(SystemExit) as refused:  # one line, exit code 2
+            D.main(["--out", str(tmp_path), *argv])
+        err = capsys.readouterr().err.strip()
+        assert refused.value.code == 2 and len(err.splitlines()) == 1 and needle in err
     assert not (tmp_path / D.MEASUREMENTS).exists()
 
 

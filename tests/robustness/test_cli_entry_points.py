@@ -125,6 +125,12 @@ def _cases(tmp: Path) -> list[tuple[str, list[str], tuple[str, ...]]]:
         ("replicate.microbench.snakemake_parse", ["--out", out + ".json", "--repo", str(tmp)], ("--repo", "Snakefile")),
         ("replicate.microbench.snakemake_parse", ["--out", out + ".json", "--repeats", "1.5"], ("--repeats",)),
         ("replicate.browsable", [str(f), "--claims", str(tmp / "none.json")], ("--claims", "does not exist")),
+        ("replicate.gpu.device_run", ["--out", out, "--budget-s", "nan"], ("--budget-s",)),
+        ("replicate.gpu.device_run", ["--out", out, "--tiny", "--sections", "llava-onevision-72b"],
+         ("unknown section", "allowed")),
+        ("replicate.gpu.device_run", ["--out", out, "--warmup", "-1"], ("--warmup",)),
+        ("replicate.gpu.committed", [out + "-s.json", out + "-t.json", "--dir", str(tmp / "none")],
+         ("no committed GPU run",)),
     ]
 
 
