@@ -15,7 +15,10 @@ get shorter); ``mask`` keeps them but masks them out as keys for layers >= K (co
 
 Decode: the new token's position is ``last prompt position + 1 + step`` (equals the unpruned
 sequence length + step when positions are contiguous), each layer attends over its own cache
-length, and in mask mode over its own alive-mask.
+length, and in mask mode over its own alive-mask. A plan with ``positions="renumber"`` (PyramidDrop's
+released rule) gives the survivors of a stage the ids 0..L'-1; the layers from that stage on then
+place the new token at L' + step (``RaggedKVCache.position_shift``). With ``rank_layer="next"`` a
+stage at layer K scores with layer K's own q/k on its input instead of layer K-1's.
 
 Positions are (L,) for 1-D RoPE models, or (3, L) temporal/height/width M-RoPE ids for Qwen2.5-VL
 (whose ``rotary_emb`` takes (3, batch, L) and recombines the sections per ``mrope_section``; the
@@ -48,6 +51,8 @@ class RaggedKVCache:
         self.keys: list[Optional[torch.Tensor]] = [None] * num_layers
         self.values: list[Optional[torch.Tensor]] = [None] * num_layers
         self.alive: list[Optional[torch.Tensor]] = [None] * num_layers
+        # decode position of layer i = position - position_shift[i] (positions renumbered at a stage)
+        self.position_shift: list[int] = [0] * num_layers
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         if self.keys[layer_idx] is None:
@@ -145,6 +150,27 @@ def score_visual(lm, layer_idx: int, layer_input: torch.Tensor, cos: torch.Tenso
     return total / rows.numel()
 
 
+def _stage_scores(lm, plan: InnerPlan, layer_idx: int, h: torch.Tensor, prev_input: torch.Tensor,
+                  cos: torch.Tensor, sin: torch.Tensor, alive: Optional[torch.Tensor]) -> torch.Tensor:
+    """Scores of a stage before layer ``layer_idx``: layer K-1 on its input, or (``rank_layer="next"``)
+    layer K on its own input ``h``; only the needed query rows are projected either way."""
+    if plan.rank_layer == "next":
+        return score_visual(lm, layer_idx, h, cos, sin, alive, plan.scoring, plan.score_chunk)
+    return score_visual(lm, layer_idx - 1, prev_input, cos, sin, alive, plan.scoring, plan.score_chunk)
+
+
+def _renumber(lm, h: torch.Tensor, pos: torch.Tensor, alive: Optional[torch.Tensor], next_position: int):
+    """PyramidDrop's renumbering after a stage: 1-D ids (1, L) -> 0..L'-1 over the live tokens (mask
+    mode: a dead token repeats its live predecessor's id; it is masked as a key). Returns the ids,
+    their RoPE cos/sin and the decode shift ``next_position - L'``."""
+    if alive is None:
+        new, live = torch.arange(pos.shape[1], device=pos.device, dtype=pos.dtype)[None], int(pos.shape[1])
+    else:
+        new, live = (torch.cumsum(alive.long(), 0) - 1).clamp_(min=0).to(pos.dtype)[None], int(alive.sum())
+    cos, sin = lm.rotary_emb(h, new)
+    return new, cos, sin, next_position - live
+
+
 def _batched_positions(position_ids: torch.Tensor, L: int) -> torch.Tensor:
     """(L,) -> (1, L); (3, L) M-RoPE ids -> (3, 1, L), the layouts the rotary embeddings take."""
     if position_ids.dim() == 1 and position_ids.shape[0] == L:
@@ -199,7 +225,7 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
     res.text_tokens = int((kinds == TEXT).sum())
     rankable = _rankable(kinds, plan)
     n_entering = int(rankable.sum())
-    prev_input = None
+    prev_input, shift = None, 0
     mask = _prefill_mask(L, None, impl, h.dtype, device)
     for li, layer in enumerate(lm.layers):
         if li in stages:
@@ -213,7 +239,7 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
                 keep_set[forced_keeps[si]] = True
                 top = cand[keep_set[index[cand]]]
             else:
-                scores = score_visual(lm, li - 1, prev_input, cos, sin, alive, plan.scoring, plan.score_chunk)
+                scores = _stage_scores(lm, plan, li, h, prev_input, cos, sin, alive)
                 n_keep = min(cand.numel(), inner_keep_count(n_entering, stage.keep, plan.rounding))
                 top = cand[torch.topk(scores[cand], n_keep).indices.sort().values]
             dropped_ok = cand_ok.clone()
@@ -232,6 +258,8 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
                 h, pos, kinds, index = h[:, keep], pos[..., keep], kinds[keep], index[keep]
                 cos, sin = cos[:, keep], sin[:, keep]
                 mask = _prefill_mask(keep.numel(), None, impl, h.dtype, device)
+            if plan.positions == "renumber" and pos.dim() == 2:  # 1-D ids; M-RoPE ids keep theirs
+                pos, cos, sin, shift = _renumber(lm, h, pos, alive, res.next_position)
         live = kinds if alive is None else kinds[alive]
         res.llm_visual.append(int((live == VISUAL).sum()))
         res.llm_newline.append(int((live == NEWLINE).sum()))
@@ -240,6 +268,7 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
                   use_cache=use_cache, position_embeddings=(cos, sin))
         if cache is not None:
             cache.alive[li] = alive.clone() if alive is not None else None
+            cache.position_shift[li] = shift
     res.hidden = lm.norm(h)
     res.index = index
     return res
@@ -249,11 +278,14 @@ def llm_decode_step(lm, embeds: torch.Tensor, cache: RaggedKVCache, position: in
     """One greedy decode step for a single new token at RoPE position ``position``; returns the
     final-normed hidden state (1, 1, D). Each layer attends over its own (ragged) cache."""
     device = embeds.device
-    pos = torch.tensor([[position]], device=device)  # M-RoPE: broadcast to (3, 1, 1), equal axes
-    cos, sin = lm.rotary_emb(embeds, pos)
     impl = getattr(lm.config, "_attn_implementation", "sdpa")
     h = embeds
+    shift = None
     for li, layer in enumerate(lm.layers):
+        if cache.position_shift[li] != shift:  # renumbered stages place the token at L' + step
+            shift = cache.position_shift[li]
+            pos = torch.tensor([[position - shift]], device=device)  # M-RoPE: broadcast to (3, 1, 1)
+            cos, sin = lm.rotary_emb(embeds, pos)
         alive = cache.alive[li]
         mask = None
         if alive is not None:
