@@ -208,7 +208,7 @@ class Molmo2Task:
         pix, question, answer = self._clip(sample)
         c = self.method_config
         run = a.run_tower(pix.to(a.dtype), prune_at=c.prune_at, topk=float(c.topk), scorer=self.scorer,
-                          keep_prune_hidden=True)
+                          keep_prune_hidden=True, fidelity=c.fidelity)
         F_, N, D = run.prune_hidden.shape
         h, w = a.tower_grid
         aux = auxiliary_loss(run.scores, novelty_targets(run.prune_hidden.reshape(F_, h, w, D), self.group))
