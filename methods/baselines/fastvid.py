@@ -15,7 +15,10 @@ from its ``scripts/eval.sh`` (papers.md §4):
   densest tokens. **Per anchor frame**, every non-salient token of the segment joins that frame's
   most cosine-similar anchor (argmax; ties to the densest anchor), and anchor <- w*anchor +
   (1-w)*mean(assigned), w = max(1/(count+1), beta = 0.6), count = the tokens assigned to it (the
-  anchor itself among them): a token is merged once into every anchor frame of its segment.
+  anchor itself among them): a token is merged once into every anchor frame of its segment. An
+  anchor frame whose anchor count equals the per-frame contextual count (a one-frame segment; with
+  p = 4 never a longer one, but e.g. 3 frames at p = 2) merges only its own frame's tokens, as the
+  released code's "single-frame" branch selects frames by that count.
 Kept tokens keep their original position ids.
 
 ``fidelity="project"`` is this project's earlier reading: ``retained = round(N * r)``, and every
@@ -88,9 +91,11 @@ def anchor_frames(start: int, end: int, p: int) -> list[int]:
 
 def _anchor_merge(pool: torch.Tensor, anchors: torch.Tensor, beta: float) -> torch.Tensor:
     """Released DTM of one segment: ``anchors`` (A, k, D), one set per anchor frame in descending
-    density; every token of ``pool`` (P, D) joins its most cosine-similar anchor of *each* set
-    (first maximum wins), then w * anchor + (1 - w) * mean, w = max(1 / (count + 1), beta)."""
-    sim = torch.nn.functional.normalize(anchors, dim=-1) @ torch.nn.functional.normalize(pool, dim=-1).T
+    density; every token of ``pool`` (P, D), or of its own pool (A, P, D), joins its most
+    cosine-similar anchor of *each* set (first maximum wins), then w * anchor + (1 - w) * mean,
+    w = max(1 / (count + 1), beta)."""
+    pool_n = torch.nn.functional.normalize(pool, dim=-1)
+    sim = torch.nn.functional.normalize(anchors, dim=-1) @ pool_n.transpose(-1, -2)
     assign = sim.argmax(dim=1)                                           # (A, P) anchor of each token
     one_hot = (assign[:, None, :] == torch.arange(anchors.shape[1], device=pool.device)[None, :, None])
     one_hot = one_hot.to(pool.dtype)                                     # (A, k, P)
@@ -113,7 +118,9 @@ def _dtm(rest: torch.Tensor, rest_idx: torch.Tensor, density: torch.Tensor, segm
         if cfg.fidelity == "released":
             a_local = topk_indices(density[frames], per_anchor, sort_indices=False)  # densest first
             anchors = torch.gather(rest[frames], 1, a_local.unsqueeze(-1).expand(-1, -1, D))
-            feats.append(_anchor_merge(pool, anchors, cfg.beta).reshape(-1, D))
+            # the released code merges an anchor frame whose count equals the per-frame one within
+            # its own frame (a one-frame segment; with p = 4 never a longer one)
+            feats.append(_anchor_merge(rest[frames] if per_anchor == n_ctx else pool, anchors, cfg.beta).reshape(-1, D))
         else:  # project: one nearest anchor over the whole segment, anchors in their own clusters
             a_local = topk_indices(density[frames], per_anchor, sort_indices=True)  # (A_f, per_anchor)
             a_pos = ((frames - s)[:, None] * M + a_local).flatten()        # into the segment pool

@@ -79,6 +79,28 @@ def test_the_fidelities_differ_and_released_is_the_default():
     assert (rel.features - old.features).abs().max() > 0.05
 
 
+def test_an_anchor_frame_with_the_per_frame_count_merges_only_its_own_frame():
+    """p = 2 on a 3-frame segment (frames 3..5 of the video, c = 1 at 1 contextual per frame): anchor
+    frames 3 and 5 get (3 * 1) // 2 = 1 anchor each, equal to the per-frame count, so the released
+    code merges each within its own frame (frame 4's tokens join no anchor)."""
+    vt = _video()
+    X = vt.features
+    sub = VideoTokens(features=X[3:], grid=(2, 2), saliency={"map_head_attn": vt.saliency["map_head_attn"][3:]},
+                      global_features=torch.ones(3, 3))
+    red = fastvid_reduce(sub, FastVIDConfig(retention=0.5, d=0.5, c=1, p=2, k=2))
+    anchors = [s for s in red.source.tolist() if s % 4 != 0]
+    assert len(anchors) == 2 and {s // 4 for s in anchors} == {0, 2}
+    for s in anchors:
+        f = s // 4
+        own = X[3 + f, 1:]                                   # the frame's three non-salient tokens
+        anchor = X[3 + f, s % 4]
+        j = red.source.tolist().index(s)
+        # one anchor in the set: all 3 own tokens join it, w = max(1/4, 0.6)
+        assert torch.allclose(red.features[j], 0.6 * anchor + 0.4 * own.mean(0), atol=1e-6)
+        segment = X[3:, 1:].reshape(-1, 2)                   # what a segment-wide pool would give
+        assert not torch.allclose(red.features[j], 0.6 * anchor + 0.4 * segment.mean(0), atol=1e-3)
+
+
 def test_per_frame_count_is_int_of_n_r():
     """int(196 * 0.10) = 19 retained (12 salient + int(7.6) = 7 contextual); round() gave 20."""
     assert fastvid_frame_budget(196, 0.10, 0.4) == (12, 7)
