@@ -195,7 +195,7 @@ class STTS(Method):
         kept = per_frame * frames - pruned
         return NominalTokens((kept,) * arch.llm.layers, kept, vision,
                              ("STTS ViT bins: first-fit-decreasing lower bound ceil(kept/729); refill of "
-                              "single-frame bins is not modelled",))
+                              "single-frame bins (and the released bin of a lone empty frame) is not modelled",))
 
 
 def stts_losses(adapter, pixel_values: torch.Tensor, config: Optional[STTSMethodConfig] = None, *,
