@@ -104,11 +104,25 @@ def _anchor_merge(pool: torch.Tensor, anchors: torch.Tensor, beta: float) -> tor
     return weighted_anchor_merge(anchors, means, counts + 1, beta)
 
 
+def _released_merge(rest: torch.Tensor, rest_idx: torch.Tensor, density: torch.Tensor, frames: torch.Tensor,
+                    k: int, pool, beta: float, N: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Released DTM for ``frames``' anchors (the ``k`` densest of each, densest first) against
+    ``pool`` ((P, D) shared, or None: each frame's own tokens): (features, flat source indices)."""
+    D = rest.shape[-1]
+    a_local = topk_indices(density[frames], k, sort_indices=False)            # (A, k) densest first
+    own = rest[frames]                                                         # (A, M, D)
+    anchors = torch.gather(own, 1, a_local.unsqueeze(-1).expand(-1, -1, D))
+    merged = _anchor_merge(own if pool is None else pool, anchors, beta).reshape(-1, D)
+    return merged, (torch.gather(rest_idx[frames], 1, a_local) + frames[:, None] * N).flatten()
+
+
 def _dtm(rest: torch.Tensor, rest_idx: torch.Tensor, density: torch.Tensor, segments, n_ctx: int,
          cfg: FastVIDConfig, N: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """DTM over every segment: (merged anchor features, their flat source indices) per segment."""
+    """DTM over every segment: (merged anchor features, their flat source indices) per segment.
+    Released: the anchor frames whose count equals the per-frame one (every one-frame segment) merge
+    within their own frame, all of them in one batch, as the released code's single-frame branch."""
     F, M, D = rest.shape
-    feats, idxs = [], []
+    feats, idxs, alone = [], [], []
     for s, e in segments:  # loop over segments only
         frames = torch.tensor(anchor_frames(s, e, cfg.p), device=rest.device)
         per_anchor = min(((e - s + 1) * n_ctx) // len(frames), M)
@@ -116,20 +130,26 @@ def _dtm(rest: torch.Tensor, rest_idx: torch.Tensor, density: torch.Tensor, segm
             continue
         pool = rest[s:e + 1].reshape(-1, D)
         if cfg.fidelity == "released":
-            a_local = topk_indices(density[frames], per_anchor, sort_indices=False)  # densest first
-            anchors = torch.gather(rest[frames], 1, a_local.unsqueeze(-1).expand(-1, -1, D))
-            # the released code merges an anchor frame whose count equals the per-frame one within
-            # its own frame (a one-frame segment; with p = 4 never a longer one)
-            feats.append(_anchor_merge(rest[frames] if per_anchor == n_ctx else pool, anchors, cfg.beta).reshape(-1, D))
-        else:  # project: one nearest anchor over the whole segment, anchors in their own clusters
-            a_local = topk_indices(density[frames], per_anchor, sort_indices=True)  # (A_f, per_anchor)
-            a_pos = ((frames - s)[:, None] * M + a_local).flatten()        # into the segment pool
-            anchors = pool[a_pos]
-            assign = assign_nearest(pool, anchors, "cosine")
-            assign[a_pos] = torch.arange(a_pos.numel(), device=rest.device)   # anchors join themselves
-            means, counts = scatter_mean(pool, assign, a_pos.numel())
-            feats.append(weighted_anchor_merge(anchors, means, counts + 1, cfg.beta))
+            if per_anchor == n_ctx:
+                alone.append(frames)
+                continue
+            merged, src = _released_merge(rest, rest_idx, density, frames, per_anchor, pool, cfg.beta, N)
+            feats.append(merged)
+            idxs.append(src)
+            continue
+        # project: one nearest anchor over the whole segment, anchors in their own clusters
+        a_local = topk_indices(density[frames], per_anchor, sort_indices=True)  # (A_f, per_anchor)
+        a_pos = ((frames - s)[:, None] * M + a_local).flatten()        # into the segment pool
+        anchors = pool[a_pos]
+        assign = assign_nearest(pool, anchors, "cosine")
+        assign[a_pos] = torch.arange(a_pos.numel(), device=rest.device)   # anchors join themselves
+        means, counts = scatter_mean(pool, assign, a_pos.numel())
+        feats.append(weighted_anchor_merge(anchors, means, counts + 1, cfg.beta))
         idxs.append((torch.gather(rest_idx[frames], 1, a_local) + frames[:, None] * N).flatten())
+    if alone:
+        merged, src = _released_merge(rest, rest_idx, density, torch.cat(alone), min(n_ctx, M), None, cfg.beta, N)
+        feats.append(merged)
+        idxs.append(src)
     return feats, idxs
 
 

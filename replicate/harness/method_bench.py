@@ -17,6 +17,10 @@
    groups, topk 0.5): the attention bias, the video-global selection and the packing.
 Only APIs that predate their ``fidelity`` option are used, so the same file times an older commit
 (``PYTHONPATH=<checkout> python <this file>``) with its own defaults.
+5. ``--fidelity-pairs``: each method that has a ``fidelity`` option, ``released`` against ``project``
+   (this project's earlier reading, the code path of the commits before issue 24), timed alternately
+   in one process at the sizes above (FastVID and VisionZip at 10 %, STTS's bias, selection and
+   packing), so load drift on a shared machine hits both equally.
 """
 from __future__ import annotations
 
@@ -180,6 +184,31 @@ def bench_stts_steps(frames: int = 64, side: int = 27, dim: int = 1152, topk: fl
     return out
 
 
+def bench_fidelity_pairs(frames=32, grid=(14, 14), dim=3584, key_dim=72, repeats=5, stts_frames=64,
+                         stts_side=27, stts_dim=1152) -> dict:
+    """Item 5 of the module doc."""
+    from methods.registry import get_method
+    from methods.stts import attention_bias, groups_to_patch_mask, rearrange_tokens, select_groups
+
+    tokens = random_video_tokens(frames, grid, dim, key_dim)
+    out = {}
+    with torch.inference_mode():
+        for name in ("visionzip", "fastvid"):
+            rel, old = (get_method(name, retention=0.1, fidelity=f) for f in ("released", "project"))
+            a, b = _paired_times(lambda: rel.reduce(tokens), lambda: old.reduce(tokens), repeats, warmup=1)
+            out[name] = {"released": a, "project": b, "ratio": a["median_s"] / b["median_s"]}
+        g = torch.Generator().manual_seed(0)
+        side = (stts_side, stts_side)
+        scores = torch.rand(stts_frames, (-(-stts_side // 3)) ** 2, generator=g)
+        hidden = torch.randn(stts_frames, stts_side * stts_side, stts_dim, generator=g)
+        for name, fn in (("stts_bias", lambda f: attention_bias(scores, side, fidelity=f)),
+                         ("stts_select_and_pack", lambda f: rearrange_tokens(
+                             hidden, groups_to_patch_mask(select_groups(scores, 0.5, f), side, 3), fidelity=f))):
+            a, b = _paired_times(lambda: fn("released"), lambda: fn("project"), repeats, warmup=1)
+            out[name] = {"released": a, "project": b, "ratio": a["median_s"] / b["median_s"]}
+    return out
+
+
 def bench_provenance() -> dict:
     """replicate.provenance's block plus the thread settings the timings depend on."""
     from replicate.provenance import provenance
@@ -201,6 +230,7 @@ def main(argv=None) -> int:
     p.add_argument("--inner-stage", action="store_true", help="also time one inner-LLM stage at full width")
     p.add_argument("--stts-steps", action="store_true", help="also time STTS's bias, selection and packing")
     p.add_argument("--no-overhead", action="store_true", help="skip the adapter-overhead measurement")
+    p.add_argument("--fidelity-pairs", action="store_true", help="released vs project, timed alternately")
     args = p.parse_args(argv)
     methods = None if args.methods is None else {m: DEFAULT_METHODS.get(m, {"retention": 0.1}) for m in args.methods}
     result = {"provenance": bench_provenance(),
@@ -212,6 +242,10 @@ def main(argv=None) -> int:
         result["inner_stage"] = bench_inner_stage(repeats=args.repeats)
     if args.stts_steps:
         result["stts_steps"] = bench_stts_steps(repeats=args.repeats)
+    if args.fidelity_pairs:
+        result["fidelity_pairs"] = bench_fidelity_pairs(args.frames, (args.grid, args.grid), args.dim,
+                                                        repeats=args.repeats)
+        print("fidelity_pairs", json.dumps({k: round(v["ratio"], 3) for k, v in result["fidelity_pairs"].items()}))
     result["load_average"] = list(os.getloadavg())
     write_json(args.out, result)
     print(json.dumps({k: v.get("median_s", v.get("skipped")) for k, v in result["reductions"]["methods"].items()}))

@@ -34,3 +34,13 @@ def test_inner_stage_and_stts_steps_at_tiny_sizes():
     stts = bench_stts_steps(frames=3, side=6, dim=8, repeats=1)
     assert stts["pruned_groups"] == 6 and stts["bins"] >= 2   # int(4 * 0.5 * 3) of 12 groups
     assert stts["pack"]["median_s"] > 0
+
+
+def test_fidelity_pairs_at_tiny_sizes():
+    from replicate.harness.method_bench import bench_fidelity_pairs
+
+    out = bench_fidelity_pairs(frames=2, grid=(4, 4), dim=16, key_dim=8, repeats=1, stts_frames=3, stts_side=6,
+                               stts_dim=8)
+    assert set(out) == {"visionzip", "fastvid", "stts_bias", "stts_select_and_pack"}
+    for v in out.values():
+        assert v["ratio"] == v["released"]["median_s"] / v["project"]["median_s"] > 0
