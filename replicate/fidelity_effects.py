@@ -9,7 +9,7 @@
   per-frame budget beside HoliTom's table budget, and STTS's pruned groups of Lite-30 % / Lite-50 %
   at 32 / 64 / 128 / 256 frames of 81 groups;
 - ``full_size``: the reductions themselves on a synthetic LLaVA-OV-size video (32 x 196 x 3584,
-  ``methods.bench_tango.correlated_video``: scene cut every 8 frames, three noise levels), how many
+  ``replicate.microbench.tango.correlated_video``: scene cut every 8 frames, three noise levels), how many
   kept tokens, merged anchors and position ids differ (FastVID at 10 %, global features one
   direction per scene; VisionZip at 20 and 40 tokens per frame), and STTS's attention bias on random
   scores at Molmo2's 27 x 27 grid.
@@ -67,7 +67,7 @@ def analytic() -> dict:
 
 
 def _video(seed: int = 0, dim: int = 3584):
-    from methods.bench_tango import correlated_video
+    from replicate.microbench.tango import correlated_video
 
     t = correlated_video(dim=dim, seed=seed)
     g = torch.Generator().manual_seed(seed + 1)
@@ -103,7 +103,7 @@ def full_size(dim: int = 3584) -> dict:
     from methods.stts import attention_bias
 
     tokens = _video(dim=dim)
-    out: dict = {"video": f"methods.bench_tango.correlated_video(seed=0): 32 x 196 x {dim}, scene cut every 8 frames"}
+    out: dict = {"video": f"replicate.microbench.tango.correlated_video(seed=0): 32 x 196 x {dim}, scene cut every 8 frames"}
     with torch.inference_mode():
         for r_ in (0.10, 0.25):   # 25 %: int and round agree (49 per frame), only the DTM rule differs
             out[f"fastvid_r{round(100 * r_)}"] = _fastvid_effect(tokens, r_)

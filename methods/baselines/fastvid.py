@@ -3,7 +3,7 @@
 Official code read (issue 24): LunarShen/FastVID at a40a109, the FastVID block of
 ``Qwen2Model.forward`` in ``fastvid_llavaonevision/LLaVA-NeXT/llava/model/language_model/
 modeling_qwen2.py`` (last changed at ea8b57e; the LLaVA-Video copy has the same block); defaults
-from its ``scripts/eval.sh`` (papers.md §4):
+from its ``scripts/eval.sh`` (docs/sources.md#fastvid):
 - DySeg: cut the video at the c-1 lowest consecutive global-feature similarities and at every
   transition below tau (c = 8, tau = 0.9).
 - STPrune per frame with retention r: ``retained = int(N * r)`` tokens (19 at r = 0.10 on 196), of
@@ -38,6 +38,7 @@ from typing import Literal
 
 import torch
 
+from methods.base import Method, pre_llm_tokens
 from methods.primitives import (
     assign_nearest, dpc_knn_scores_batched, dyseg_segments, make_generator, scatter_mean,
     topk_indices, weighted_anchor_merge,
@@ -196,14 +197,12 @@ def fastvid_reduce(tokens: VideoTokens, cfg: FastVIDConfig) -> Reduction:
 
 
 # ---- registered Method (methods.registry) ----
-from methods.base import Method, pre_llm_tokens  # noqa: E402
-
-
 class FastVID(Method):
     name = "fastvid"
     description = "FastVID: DySeg on global features + STPrune (MAP-head salient + density merging)"
     Config = FastVIDConfig
     stages = ("pre_llm",)
+    families = ("llava-onevision", "llava-video")  # needs the SigLIP MAP head's probe attention
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
         return fastvid_reduce(tokens, self.config)

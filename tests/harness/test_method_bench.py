@@ -1,9 +1,9 @@
-"""replicate.harness.method_bench runs end to end at tiny sizes and writes the documented JSON fields."""
+"""replicate.microbench.methods runs end to end at tiny sizes and writes the documented JSON fields."""
 from __future__ import annotations
 
 import json
 
-from replicate.harness.method_bench import main
+from replicate.microbench.methods import main
 
 
 def test_bench_tiny_writes_json_with_provenance(tmp_path):
@@ -25,7 +25,7 @@ def test_bench_tiny_writes_json_with_provenance(tmp_path):
 
 
 def test_inner_stage_and_stts_steps_at_tiny_sizes():
-    from replicate.harness.method_bench import bench_inner_stage, bench_stts_steps
+    from replicate.microbench.methods import bench_inner_stage, bench_stts_steps
 
     inner = bench_inner_stage(visual=20, text=6, repeats=1, hidden=32, heads=4, kv_heads=2)
     assert inner["visual_per_layer"] == [20, 10]            # PDrop's default plan at layer 1: 0.5
@@ -37,7 +37,7 @@ def test_inner_stage_and_stts_steps_at_tiny_sizes():
 
 
 def test_fidelity_pairs_at_tiny_sizes():
-    from replicate.harness.method_bench import bench_fidelity_pairs
+    from replicate.microbench.methods import bench_fidelity_pairs
 
     out = bench_fidelity_pairs(frames=2, grid=(4, 4), dim=16, key_dim=8, repeats=1, stts_frames=3, stts_side=6,
                                stts_dim=8)

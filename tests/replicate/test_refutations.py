@@ -81,7 +81,7 @@ def test_token_reduction_refuted_when_the_kept_mask_is_not_applied(tmp_path, cfg
     # at 16 frames the ViT tail's packing fragments more than at the claim's 128 (where the default
     # run confirms it), so only the LLM-token claim must confirm here; both prune a real share
     assert good["measured"] > 30 and (cid != "stts-tokens-pruned-50" or good["verdict"] == "confirmed")
-    monkeypatch.setattr(packing, "select_groups", lambda scores, topk: torch.ones(scores.shape, dtype=torch.bool))
+    monkeypatch.setattr(packing, "select_groups", lambda scores, topk, *fidelity: torch.ones(scores.shape, dtype=torch.bool))
     _stts_packing(tmp_path, 16)
     res = _verify(tmp_path, claim, cfg)
     assert res["verdict"] == "refuted" and res["measured"] == pytest.approx(0.0, abs=1e-9)
@@ -124,14 +124,9 @@ def test_outer_reduction_is_one_sided_and_reads_the_bench(tmp_path, cfg):
 @pytest.mark.slow
 def test_outer_reduction_from_the_real_stage_one_two_output(tmp_path, cfg):
     """The real methods.holitom.holitom_reduce at full size (as rule holitom_bench runs it)."""
-    import importlib.util
+    from replicate.microbench import holitom_stages
 
-    from replicate.claims import HERE
-
-    spec = importlib.util.spec_from_file_location("holitom_bench", HERE / "scripts" / "holitom_bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    io.write_json(tmp_path / HOLITOM_BENCH, bench.run(32, 14, 3584, [0.1], 0.5, 1, 1))
+    io.write_json(tmp_path / HOLITOM_BENCH, holitom_stages.run(32, 14, 3584, [0.1], 0.5, 1, 1))
     claim = CLAIMS["holitom-outer-reduction-r10"]
     _analytic(tmp_path, [claim])
     res = _verify(tmp_path, claim, cfg)
