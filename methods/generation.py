@@ -9,7 +9,8 @@ forward per step feeds the batch's last tokens together.
 - Adapters whose LLM runs in :mod:`methods.runtime` (LLaVA-OneVision / LLaVA-Video, Qwen2.5-VL):
   the requests' ragged KV caches (each layer as long as that request kept) are left-padded per
   layer into one :class:`BatchedKVCache`, with a key mask that hides the padding and, in mask mode,
-  the tokens a stage dropped; each step runs the decoder layers once for the batch.
+  the tokens a stage dropped; each step runs the decoder layers once for the batch, each layer at
+  each request's position less the shift its cache records (PyramidDrop's renumbered stages).
 - Molmo2 (its LLM runs through HF's forward): the requests' HF caches are left-padded into one
   HF cache and each step calls HF's forward with the padding mask.
 - Any other adapter: ``decode_step`` per request (a loop).
@@ -142,6 +143,10 @@ class BatchedKVCache:
                 alive = c.alive[layer] if c.alive[layer] is not None else torch.ones(n, dtype=torch.bool)
                 rows.append(torch.cat([torch.zeros(length - n, dtype=torch.bool), alive.cpu()]))
             self.valid.append(torch.stack(rows).to(self.keys[-1].device))
+        # per layer, each request's decode position shift (PyramidDrop's renumbered stages place
+        # the new token at L' + step: RaggedKVCache.position_shift)
+        self.position_shift = [tuple(getattr(c, "position_shift", [0] * len(c.keys))[layer] for c in caches)
+                               for layer in range(len(caches[0].keys))]
 
     def grow(self, layer: int) -> torch.Tensor:
         """Append the new token's (valid) column to ``layer``; returns the layer's (B, K + 1) mask."""
@@ -196,15 +201,26 @@ class RuntimeBatch:
         """(B, vocab) logits after feeding ``tokens`` (B,) at decode step ``step``."""
         lm = self.adapter.lm
         h = self.adapter.embed_text(tokens.to(self.adapter.device)[:, None])
-        pos = (self.positions + step)[:, None]
-        if self.rope_axes == 3:        # M-RoPE (Qwen2.5-VL): the same position on all three axes, (3, B, 1)
-            pos = pos[None].expand(3, -1, -1)
-        cos, sin = lm.rotary_emb(h, pos)
+        shift = None
         for li, layer in enumerate(lm.layers):
+            if self.cache.position_shift[li] != shift:   # recomputed only where a stage renumbered
+                shift = self.cache.position_shift[li]
+                pos, cos, sin = self._rope(h, step, shift)
             mask = _additive(self.cache.grow(li), h.dtype)
             h = layer(h, attention_mask=mask, position_ids=pos, use_cache=True, position_embeddings=(cos, sin),
                       **{self.keyword: self.cache})
         return self.adapter.model.lm_head(lm.norm(h)[:, -1]).float()
+
+    def _rope(self, h: torch.Tensor, step: int, shift: tuple[int, ...]):
+        """Position ids of the new tokens (each request's position + step - its shift) and their RoPE."""
+        pos = self.positions + step
+        if any(shift):
+            pos = pos - torch.tensor(shift, device=pos.device, dtype=pos.dtype)
+        pos = pos[:, None]
+        if self.rope_axes == 3:        # M-RoPE (Qwen2.5-VL): the same position on all three axes, (3, B, 1)
+            pos = pos[None].expand(3, -1, -1)
+        cos, sin = self.adapter.lm.rotary_emb(h, pos)
+        return pos, cos, sin
 
 
 class HFCacheBatch:
