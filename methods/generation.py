@@ -9,7 +9,8 @@ forward per step feeds the batch's last tokens together.
 - Adapters whose LLM runs in :mod:`methods.runtime` (LLaVA-OneVision / LLaVA-Video, Qwen2.5-VL):
   the requests' ragged KV caches (each layer as long as that request kept) are left-padded per
   layer into one :class:`BatchedKVCache`, with a key mask that hides the padding and, in mask mode,
-  the tokens a stage dropped; each step runs the decoder layers once for the batch.
+  the tokens a stage dropped; each step runs the decoder layers once for the batch, each layer at
+  each request's position less the shift its cache records (PyramidDrop's renumbered stages).
 - Molmo2 (its LLM runs through HF's forward): the requests' HF caches are left-padded into one
   HF cache and each step calls HF's forward with the padding mask.
 - Any other adapter: ``decode_step`` per request (a loop).
@@ -141,6 +142,10 @@ class BatchedKVCache:
                 alive = c.alive[layer] if c.alive[layer] is not None else torch.ones(n, dtype=torch.bool)
                 rows.append(torch.cat([torch.zeros(length - n, dtype=torch.bool), alive.cpu()]))
             self.valid.append(torch.stack(rows).to(self.keys[-1].device))
+        # per layer, each request's decode position shift (PyramidDrop's renumbered stages place
+        # the new token at L' + step: RaggedKVCache.position_shift)
+        self.position_shift = [tuple(getattr(c, "position_shift", [0] * len(c.keys))[layer] for c in caches)
+                               for layer in range(len(caches[0].keys))]
 
     def grow(self, layer: int) -> torch.Tensor:
         """Append the new token's (valid) column to ``layer``; returns the layer's (B, K + 1) mask."""

@@ -6,6 +6,26 @@ the video-global group selection, and the first-fit-decreasing packing of kept t
 729-slot "virtual frames" with a block-diagonal attention mask. The ViT wiring (which block runs
 the scorer, the bias, the packing) belongs to the adapter.
 
+Fidelity (issue 24). The official code read is tidalove/molmo2fish at 95e0c4c (the public fork that
+carries the STTS files), ``olmo/nn/temporal_image_vit.py`` (last changed at 08b964e):
+``forward_with_scorer``, ``prune_with_scorer`` and ``rearrange_tokens``. ``fidelity="released"``
+(default) computes what it computes; ``"project"`` is this project's earlier reading, kept to
+measure the difference:
+
+- the attention bias min-max rescales the scores over the last axis of the (T, 27, 27) patch grid
+  (each patch row holds its group row's 9 scores three times): **per group row**, with
+  ``(s - min) / (max - min + 1e-6)`` (``project``: per frame, ``/ max(max - min, 1e-6)``);
+- the pruned count is ``int(81 * topk * T)`` computed in float32 (777 groups for 30 % at 32 frames;
+  ``project``: Python ``round``, 778); 81 is the grid's group count here, equal at 27 x 27;
+- packing: when **exactly one** frame keeps no group, the released first-fit-decreasing gives it a
+  bin of its own, refilled whole (its tokens still do not reach the LLM): one more packed frame
+  (``project``: the empty frame occupies no bin). Two or more empty frames occupy no bin either way.
+
+Kept against the released code: at most ``G * (T - 1)`` groups are pruned (the released code would
+prune groups of the always-kept first frame when ``int(81 * topk * T)`` exceeds the other frames',
+e.g. for a one-frame video), and ties in the frame sort break by frame index (its ``sort`` is not
+stable).
+
 Conventions: one video at a time. Hidden states are (T, N, D) with N = h * w patches in row-major
 order (27 x 27 = 729 for Molmo2's SigLIP). Groups are the connector's 3 x 3 pooling cells on the
 grid padded up to a multiple of 3, numbered row-major on the group grid (81 per frame at 27 x 27);
@@ -22,6 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "STTS_FIDELITIES",
+    "stts_pruned_groups",
     "STTSConfig",
     "TemporalTokenScorer",
     "group_index",
@@ -41,6 +63,26 @@ __all__ = [
     "reference_prune_scores",
     "select_by_rule",
 ]
+
+
+STTS_FIDELITIES = ("released", "project")
+
+
+def _check_fidelity(fidelity: str) -> None:
+    if fidelity not in STTS_FIDELITIES:
+        raise ValueError(f"stts fidelity must be one of {list(STTS_FIDELITIES)}, got {fidelity!r}")
+
+
+def stts_pruned_groups(groups: int, topk: float, frames: int, fidelity: str = "released") -> int:
+    """Groups pruned in a video of ``frames`` frames with ``groups`` per frame: ``int(groups * topk *
+    frames)`` in float32 as the released code computes it (``project``: Python ``round``), at most
+    the groups outside the first frame (which is always kept)."""
+    _check_fidelity(fidelity)
+    if fidelity == "released":
+        n = int((groups * float(topk) * torch.tensor([int(frames)])).int())
+    else:
+        n = round(groups * float(topk) * frames)
+    return max(0, min(n, groups * (frames - 1)))
 
 
 @dataclass(frozen=True)
@@ -225,12 +267,14 @@ def auxiliary_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def attention_bias(scores: torch.Tensor, grid: tuple[int, int], rescale_min: float = math.exp(-2.0),
-                   group: int = 3) -> torch.Tensor:
+                   group: int = 3, fidelity: str = "released") -> torch.Tensor:
     """Additive key bias (T, N) = log(rescaled score) in [log(rescale_min), 0], differentiable.
 
-    Group scores are copied to their patches, min-max rescaled per frame to [rescale_min, 1], and
-    the first frame is set to 1 (bias 0). Broadcast as (T, 1, 1, N) over heads and queries.
+    Group scores are min-max rescaled to [rescale_min, 1] per row of the group grid (``project``: per
+    frame), copied to their patches, and the first frame is set to 1 (bias 0). Broadcast as
+    (T, 1, 1, N) over heads and queries.
     """
+    _check_fidelity(fidelity)
     if scores.dim() != 2:
         raise ValueError(f"scores must be (T, G), got shape {tuple(scores.shape)}")
     h, w = int(grid[0]), int(grid[1])
@@ -238,9 +282,15 @@ def attention_bias(scores: torch.Tensor, grid: tuple[int, int], rescale_min: flo
     if int(p2g.max()) + 1 != scores.shape[1]:
         raise ValueError(f"grid {grid} with group {group} has {int(p2g.max()) + 1} groups, "
                          f"scores have {scores.shape[1]}")
-    lo = scores.min(dim=1, keepdim=True).values
-    hi = scores.max(dim=1, keepdim=True).values
-    unit = (scores - lo) / (hi - lo).clamp(min=1e-6)             # flat frame -> all rescale_min
+    if fidelity == "released":   # the last axis of the (T, rows, cols) grid: one row of groups
+        gw = -(-w // group)
+        rows = scores.reshape(scores.shape[0], -1, gw)
+        lo, hi = rows.min(dim=-1, keepdim=True).values, rows.max(dim=-1, keepdim=True).values
+        unit = ((rows - lo) / (hi - lo + 1e-6)).reshape(scores.shape)
+    else:
+        lo = scores.min(dim=1, keepdim=True).values
+        hi = scores.max(dim=1, keepdim=True).values
+        unit = (scores - lo) / (hi - lo).clamp(min=1e-6)         # flat frame -> all rescale_min
     rescaled = rescale_min + (1.0 - rescale_min) * unit
     rescaled = torch.cat([torch.ones_like(rescaled[:1]), rescaled[1:]], dim=0)
     return torch.log(rescaled)[:, p2g]
@@ -250,8 +300,8 @@ def attention_bias(scores: torch.Tensor, grid: tuple[int, int], rescale_min: flo
 # Selection
 # --------------------------------------------------------------------------------------------
 
-def select_groups(scores: torch.Tensor, topk_pruned: float) -> torch.Tensor:
-    """Keep mask (T, G): prune the round(G * topk * T) lowest-scored groups of the whole video.
+def select_groups(scores: torch.Tensor, topk_pruned: float, fidelity: str = "released") -> torch.Tensor:
+    """Keep mask (T, G): prune the ``stts_pruned_groups`` lowest-scored groups of the whole video.
 
     The first frame is always kept (its scores are lifted above any other), so at most G*(T-1)
     groups can go. Ties break towards the lower flat index being pruned first (stable sort).
@@ -261,7 +311,7 @@ def select_groups(scores: torch.Tensor, topk_pruned: float) -> torch.Tensor:
     if not 0.0 <= float(topk_pruned) < 1.0:
         raise ValueError(f"topk_pruned must be in [0, 1), got {topk_pruned}")
     T, G = scores.shape
-    n_prune = min(round(G * float(topk_pruned) * T), G * (T - 1))
+    n_prune = stts_pruned_groups(G, topk_pruned, T, fidelity)
     s = scores.detach().float().clone()
     s[0] = float("inf")
     order = torch.sort(s.flatten(), stable=True).indices
@@ -283,7 +333,8 @@ def groups_to_patch_mask(keep_groups: torch.Tensor, grid: tuple[int, int], group
 class Packing:
     """First-fit-decreasing assignment of frames to bins.
 
-    ``bin_of[t]`` is frame t's bin (-1 for frames with no kept token: they occupy no bin),
+    ``bin_of[t]`` is frame t's bin (-1 for frames with no kept token: they occupy no bin, except a
+    frame that is the only empty one under the released rule, which gets a last bin of its own),
     ``offset[t]`` its first slot inside the bin, ``num_bins`` the number of bins.
     """
 
@@ -292,8 +343,11 @@ class Packing:
     num_bins: int
 
 
-def pack_first_fit_decreasing(kept_counts: torch.Tensor, capacity: int = 729) -> Packing:
-    """Sort frames by kept count (descending, stable), put each into the first bin it fits."""
+def pack_first_fit_decreasing(kept_counts: torch.Tensor, capacity: int = 729,
+                              fidelity: str = "released") -> Packing:
+    """Sort frames by kept count (descending, stable), put each into the first bin it fits. Released:
+    if exactly one frame keeps nothing it takes a new last bin (alone there, so it is refilled)."""
+    _check_fidelity(fidelity)
     counts = torch.as_tensor(kept_counts).long().flatten()
     if counts.numel() and (int(counts.max()) > capacity or int(counts.min()) < 0):
         raise ValueError(f"kept counts must lie in [0, capacity={capacity}], got {counts.tolist()}")
@@ -314,6 +368,10 @@ def pack_first_fit_decreasing(kept_counts: torch.Tensor, capacity: int = 729) ->
             b = len(free) - 1
         bin_of[t], offset[t] = b, capacity - free[b]
         free[b] -= c
+    empty = [t for t, c in enumerate(cl) if c == 0]
+    if fidelity == "released" and len(empty) == 1:  # the released -1 bin counts once: "alone"
+        bin_of[empty[0]] = len(free)
+        free.append(0)
     return Packing(torch.tensor(bin_of, dtype=torch.long), torch.tensor(offset, dtype=torch.long), len(free))
 
 
@@ -345,11 +403,13 @@ class Packed:
         return self.hidden.shape[0]
 
 
-def rearrange_tokens(hidden: torch.Tensor, keep_mask: torch.Tensor, capacity: Optional[int] = None) -> Packed:
+def rearrange_tokens(hidden: torch.Tensor, keep_mask: torch.Tensor, capacity: Optional[int] = None,
+                     fidelity: str = "released") -> Packed:
     """Pack the kept tokens of (T, N, D) into first-fit-decreasing bins of ``capacity`` (default N).
 
     A bin holding a single original frame gets that frame's pruned tokens back (no compute would
-    be saved by leaving them out); frame order inside a bin is FFD placement order, tokens keep
+    be saved by leaving them out; released: also the bin of a lone empty frame, see
+    ``pack_first_fit_decreasing``); frame order inside a bin is FFD placement order, tokens keep
     their original order inside a frame.
     """
     if hidden.dim() != 3:
@@ -361,7 +421,7 @@ def rearrange_tokens(hidden: torch.Tensor, keep_mask: torch.Tensor, capacity: Op
     if cap < N:
         raise ValueError(f"capacity {cap} must be >= tokens per frame N={N} (refill needs a whole frame)")
     dev = hidden.device
-    packing = pack_first_fit_decreasing(keep_mask.sum(1).cpu(), cap)
+    packing = pack_first_fit_decreasing(keep_mask.sum(1).cpu(), cap, fidelity)
     bin_of, offset = packing.bin_of.to(dev), packing.offset.to(dev)
     # Frames alone in their bin: refill.
     placed = bin_of >= 0
@@ -449,8 +509,9 @@ def reference_prune_scores(hidden: torch.Tensor, grid: tuple[int, int], theta: f
 
 def select_by_rule(hidden: torch.Tensor, grid: tuple[int, int], topk_pruned: float, rule: str,
                    theta: float = 0.85, theta_step: float = 0.05, retries: int = 5, group: int = 3,
-                   seed: int = 0) -> torch.Tensor:
-    """Keep mask (T, G) of a non-learned rule, pruning round(G * topk * T) groups of the video.
+                   seed: int = 0, fidelity: str = "released") -> torch.Tensor:
+    """Keep mask (T, G) of a non-learned rule, pruning ``stts_pruned_groups`` groups of the video
+    (without the first-frame cap: the rules keep their reference frames by their own scores).
 
     ``random``: a seeded uniform random set of groups. ``heuristic`` / ``easy``: the most similar
     groups first; if that would prune a group of a new-reference frame (score -1), ``theta`` drops
@@ -461,7 +522,9 @@ def select_by_rule(hidden: torch.Tensor, grid: tuple[int, int], topk_pruned: flo
     G = (-(-h // group)) * (-(-w // group))
     if not 0.0 <= float(topk_pruned) < 1.0:
         raise ValueError(f"topk_pruned must be in [0, 1), got {topk_pruned}")
-    n_prune = round(G * float(topk_pruned) * T)
+    _check_fidelity(fidelity)
+    n_prune = (int((G * float(topk_pruned) * torch.tensor([T])).int()) if fidelity == "released"
+               else round(G * float(topk_pruned) * T))
     keep = torch.ones(T * G, dtype=torch.bool, device=hidden.device)
     if rule == "random":
         gen = torch.Generator().manual_seed(int(seed))

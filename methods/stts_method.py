@@ -12,25 +12,27 @@ cells of LLaVA-OV's pooling stride (one group per pooled token; see
 Stages: ``in_vit`` (the adapter's ``encode_video`` delegates the tower forward to
 ``encode_in_vit``) and a pre-LLM ``reduce`` that keeps the surviving pooled tokens in original order.
 ``stts_losses`` exposes the two training signals (auxiliary novelty MSE and the differentiable bias
-path) for training the scorer.
+path) for training the scorer. ``fidelity`` (default ``released``) selects the released code's rules
+for the bias rescale, the pruned count and the packing, or this project's earlier reading
+(``project``); ``methods.stts`` says what differs and where it was read.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import ClassVar, Literal, Optional
 
 import torch
 
 from methods.adapters.vision_prune import (PrunedVideoTokens, check_pooling_groups, encode_video_pruned,
                                            pool_kept, run_tower, tower_layers_run)
-from costmodel.nominal import check_layer, packed_vision, round_half_up
+from costmodel.nominal import check_layer, packed_vision
 from methods.base import Method, NominalTokens
 from methods.paper_options import STTS_PRUNE_AT
 from methods.setting import PaperSetting, SettingOptions
-from methods.stts import (STTSConfig, TemporalTokenScorer, auxiliary_loss, check_prune_method,
-                          novelty_targets)
+from methods.stts import (STTS_FIDELITIES, STTSConfig, TemporalTokenScorer, auxiliary_loss, check_prune_method,
+                          novelty_targets, stts_pruned_groups)
 from methods.types import Reduction, TowerHost, VideoTokens
 
 __all__ = ["STTSMethodConfig", "STTS", "STTSRandom", "STTSHeuristic", "STTSEasy", "stts_losses"]
@@ -48,7 +50,9 @@ class STTSMethodConfig:
     input embeddings, packing after block prune_at, no bias; ``seed`` seeds ``random``).
     ``scorer_heads`` / ``mlp_dim`` None = the tower's heads / MLP width (16 / 4304 for so400m, as
     STTS). ``scorer_checkpoint``: a ``torch.save``d state_dict of ``TemporalTokenScorer``; None =
-    random init from ``seed`` (fine for timing, meaningless for accuracy).
+    random init from ``seed`` (fine for timing, meaningless for accuracy). ``fidelity``: 'released'
+    (the official code's bias rescale per group row, int(G * topk * T) pruned groups, a lone empty
+    frame packed and refilled) or 'project' (per-frame rescale, round, no bin for it); ``methods.stts``.
     """
 
     topk: float = 0.5
@@ -61,9 +65,12 @@ class STTSMethodConfig:
     scorer_checkpoint: Optional[str] = None
     seed: int = 0
     prune_method: str = "scorer"
+    fidelity: Literal["released", "project"] = "released"
 
     def __post_init__(self) -> None:
         check_prune_method(self.prune_method)
+        if self.fidelity not in STTS_FIDELITIES:
+            raise ValueError(f"stts fidelity must be one of {list(STTS_FIDELITIES)}, got {self.fidelity!r}")
         for name in ("scorer_heads", "mlp_dim"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -176,16 +183,17 @@ class STTS(Method):
             return adapter.encode_video_pruned(
                 pixel_values, prune_at=c.prune_at, topk=float(c.topk), rule=c.prune_method,
                 scorer=self.scorer(adapter) if learned and c.topk > 0 else None,
-                rescale_min=float(c.rescale_min), seed=c.seed, timestamps=timestamps)
+                rescale_min=float(c.rescale_min), seed=c.seed, timestamps=timestamps, fidelity=c.fidelity)
         if c.topk == 0:  # nothing pruned: the plain tower, no scorer and no bias
             return encode_video_pruned(adapter, pixel_values, prune_at=None, scorer=None, topk=0.0,
                                        group=group, timestamps=timestamps)
         if not learned:  # STTS's rules select on the tower input and pack after block prune_at
             return encode_video_pruned(adapter, pixel_values, prune_at=c.prune_at, scorer=None, topk=float(c.topk),
-                                       group=group, timestamps=timestamps, rule=c.prune_method, seed=c.seed)
+                                       group=group, timestamps=timestamps, rule=c.prune_method, seed=c.seed,
+                                       fidelity=c.fidelity)
         return encode_video_pruned(adapter, pixel_values, prune_at=c.prune_at, scorer=self.scorer(adapter),
                                    topk=float(c.topk), group=group, rescale_min=float(c.rescale_min),
-                                   timestamps=timestamps)
+                                   timestamps=timestamps, fidelity=c.fidelity)
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
         """Surviving pooled tokens in original order (flat source index, contiguous positions)."""
@@ -209,12 +217,12 @@ class STTS(Method):
         prune_at = check_layer(self.config.prune_at, arch.vision.layers - 1, "prune_at")
         n, per_frame = arch.vision.patches_per_frame, arch.tokens_per_frame
         group = n // per_frame
-        pruned = min(round_half_up(per_frame * topk * frames), per_frame * (frames - 1))  # first frame kept
+        pruned = stts_pruned_groups(per_frame, topk, frames, self.config.fidelity)  # first frame kept
         vision = packed_vision(arch, frames, n * frames - group * pruned, prune_at + 1)
         kept = per_frame * frames - pruned
         return NominalTokens((kept,) * arch.llm.layers, kept, vision,
                              ("STTS ViT bins: first-fit-decreasing lower bound ceil(kept/729); refill of "
-                              "single-frame bins is not modelled",))
+                              "single-frame bins (and the released bin of a lone empty frame) is not modelled",))
 
 
 def stts_losses(adapter, pixel_values: torch.Tensor, config: Optional[STTSMethodConfig] = None, *,
@@ -244,7 +252,8 @@ def stts_losses(adapter, pixel_values: torch.Tensor, config: Optional[STTSMethod
     tower = adapter.model.model.vision_tower
     run = run_tower(tower, pixel_values.to(device=adapter.device, dtype=adapter.dtype), tower_layers_run(adapter),
                     prune_at=c.prune_at, scorer=scorer, topk=float(c.topk), group=group,
-                    rescale_min=float(c.rescale_min), apply_bias=apply_bias, keep_prune_hidden=True)
+                    rescale_min=float(c.rescale_min), apply_bias=apply_bias, keep_prune_hidden=True,
+                    fidelity=c.fidelity)
     F_, N, D = run.prune_hidden.shape
     h, w = adapter.tower_grid
     targets = novelty_targets(run.prune_hidden.reshape(F_, h, w, D), group)

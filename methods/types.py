@@ -181,3 +181,16 @@ def check_retention(retention: float, name: str = "retention") -> float:
     if not 0.0 < value <= 1.0:
         raise ValueError(f"{name} must be in (0, 1], got {retention!r}")
     return value
+
+
+#: ``fidelity`` of a baseline re-implemented from released code: ``released`` (the default) computes
+#: what the official code computes; ``project`` is this project's earlier reading, kept so that the
+#: difference stays measurable (each module's docstring says what differs)
+BASELINE_FIDELITIES = ("released", "project")
+
+
+def check_fidelity(value: str, allowed: tuple[str, ...] = BASELINE_FIDELITIES, name: str = "fidelity") -> str:
+    """Validate a ``fidelity`` option against the values its method offers."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value

@@ -127,8 +127,8 @@ def encode_plain(adapter, pixel_values: torch.Tensor, timestamps=None) -> VideoT
 @torch.no_grad()
 def encode_pruned(adapter, pixel_values: torch.Tensor, *, prune_at: int, topk: float, scorer=None,
                   rule: str = "scorer", rescale_min: float = math.exp(-2.0), seed: int = 0, timestamps=None,
-                  keep_groups=None) -> PrunedVideoTokens:
+                  keep_groups=None, fidelity: str = "released") -> PrunedVideoTokens:
     """STTS's in-ViT stage on Molmo2 (what the stts methods' ``encode_in_vit`` runs here)."""
     run = run_tower(adapter, pixel_values, prune_at=prune_at, topk=topk, scorer=scorer, rule=rule,
-                    rescale_min=rescale_min, seed=seed, keep_groups=keep_groups)
+                    rescale_min=rescale_min, seed=seed, keep_groups=keep_groups, fidelity=fidelity)
     return tokens_of(adapter, run, timestamps)

@@ -119,7 +119,7 @@ def run_blocks(blocks, h: torch.Tensor, grid: tuple[int, int], collect, *, prune
                scorer: Optional[TemporalTokenScorer] = None, topk: float = 0.0, group: int = 2,
                rescale_min: float = math.exp(-2.0), keep_groups: Optional[torch.Tensor] = None,
                apply_bias: bool = True, keep_prune_hidden: bool = False, rule: str = "scorer",
-               seed: int = 0) -> TowerRun:
+               seed: int = 0, fidelity: str = "released") -> TowerRun:
     """Run the ViT ``blocks`` (each called as ``block(hidden, additive_mask)``, as SigLIP's and
     Molmo2's encoder layers are) over embedded frames ``h`` (F, N, D) on a ``grid`` of patches.
 
@@ -129,14 +129,16 @@ def run_blocks(blocks, h: torch.Tensor, grid: tuple[int, int], collect, *, prune
     Keeping everything skips the packing (no saving). ``rule`` random / heuristic / easy (STTS's
     non-learned rules): the keep set comes from ``h`` (``select_by_rule``) and packing starts right
     after block prune_at. ``collect``: the blocks whose outputs are returned in ``features``,
-    scattered back to the (F, N) layout; ``hidden`` is the deepest of them."""
+    scattered back to the (F, N) layout; ``hidden`` is the deepest of them. ``fidelity``: STTS's
+    released rules (bias rescale, pruned count, packing) or the project's earlier reading
+    (``methods.stts``)."""
     layers = max(collect) + 1
     if prune_at is not None:
         check_prune_at(prune_at, layers, rule)
         if scorer is None and keep_groups is None and rule == "scorer":
             raise ValueError("pruning needs a scorer or an explicit keep_groups mask")
         if rule != "scorer" and keep_groups is None:
-            keep_groups = select_by_rule(h, grid, topk, rule, group=group, seed=seed)
+            keep_groups = select_by_rule(h, grid, topk, rule, group=group, seed=seed, fidelity=fidelity)
     pack_at = None if prune_at is None else (prune_at + 1 if rule == "scorer" else prune_at)
     F_, N, _ = h.shape
     loads: list[VisionLoad] = []
@@ -165,12 +167,12 @@ def run_blocks(blocks, h: torch.Tensor, grid: tuple[int, int], collect, *, prune
             if scorer is not None:
                 scores = scorer(h, grid)
                 if apply_bias:
-                    bias = attention_bias(scores, grid, rescale_min, group)
+                    bias = attention_bias(scores, grid, rescale_min, group, fidelity)
             if keep_groups is None:
-                keep_groups = select_groups(scores, topk)
+                keep_groups = select_groups(scores, topk, fidelity)
             patch_keep = groups_to_patch_mask(keep_groups.to(h.device), grid, group)
         if l == pack_at and not bool(patch_keep.all()):
-            packed = rearrange_tokens(h, patch_keep)
+            packed = rearrange_tokens(h, patch_keep, fidelity=fidelity)
             packed_h = packed.hidden
             mask = _additive(packed.attn_mask, h.dtype)
     return TowerRun(hidden=feats[layers - 1], patch_keep=patch_keep, group_keep=keep_groups, scores=scores,
@@ -226,14 +228,14 @@ def encode_video_pruned(adapter, pixel_values: torch.Tensor, *, prune_at: Option
                         scorer: Optional[TemporalTokenScorer], topk: float, group: int = 2,
                         rescale_min: float = math.exp(-2.0), timestamps=None,
                         keep_groups: Optional[torch.Tensor] = None, rule: str = "scorer",
-                        seed: int = 0) -> PrunedVideoTokens:
+                        seed: int = 0, fidelity: str = "released") -> PrunedVideoTokens:
     """The adapter's ``encode_video`` with in-ViT pruning: PrunedVideoTokens (features, keep mask,
     the per-layer VisionLoad). ``prune_at=None`` runs the plain tower (keep all)."""
     check_pooling_groups(adapter, group)
     layers = tower_layers_run(adapter)
     run = run_tower(adapter.model.model.vision_tower, pixel_values.to(device=adapter.device, dtype=adapter.dtype),
                     layers, prune_at=prune_at, scorer=scorer, topk=topk, group=group,
-                    rescale_min=rescale_min, keep_groups=keep_groups, rule=rule, seed=seed)
+                    rescale_min=rescale_min, keep_groups=keep_groups, rule=rule, seed=seed, fidelity=fidelity)
     features = pool_kept(adapter, run.hidden, run.patch_keep)
     keep = (run.group_keep.to(features.device) if run.group_keep is not None
             else torch.ones(features.shape[:2], dtype=torch.bool, device=features.device))

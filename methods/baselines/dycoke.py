@@ -4,7 +4,8 @@ Two stages:
 
 (a) **TTM, temporal token merging before the LLM** (:func:`dycoke_reduce`). Frames are grouped in
     windows of 4. In the official code (KD-TAO/DyCoke ``llava/model/llava_arch.py::dycole_ttm``,
-    read at commit 26dc6f4) the comparisons inside a window ``(a, a+1, a+2, a+3)`` are:
+    read at commit 35cc532, "Update ttm code", the file's last change; issue 24) the comparisons
+    inside a window ``(a, a+1, a+2, a+3)`` are:
 
     - frame ``a`` is the reference and is kept whole;
     - frame ``a+1`` is compared with frame ``a`` (the "adjacent pair" pass);
@@ -21,12 +22,17 @@ Two stages:
     remainder). The smallest reachable retention is therefore ``ceil(F / 4) / F`` (~25 %, the
     setting of DyCoke's row in HoliTom's table); lower values raise ValueError.
 
+    Each pair is pruned with its own similarities, as at 35cc532 (the first commit, 26dc6f4, indexed
+    them with ``(i - 2) // 2``, pruning pair ``j`` with pair ``j - 1``'s; 35cc532 fixed that). Run
+    beside ours on the same tensors, the kept sets of every frame both prune are equal
+    (``tests/methods/test_dycoke_official.py``, from a local mirror of the repository).
+
     Deliberate deviations from the official code (all documented quirks of that code):
-    - it indexes the pair similarities with ``(i - 2) // 2``, i.e. pair ``j`` is pruned with the
-      similarities of pair ``j - 1`` (pair 0 with the *last* pair). We use each pair's own.
     - its stride-2 pass runs ``range(0, F - 4, 4)``, so the last complete window never prunes its
       third frame; and for odd ``F`` the last frame is silently dropped. Here every window follows
       the same rule and a trailing partial window (``F % 4 != 0``) uses the same references.
+    - at ``F <= 4`` that pass finds no window and the official code fails (it stacks an empty list
+      of similarities); here any ``F >= 1`` runs (one frame: nothing to compare, kept whole).
     - kept tokens of a compared frame are emitted in spatial order (the official emits them in
       ascending-similarity order). Positions are contiguous: the official splices the shortened
       sequence in, followed by the one newline token.

@@ -1,4 +1,28 @@
-"""Baselines with no pre-LLM stage: vanilla, FastV and PyramidDrop (docs/sources.md#fastv, #pdrop)."""
+"""Baselines with no pre-LLM stage: vanilla, FastV and PyramidDrop (docs/sources.md#fastv, #pdrop).
+
+``fidelity="released"`` (default) computes what the official code computes; ``"project"`` is this
+project's earlier reading (kept to measure the difference). Official code read (issue 24):
+
+- **FastV**: pkunlp-icler/FastV at d165972, ``src/FastV/llava-hf/transformers/src/transformers/
+  models/llama/modeling_llama.py`` (last changed at e5faf2a). Before layer K the last token's
+  head-averaged attention row of layer K-1 ranks the image tokens; the kept count is Python's
+  ``round(n * (1 - R))`` -- ties to even, so at n = 6273, keep 0.5 it keeps 3136 where rounding half
+  up keeps 3137 (``project``); kept tokens keep their original position ids (both fidelities).
+- **PyramidDrop**: Cooperx521/PyramidDrop at 6444f30, ``llava/model/modeling_llama_pdrop.py``
+  (``pdrop_forward`` / ``pdrop_rank_drop``, last changed at 16a233f). After the last layer of a
+  stage, the image tokens are ranked by the attention of the last instruction token computed with
+  the query/key projections of the *first layer of the next stage* on that layer's input (its
+  input layernorm, then RoPE at the current position ids), softmax over the causal row, averaged
+  over heads; ``int(N * ratio)`` of the N image tokens that entered the LLM stay (ratio
+  lam, lam^2, lam^3 for the eval scripts' ``[0.5, 0.25, 0.125]`` at layers 8/16/24), and every
+  surviving token is renumbered 0..L'-1, decode continuing from L' (the decode branch subtracts the
+  dropped count). ``project`` ranks with layer K-1's attention (as FastV), keeps the original
+  position ids and rounds half up. The rank rule does not change a stage's token count, so FLOPs
+  are the same under both (the rounding can move a count by one: lam = 0.4 on 6272 tokens keeps
+  2508, not 2509). Not reproduced: the released code casts the softmax to the model dtype before
+  averaging the heads (ties in bf16 only), and it has no M-RoPE model; on Qwen2.5-VL's (3, L) ids
+  ``renumber`` leaves the ids as they are.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,9 +33,9 @@ from costmodel.schedule import staged
 
 from methods.base import Method, NominalTokens
 from methods.paper_options import FASTV_K, PDROP_BOUNDARIES_OF_32, PDROP_LAMBDA
-from methods.runtime import MODES, SCORINGS, InnerPlan, InnerStage
+from methods.runtime import MODES, SCORINGS, InnerPlan, InnerStage, inner_keep_count
 from methods.setting import PaperSetting, SettingOptions
-from methods.types import check_retention
+from methods.types import BASELINE_FIDELITIES, check_fidelity, check_retention
 
 #: where the inner-LLM baselines run: every family whose adapter runs inner plans (not Molmo2)
 INNER_LLM_FAMILIES = ("llava-onevision", "llava-video", "qwen2.5-vl")
@@ -54,16 +78,23 @@ class AttentionPruning(Method):
         """(layer, fraction of the visual tokens kept from that layer on), layers increasing."""
         raise NotImplementedError
 
+    def plan_rules(self) -> dict:
+        """The InnerPlan fields the fidelity sets (rounding; PDrop also rank_layer, positions)."""
+        return {}
+
     def inner_plan(self, num_layers):
         stages = tuple(InnerStage(layer, keep) for layer, keep in self.keep_stages(num_layers))
-        return InnerPlan(stages, scoring=self.config.scoring, mode=self.config.mode).validate(num_layers)
+        return InnerPlan(stages, scoring=self.config.scoring, mode=self.config.mode,
+                         **self.plan_rules()).validate(num_layers)
 
     def nominal_tokens(self, arch, frames, budget="global"):
-        """Full before the first stage, round_half_up(keep * F * N) from each stage's layer on (a
-        stage at the last layer's index or beyond prunes nothing); docs/sources.md#fastv."""
+        """Full before the first stage, keep * F * N from each stage's layer on, rounded as the
+        runtime rounds it (``plan_rules``; a stage at the last layer's index or beyond prunes
+        nothing); docs/sources.md#fastv."""
         L, full = arch.llm.layers, frames * arch.tokens_per_frame
         stages = [(check_layer(layer, L, self.layer_option), keep) for layer, keep in self.keep_stages(L)]
-        counts = [(layer, round_half_up(full * keep)) for layer, keep in stages if layer < L]
+        rounding = self.plan_rules().get("rounding", "half_up")
+        counts = [(layer, inner_keep_count(full, keep, rounding)) for layer, keep in stages if layer < L]
         return NominalTokens(staged([(0, full), *counts], L), full, notes=self.nominal_notes(L))
 
     def nominal_notes(self, num_layers: int) -> tuple[str, ...]:
@@ -92,17 +123,21 @@ class Vanilla(Method):
 class FastVConfig:
     """FastV: before layer ``k`` keep ``keep`` of the visual tokens ranked by layer k-1's attention.
     ``scoring``: 'last' (last token's head-averaged row; HoliTom/Tango variant) or 'mean' (all query
-    rows; the FastV paper). ``mode='mask'`` masks instead of removing (oracle, no speed-up)."""
+    rows; the FastV paper). ``mode='mask'`` masks instead of removing (oracle, no speed-up).
+    ``fidelity``: 'released' keeps Python's round(n * keep) tokens (ties to even, as the official
+    code), 'project' rounds half up (module docstring)."""
 
     k: int = FASTV_K
     keep: float = 0.5
     scoring: Literal["last", "mean"] = "last"
     mode: Literal["inplace", "mask"] = "inplace"
+    fidelity: Literal["released", "project"] = "released"
 
     def __post_init__(self):
         _check_layer(self.k)
         check_retention(self.keep, "keep")
         _check_ranking(self)
+        check_fidelity(self.fidelity, BASELINE_FIDELITIES, "fastv fidelity")
 
 
 class FastV(AttentionPruning):
@@ -115,6 +150,9 @@ class FastV(AttentionPruning):
 
     def keep_stages(self, num_layers):
         return ((self.config.k, float(self.config.keep)),)
+
+    def plan_rules(self):
+        return {"rounding": "half_even" if self.config.fidelity == "released" else "half_up"}
 
     @classmethod
     def from_setting(cls, setting: PaperSetting) -> SettingOptions:
@@ -135,12 +173,16 @@ class FastV(AttentionPruning):
 @dataclass(frozen=True)
 class PDropConfig:
     """PyramidDrop: 4 stages; at each boundary keep ``lam`` of the remaining visual tokens, ranked by
-    the last instruction token's attention. ``layers`` None -> (8, 16, 24)/32 of the depth."""
+    the last instruction token's attention. ``layers`` None -> (8, 16, 24)/32 of the depth.
+    ``fidelity``: 'released' ranks with the first layer of the new stage, renumbers the position
+    ids after each drop and keeps int(N * lam^i) (the official code); 'project' ranks with the last
+    layer of the ending stage, keeps the original ids and rounds half up (module docstring)."""
 
     lam: float = PDROP_LAMBDA
     layers: Optional[tuple[int, ...]] = None
     scoring: Literal["last", "mean"] = "last"
     mode: Literal["inplace", "mask"] = "inplace"
+    fidelity: Literal["released", "project"] = "released"
 
     def __post_init__(self):
         check_retention(self.lam, "lam")
@@ -149,6 +191,7 @@ class PDropConfig:
             for b in self.layers:
                 _check_layer(b, "layers")
         _check_ranking(self)
+        check_fidelity(self.fidelity, BASELINE_FIDELITIES, "pdrop fidelity")
 
 
 class PDrop(AttentionPruning):
@@ -171,6 +214,11 @@ class PDrop(AttentionPruning):
             raise ValueError(f"pdrop layers must be > 0 (layer 0 sees every token), got {bounds}")
         lam = float(self.config.lam)
         return tuple((b, lam ** (i + 1)) for i, b in enumerate(bounds))
+
+    def plan_rules(self):
+        if self.config.fidelity == "released":
+            return {"rounding": "floor", "rank_layer": "next", "positions": "renumber"}
+        return {"rounding": "half_up", "rank_layer": "previous", "positions": "original"}
 
     @classmethod
     def from_setting(cls, setting: PaperSetting) -> SettingOptions:
@@ -199,4 +247,4 @@ class PDrop(AttentionPruning):
 
     def nominal_notes(self, num_layers):
         bounds = tuple(b for b, _ in self.keep_stages(num_layers))
-        return (f"pdrop stage boundaries {bounds}, lam={float(self.config.lam)}",)
+        return (f"pdrop stage boundaries {bounds}, lam={float(self.config.lam)}, fidelity={self.config.fidelity}",)

@@ -1,9 +1,24 @@
-"""Pre-LLM baselines: VisionZip (HoliTom's OV/Video adaptation), random subset, uniform pooling."""
+"""Pre-LLM baselines: VisionZip (HoliTom's OV/Video adaptation), random subset, uniform pooling.
+
+VisionZip's official code here is HoliTom's port (cokeshao/HoliTom at e9b2972,
+``visionzip/llava_arch.py``, last changed at e5f7da2), read for issue 24. Per frame after the 2-D
+pooling, with a budget of ``b`` tokens (its ``SPATIAL_TOKENS``): ``int(b * 54/64)`` dominant tokens
+by top-k attention (16 + 4 at b = 20, 33 + 7 at b = 40; 25 + 5 at 30 and 42 + 8 at 50), taken in
+position order; targets every ``max(1, (N - dominant) // contextual)``-th non-dominant token; every
+other non-dominant token joins its most key-cosine-similar target; contextual = target + mean of
+its members. In the one-token layout (LLaVA-OV) a frame is emitted as [dominant tokens in position
+order; contextual tokens in position order] and the prompt's position ids are contiguous in that
+order; in the grid layout (LLaVA-Video) the frame's tokens are sorted by position (the layout puts
+a newline after every pooled row). ``fidelity="project"`` is this project's earlier reading:
+``round_half_up(b * 54/64)`` dominant tokens (17 + 3 at 20, 34 + 6 at 40) and every frame sorted by
+position. Not reproduced: the official grid layout adds a newline after every pooled row, also a
+row that keeps no token; the LLaVA-Video prompt builder here adds one only after rows that keep one.
+"""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 
@@ -12,7 +27,7 @@ from costmodel.nominal import check_frames, round_half_up  # the nominal schedul
 from methods.base import Method, pre_llm_tokens, resolve_arch
 from methods.primitives.merge import assign_nearest, scatter_mean
 from methods.primitives.rng import make_generator
-from methods.types import Reduction, VideoTokens, check_retention
+from methods.types import BASELINE_FIDELITIES, Reduction, VideoTokens, check_fidelity, check_retention
 
 
 def video_budget(tokens: VideoTokens, retention: float) -> int:
@@ -35,28 +50,41 @@ class VisionZipConfig:
     budget ``b`` as contextual tokens: uniform targets among the non-dominant tokens, every other
     non-dominant token assigned to its most key-cosine-similar target, contextual = target + mean
     of its assigned tokens. Budget: round(r*F*N) spread evenly over frames, or a fixed
-    ``tokens_per_frame`` (HoliTom's SPATIAL_TOKENS 20/30/40/50 at 10/15/20/25 %)."""
+    ``tokens_per_frame`` (HoliTom's SPATIAL_TOKENS 20/30/40/50 at 10/15/20/25 %). ``fidelity``:
+    'released' takes int(b * dominant_share) dominant tokens and emits a one-token-layout frame as
+    [dominant; contextual] (HoliTom's port), 'project' rounds half up and sorts every frame by
+    position (module docstring)."""
 
     retention: float
     dominant_share: float = 54 / 64
     tokens_per_frame: Optional[int] = None
+    fidelity: Literal["released", "project"] = "released"
 
     def __post_init__(self):
         check_retention(self.retention)
+        check_fidelity(self.fidelity, BASELINE_FIDELITIES, "visionzip fidelity")
         if not 0.0 <= self.dominant_share <= 1.0:
             raise ValueError(f"dominant_share must be in [0, 1], got {self.dominant_share!r}")
         if self.tokens_per_frame is not None and (not isinstance(self.tokens_per_frame, int) or self.tokens_per_frame < 1):
             raise ValueError(f"tokens_per_frame must be None or an int >= 1, got {self.tokens_per_frame!r}")
 
 
+def visionzip_split(budget: int, dominant_share: float, fidelity: str = "released") -> tuple[int, int]:
+    """(dominant, contextual) tokens of a frame budget: int(b * share) (``project``: round half up)."""
+    n_dom = int(budget * dominant_share) if fidelity == "released" else round_half_up(budget * dominant_share)
+    n_dom = min(budget, n_dom)
+    return n_dom, budget - n_dom
+
+
 def visionzip_frame(feat: torch.Tensor, attn: torch.Tensor, keys: torch.Tensor, budget: int,
-                    dominant_share: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One frame: feat (N, D), attn (N,), keys (N, Dk) -> (features (b, D), local source (b,)) sorted."""
+                    dominant_share: float, fidelity: str = "released",
+                    sort: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """One frame: feat (N, D), attn (N,), keys (N, Dk) -> (features (b, D), local source (b,)),
+    sorted by position, or (``sort=False``) [dominant; contextual], each in position order."""
     N = feat.shape[0]
     budget = min(budget, N)
-    n_dom = min(budget, round_half_up(budget * dominant_share))
-    n_ctx = budget - n_dom
-    dom = torch.topk(attn, n_dom).indices
+    n_dom, n_ctx = visionzip_split(budget, dominant_share, fidelity)
+    dom = torch.topk(attn, n_dom).indices.sort().values
     if n_ctx == 0:
         src, out = dom, feat[dom]
     else:
@@ -76,6 +104,8 @@ def visionzip_frame(feat: torch.Tensor, attn: torch.Tensor, keys: torch.Tensor, 
             ctx = (ctx.float() + mean).to(feat.dtype)
         src = torch.cat([dom, targets])
         out = torch.cat([feat[dom], ctx])
+    if not sort:
+        return out, src
     order = torch.argsort(src)
     return out[order], src[order]
 
@@ -99,12 +129,15 @@ class VisionZip(Method):
         else:
             budgets = frame_budgets(video_budget(tokens, c.retention), F, N)
         feats, srcs = [], []
+        # the released port sorts a frame by position only in the grid layout
+        sort = c.fidelity == "project" or tokens.newline_policy == "grid"
         for f in range(F):  # a loop over frames (budgets may differ by one token)
-            x, s = visionzip_frame(tokens.features[f], attn[f], tokens.keys[f], int(budgets[f]), c.dominant_share)
+            x, s = visionzip_frame(tokens.features[f], attn[f], tokens.keys[f], int(budgets[f]), c.dominant_share,
+                                   c.fidelity, sort)
             feats.append(x)
             srcs.append(s + f * N)
         return Reduction(torch.cat(feats), torch.cat(srcs), positions="contiguous",
-                         info={"tokens_per_frame": budgets.tolist()})
+                         info={"tokens_per_frame": budgets.tolist(), "fidelity": c.fidelity})
 
     @property
     def pre_llm_budget(self) -> bool:

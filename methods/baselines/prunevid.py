@@ -37,8 +37,9 @@ much the count misses M. ``cluster_ratio`` mode reproduces the official counts i
 retention; ``max(1, .)`` guards the official ``int`` against 0 clusters).
 
 Other deviations: cluster centres are emitted in spatial order (the official in DPC-score order);
-``max(1, int(F * ratio))`` temporal clusters (the official fails at 0). Loops run over segments and
-frames only.
+``max(1, int(F * ratio))`` temporal clusters (the official fails at 0, i.e. below 4 frames at 0.25),
+and the frame clustering's k = 7 neighbours capped at the number of frames (the official top-k over
+F frames fails below 7 frames): videos of any length run here. Loops run over segments and frames only.
 """
 from __future__ import annotations
 

@@ -15,7 +15,10 @@ get shorter); ``mask`` keeps them but masks them out as keys for layers >= K (co
 
 Decode: the new token's position is ``last prompt position + 1 + step`` (equals the unpruned
 sequence length + step when positions are contiguous), each layer attends over its own cache
-length, and in mask mode over its own alive-mask.
+length, and in mask mode over its own alive-mask. A plan with ``positions="renumber"`` (PyramidDrop's
+released rule) gives the survivors of a stage the ids 0..L'-1; the layers from that stage on then
+place the new token at L' + step (``RaggedKVCache.position_shift``). With ``rank_layer="next"`` a
+stage at layer K scores with layer K's own q/k on its input instead of layer K-1's.
 
 Layers on several devices (a device map, e.g. a 72B over several GPUs with accelerate's hooks, or
 disk offload): the bookkeeping (kinds, indices, alive masks, stage selection) stays on the device of
@@ -66,6 +69,8 @@ class RaggedKVCache:
         self.keys: list[Optional[torch.Tensor]] = [None] * num_layers
         self.values: list[Optional[torch.Tensor]] = [None] * num_layers
         self.alive: list[Optional[torch.Tensor]] = [None] * num_layers
+        # decode position of layer i = position - position_shift[i] (positions renumbered at a stage)
+        self.position_shift: list[int] = [0] * num_layers
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         if self.keys[layer_idx] is None:
@@ -249,6 +254,27 @@ def score_visual(lm, layer_idx: int, layer_input: torch.Tensor, cos: torch.Tenso
     return total / rows.numel()
 
 
+def _stage_scores(lm, plan: InnerPlan, layer_idx: int, h: torch.Tensor, prev_input: torch.Tensor,
+                  cos: torch.Tensor, sin: torch.Tensor, alive: Optional[torch.Tensor]) -> torch.Tensor:
+    """Scores of a stage before layer ``layer_idx``: layer K-1 on its input, or (``rank_layer="next"``)
+    layer K on its own input ``h``; only the needed query rows are projected either way."""
+    if plan.rank_layer == "next":
+        return score_visual(lm, layer_idx, h, cos, sin, alive, plan.scoring, plan.score_chunk)
+    return score_visual(lm, layer_idx - 1, prev_input, cos, sin, alive, plan.scoring, plan.score_chunk)
+
+
+def _renumber(lm, h: torch.Tensor, pos: torch.Tensor, alive: Optional[torch.Tensor], next_position: int):
+    """PyramidDrop's renumbering after a stage: 1-D ids (1, L) -> 0..L'-1 over the live tokens (mask
+    mode: a dead token repeats its live predecessor's id; it is masked as a key). Returns the ids,
+    their RoPE cos/sin and the decode shift ``next_position - L'``."""
+    if alive is None:
+        new, live = torch.arange(pos.shape[1], device=pos.device, dtype=pos.dtype)[None], int(pos.shape[1])
+    else:
+        new, live = (torch.cumsum(alive.long(), 0) - 1).clamp_(min=0).to(pos.dtype)[None], int(alive.sum())
+    cos, sin = lm.rotary_emb(h, new)
+    return new, cos, sin, next_position - live
+
+
 def _batched_positions(position_ids: torch.Tensor, L: int) -> torch.Tensor:
     """(L,) -> (1, L); (3, L) M-RoPE ids -> (3, 1, L), the layouts the rotary embeddings take."""
     if position_ids.dim() == 1 and position_ids.shape[0] == L:
@@ -282,15 +308,28 @@ def decode_layers(lm, embeds: torch.Tensor, cache, position_ids: torch.Tensor,
     dtype)``: the additive key mask of layer ``li`` or None. Returns the final-normed hidden states.
     The one decode loop of the runtime: :func:`llm_decode_step` (one request) and
     ``methods.generation.RuntimeBatch`` (a batch) differ only in their cache and masks."""
-    cos, sin = lm.rotary_emb(embeds, position_ids)
     cache_kw = cache_keyword(lm.layers[0]) if len(lm.layers) else "cache"
-    h, inputs = embeds, _OnDevice(pos=position_ids, emb=(cos, sin))
+    shifts = getattr(cache, "position_shift", None)
+    h, inputs, shift = embeds, None, None
     for li, layer in enumerate(lm.layers):
+        layer_shift = shifts[li] if shifts is not None else 0
+        if inputs is None or layer_shift != shift:   # renumbered stages place the token at L' + step
+            shift = layer_shift
+            pos = _shifted(position_ids, shift)
+            inputs = _OnDevice(pos=pos, emb=lm.rotary_emb(embeds, pos))
         on = inputs.on(module_device(layer, embeds.device))   # a device map: each layer on its device
         mask = layer_mask(li, h.dtype)
         h = layer(h.to(on["pos"].device), attention_mask=None if mask is None else mask.to(on["pos"].device),
                   position_ids=on["pos"], use_cache=True, position_embeddings=on["emb"], **{cache_kw: cache})
     return lm.norm(h.to(module_device(lm.norm, h.device)))
+
+
+def _shifted(position_ids: torch.Tensor, shift) -> torch.Tensor:
+    """Decode position ids less a layer's renumbering shift: an int (one request) or a tuple with one
+    shift per request (a batch); (B, 1) ids, or (3, B, 1) M-RoPE ids (never renumbered: shift 0)."""
+    if not (any(shift) if isinstance(shift, tuple) else shift):
+        return position_ids
+    return position_ids - torch.as_tensor(shift, device=position_ids.device, dtype=position_ids.dtype).reshape(-1, 1)
 
 
 def _rankable(kinds: torch.Tensor, plan: Optional[InnerPlan]) -> torch.Tensor:
@@ -312,6 +351,7 @@ class _Sequence:
     sin: torch.Tensor
     alive: Optional[torch.Tensor]        # mask mode: (L,) tokens not yet pruned; inplace: None
     mask: Optional[torch.Tensor]         # the additive attention mask of the next layer, or None
+    shift: int = 0                       # decode shift of the layers from here on (renumbered positions)
 
 
 def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kinds: torch.Tensor,
@@ -364,6 +404,7 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
                       position_embeddings=on["emb"], **{cache_kw: cache})
         if cache is not None:
             cache.alive[li] = seq.alive.clone() if seq.alive is not None else None
+            cache.position_shift[li] = seq.shift
     res.hidden = lm.norm(seq.h.to(module_device(lm.norm, seq.h.device)))
     res.index = seq.index
     return res
@@ -390,7 +431,7 @@ def _run_stage(lm, plan: InnerPlan, stage, li: int, seq: _Sequence, prev_input: 
         keep_set[forced_keep] = True
         top = cand[keep_set[seq.index[cand]]]
     else:
-        scores = score_visual(lm, li - 1, prev_input, seq.cos, seq.sin, seq.alive, plan.scoring, plan.score_chunk)
+        scores = _stage_scores(lm, plan, li, seq.h, prev_input, seq.cos, seq.sin, seq.alive)
         scores = scores.to(device)
         n_keep = min(cand.numel(), inner_keep_count(n_entering, stage.keep, plan.rounding))
         top = cand[torch.topk(scores[cand], n_keep).indices.sort().values]
@@ -404,11 +445,13 @@ def _run_stage(lm, plan: InnerPlan, stage, li: int, seq: _Sequence, prev_input: 
     if seq.alive is not None:
         seq.alive = seq.alive & ~dropped_ok
         seq.mask = _prefill_mask(seq.h.shape[1], seq.alive, impl, seq.h.dtype, device)
-        return
-    keep = (~dropped_ok).nonzero().squeeze(1)
-    seq.h, seq.pos, seq.kinds, seq.index = seq.h[:, keep], seq.pos[..., keep], seq.kinds[keep], seq.index[keep]
-    seq.cos, seq.sin = seq.cos[:, keep], seq.sin[:, keep]
-    seq.mask = _prefill_mask(keep.numel(), None, impl, seq.h.dtype, device)
+    else:
+        keep = (~dropped_ok).nonzero().squeeze(1)
+        seq.h, seq.pos, seq.kinds, seq.index = seq.h[:, keep], seq.pos[..., keep], seq.kinds[keep], seq.index[keep]
+        seq.cos, seq.sin = seq.cos[:, keep], seq.sin[:, keep]
+        seq.mask = _prefill_mask(keep.numel(), None, impl, seq.h.dtype, device)
+    if plan.positions == "renumber" and seq.pos.dim() == 2:  # 1-D ids; M-RoPE ids keep theirs
+        seq.pos, seq.cos, seq.sin, seq.shift = _renumber(lm, seq.h, seq.pos, seq.alive, int(res.next_position))
 
 
 def llm_decode_step(lm, embeds: torch.Tensor, cache: RaggedKVCache, position: Union[int, torch.Tensor],

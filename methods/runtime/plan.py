@@ -10,6 +10,13 @@ Two plan options reproduce a released implementation that counts differently (Ta
 intra-LLM stage, xjtupanda/Tango ``intra_llm_pruning/fastv_tango.py``, commit 610c264):
 ``span="visual"`` ranks the whole visual span, grid newline tokens included (so newlines can be
 pruned and ``n0`` counts them), and ``rounding="half_even"`` is Python's ``round`` (ties to even).
+
+Two more reproduce PyramidDrop's released code (Cooperx521/PyramidDrop
+``llava/model/modeling_llama_pdrop.py``, ``pdrop_rank_drop``): ``rank_layer="next"`` scores with the
+query/key projections of layer ``K`` itself (the first layer of the new stage) on that layer's input,
+after its input layernorm and RoPE, instead of layer ``K-1``'s; ``positions="renumber"`` gives the
+tokens that survive a stage the position ids 0..L'-1 (decode continues from L'), instead of keeping
+their original ids. ``rounding="floor"`` is its ``int(n * ratio)``.
 """
 from __future__ import annotations
 
@@ -22,23 +29,34 @@ Span = Literal["features", "visual"]
 Rounding = Literal["half_up", "half_even"]
 MergeKind = Literal["drop", "mean", "blend", "running-pairwise"]
 Mode = Literal["inplace", "mask"]
+RankLayer = Literal["previous", "next"]
+PositionRule = Literal["original", "renumber"]
 
 SCORINGS = ("last", "mean")
 MERGES = ("drop", "mean", "blend", "running-pairwise")
 MODES = ("inplace", "mask")
 SPANS = ("features", "visual")
-ROUNDINGS = ("half_up", "half_even")
+ROUNDINGS = ("half_up", "half_even", "floor")
+RANK_LAYERS = ("previous", "next")
+POSITION_RULES = ("original", "renumber")
+
+#: absorbs the float error of a computed fraction (0.7 ** 2 = 0.48999999999999994) under "floor",
+#: which a released ratio list written as literals (0.49) does not have
+FLOOR_EPS = 1e-9
 
 
 def inner_keep_count(n: int, keep: float, rounding: str = "half_up") -> int:
     """Visual tokens kept at a stage: ``round_half_up(n * keep)`` where ``n`` is the number of visual
     tokens that entered layer 0 (so PDrop's stages are lam, lam^2, lam^3 of the entering
     count). Same rounding as costmodel.nominal, so recorded and nominal schedules agree.
-    ``rounding="half_even"``: Python's ``round(n * keep)`` as released code computes it."""
+    ``rounding="half_even"``: Python's ``round(n * keep)`` as released code computes it (FastV,
+    Tango); ``"floor"``: ``int(n * keep)`` (PyramidDrop), see ``FLOOR_EPS``."""
     if rounding == "half_up":
         return int(math.floor(n * keep + 0.5))
     if rounding == "half_even":
         return int(round(n * keep))
+    if rounding == "floor":
+        return int(math.floor(n * keep + FLOOR_EPS))
     raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
 
 
@@ -62,7 +80,9 @@ class InnerPlan:
     blend_weight: float = 0.6            # Tango intra-LLM: new = w * kept + (1 - w) * cluster mean
     mode: Mode = "inplace"               # inplace: tokens removed; mask: kept in the sequence but masked
     span: Span = "features"              # ranked tokens: visual features, or the whole span with newlines
-    rounding: Rounding = "half_up"       # keep count: round half up, or Python's round (ties to even)
+    rounding: Rounding = "half_up"       # keep count: round half up, Python's round (ties to even), or int()
+    rank_layer: RankLayer = "previous"   # scores from layer K-1 on its input (FastV), or layer K (PDrop)
+    positions: PositionRule = "original" # survivors keep their position ids, or are renumbered 0..L'-1
     score_chunk: int = 512               # query rows per chunk when scoring="mean"
     stages_sorted: bool = field(default=True, repr=False)
 
@@ -84,6 +104,10 @@ class InnerPlan:
             raise ValueError(f"span must be one of {SPANS}, got {self.span!r}")
         if self.rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {ROUNDINGS}, got {self.rounding!r}")
+        if self.rank_layer not in RANK_LAYERS:
+            raise ValueError(f"rank_layer must be one of {RANK_LAYERS}, got {self.rank_layer!r}")
+        if self.positions not in POSITION_RULES:
+            raise ValueError(f"positions must be one of {POSITION_RULES}, got {self.positions!r}")
         if not 0.0 <= self.blend_weight <= 1.0:
             raise ValueError(f"blend_weight must be in [0, 1], got {self.blend_weight!r}")
 

@@ -25,13 +25,14 @@ import torch
 from methods.stts import groups_to_patch_mask, novelty_targets, pack_first_fit_decreasing, select_groups
 
 
-def packing_stats(keep_groups: torch.Tensor, grid: tuple[int, int], group: int) -> dict:
-    """Tokens pruned at the LLM and in the ViT tail for one video's (T, G) keep mask."""
+def packing_stats(keep_groups: torch.Tensor, grid: tuple[int, int], group: int, fidelity: str = "released") -> dict:
+    """Tokens pruned at the LLM and in the ViT tail for one video's (T, G) keep mask (``fidelity``:
+    STTS's released packing, a lone empty frame in a bin of its own, or the project's earlier one)."""
     T, G = keep_groups.shape
     patch_keep = groups_to_patch_mask(keep_groups, grid, group)
     N = patch_keep.shape[1]
     counts = patch_keep.sum(1)
-    packing = pack_first_fit_decreasing(counts, N)
+    packing = pack_first_fit_decreasing(counts, N, fidelity)
     placed = packing.bin_of >= 0
     per_bin = torch.bincount(packing.bin_of[placed], minlength=packing.num_bins)
     alone = placed & (per_bin[packing.bin_of.clamp(min=0)] == 1)
@@ -60,7 +61,7 @@ def _synth_frames(frames: int, size: int, seed: int, families: Sequence[str]) ->
 
 def measure_full_size(frames: int = 128, topk: float = 0.5, seed: int = 0,
                       families: Sequence[str] = ("direction", "order", "count", "colour"),
-                      arch: str = "molmo2-4b") -> dict:
+                      arch: str = "molmo2-4b", fidelity: str = "released") -> dict:
     """The ``full_size`` measurement (see module doc), one record per video and their mean."""
     from methods.adapters.molmo2 import Molmo2VideoAdapter
 
@@ -81,12 +82,12 @@ def measure_full_size(frames: int = 128, topk: float = 0.5, seed: int = 0,
         with torch.no_grad():
             h = patch(shapes.patchify(pix).float()) + pos
             scores = novelty_targets(h.reshape(frames, grid[0], grid[1], -1), g)
-        keep = select_groups(scores, topk)
-        videos.append(packing_stats(keep, grid, g))
+        keep = select_groups(scores, topk, fidelity)
+        videos.append(packing_stats(keep, grid, g, fidelity))
     return _summary(videos, {"arch": arch, "frames": frames, "topk": topk, "seed": seed,
                              "scores": "novelty target 1 - cos(previous frame) on the random-weight patch + "
                                        "position embedding (ViT input) of SynthVideoQA videos at 378 px",
-                             "families": list(families)})
+                             "families": list(families), "fidelity": fidelity})
 
 
 def measure_trained_tiny(model_dir, scorer: str, topk: float, n_videos: int = 16, seed: int = 0) -> dict:
@@ -104,7 +105,8 @@ def measure_trained_tiny(model_dir, scorer: str, topk: float, n_videos: int = 16
     for s in make_split("test", n_videos, seed, data_cfg):
         with torch.no_grad():
             tokens = method.encode_in_vit(adapter, preprocess_video(s.video, adapter.image_size))
-        videos.append(packing_stats(tokens.keep.cpu(), adapter.tower_grid, method.config.group_for(adapter)))
+        videos.append(packing_stats(tokens.keep.cpu(), adapter.tower_grid, method.config.group_for(adapter),
+                                    method.config.fidelity))
         videos[-1]["bins_run"] = tokens.info["bins"]       # the bins the pruned forward really used
     return _summary(videos, {"model_dir": str(model_dir), "scorer": str(scorer), "topk": topk,
                              "frames": data_cfg.frames, "prune_at": prune_at,

@@ -18,6 +18,8 @@ from dataclasses import fields
 
 from costmodel.cli import Parser, entry_point, finite_float, integer, out_dir
 
+from methods.stts import STTS_FIDELITIES
+
 from .loop import BACKBONES, FLOAT_RANGES, INT_RANGES, MODES, NonFiniteTraining, STTSTrainConfig, train
 
 PROG = "python -m replicate.stts_train"
@@ -45,7 +47,7 @@ def build_parser() -> Parser:
     for f in fields(STTSTrainConfig):
         if f.name in ("backbone", "mode"):
             continue
-        kw = {"choices": ("fp32", "bf16")} if f.name == "dtype" else {}
+        kw = {"dtype": {"choices": ("fp32", "bf16")}, "fidelity": {"choices": STTS_FIDELITIES}}.get(f.name, {})
         ap.add_argument("--" + f.name.replace("_", "-"), type=_arg_type(f.name, getattr(defaults, f.name)),
                         default=None, help=f"default: {getattr(defaults, f.name)!r}", **kw)
     return ap

@@ -43,8 +43,9 @@ def parse_ptag(tag: str) -> Optional[float]:
     return int(tag[1:]) / 100
 
 
-def make_variant(variant: str, topk: Optional[float], prune_at: int, scorer: Optional[str], seed: int = 0):
-    """The Method of one variant at a pruned fraction."""
+def make_variant(variant: str, topk: Optional[float], prune_at: int, scorer: Optional[str], seed: int = 0,
+                 fidelity: Optional[str] = None):
+    """The Method of one variant at a pruned fraction (``fidelity`` None: the method's default)."""
     from methods.registry import get_method
 
     if variant not in VARIANTS:
@@ -55,6 +56,8 @@ def make_variant(variant: str, topk: Optional[float], prune_at: int, scorer: Opt
     if topk is None:
         raise ValueError(f"variant {variant!r} needs a pruned fraction (got 'full')")
     opts: dict[str, Any] = {"topk": float(topk), "prune_at": prune_at, "seed": seed}
+    if fidelity is not None:
+        opts["fidelity"] = fidelity
     if trained:
         if scorer is None or not Path(scorer).is_file():
             raise ValueError(f"variant 'stts-trained' needs the trained scorer file, got {scorer!r}")
@@ -64,7 +67,7 @@ def make_variant(variant: str, topk: Optional[float], prune_at: int, scorer: Opt
 
 def accuracy_cell(model_dir, variant: str, topk: Optional[float], *, scorer: Optional[str] = None,
                   n_samples: int = 500, seed: int = 0, split: str = "test", threads: int = 1,
-                  progress: bool = True, config=None) -> dict:
+                  progress: bool = True, config=None, fidelity: Optional[str] = None) -> dict:
     """Accuracy (overall and per question family) of one variant at one pruned fraction."""
     import torch
 
@@ -77,7 +80,7 @@ def accuracy_cell(model_dir, variant: str, topk: Optional[float], *, scorer: Opt
     torch.set_num_threads(int(threads))
     adapter, data_cfg = load_checkpoint(model_dir)
     prune_at = default_prune_at(len(adapter.model.model.vision_tower.encoder.layers))
-    method = make_variant(variant, topk, prune_at, scorer, seed)
+    method = make_variant(variant, topk, prune_at, scorer, seed, fidelity)
     samples = make_split(split, n_samples, seed, data_cfg)
     if variant == "vanilla-half-frames":
         samples = [half_frames(s) for s in samples]
@@ -89,6 +92,7 @@ def accuracy_cell(model_dir, variant: str, topk: Optional[float], *, scorer: Opt
             "n": r["n"], "mean_visual_tokens_llm": r["mean_visual_tokens_llm"],
             "vanilla_visual_tokens": data_cfg.frames * adapter.tokens_per_frame,
             "dataset": f"SynthVideoQA-{split}", "label": ANALOGUE_LABEL, "scorer": scorer,
+            "fidelity": getattr(method.config, "fidelity", None),
             "seconds": time.perf_counter() - t0,
             "provenance": provenance(config, device="cpu", dtype="fp32", seed=seed, attn_implementation="sdpa",
                                      extra={"threads": torch.get_num_threads()})}

@@ -33,7 +33,7 @@ import torch.nn.functional as Fn
 
 from costmodel.cli import UsageError, check_number
 from methods.stts_method import STTS, STTSMethodConfig, stts_losses
-from methods.stts import TemporalTokenScorer, auxiliary_loss, novelty_targets
+from methods.stts import STTS_FIDELITIES, TemporalTokenScorer, auxiliary_loss, novelty_targets
 from replicate.io import write_text
 from replicate.training import save_atomic, torch_threads, warmup_cosine_lr
 
@@ -76,6 +76,7 @@ class STTSTrainConfig:
     n_train: int = 2000                         # distinct SynthVideoQA-train samples cycled through
     frames: int = 4                             # molmo2 synthetic clips
     dtype: str = "fp32"
+    fidelity: str = "released"                  # STTS's bias / count / packing rules (methods/stts.py)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -92,6 +93,8 @@ class STTSTrainConfig:
                 raise UsageError(f"{name} must be a whole number in [{lo}, {hi}], got {value!r}")
         for name, bounds in FLOAT_RANGES.items():  # finite: a NaN passes every comparison
             check_number(getattr(self, name), *bounds[:2], lo_open=bounds[2], hi_open=bounds[3], what=name)
+        if self.fidelity not in STTS_FIDELITIES:
+            raise UsageError(f"fidelity must be one of {list(STTS_FIDELITIES)}, got {self.fidelity!r}")
 
 
 def _atomic_json(obj, path: Path) -> None:
@@ -125,7 +128,7 @@ class LlavaTask:
         blocks = len(self.adapter.model.model.vision_tower.encoder.layers)
         prune_at = default_prune_at(blocks) if cfg.prune_at is None else cfg.prune_at
         self.method_config = STTSMethodConfig(topk=float(cfg.topk), prune_at=prune_at, aux_coef=cfg.aux_coef,
-                                              seed=cfg.seed)
+                                              seed=cfg.seed, fidelity=cfg.fidelity)
         self.scorer = STTS(self.method_config).scorer(self.adapter).train()
         self.samples = make_split("train", cfg.n_train, cfg.seed, self.data_cfg)
         self.letters = torch.tensor(letter_ids(self.adapter.tokenizer, 8))
@@ -180,7 +183,7 @@ class Molmo2Task:
             self.adapter = Molmo2VideoAdapter.from_pretrained(cfg.model_dir, dtype=dtype, device=device)
         prune_at = default_prune_at(max(self.adapter.feature_blocks) + 1) if cfg.prune_at is None else cfg.prune_at
         self.method_config = STTSMethodConfig(topk=float(cfg.topk), prune_at=prune_at, aux_coef=cfg.aux_coef,
-                                              seed=cfg.seed)
+                                              seed=cfg.seed, fidelity=cfg.fidelity)
         self.scorer = STTS(self.method_config).scorer(self.adapter).train()
         self.group = self.method_config.group_for(self.adapter)
         self.samples = self._load_data(cfg)
@@ -233,7 +236,7 @@ class Molmo2Task:
         pix, question, answer = self._clip(sample)
         c = self.method_config
         run = a.run_tower(pix.to(a.dtype), prune_at=c.prune_at, topk=float(c.topk), scorer=self.scorer,
-                          keep_prune_hidden=True)
+                          keep_prune_hidden=True, fidelity=c.fidelity)
         F_, N, D = run.prune_hidden.shape
         h, w = a.tower_grid
         aux = auxiliary_loss(run.scores, novelty_targets(run.prune_hidden.reshape(F_, h, w, D), self.group))

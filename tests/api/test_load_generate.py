@@ -70,6 +70,35 @@ def test_mask_mode_batch_equals_single(checkpoints, clips, questions):
     assert batch[0].tokens_kept.llm_output == batch[0].tokens_kept.llm_input // 2
 
 
+@pytest.mark.parametrize("mode", ["inplace", "mask"])
+def test_renumbered_positions_batch_equals_the_single_decode_step(checkpoints, clips, questions, mode):
+    """PDrop's released rule renumbers the survivors' position ids after each drop, so a layer after
+    a stage places the new token at L' + step, not at the unpruned length + step: the batched decoder
+    reads each request's per-layer shift from its cache, as the single-request decode step does
+    (logits compared, and greedy tokens end to end)."""
+    from methods.generation import RuntimeBatch
+
+    model = methods.load(checkpoints["llava-onevision"], "pdrop", layers=[1, 2], lam=0.5, mode=mode, frames=8)
+    assert model.method.config.fidelity == "released"
+    refs = []
+    for clip, q in zip(clips, questions):
+        v = model.adapter.load_video(str(clip), 8)
+        refs.append(run(model.adapter, None, v.pixel_values, q, timestamps=v.timestamps, duration=v.duration))
+    prefills = [r.prefill for r in refs]
+    assert all(any(p.cache.position_shift) for p in prefills)       # the stages did renumber
+    tokens = torch.tensor([int(r.logits.argmax()) for r in refs])
+    batched = RuntimeBatch(model.adapter, prefills).step(tokens, 0)   # copies the caches
+    for i, p in enumerate(prefills):
+        single = model.adapter.decode_step(int(tokens[i]), p, 0)
+        torch.testing.assert_close(batched[i], single.float().reshape(-1), rtol=1e-4, atol=1e-4)
+    batch = model.generate(clips, questions, max_new_tokens=8, eos_token_id=[])
+    for clip, q, a in zip(clips, questions, batch):
+        v = model.adapter.load_video(str(clip), 8)
+        r = run(model.adapter, None, v.pixel_values, q, timestamps=v.timestamps, duration=v.duration,
+                decode_steps=7)
+        assert a.tokens == r.tokens
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_tokens_kept_per_stage(loaded, clips, family):
     vanilla, pruned = loaded[family]

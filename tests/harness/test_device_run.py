@@ -42,11 +42,23 @@ def test_dry_run_of_the_whole_script_on_tiny_models(tmp_path):
     assert order[0] == "section-start" and order[-1] == "section-end"
 
 
-def test_the_budget_stops_the_run_cleanly(tmp_path):
+def test_the_budget_stops_the_run_cleanly(tmp_path, monkeypatch):
+    """The alarm stops a section that outlasts the budget (here one that would run for 60 s; the
+    tiny models alone may finish inside any budget short enough for a test)."""
+    import time
+
+    def endless_section(section, adapter, s, write):
+        for i in range(600):
+            write({"record": "measurement", "section": section.name, "i": i})
+            time.sleep(0.1)
+
+    monkeypatch.setattr(D, "run_efficiency_section", endless_section)
+    t0 = time.monotonic()
     D.main(["--tiny", "--out", str(tmp_path), "--budget-s", "1.5", "--sections", "llava-onevision-7b"])
     recs = _records(tmp_path)
     assert recs[-1]["record"] == "done" and "budget of 2 s reached" in recs[-1]["stopped"]
-    assert recs[0]["record"] == "header"
+    assert recs[0]["record"] == "header" and time.monotonic() - t0 < 30
+    assert sum(r["record"] == "measurement" for r in recs) < 600   # stopped, wherever the alarm landed
 
 
 def test_an_alarm_lost_in_a_destructor_still_stops_the_run(tmp_path, monkeypatch):

@@ -13,7 +13,8 @@ def _tokens(X, grid, sal, gf):
 
 
 def test_frame_budget_and_anchor_frames():
-    assert fastvid_frame_budget(196, 0.10, 0.4) == (20 - 8, 8)   # retained 20, floor(8.0) contextual
+    assert fastvid_frame_budget(196, 0.10, 0.4) == (19 - 7, 7)   # retained int(19.6), floor(7.6) contextual
+    assert fastvid_frame_budget(196, 0.10, 0.4, "project") == (20 - 8, 8)   # round(19.6), floor(8.0)
     assert fastvid_frame_budget(16, 0.25, 0.4) == (3, 1)          # retained 4, floor(1.6) = 1
     assert anchor_frames(0, 5, 4) == [1, 5]                       # counted from the segment end
     assert anchor_frames(3, 3, 4) == [3]

@@ -26,7 +26,7 @@ def test_registered_methods():
 def test_errors_name_the_value_and_the_allowed():
     with pytest.raises(ValueError, match="unknown method 'fastw'; registered: .*fastv"):
         get_method("fastw")
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['K'\] for method 'fastv'; allowed: \['k', 'keep'"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['K'\] for method 'fastv'; allowed: \['fidelity', 'k', 'keep'"):
         get_method("fastv", K=2)
     with pytest.raises(ValueError, match=r"needs option\(s\) \['retention'\]"):
         get_method("visionzip")

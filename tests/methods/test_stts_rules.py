@@ -52,9 +52,9 @@ def test_retry_lowers_theta_until_no_new_reference_group_is_pruned():
     # at theta 0.85 and 0.80 frames 1 and 2 are new references (score -1 everywhere); from 0.75 on
     # frame 1 scores 0.78 and frame 2 (= frame 0, its reference) scores 1: those 2 groups go
     h = _frames((x, x), (a, a), (x, x))
-    one_try = select_by_rule(h, GRID, 0.3, "heuristic", retries=1)   # prune round(2 * 0.3 * 3) = 2
+    one_try = select_by_rule(h, GRID, 0.34, "heuristic", retries=1)   # prune int(2 * 0.34 * 3) = 2
     assert one_try.tolist() == [[False, False], [True, True], [True, True]]
-    keep = select_by_rule(h, GRID, 0.3, "heuristic")
+    keep = select_by_rule(h, GRID, 0.34, "heuristic")
     assert keep.tolist() == [[True, True], [True, True], [False, False]]
 
 

@@ -207,10 +207,17 @@ def test_recorded_schedule_matches_nominal(even, frames):
     nom = method.nominal_schedule(even, frames=frames, text_tokens=rec.text_tokens)
     assert rec.llm_visual == nom.llm_visual == (4 * frames - round(4 * 0.5 * frames),) * 2
     assert rec.llm_newline == nom.llm_newline == (1, 1)
-    # the 4x4 grid is aligned: 4 patches per group, FFD over the kept counts reaches the lower bound
-    assert rec.vision == nom.vision
-    assert rec.vision[:3] == (VisionLoad(frames, 16),) * 3                # blocks <= prune_at+1 = 2
-    assert rec.vision[3] == VisionLoad(math.ceil(16 * frames / 2 / 16), 16)  # packed block 3
+    # the 4x4 grid is aligned: 4 patches per group, FFD over the kept counts reaches the lower bound,
+    # plus (released) one bin for a frame that is the only one keeping nothing
+    with torch.no_grad():
+        kept = method.encode_in_vit(even, px).info["kept_per_frame"]
+    lone_empty = int(kept.count(0) == 1)
+    assert rec.vision[:3] == nom.vision[:3] == (VisionLoad(frames, 16),) * 3   # blocks <= prune_at+1 = 2
+    assert nom.vision[3] == VisionLoad(math.ceil(16 * frames / 2 / 16), 16)      # packed block 3
+    assert rec.vision[3] == VisionLoad(nom.vision[3].sequences + lone_empty, 16)
+    old = get_method("stts", topk=0.5, prune_at=1, fidelity="project")
+    with apply_method(even, old):
+        assert even.run(px, "what?", max_new_tokens=1).schedule.vision == nom.vision
 
 
 def test_odd_grid_llm_tokens_match_nominal_bins_are_ffd(odd):

@@ -103,3 +103,19 @@ def test_bad_configuration_is_refused(tmp_path):
     with pytest.raises(SystemExit) as refused:  # argparse's type refuses it: one line, exit code 2
         cli(["--out", str(tmp_path / "y"), "--steps", "0"])
     assert refused.value.code == 2 and not (tmp_path / "y").exists()
+
+
+def test_fidelity_is_checked_and_reaches_the_training_rules(smoke_model_dir, tmp_path):
+    """``fidelity`` picks STTS's released or earlier bias/count rules for training as for inference;
+    the two train different scorers from the same seed and data."""
+    with pytest.raises(ValueError, match=r"fidelity must be one of \['released', 'project'\], got 'paper'"):
+        STTSTrainConfig(fidelity="paper")
+    with pytest.raises(SystemExit) as refused:  # one line naming the allowed values, exit code 2
+        cli(["--out", str(tmp_path / "bad"), "--fidelity", "paper"])
+    assert refused.value.code == 2
+    assert STTSTrainConfig().fidelity == "released"
+    scorers = {}
+    for fidelity in ("released", "project"):
+        train(_cfg(smoke_model_dir, fidelity=fidelity), tmp_path / fidelity, progress=False)
+        scorers[fidelity] = _scorer(tmp_path / fidelity / "scorer.pt")
+    assert any(not torch.equal(scorers["released"][k], scorers["project"][k]) for k in scorers["released"])

@@ -61,7 +61,7 @@ def test_rounding_half_even_vs_half_up():
     with pytest.raises(ValueError, match="span must be one of"):
         InnerPlan((InnerStage(1, 0.5),), span="all")
     with pytest.raises(ValueError, match="rounding must be one of"):
-        InnerPlan((InnerStage(1, 0.5),), rounding="floor")
+        InnerPlan((InnerStage(1, 0.5),), rounding="ceil")
 
 
 def test_visual_span_ranks_newlines_and_rounds_half_even(ad, inputs):

@@ -81,7 +81,7 @@ def test_token_reduction_refuted_when_the_kept_mask_is_not_applied(tmp_path, cfg
     # at 16 frames the ViT tail's packing fragments more than at the claim's 128 (where the default
     # run confirms it), so only the LLM-token claim must confirm here; both prune a real share
     assert good["measured"] > 30 and (cid != "stts-tokens-pruned-50" or good["verdict"] == "confirmed")
-    monkeypatch.setattr(packing, "select_groups", lambda scores, topk: torch.ones(scores.shape, dtype=torch.bool))
+    monkeypatch.setattr(packing, "select_groups", lambda scores, topk, *fidelity: torch.ones(scores.shape, dtype=torch.bool))
     _stts_packing(tmp_path, 16)
     res = _verify(tmp_path, claim, cfg)
     assert res["verdict"] == "refuted" and res["measured"] == pytest.approx(0.0, abs=1e-9)
