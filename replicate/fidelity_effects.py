@@ -23,6 +23,8 @@ import json
 
 import torch
 
+from costmodel.cli import Parser, entry_point, out_file
+
 FIDELITIES = ("released", "project")
 
 
@@ -123,13 +125,14 @@ def full_size(dim: int = 3584) -> dict:
     return out
 
 
+@entry_point("python -m replicate.fidelity_effects")
 def main(argv=None) -> int:
     from replicate.io import write_json
     from replicate.provenance import provenance
 
-    p = argparse.ArgumentParser(prog="python -m replicate.fidelity_effects", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="output JSON path")
+    p = Parser(prog="python -m replicate.fidelity_effects", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, type=out_file, help="output JSON path")
     args = p.parse_args(argv)
     result = {"provenance": provenance(device="cpu", dtype="float32"), "analytic": analytic(), "full_size": full_size()}
     write_json(args.out, result)

@@ -131,6 +131,8 @@ def _cases(tmp: Path) -> list[tuple[str, list[str], tuple[str, ...]]]:
         ("replicate.gpu.device_run", ["--out", out, "--warmup", "-1"], ("--warmup",)),
         ("replicate.gpu.committed", [out + "-s.json", out + "-t.json", "--dir", str(tmp / "none")],
          ("no committed GPU run",)),
+        ("replicate.fidelity_effects", ["--out", str(tmp)], ("--out", "is a directory")),
+        ("replicate.fidelity_effects", ["--out", ""], ("--out", "empty path")),
     ]
 
 
