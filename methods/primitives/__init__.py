@@ -19,6 +19,10 @@ from .segmentation import (
     paper_tau,
     rescaled_retention,
     dyseg_segments,
+    failure_prefix,
+    window_counts,
+    window_gain,
+    segments_from_gain,
 )
 from .merge import (
     assign_nearest,
@@ -46,7 +50,7 @@ __all__ = [
     "DPC_VARIANTS", "pairwise_distances", "dpc_knn_scores", "dpc_knn_scores_batched",
     "dpc_knn_centers", "dpc_knn_centers_batched", "Segmentation", "static_counts",
     "static_window_gain", "temporal_segments", "static_mask", "paper_tau", "rescaled_retention",
-    "dyseg_segments", "assign_nearest", "scatter_sum", "scatter_mean", "beta_blend",
+    "dyseg_segments", "failure_prefix", "window_counts", "window_gain", "segments_from_gain", "assign_nearest", "scatter_sum", "scatter_mean", "beta_blend",
     "weighted_anchor_merge", "running_pairwise_merge", "mean_merge", "blend_merge",
     "DEFAULT_SECTIONS", "rope_sections", "st_rope", "st_rope_and_cosines", "Matching", "bipartite_soft_matching", "merge_wavg",
     "proportional_bias", "r_schedule", "retention_r_schedule", "tokens_per_block",

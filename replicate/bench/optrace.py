@@ -54,12 +54,15 @@ _HOST_COPIES = {"tolist": "tolist", "numpy": "numpy", "__array__": "numpy"}
 #: aten ops whose output size depends on the values (the host must wait to allocate it)
 _DATA_DEPENDENT = {"nonzero", "argwhere", "masked_select", "unique", "_unique", "_unique2",
                    "unique_consecutive", "unique_dim", "unique_dim_consecutive", "bincount",
-                   "nonzero_numpy", "equal", "is_nonzero"}
+                   "nonzero_numpy"}
+#: aten ops that return a Python value read from the device (inference mode dispatches ``item`` and
+#: ``is_nonzero`` where autograd mode dispatches ``_local_scalar_dense``)
+_SCALAR_OPS = {"_local_scalar_dense", "item", "is_nonzero", "equal", "allclose"}
 #: Python factory functions; called without ``device=`` they build host tensors
 _FACTORIES = {"arange", "zeros", "ones", "full", "empty", "tensor", "as_tensor", "randperm", "rand",
               "randn", "randint", "linspace", "logspace", "eye", "scalar_tensor", "from_numpy"}
 #: aten ops that launch no work (metadata, views, allocation)
-_NO_KERNEL = {"detach", "alias", "lift_fresh", "_local_scalar_dense", "empty", "empty_strided",
+_NO_KERNEL = {"detach", "detach_", "alias", "lift_fresh", "_local_scalar_dense", "item", "is_nonzero", "empty", "empty_strided",
               "empty_like", "new_empty", "new_empty_strided", "_reshape_alias", "set_", "resize_",
               "_unsafe_view", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset", "dim",
               "is_same_size", "_has_compatible_shallow_copy_type"}
@@ -89,6 +92,7 @@ class TraceResult:
     by_op: collections.Counter = field(default_factory=collections.Counter)
     by_site: collections.Counter = field(default_factory=collections.Counter)
     syncs: list[Sync] = field(default_factory=list)
+    async_uploads: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 
     @property
@@ -107,6 +111,7 @@ class TraceResult:
     def summary(self, top_sites: int = 15, top_ops: int = 15) -> dict:
         return {"ops": self.ops, "kernels": self.kernels, "host_ops": self.host_ops,
                 "syncs": self.num_syncs, "syncs_by_kind": self.syncs_by_kind(),
+                "async_uploads": dict(collections.Counter(self.async_uploads)),
                 "sync_sites": self.syncs_by_site(),
                 "top_op_sites": [{"site": s, "ops": n} for s, n in self.by_site.most_common(top_sites)],
                 "top_ops": [{"op": o, "count": n} for o, n in self.by_op.most_common(top_ops)],
@@ -172,7 +177,10 @@ class _FunctionLayer(TorchFunctionMode):
         if host_factory:
             t.tags.mark_host(out)
         elif name in ("to", "cuda") and args and t.tags.is_host(args[0]) and _moves_to_device(args, kwargs):
-            t.add_sync("host_to_device", f"Tensor.{name}")
+            if kwargs.get("non_blocking"):  # queued on the stream (from pinned memory): no host wait
+                t.result.async_uploads.append(_site()[0])
+            else:
+                t.add_sync("host_to_device", f"Tensor.{name}")
             if out is args[0]:  # a no-op move on CPU: give the caller a distinct (device) alias
                 with torch._C.DisableTorchFunctionSubclass():
                     out = out.view(out.shape)
@@ -238,8 +246,8 @@ class OpTrace:
             r.by_site[_site()[0]] += 1
         tensors = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
         host_in = [a for a in tensors if self.tags.is_host(a)]
-        if name == "lift_fresh":  # a tensor from Python data (torch.tensor, a list index)
-            if self.context == "host_factory":
+        if name == "lift_fresh":  # a tensor from Python data (torch.tensor, a list index) or numpy
+            if self.context in ("host_factory", None):  # None: torch.from_numpy (not overridable)
                 self.tags.mark_host(out)
             else:
                 self.add_sync("host_to_device", f"aten.{name} ({self.context})")
@@ -253,8 +261,9 @@ class OpTrace:
             return
         if any(a.dim() > 0 for a in host_in):
             self.add_sync("host_to_device", f"aten.{name} (host tensor operand)")
-        if name == "_local_scalar_dense":
-            self.add_sync(_SCALAR_READS.get(self.context or "", "item"), f"aten.{name} ({self.context})")
+        if name in _SCALAR_OPS:
+            kind = _SCALAR_READS.get(self.context or "", "bool" if name in ("is_nonzero", "equal", "allclose") else "item")
+            self.add_sync(kind, f"aten.{name} ({self.context})")
         elif name in _DATA_DEPENDENT or (name == "repeat_interleave" and kwargs.get("output_size") is None
                                          and func._overloadname in ("Tensor", "self_Tensor")):
             self.add_sync("data_dependent", f"aten.{name}")
