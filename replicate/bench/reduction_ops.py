@@ -36,6 +36,7 @@ from typing import Callable, Optional
 
 import torch
 
+from methods.primitives import cache_blocking
 from replicate.bench.optrace import trace
 from replicate.bench.videos import INPUTS, VideoSpec, video_tokens
 
@@ -139,13 +140,17 @@ def _kept(out) -> Optional[int]:
     return None
 
 
-def measure(run: Run, tokens, repeats: int, warmup: int = 1) -> dict:
-    """Trace one run on one input (ops, syncs with sites) and time it untraced."""
+def measure(run: Run, tokens, repeats: int, warmup: int = 0) -> dict:
+    """Trace one run on one input (ops and syncs with sites, counted on the unblocked path a GPU
+    runs; ``ops_cpu`` as this CPU runs it, with cache blocking) and time it untraced (the traces
+    are the warm-up)."""
     prepare, span = reduction_fn(run)
     extra = prepare(tokens)
     try:
         with torch.inference_mode():
-            out, tr = trace(span, tokens, extra)
+            with cache_blocking(False):
+                out, tr = trace(span, tokens, extra)
+            _, tr_cpu = trace(span, tokens, extra, sites=False)
             times = _median_wall(lambda: span(tokens, extra), repeats, warmup)
     except Exception as e:  # a method that does not apply here (e.g. DyCoke below 25 %)
         from methods.types import NotApplicable
@@ -154,7 +159,8 @@ def measure(run: Run, tokens, repeats: int, warmup: int = 1) -> dict:
             return {"not_applicable": str(e)}
         raise
     rec = tr.summary()
-    rec.update(wall_s=statistics.median(times), wall_all_s=times, kept_tokens=_kept(out))
+    rec.update(ops_cpu=tr_cpu.ops, syncs_cpu=tr_cpu.num_syncs, wall_s=statistics.median(times),
+               wall_all_s=times, kept_tokens=_kept(out))
     info = getattr(out, "info", None) or {}
     if "segments" in info:
         rec["segments"] = len(info["segments"])
@@ -187,7 +193,8 @@ def prefill_overhead(frames: int = 8, layers: int = 28) -> dict:
         out["model"]["prompt_tokens"] = int(inputs.length)
         for name, plan in plans.items():
             ad.prefill(inputs, plan)
-            _, tr = trace(ad.prefill, inputs, plan)
+            with cache_blocking(False):
+                _, tr = trace(ad.prefill, inputs, plan)
             runtime_ops = sum(n for s, n in tr.by_site.items() if "methods/runtime/" in s.split(" <- ")[-1]
                               and not s.startswith("external:"))
             rec = tr.summary(top_sites=10)
