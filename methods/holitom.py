@@ -34,7 +34,7 @@ from .primitives import (
     window_counts,
 )
 from .primitives.padded import (ascending_true_positions, density_centres_padded, first_n, group_sums,
-                                padded_noise, split_plan, upload)
+                                noise_stream, padded_noise, split_plan, upload)
 from .types import Reduction, VideoTokens, check_retention
 
 SALIENCY = "vit_attn_received"
@@ -281,8 +281,7 @@ def holitom_reduce(tokens: VideoTokens, cfg: HoliTomConfig) -> Reduction:
     plan = _HoliPlan.build(seg.segments, counts, N, r_prime, cfg)
     t = plan.upload(device, N)
     gen = make_generator(cfg.seed, device)
-    stream = (torch.rand(plan.stream, generator=gen, device=device) * DENSITY_NOISE if plan.stream
-              else torch.zeros(0, device=device))
+    stream = noise_stream(plan.stream, gen, device, DENSITY_NOISE)
     static = (prefix[t["seg_end"]] == prefix[t["seg_start"]]) & (t["seg_multi"] > 0).unsqueeze(1)
     features, source = _assemble(x, attn, static, plan, t, stream, cfg, tokens.newline_policy)
     per_segment = [{"segment": (r["s"], r["e"]), "static_positions": r["ns"], "static_out": r["n_out"],

@@ -45,6 +45,7 @@ from methods.primitives import (
     dyseg_segments, failure_prefix, make_generator, paper_tau, segments_from_gain, st_rope_and_cosines,
     window_counts, window_gain,
 )
+from methods.primitives.similarity import cpu_blocked
 from methods.tango_batched import DENSITY_NOISE, TangoPlan, merge_padded, run_plan, salient_split, select_padded
 from methods.types import Reduction, VideoTokens, check_retention
 
@@ -283,7 +284,7 @@ def tango_reduce(tokens: VideoTokens, cfg: TangoConfig) -> Reduction:
         sim = torch.linalg.vecdot(rope[:-1], rope[1:], dim=-1)
     segments, n_static, prefix = _segmentation(tokens, sim, cfg, tau)
     floor = _uses_floor(cfg, N)
-    plan = TangoPlan.build(segments, n_static, N, r, cfg, floor)
+    plan = TangoPlan.build(segments, n_static, N, r, cfg, floor, blocked=cpu_blocked(X))
     source, feats = run_plan(plan, X, rope, sal, prefix, sinks, cfg, make_generator(cfg.seed, X.device))
     return Reduction(
         features=feats.to(X.dtype),

@@ -21,18 +21,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from methods.primitives.merge import weighted_anchor_merge
 from methods.primitives.segmentation import rescaled_retention
-from methods.primitives.padded import (ascending_true_positions, dpc_knn_padded, first_n, padded_noise,
-                                       split_plan, upload)
+from methods.primitives.padded import (ascending_true_positions, dpc_knn_padded, first_n, noise_stream,
+                                       padded_noise, split_plan, upload)
+from methods.primitives.similarity import cpu_blocked
 
 __all__ = ["SINGLE", "STATIC", "DYNAMIC", "salient_split", "TangoPlan", "select_padded", "merge_padded",
            "run_plan"]
 
 SINGLE, STATIC, DYNAMIC = 0, 1, 2
 DENSITY_NOISE = 1e-6          # dpc_knn's default tie-breaking scale
-BUCKET_WASTE = 1.3            # a merge bucket may pad its sets' pairwise work by at most this factor,
-BUCKET_SLACK = 1 << 16        # or by at most this many point pairs
+#: A merge bucket may pad its sets' pairwise work by at most BUCKET_WASTE, or by at most BUCKET_SLACK
+#: point pairs: tight on a CPU (padding costs GEMM time there), loose elsewhere (a GPU runs the
+#: padding in microseconds, a further batch of kernels costs more). Keyed by cache blocking.
+BUCKET_WASTE = {True: 1.3, False: 2.0}
+BUCKET_SLACK = {True: 1 << 16, False: 1 << 20}
 
 
 def salient_split(raw: int, context_ratio: float, floor: bool) -> tuple[int, int]:
@@ -104,7 +107,8 @@ def merge_padded(rope: torch.Tensor, feats: torch.Tensor, valid: torch.Tensor, n
     sums, counts = sums.view(B, a_max + 1, D)[:, :a_max], counts.view(B, a_max + 1)[:, :a_max]
     means = sums / counts.clamp(min=1).unsqueeze(-1)
     own = torch.gather(feats, 1, anchor.clamp(max=P - 1).unsqueeze(-1).expand(B, a_max, D))
-    merged = weighted_anchor_merge(own, means, counts, beta)
+    w = (1.0 / counts.clamp(min=1).unsqueeze(-1)).clamp(min=beta)   # every anchor counts itself: count >= 1
+    merged = w * own + (1.0 - w) * means
     return (by_score if released else anchor), merged, a_ok
 
 
@@ -148,10 +152,11 @@ class TangoPlan:
     rows: list = field(default_factory=list)        # (frame, kind, seg, n_sal, n_cand, noise offset)
     stream: int = 0                                 # density-noise draws of the whole reduction
     seg_retention: list = field(default_factory=list)
+    blocked: bool = False                           # CPU cache blocking (tighter merge buckets)
 
     @classmethod
-    def build(cls, segments, n_static, N: int, r: float, cfg, floor: bool) -> "TangoPlan":
-        plan = cls(N, list(segments))
+    def build(cls, segments, n_static, N: int, r: float, cfg, floor: bool, blocked: bool = False) -> "TangoPlan":
+        plan = cls(N, list(segments), blocked=blocked)
         for si, (s, e) in enumerate(segments):
             nf = e - s + 1
             if nf == 1:
@@ -182,7 +187,7 @@ class TangoPlan:
             self.stream += part.pool
         self.parts.append(part)
 
-    def buckets(self) -> list[list[int]]:
+    def buckets(self, blocked: bool = False) -> list[list[int]]:
         """Merge parts grouped by similar pool size: a bucket pads its sets' pairwise work (sum of
         P^2) by at most BUCKET_WASTE, or by at most BUCKET_SLACK pairs when the sets are small (their
         padding costs less than another batch of kernels)."""
@@ -194,7 +199,7 @@ class TangoPlan:
             while take < len(ids):
                 nxt = work + self.parts[ids[take]].pool ** 2
                 padded = (take + 1) * top
-                if padded > BUCKET_WASTE * nxt and padded - nxt > BUCKET_SLACK:
+                if padded > BUCKET_WASTE[blocked] * nxt and padded - nxt > BUCKET_SLACK[blocked]:
                     break
                 work, take = nxt, take + 1
             out.append(ids[:take])
@@ -203,7 +208,7 @@ class TangoPlan:
 
     def groups(self) -> list[tuple[list[int], str]]:
         """(part ids, 'merge' or 'keep') of every batch of context pools, in execution order."""
-        out = [(ids, "merge") for ids in self.buckets()]
+        out = [(ids, "merge") for ids in self.buckets(self.blocked)]
         keep = [i for i, p in enumerate(self.parts) if p.mode == "keep"]
         return out + ([(keep, "keep")] if keep else [])
 
@@ -277,7 +282,7 @@ def _row_layout(plan: TangoPlan, t: dict, pf_static, sal: torch.Tensor, N: int):
     return valid, rows.masked_fill(~valid, float("-inf"))
 
 
-def _selection(plan: TangoPlan, v: _Video, valid, row_sal, noise_stream, cfg):
+def _selection(plan: TangoPlan, v: _Video, valid, row_sal, stream, cfg):
     """(selected positions (R, n_max), W = N for padding; free (R, N) positions left for merging)."""
     R, N = valid.shape
     t = v.t
@@ -285,7 +290,7 @@ def _selection(plan: TangoPlan, v: _Video, valid, row_sal, noise_stream, cfg):
     c_max = max((r[4] for r in plan.rows), default=0)
     if n_max == 0:
         return None, valid
-    noise = padded_noise(noise_stream, t["row_noise"])
+    noise = padded_noise(stream, t["row_noise"])
     gather = lambda cand: v.R2[v.row_src.unsqueeze(1) + cand]
     sel = select_padded(row_sal, gather, t["row_nsal"], t["row_ncand"], n_max, c_max, k=cfg.k, noise=noise,
                         c_min=min(r[4] for r in plan.rows))
@@ -325,10 +330,9 @@ def run_plan(plan: TangoPlan, X: torch.Tensor, rope: torch.Tensor, sal: torch.Te
         SF = X.float().new_zeros(len(plan.segments), N * D).index_add_(0, t["frame_seg"], X.float().reshape(F, N * D))
         SF = (SF / t["seg_nf"].unsqueeze(1).to(SF.dtype)).view(-1, D)
     v = _Video(X2, R2, SF, t, t["row_frame"] * N, N)
-    noise_stream = (torch.rand(plan.stream, generator=generator, device=dev) * DENSITY_NOISE
-                    if plan.stream else torch.zeros(0, device=dev))
+    stream = noise_stream(plan.stream, generator, dev, DENSITY_NOISE)
     valid, row_sal = _row_layout(plan, t, pf_static, sal, N)
-    sel, free = _selection(plan, v, valid, row_sal, noise_stream, cfg)
+    sel, free = _selection(plan, v, valid, row_sal, stream, cfg)
     keys, feats = [], []
     if sel is not None:
         ok = sel < N
@@ -341,14 +345,14 @@ def run_plan(plan: TangoPlan, X: torch.Tensor, rope: torch.Tensor, sal: torch.Te
             xf = torch.where(rows_static.expand_as(srow).reshape(-1, 1), sf, xf)
         feats.append(xf)
     free_pos = ascending_true_positions(free, max((p.L - p.n_sal for p in plan.parts), default=0) or 1)
-    _context(plan, v, free_pos, noise_stream, cfg, keys, feats)
+    _context(plan, v, free_pos, stream, cfg, keys, feats)
     keys, feats = torch.cat(keys), torch.cat(feats)
     total = sum(len(p.frames) * p.n_sal + (min(p.pool, p.budget) if p.mode != "none" else 0) for p in plan.parts)
     order = torch.argsort(keys)[:total]
     return keys[order], feats[order]
 
 
-def _context(plan: TangoPlan, v: _Video, free_pos, noise_stream, cfg, keys: list, feats: list) -> None:
+def _context(plan: TangoPlan, v: _Video, free_pos, stream, cfg, keys: list, feats: list) -> None:
     """Context tokens of every part: pools that fit their budget kept as they are, the others
     merged bucket by bucket. Appends (flat source keys, fp32 features) to ``keys`` / ``feats``."""
     t = v.t
@@ -364,7 +368,7 @@ def _context(plan: TangoPlan, v: _Video, free_pos, noise_stream, cfg, keys: list
             feats.append(x.reshape(-1, x.shape[-1]))
             continue
         a_max = max(plan.parts[i].budget for i in ids)
-        noise = padded_noise(noise_stream, t[f"g{gi}_noise"])
+        noise = padded_noise(stream, t[f"g{gi}_noise"])
         slot, merged, a_ok = merge_padded(v.R2[src], x, valid, t[f"g{gi}_pool"], t[f"g{gi}_budget"],
                                           a_max, k=cfg.k, beta=cfg.beta, noise=noise, released=released,
                                           p_min=min(plan.parts[i].pool for i in ids))

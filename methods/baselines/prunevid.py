@@ -52,7 +52,7 @@ from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 
 from methods.primitives import dpc_knn_centers_batched, make_generator
 from methods.primitives.padded import (ascending_true_positions, density_centres_padded, first_n, group_sums,
-                                       padded_noise, split_plan, upload)
+                                       noise_stream, padded_noise, split_plan, upload)
 from methods.types import Reduction, VideoTokens, check_retention
 
 DENSITY_NOISE = 1e-6  # dpc_knn's tie-breaking scale
@@ -394,7 +394,7 @@ def _cluster_all(x, static, seg_sums, seg_frames, sets: _Sets, cfg, gen, newline
     x_rows = x.reshape(F * N, D)[(t["frame"].unsqueeze(1) * N + pos).flatten()].float().view(-1, width, D)
     means = seg_sums.view(-1, N, D)[t["seg"].unsqueeze(1), pos] / W
     feats = torch.where(is_static.unsqueeze(-1), means, x_rows)
-    stream = torch.rand(sets.stream, generator=gen, device=dev) * DENSITY_NOISE if sets.stream else torch.zeros(0, device=dev)
+    stream = noise_stream(sets.stream, gen, dev, DENSITY_NOISE)
     c_max = max(r[4] for r in sets.used)
     merged, centres, ok = _cluster_merge_padded(feats, first_n(t["size"], width), t["size"], t["clusters"], c_max,
                                                 cfg.k, padded_noise(stream, t["noise"]),

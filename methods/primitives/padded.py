@@ -4,9 +4,10 @@ device.
 
 A batch of sets is a zero-padded tensor (B, M, ...) with a bool ``valid`` (B, M); set b holds its
 points in its first ``valid[b].sum()`` slots unless said otherwise. The padded DPC-KNN gives, for
-every valid point, bitwise the score the unpadded ``dpc_knn`` primitives give for its set (the
-Gram entries do not depend on the padding; the tie-breaking noise is passed in, so the caller
-decides which draws of the generator each set gets).
+every valid point, the score the unpadded ``dpc_knn`` primitives give for its set, up to the
+rounding of the Gram matrix (BLAS may order a dot product's sum differently for another matrix
+shape; at the papers' widths the entries came out bitwise equal); the tie-breaking noise is passed
+in, so the caller decides which draws of the generator each set gets.
 
 ``upload`` moves host-built integer metadata to the device without a host sync (pinned memory,
 ``non_blocking``); the reductions send their whole per-video plan in one such copy.
@@ -21,7 +22,7 @@ import torch
 from .dpc_knn import _check_variant, pairwise_distances
 
 __all__ = ["upload", "dpc_knn_padded", "padded_noise", "first_n", "ascending_true_positions", "split_plan",
-           "density_centres_padded", "group_sums"]
+           "density_centres_padded", "group_sums", "noise_stream"]
 
 
 def upload(host: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -116,11 +117,18 @@ def dpc_knn_padded(x: torch.Tensor, valid: torch.Tensor, k: int, *, variant: str
     return (density * delta).masked_fill(~valid, float("-inf")), dist
 
 
+def noise_stream(n: int, generator: torch.Generator, device, scale: float = 1e-6) -> torch.Tensor:
+    """``n`` scaled uniform draws (``rand * scale``, as the unpadded DPC-KNN adds them) followed by one
+    0: index -1 of the result reads 0, so padded slots need no mask. Draws nothing when n is 0."""
+    out = torch.zeros(n + 1, dtype=torch.float32, device=device)
+    if n:
+        torch.rand(n, generator=generator, device=device, out=out[:n]).mul_(scale)
+    return out
+
+
 def padded_noise(stream: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Entries of a flat draw ``stream`` at ``index`` (any shape), 0 where the index is negative."""
-    if stream.numel() == 0:
-        return torch.zeros(index.shape, dtype=torch.float32, device=index.device)
-    return torch.where(index >= 0, stream[index.clamp(min=0)], torch.zeros((), dtype=stream.dtype, device=stream.device))
+    """Entries of a :func:`noise_stream` at ``index`` (any shape); index -1 reads its trailing 0."""
+    return stream[index]
 
 
 def density_centres_padded(feats: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor,

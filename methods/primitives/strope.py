@@ -42,8 +42,11 @@ def rope_sections(dim: int, sections: Sequence[int] = DEFAULT_SECTIONS) -> tuple
     return tuple(2 * b for b in base)  # type: ignore[return-value]
 
 
-def _inv_freq(d: int, base: float, device) -> torch.Tensor:
-    return base ** (-torch.arange(d // 2, dtype=torch.float32, device=device) * 2.0 / d)
+@functools.lru_cache(maxsize=32)
+def _inv_freq(d: int, base: float, device: torch.device) -> torch.Tensor:
+    """base ** (-2j / d) for the d // 2 pairs of a section (cached: it depends on shapes only)."""
+    with torch.inference_mode(False):
+        return base ** (-torch.arange(d // 2, dtype=torch.float32, device=device) * 2.0 / d)
 
 
 @functools.lru_cache(maxsize=32)
@@ -56,7 +59,7 @@ def _grid_angles(h: int, w: int, sh: int, sw: int, base: float, device: torch.de
 
 def _angles(pos: torch.Tensor, d: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of the RoPE angles for the distinct positions pos (P,) -> two (P, d // 2)."""
-    ang = pos.to(torch.float32).unsqueeze(-1) * _inv_freq(d, base, pos.device)
+    ang = pos.to(torch.float32).unsqueeze(-1) * _inv_freq(d, float(base), pos.device)
     return torch.cos(ang), torch.sin(ang)
 
 
