@@ -56,16 +56,17 @@ def ascending_true_positions(mask: torch.Tensor, width: int) -> torch.Tensor:
     return torch.sort((~mask).to(torch.uint8), dim=-1, stable=True).indices[..., :width]
 
 
-def _knn_density(dist: torch.Tensor, valid: torch.Tensor, width: int, kk: Optional[torch.Tensor],
+def _knn_density(dist: torch.Tensor, valid: Optional[torch.Tensor], width: int, kk: Optional[torch.Tensor],
                  take_self: bool, root: bool) -> torch.Tensor:
     """exp(-mean of the squared distances to each point's nearest valid neighbours), as the unpadded
     primitive computes it: ``width`` (host) neighbours, or ``kk[b]`` <= width of them in set b
     (None: every set has ``width``). ``take_self``: the point itself is one of them (HoliTom);
-    ``root``: ``dist`` holds squared distances whose roots are squared again (Tango)."""
+    ``root``: ``dist`` holds squared distances whose roots are squared again (Tango). ``valid``
+    None: no padding."""
     B, M, _ = dist.shape
     if width <= 0:
         return torch.ones((B, M), dtype=torch.float32, device=dist.device)
-    far = dist.masked_fill(~valid.unsqueeze(-2), float("inf"))
+    far = dist if valid is None else dist.masked_fill(~valid.unsqueeze(-2), float("inf"))
     near = torch.topk(far, width + (0 if take_self else 1), dim=-1, largest=False).values
     if not take_self:
         near = near[..., 1:]
@@ -101,20 +102,25 @@ def dpc_knn_padded(x: torch.Tensor, valid: torch.Tensor, k: int, *, variant: str
             n_valid = valid.sum(-1)
         kk = (n_valid - own).clamp(min=0)
         kk = torch.clamp(kk, max=k) if k_per_set is None else torch.minimum(kk, k_per_set)
+    padded = min_valid < M          # some set has padding (host-known); without it no masks are needed
     if variant == "holitom":
         dist = pairwise_distances(x) / math.sqrt(D)
-        density = _knn_density(dist, valid, width, kk, take_self=True, root=False)
+        density = _knn_density(dist, valid if padded else None, width, kk, take_self=True, root=False)
     else:
         dist = pairwise_distances(x, squared=True)
-        density = _knn_density(dist, valid, width, kk, take_self=False, root=True)
-    density = (density + noise).masked_fill(~valid, float("-inf"))
-    pair = valid.unsqueeze(-1) & valid.unsqueeze(-2)
-    dmax = dist.masked_fill(~pair, 0.0).amax(dim=(-2, -1), keepdim=True)
+        density = _knn_density(dist, valid if padded else None, width, kk, take_self=False, root=True)
+    density = density + noise
+    if padded:
+        density = density.masked_fill(~valid, float("-inf"))
+        dmax = dist.masked_fill(~(valid.unsqueeze(-1) & valid.unsqueeze(-2)), 0.0).amax(dim=(-2, -1), keepdim=True)
+    else:
+        dmax = dist.amax(dim=(-2, -1), keepdim=True)
     higher = density.unsqueeze(-2) > density.unsqueeze(-1)   # [b, i, j]: j denser than i
     delta = torch.where(higher, dist, dmax).amin(dim=-1)
     if variant != "holitom":
         delta = delta.sqrt()
-    return (density * delta).masked_fill(~valid, float("-inf")), dist
+    scores = density * delta
+    return (scores.masked_fill(~valid, float("-inf")) if padded else scores), dist
 
 
 def noise_stream(n: int, generator: torch.Generator, device, scale: float = 1e-6) -> torch.Tensor:

@@ -22,8 +22,14 @@ everything computed from them are *device* tensors; tensors built from Python da
 factory called without ``device=`` (``torch.arange(n)``) are *host* tensors, and so is whatever is
 computed from host tensors alone. Reading a host tensor is not a device sync (it is counted as a
 host op instead); a host tensor with more than one element meeting a device tensor, or moved with
-``.to(device)``, is a ``host_to_device`` sync. On a real GPU run the same code would do exactly
-these transfers; on CPU they are free, which is why they must be counted rather than timed.
+a blocking ``.to(device)``, is a ``host_to_device`` sync. A ``.to(device, non_blocking=True)`` is
+recorded as an asynchronous upload, not a sync: the project's ``methods.primitives.padded.upload``
+pins the host memory on CUDA, so the copy is queued on the stream and the host does not wait. On a
+real GPU run the same code would do exactly these transfers; on CPU they are free, which is why
+they must be counted rather than timed.
+
+Under ``torch.inference_mode`` the dispatcher sees ``aten.item`` / ``aten.is_nonzero`` where
+autograd mode shows ``aten._local_scalar_dense``; both are counted as the same scalar reads.
 """
 from __future__ import annotations
 
