@@ -190,20 +190,24 @@ class TangoPlan:
     def buckets(self, blocked: bool = False) -> list[list[int]]:
         """Merge parts grouped by similar pool size: a bucket pads its sets' pairwise work (sum of
         P^2) by at most BUCKET_WASTE, or by at most BUCKET_SLACK pairs when the sets are small (their
-        padding costs less than another batch of kernels)."""
-        ids = sorted((i for i, p in enumerate(self.parts) if p.mode == "merge"), key=lambda i: -self.parts[i].pool)
+        padding costs less than another batch of kernels). With CPU blocking, static parts and frame
+        parts go to separate buckets (each reads one feature source instead of both)."""
+        merge = [i for i, p in enumerate(self.parts) if p.mode == "merge"]
+        kinds = [[i for i in merge if (self.parts[i].kind == STATIC) == st] for st in (True, False)] if blocked else [merge]
         out = []
-        while ids:
-            top = self.parts[ids[0]].pool ** 2
-            take, work = 1, top
-            while take < len(ids):
-                nxt = work + self.parts[ids[take]].pool ** 2
-                padded = (take + 1) * top
-                if padded > BUCKET_WASTE[blocked] * nxt and padded - nxt > BUCKET_SLACK[blocked]:
-                    break
-                work, take = nxt, take + 1
-            out.append(ids[:take])
-            ids = ids[take:]
+        for ids in kinds:
+            ids = sorted(ids, key=lambda i: -self.parts[i].pool)
+            while ids:
+                top = self.parts[ids[0]].pool ** 2
+                take, work = 1, top
+                while take < len(ids):
+                    nxt = work + self.parts[ids[take]].pool ** 2
+                    padded = (take + 1) * top
+                    if padded > BUCKET_WASTE[blocked] * nxt and padded - nxt > BUCKET_SLACK[blocked]:
+                        break
+                    work, take = nxt, take + 1
+                out.append(ids[:take])
+                ids = ids[take:]
         return out
 
     def groups(self) -> list[tuple[list[int], str]]:
@@ -228,6 +232,7 @@ class TangoPlan:
             "frame_seg": np.array([si for si, (s, e) in enumerate(segs) for _ in range(s, e + 1)]),
             "row_frame": rows[:, 0], "row_kind": rows[:, 1], "row_seg": rows[:, 2], "row_nsal": rows[:, 3],
             "row_ncand": rows[:, 4], "row_noise": np.where(draws, rows[:, 5:6] + cand, -1),
+            "static_rows": np.nonzero(rows[:, 1] == STATIC)[0],
             "sinks": np.array(list(sinks)),
         }
         for gi, (ids, mode) in enumerate(self.groups()):
@@ -258,7 +263,7 @@ class _Video:
 
     X2: torch.Tensor
     R2: torch.Tensor
-    SF: torch.Tensor          # (S * N, D) fp32 segment means (rows of static parts), or empty
+    SF: torch.Tensor          # (S * N, D) fp32 segment sums over frames (static parts read them / frames)
     t: dict                   # the uploaded plan (TangoPlan.device_tables)
     row_src: torch.Tensor     # (R,) flat row of each row's frame start: frame * N
     N: int
@@ -306,12 +311,20 @@ def _pool_slots(t: dict, gi: int, free_pos, row_src):
     return col >= 0, row, pos, row_src[row] + pos
 
 
-def _feature_rows(v: _Video, mixed: bool, t: dict, row, pos, src) -> torch.Tensor:
-    """fp32 features of (row, position) slots; rows of static parts read the segment means."""
+def _static_means(v: _Video, seg: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """fp32 frame means of the segment ``seg`` at positions ``pos`` (same shapes): a static token."""
+    return v.SF[seg * v.N + pos] / v.t["seg_nf"][seg].unsqueeze(-1).to(v.SF.dtype)
+
+
+def _feature_rows(v: _Video, kinds: str, t: dict, row, pos, src) -> torch.Tensor:
+    """fp32 features of (row, position) slots: frame tokens, static tokens (segment means), or
+    ``mixed`` (both; chosen per row)."""
+    if kinds == "static":
+        return _static_means(v, t["row_seg"][row], pos)
     x = v.X2[src].float()
-    if not mixed:
+    if kinds == "frames":
         return x
-    sf = v.SF[t["row_seg"][row] * v.N + pos]
+    sf = _static_means(v, t["row_seg"][row], pos)
     return torch.where((t["row_kind"][row] == STATIC).unsqueeze(-1), sf, x)
 
 
@@ -326,9 +339,10 @@ def run_plan(plan: TangoPlan, X: torch.Tensor, rope: torch.Tensor, sal: torch.Te
         sal.index_fill_(1, t["sinks"], 0.0)
     X2, R2 = X.reshape(F * N, D), rope.reshape(F * N, -1)
     SF = X2.new_zeros((0, D), dtype=torch.float32)
-    if any(p.kind == STATIC for p in plan.parts):
-        SF = X.float().new_zeros(len(plan.segments), N * D).index_add_(0, t["frame_seg"], X.float().reshape(F, N * D))
-        SF = (SF / t["seg_nf"].unsqueeze(1).to(SF.dtype)).view(-1, D)
+    if any(p.kind == STATIC for p in plan.parts):   # segment sums: one pass of a (S, F) 0/1 GEMM
+        S = len(plan.segments)
+        member = (t["frame_seg"].unsqueeze(0) == torch.arange(S, device=dev).unsqueeze(1)).to(torch.float32)
+        SF = (member @ X.float().reshape(F, N * D)).view(S * N, D)
     v = _Video(X2, R2, SF, t, t["row_frame"] * N, N)
     stream = noise_stream(plan.stream, generator, dev, DENSITY_NOISE)
     valid, row_sal = _row_layout(plan, t, pf_static, sal, N)
@@ -338,12 +352,11 @@ def run_plan(plan: TangoPlan, X: torch.Tensor, rope: torch.Tensor, sal: torch.Te
         ok = sel < N
         keys.append(torch.where(ok, v.row_src.unsqueeze(1) + sel, F * N).flatten())
         srow = torch.where(ok, sel, 0)
-        rows_static = (t["row_kind"] == STATIC).unsqueeze(1)
-        xf = X2[(v.row_src.unsqueeze(1) + srow).flatten()].float()
-        if SF.numel():
-            sf = SF[(t["row_seg"].unsqueeze(1) * N + srow).flatten()]
-            xf = torch.where(rows_static.expand_as(srow).reshape(-1, 1), sf, xf)
-        feats.append(xf)
+        xf = X2[v.row_src.unsqueeze(1) + srow].float()                       # (R, n_max, D)
+        if SF.numel():   # the static rows read their segment means instead
+            st = t["static_rows"]
+            xf[st] = _static_means(v, t["row_seg"][st].unsqueeze(1), srow[st])
+        feats.append(xf.reshape(-1, D))
     free_pos = ascending_true_positions(free, max((p.L - p.n_sal for p in plan.parts), default=0) or 1)
     _context(plan, v, free_pos, stream, cfg, keys, feats)
     keys, feats = torch.cat(keys), torch.cat(feats)
@@ -359,10 +372,11 @@ def _context(plan: TangoPlan, v: _Video, free_pos, stream, cfg, keys: list, feat
     F_N = v.X2.shape[0]
     released = cfg.fidelity == "released"
     for gi, (ids, mode) in enumerate(plan.groups()):
-        mixed = any(plan.parts[i].kind == STATIC for i in ids)
+        static = {plan.parts[i].kind == STATIC for i in ids}
+        kinds = "mixed" if len(static) == 2 else ("static" if True in static else "frames")
         width = max(plan.parts[i].pool for i in ids)
         valid, row, pos, src = _pool_slots(t, gi, free_pos, v.row_src)
-        x = _feature_rows(v, mixed, t, row, pos, src)
+        x = _feature_rows(v, kinds, t, row, pos, src)
         if mode == "keep":
             keys.append(torch.where(valid, src, F_N).flatten())
             feats.append(x.reshape(-1, x.shape[-1]))
