@@ -6,7 +6,8 @@
 #   snakemake --profile profiles/{smoke,gpu,slurm} smallest run / GPU box / cluster
 #
 # Layout (snakemake-workflows convention): config + schemas + claims in replicate/, rule files in
-# replicate/rules/*.smk (included in name order; a new tier is a new file there), thin scripts in
+# replicate/rules/*.smk (each included below by name; a new tier is a new file there and a new
+# include line, tests/workflow/test_parse_imports.py checks none is left out), thin scripts in
 # replicate/scripts/ calling the replicate and figures packages.
 import os
 import sys
@@ -52,6 +53,18 @@ onstart:
           + ", ".join(f"{t}={'yes' if s['runnable'] else 'no'}" for t, s in TIERS.summary(config).items()))
 
 
+onsuccess:
+    from replicate.run_summary import success_lines
+
+    print("\n".join(success_lines(".", HEADLINE_IDS, log)))
+
+
+onerror:
+    from replicate.run_summary import error_lines
+
+    print("\n".join(error_lines(".", log, config)))
+
+
 rule all:
     default_target: True
     input:
@@ -65,10 +78,15 @@ rule all:
         lambda wc: runnable_targets(TIER_TARGETS),
 
 
-include: str(REPO / "replicate" / "rules" / "common.smk")
-
-
-for _smk in sorted((REPO / "replicate" / "rules").glob("*.smk")):
-    if _smk.name != "common.smk":
-
-        include: str(_smk)
+# common.smk first (shared constants, wildcard constraints, helpers); the others in any order
+include: "replicate/rules/common.smk"
+include: "replicate/rules/analytic.smk"
+include: "replicate/rules/bench.smk"
+include: "replicate/rules/claims.smk"
+include: "replicate/rules/claims_unknown.smk"
+include: "replicate/rules/cpu.smk"
+include: "replicate/rules/figures.smk"
+include: "replicate/rules/holitom.smk"
+include: "replicate/rules/paper.smk"
+include: "replicate/rules/stts.smk"
+include: "replicate/rules/tango.smk"

@@ -1,13 +1,17 @@
 """Command line: ``python -m costmodel {archs,flops,memory,latency} ...``.
 
-Examples (``--method``: a name of methods.nominal.NOMINAL_METHODS, listed by ``--help``; ``--option``:
-an option of that method's config, listed by ``python -m methods``):
+Examples (``--method``: a method with a nominal schedule, or a variant such as ``tango-intra``, listed
+by ``python -m methods``; ``--option``: an option of that method's config, listed there too):
   python -m costmodel archs
   python -m costmodel flops --model llava-onevision-7b --frames 32 --method M --retention 0.10
+  python -m costmodel flops --model llava-onevision-7b --method holitom --retention 0.10 --budget global
   python -m costmodel flops --model llava-onevision-7b --method M --retention 0.2 --option NAME=VALUE --json
   python -m costmodel flops --model llava-video-7b --convention exact --text-tokens 100 --per-layer
   python -m costmodel memory --model llava-onevision-7b --decode-steps 100
   python -m costmodel latency --model llava-onevision-7b --hardware h100-sxm --method M --retention 0.1
+``--budget`` (per_frame by default, the analytic tier's rule; or global) is the whole-token rounding of
+methods that keep a pre-LLM budget from ``--retention``; ``flops`` prints the rule it used and the
+percentage of vanilla's FLOPs in the same convention.
 Bad arguments exit with code 2 and a message naming the bad value and the allowed ones.
 """
 from __future__ import annotations
@@ -22,9 +26,13 @@ from .flops import LM_HEAD_MODES, STAGES, exact_costs, paper_table
 from .latency import HARDWARE_NAMES, predict_latency
 from .memory import DTYPE_BYTES, memory_report
 
-# The command line is a front end over both packages: ``--method`` names a method, whose nominal
-# schedule the methods package states (the costmodel library itself knows no method).
-from methods.nominal import NOMINAL_METHODS, UNPRUNED, nominal_schedule  # noqa: E402
+#: ``--method`` default: the unpruned model (the methods package's ``methods.registry.UNPRUNED``)
+UNPRUNED = "vanilla"
+
+
+#: pre-LLM budget roundings (methods.nominal.nominal_schedule's ``budget``); per_frame is the analytic
+#: tier's default (replicate config ``analytic.budget_rounding: per_frame_ceil``)
+BUDGETS = ("per_frame", "global")
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -54,11 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     def schedule_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, choices=ARCH_NAMES)
-        p.add_argument("--method", default=UNPRUNED, choices=tuple(NOMINAL_METHODS))
+        p.add_argument("--method", default=UNPRUNED, help="a method with a nominal schedule (python -m methods)")
         p.add_argument("--frames", type=int, default=None)
         p.add_argument("--retention", type=float, default=None)
         p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                        help="an option of the method's config, e.g. inner_k=18 (repeatable)")
+        p.add_argument("--budget", choices=BUDGETS, default="per_frame",
+                       help="whole-token budget of methods that keep a pre-LLM budget from --retention: per_frame "
+                            "= ceil(r*N) tokens per frame (default; the analytic tier's rule, which reproduces "
+                            "HoliTom's FLOPs column: 2.815 T = 6.9 %% of vanilla at r = 0.10), global = "
+                            "round(r*F*N) over the video")
         p.add_argument("--text-tokens", type=int, default=0)
         p.add_argument("--decode-steps", type=int, default=0)
         p.add_argument("--json", action="store_true")
@@ -103,18 +116,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _archs(args.json)
     try:
         options = dict(parse_option(o) for o in args.option)
+        if "budget" in options:  # the older spelling --option budget=...
+            args.budget = options.pop("budget")
+            if args.budget not in BUDGETS:
+                raise ValueError(f"budget {args.budget!r}; allowed: {', '.join(BUDGETS)}")
         arch = load_arch(args.model)
         check_context(args.model, arch, args.frames, args.text_tokens, args.decode_steps)
-        schedule = nominal_schedule(arch, args.method, frames=args.frames, retention=args.retention,
-                                    text_tokens=args.text_tokens, decode_steps=args.decode_steps, **options)
+        schedule = method_schedule(arch, args, options)
     except (ValueError, KeyError) as err:
         parser.error(str(err))  # exits with code 2
     if args.command == "flops":
-        return _flops(args, arch, schedule)
+        return _flops(args, arch, schedule, options)
     if args.command == "memory":
         return _emit(args.json, {"schedule": schedule.label, **memory_report(arch, schedule, args.dtype)})
     return _emit(args.json, {"schedule": schedule.label, "hardware": args.hardware,
                              **predict_latency(arch, schedule, args.hardware, args.dtype)})
+
+
+def method_schedule(arch, args: argparse.Namespace, options: dict[str, Any]):
+    """The nominal schedule of ``--method``: the command line is a front end over both packages, and
+    the methods package states each method's schedule (the costmodel library itself knows no
+    method), imported here only when a schedule is asked for, so ``archs`` stays light."""
+    from methods.nominal import nominal_names, nominal_schedule
+
+    if args.method not in nominal_names():
+        raise ValueError(f"argument --method: invalid choice: {args.method!r} (choose from "
+                         f"{', '.join(nominal_names())})")
+    return nominal_schedule(arch, args.method, frames=args.frames, retention=args.retention,
+                            text_tokens=args.text_tokens, decode_steps=args.decode_steps,
+                            budget=args.budget, **options)
 
 
 def _archs(as_json: bool) -> int:
@@ -133,27 +163,50 @@ def _archs(as_json: bool) -> int:
     return 0
 
 
-def _flops(args: argparse.Namespace, arch, schedule) -> int:
+def _flops_total(args: argparse.Namespace, arch, schedule) -> tuple[float, str, dict, dict]:
+    """(total, unit, per-stage totals, per-layer values) of ``schedule`` in the chosen convention."""
     if args.convention == "paper":
         table = paper_table(arch, schedule)
         total = table.total(unit="macs")  # the papers' number: one multiply-add counted once
-        unit = "paper-FLOPs (FastV formula, visual tokens, prefill)"
-        stage_values = {"prefill": total}
-        per_layer = {"prefill": table.per_layer("prefill", unit="macs")}
-    else:
-        table = exact_costs(arch, schedule, causal=args.causal, lm_head=args.lm_head)
-        total = table.total()
-        unit = "FLOPs (2 per MAC)"
-        stage_values = table.by_stage()
-        per_layer = {s: table.per_layer(s) for s in stage_values}
+        return (total, "paper-FLOPs (FastV formula, visual tokens, prefill)", {"prefill": total},
+                {"prefill": table.per_layer("prefill", unit="macs")})
+    table = exact_costs(arch, schedule, causal=args.causal, lm_head=args.lm_head)
+    stages = table.by_stage()
+    return table.total(), "FLOPs (2 per MAC)", stages, {s: table.per_layer(s) for s in stages}
+
+
+def _budget_note(args: argparse.Namespace, arch, options: dict[str, Any]) -> str | None:
+    """Which budget rule the schedule used, for methods whose retention is a whole-token budget."""
+    from methods.nominal import nominal_method
+
+    if args.retention is None or not nominal_method(arch, args.method, args.retention, **options).pre_llm_budget:
+        return None
+    return ("per_frame: ceil(r*N) whole tokens per frame (the analytic tier's rule; --budget global for "
+            "round(r*F*N))" if args.budget == "per_frame" else
+            "global: round(r*F*N) tokens over the video (--budget per_frame is the analytic tier's rule)")
+
+
+def _flops(args: argparse.Namespace, arch, schedule, options: dict[str, Any]) -> int:
+    from methods.nominal import nominal_schedule
+
+    total, unit, stage_values, per_layer = _flops_total(args, arch, schedule)
+    vanilla = nominal_schedule(arch, UNPRUNED, frames=args.frames, text_tokens=args.text_tokens,
+                               decode_steps=args.decode_steps)
+    vanilla_total = _flops_total(args, arch, vanilla)[0]
+    percent = 100 * total / vanilla_total if vanilla_total else None
+    budget = _budget_note(args, arch, options)
     out: dict[str, Any] = {"model": arch.name, "method": args.method, "convention": args.convention,
-                           "unit": unit, "schedule": schedule.to_dict(), "total": total, "by_stage": stage_values}
+                           "unit": unit, "budget": args.budget if budget else None, "schedule": schedule.to_dict(),
+                           "total": total, "by_stage": stage_values, "vanilla_total": vanilla_total,
+                           "percent_of_vanilla": percent}
     if args.per_layer:
         out["per_layer"] = {s: {str(l): v for l, v in sorted(d.items())} for s, d in per_layer.items()}
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
     print(f"{schedule.label}  convention={args.convention}  unit={unit}")
+    if budget:
+        print(f"budget rule: {budget}")
     if args.per_layer:
         stages = [s for s in STAGES if s in per_layer]
         layers = sorted({l for d in per_layer.values() for l in d})
@@ -162,7 +215,8 @@ def _flops(args: argparse.Namespace, arch, schedule) -> int:
             print(f"{l:>5} " + "".join(f"{per_layer[s].get(l, 0) / 1e12:12.4f}" for s in stages))
     for s, v in stage_values.items():
         print(f"{s:>10}: {v / 1e12:10.4f} T")
-    print(f"{'total':>10}: {total / 1e12:10.4f} T")
+    pct = f"  ({percent:.2f} % of vanilla {vanilla_total / 1e12:.4f} T)" if percent is not None else ""
+    print(f"{'total':>10}: {total / 1e12:10.4f} T{pct}")
     return 0
 
 

@@ -85,7 +85,7 @@ class CostTable:
 
 # ---- paper convention -----------------------------------------------------------------------
 def paper_layer(n: int, d: int, m: int) -> dict[str, int]:
-    """FastV's per-layer terms (papers.md §2): projections 4nd², attention 2n²d, FFN 2ndm."""
+    """FastV's per-layer terms (docs/sources.md#flops-convention): projections 4nd², attention 2n²d, FFN 2ndm."""
     return {"proj": 4 * n * d * d, "attn": 2 * n * n * d, "mlp": 2 * n * d * m}
 
 

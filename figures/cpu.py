@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from figures.plots import pyplot, save_figure
+from figures.plots import plain_log_axis, pyplot, save_figure
 
 
 MARKERS = "osD^v<>PX*hp"
@@ -52,21 +52,27 @@ def pareto_front(points):
 
 
 def accuracy_vs_flops(acc):
+    """Accuracy against the LLM prefill cost in the papers' convention (the FastV formula counts one
+    multiply-add as one "FLOP", so the unit is millions of multiply-adds), with the Pareto front drawn
+    as a staircase: no method lies both left of and above it."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ok = acc[(acc["status"] == "ok") & acc["paper_macs"].notna()].reset_index(drop=True)
     for i, (label, g) in enumerate(ok.groupby("label")):
         ax.scatter(g["paper_macs"] / 1e6, 100 * g["accuracy"], label=label, s=22, marker=MARKERS[i % len(MARKERS)],
-                   color=_colour(i))
+                   color=_colour(i), zorder=3)
     pts = list(zip(ok["paper_macs"].astype(float), ok["accuracy"].astype(float)))
     if pts:
         front = pareto_front(pts)
-        ax.plot([pts[i][0] / 1e6 for i in front], [100 * pts[i][1] for i in front], "k-", lw=0.8,
-                label="Pareto front")
+        xs = [pts[i][0] / 1e6 for i in front] + [max(p[0] for p in pts) / 1e6]
+        ys = [100 * pts[i][1] for i in front]
+        ax.step(xs, ys + ys[-1:], where="post", color="k", lw=1.2, ls="--", zorder=2,
+                label="Pareto front (best accuracy at this cost or less)")
     ax.set_xscale("log")
-    ax.set_xlabel("LLM prefill 'FLOPs', paper convention (M MACs, FastV formula)")
+    plain_log_axis(ax.xaxis)
+    ax.set_xlabel("LLM prefill cost, paper convention (FastV formula; million multiply-adds)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title("SynthVideoQA-test: accuracy vs paper-convention FLOPs")
+    ax.set_title("SynthVideoQA-test: accuracy vs prefill cost (paper convention)")
     ax.legend(fontsize=7, ncol=2)
     return fig
 

@@ -55,3 +55,28 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def write_csv(path: str | os.PathLike, frame) -> Path:
     """Write a pandas DataFrame as CSV atomically (no index)."""
     return write_text(path, frame.to_csv(index=False, lineterminator="\n"))
+
+
+# ---------------------------------------------------------------- notebooks
+#: a directory holding one of these is where a run's relative paths (results/...) resolve
+RUN_MARKERS = ("results", "Snakefile")
+
+
+def run_directory(start: str | os.PathLike | None = None) -> Path:
+    """The run directory a notebook reads ``results/...`` from: ``start`` (the working directory) or
+    the nearest parent holding ``results/`` or a ``Snakefile``. ``jupyter nbconvert --execute
+    figures/x.ipynb`` starts the kernel in ``figures/``; papermill in the run directory."""
+    here = Path(start or os.getcwd()).resolve()
+    for d in (here, *here.parents):
+        if any((d / m).exists() for m in RUN_MARKERS):
+            return d
+    return here
+
+
+def require(*paths: str | os.PathLike) -> None:
+    """FileNotFoundError naming the missing inputs and the Snakemake command that writes them."""
+    missing = [str(p) for p in paths if p and not Path(p).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{', '.join(missing)} not found under {Path.cwd()}: this notebook shows what the workflow wrote; "
+            f"build it first, from the repository root: snakemake --cores all {' '.join(missing)}")

@@ -1,4 +1,5 @@
-"""HoliTom's tables (§3.1, §3.2) and figures (§3.3) rendered from result files.
+"""HoliTom's tables and figures (docs/sources.md#holitom-main-table, #holitom-backbones-table,
+#holitom-figures) rendered from result files.
 
 Data assembly is ``replicate.holitom_tables``; this module only renders:
 
@@ -17,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from figures.plots import pyplot, save_figure
+from figures.plots import plain_log_axis, pyplot, save_figure
 
 CPU_LABEL = "CPU, random-weight cpu-bench model"
 PAPER_LABEL = "paper (LLaVA-OV-7B, GPU; type not stated)"
@@ -210,9 +211,10 @@ def ksweep_figure(reported, analytic, cpu=None):
         ok = cpu[cpu["status"] == "ok"]
         kk = ok[ok["sweep"] == "k"].sort_values("paper_k")
         c.plot(kk["paper_k"], 100 * kk["accuracy"], "o-", color="C2")
-        for _, r in kk.iterrows():
+        last = kk["paper_k"].max() if len(kk) else None
+        for _, r in kk.iterrows():  # the rightmost label ends at its point, inside the axes
             c.annotate(f"K'={int(r['applied_k'])}", (r["paper_k"], 100 * r["accuracy"]), fontsize=7,
-                       textcoords="offset points", xytext=(0, 5))
+                       textcoords="offset points", xytext=(0, 5), ha="right" if r["paper_k"] == last else "left")
         L = int(ok["llm_layers"].max()) if len(ok) else 0
         n = int(ok["n"].max()) if len(ok) else 0
         c.set_xlabel(f"paper K (K' = applied K on the {L}-layer tiny LLM)")
@@ -249,6 +251,7 @@ def frames_figure(reported, analytic, cpu_frames: Optional[Mapping[str, Any]] = 
         b.plot(g["frames"], g["paper_tflops"], "o-", label=m)
     b.set_xscale("log", base=2)
     b.set_yscale("log")
+    plain_log_axis(b.yaxis)
     b.set_xlabel("frames")
     b.set_ylabel("prefill FLOPs (T, paper convention)")
     rets = sorted({float(x) for x in fr["retention"].dropna()})

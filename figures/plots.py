@@ -1,6 +1,7 @@
 """Figures regenerated from result files (matplotlib, Agg backend)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -15,12 +16,39 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, png: str | Path, pdf: Optional[str | Path]) -> None:
-    """Write ``fig`` as a PNG (and a PDF when ``pdf``), each file atomically."""
+#: the workflow sets it to the run's scale (replicate.scale; replicate/rules/common.smk), so every
+#: figure a smoke / rehearsal / custom run writes says so on its face
+SCALE_ENV = "REPLICATE_RUN_SCALE"
+
+
+def mark_scale(fig, scale: Optional[str] = None) -> None:
+    """Label ``fig`` with the run's scale unless it is a full run (``scale`` or $REPLICATE_RUN_SCALE)."""
+    scale = scale if scale is not None else os.environ.get(SCALE_ENV, "")
+    if scale and scale != "full" and not getattr(fig, "_scale_marked", False):
+        # above the figure's own area (the saved image grows to hold it: bbox_inches="tight"), clear of
+        # titles and of the footnotes some figures carry below
+        fig.text(0.5, 1.0, f"{scale} run: not the replication's numbers", ha="center", va="bottom",
+                 fontsize=9, color="#b26a00", fontweight="bold")
+        fig._scale_marked = True
+
+
+def plain_log_axis(axis) -> None:
+    """Log-scale tick labels as plain numbers (2, 5, 10, 20) instead of 2×10⁰ labels that overlap."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def save_figure(fig, png: str | Path, pdf: Optional[str | Path], *, dpi: int = 150) -> None:
+    """Write ``fig`` as a PNG (and a PDF when ``pdf``), each file atomically, labelled with the run's
+    scale when it is not a full run (mark_scale)."""
     from figures.files import atomic_path
 
+    mark_scale(fig)
     with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     if pdf:
         with atomic_path(pdf) as tmp:
             fig.savefig(tmp, bbox_inches="tight", format="pdf")
@@ -52,6 +80,7 @@ def flops_vs_retention(flops, models: Sequence[str] = (), methods: Sequence[str]
         ax.set_xlabel("retention (%)")
         ax.set_ylabel("prefill TFLOPs (paper convention)")
         ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
@@ -63,11 +92,6 @@ def write_flops_vs_retention(flops_csv: str | Path, *, png: str, pdf: str | None
     import pandas as pd
     import matplotlib.pyplot as plt
 
-    from figures import files as io
-
     fig = flops_vs_retention(pd.read_csv(flops_csv), models, methods)
-    for path in (png, pdf):
-        if path:
-            with io.atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=120, format=Path(path).suffix.lstrip("."))
+    save_figure(fig, png, pdf, dpi=120)
     plt.close(fig)

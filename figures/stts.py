@@ -18,13 +18,9 @@ def _plt():
 
 
 def _save(fig, png, pdf=None) -> None:
-    from figures.files import atomic_path
+    from figures.plots import save_figure
 
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
-    if pdf:
-        with atomic_path(pdf) as tmp:
-            fig.savefig(tmp, bbox_inches="tight", format="pdf")
+    save_figure(fig, png, pdf)
 
 
 def cpu_accuracy_figure(rows: Sequence[dict], png: str | Path, pdf: Optional[str | Path] = None) -> None:
@@ -36,17 +32,17 @@ def cpu_accuracy_figure(rows: Sequence[dict], png: str | Path, pdf: Optional[str
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
     width = 0.8 / len(VARIANT_ORDER)
     for i, v in enumerate(VARIANT_ORDER):
-        ys = [next((float(r["accuracy"]) for r in rows if r["variant"] == v and r["pruned_pct"] not in (None, "")
+        ys = [next((100 * float(r["accuracy"]) for r in rows if r["variant"] == v and r["pruned_pct"] not in (None, "")
                     and int(r["pruned_pct"]) == p), float("nan")) for p in pruned]
         ax.bar([j + i * width for j in range(len(pruned))], ys, width, label=v)
-    van = [float(r["accuracy"]) for r in rows if r["variant"] == "vanilla"]
+    van = [100 * float(r["accuracy"]) for r in rows if r["variant"] == "vanilla"]
     if van:
         ax.axhline(van[0], color="k", ls="--", lw=1, label="vanilla (no pruning)")
-    half = [float(r["accuracy"]) for r in rows if r["variant"] == "vanilla-half-frames"]
+    half = [100 * float(r["accuracy"]) for r in rows if r["variant"] == "vanilla-half-frames"]
     if half:
         ax.axhline(half[0], color="grey", ls=":", lw=1, label="vanilla, every other frame (= 50 % budget)")
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(pruned))], [f"{p} % pruned" for p in pruned])
-    ax.set_ylabel("accuracy (SynthVideoQA-test)")
+    ax.set_ylabel("accuracy (%, SynthVideoQA-test)")
     ax.set_title("STTS on the tiny LLaVA-OV (analogue)")
     ax.legend(fontsize=7, loc="lower left")
     top = max(pruned) if pruned else None
@@ -54,9 +50,11 @@ def cpu_accuracy_figure(rows: Sequence[dict], png: str | Path, pdf: Optional[str
         r = next((r for r in rows if r["variant"] == v and r["pruned_pct"] not in (None, "")
                   and int(r["pruned_pct"]) == top), None)
         if r is not None:
-            bx.bar([j + i * width for j in range(len(fams))], [float(r[f"acc_{f}"]) for f in fams], width, label=v)
+            bx.bar([j + i * width for j in range(len(fams))], [100 * float(r[f"acc_{f}"]) for f in fams], width,
+                   label=v)
     bx.set_xticks([j + 0.4 - width / 2 for j in range(len(fams))], fams)
     bx.set_title(f"per question family at {top} % pruned")
+    bx.set_ylabel("accuracy (%)")
     fig.tight_layout()
     _save(fig, png, pdf)
     plt.close(fig)
@@ -71,15 +69,23 @@ def speedup_vs_frames_figure(points: Sequence[dict], reported: Sequence[dict], p
     xs = [p["frames"] for p in points]
     ax.plot(xs, [p["inference"] for p in points], "o-", label="predicted inference (prefill)")
     ax.plot(xs, [p["training"] for p in points], "s-", label="predicted training step (fwd+bwd)")
-    for r in reported:
-        ax.plot([r["frames"]], [r["value"]], "x" if r["kind"] == "inference" else "+", ms=10, color="k")
-        ax.annotate(f"reported {r['kind']} {r['value']}x", (r["frames"], r["value"]), fontsize=7,
-                    xytext=(4, -10 if r["kind"] == "inference" else 4), textcoords="offset points")
+    for kind, marker in (("inference", "x"), ("training", "+")):
+        mine = [r for r in reported if r["kind"] == kind]
+        ax.plot([r["frames"] for r in mine], [r["value"] for r in mine], marker, ms=10, color="k", ls="none",
+                label=f"reported {kind} (paper)")
+        for r in mine:  # the value beside its marker, inside the axes (to the left of the point)
+            ax.annotate(f"{r['value']}x", (r["frames"], r["value"]), fontsize=7, ha="right",
+                        va="top" if kind == "inference" else "bottom",
+                        xytext=(-6, -3 if kind == "inference" else 3), textcoords="offset points")
+    frames = xs + [r["frames"] for r in reported]
+    if frames:
+        ax.set_xlim(min(frames) / 1.5, max(frames) * 1.5)
+    ax.margins(y=0.12)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("frames")
     ax.set_ylabel("speed-up over vanilla (x)")
     ax.set_title("STTS 50 % on Molmo2-4B: cost-model speed-up")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     _save(fig, png, pdf)
     plt.close(fig)

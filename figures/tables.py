@@ -1,6 +1,6 @@
 """Tables regenerated from result files.
 
-`holitom_flops_table` rebuilds HoliTom's FLOPs columns (papers.md §3.1 and §3.2) from the claim
+`holitom_flops_table` rebuilds HoliTom's FLOPs columns (docs/sources.md#holitom-main-table, #holitom-backbones-table) from the claim
 results (results/claims/all.json): for every row, the reported TFLOPs and ratio beside the
 reproduced ones and whether both claims were confirmed.
 """

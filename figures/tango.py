@@ -12,7 +12,7 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
-from figures.plots import pyplot, save_figure
+from figures.plots import plain_log_axis, pyplot, save_figure
 
 PANEL_TITLES = {"llava-onevision-7b": "LLaVA-OV-7B (32 f)", "llava-video-7b": "LLaVA-Video-7B (64 f)",
                 "qwen2.5-vl-7b": "Qwen2.5-VL-7B (32 f, assumed)"}
@@ -34,6 +34,7 @@ def flops_figure(rows: Sequence[dict]):
             ax.plot([100 * x for x, _ in pts], [y for _, y in pts], marker="osD"[i % 3], label=method)
         ax.axhline(float(mine[0]["vanilla_paper_tflops"]), color="grey", ls="--", lw=1, label="vanilla")
         ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
         ax.set_title(PANEL_TITLES.get(model, model), fontsize=10)
         ax.set_xlabel("retention r (%)")
         ax.set_ylabel("LLM prefill FLOPs, paper convention (T)")

@@ -1,7 +1,13 @@
 """Shared method implementations: pure tensor algorithms, the paper methods and baselines, and model
 adapters/runtime for HF transformers.
 
-Two-line use (instance-scoped, undoable)::
+A model with a method, in two lines (instance-scoped, undoable; ``methods.api``)::
+
+    import methods
+    model = methods.load("/ckpt/llava-onevision-qwen2-7b-ov-hf", method="holitom", retention=0.10)
+    answers = model.generate(["clip.mp4"], ["What happens in the video?"], max_new_tokens=32)
+
+On an adapter (``methods.adapters``) directly::
 
     from methods import apply_method
     with apply_method(adapter, "fastv", k=2, keep=0.5) as h:
@@ -18,6 +24,8 @@ _LAZY = {
     "list_methods": "methods.registry", "describe_methods": "methods.registry",
     "VideoTokens": "methods.types", "Reduction": "methods.types", "check_retention": "methods.types",
     "LlavaOnevisionAdapter": "methods.adapters",
+    "load": "methods.api", "PrunedVideoLLM": "methods.api", "Answer": "methods.api",
+    "GenerationConfig": "methods.generation",
 }
 
 __all__ = sorted(_LAZY)

@@ -7,19 +7,29 @@ Reduction) and ``inner_plan`` (inside the LLM at layer K: keep fraction, scoring
 nominal TokenSchedule: ``nominal_tokens`` states how many tokens each stage keeps when the method
 runs as its paper specifies, from its own config and ``costmodel.nominal``'s blocks (kept-token
 arithmetic, staged schedules, vision loads); ``nominal_schedule`` assembles the TokenSchedule.
-Sources: papers.md §1 (HoliTom, Tango, STTS) and §4 (baselines).
+
+A Method also owns how a paper's setting becomes its options (``from_setting``: one function per
+method, used by every tier) and which model families it runs on (``families``, with what it needs
+from the adapter as a protocol, ``needs``), checked when it is attached (``attach``). Its light
+metadata (names, options, families, notation) is listed without importing it: ``methods.registry``.
+Sources: docs/sources.md#holitom, #tango, #stts and #baselines.
 
 Attaching a method to a model instance: :func:`methods.attach.apply_method`.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, NamedTuple, Optional
+from typing import Any, ClassVar, Mapping, NamedTuple, Optional
 
 from costmodel.nominal import assemble, check_frames, kept_tokens
 from costmodel.schedule import TokenSchedule, VisionLoad
 from methods.runtime import InnerPlan
-from methods.types import Reduction, VideoTokens
+from methods.setting import PaperSetting, SettingOptions
+from methods.types import FAMILIES, MethodHost, Reduction, VideoTokens, protocol_members
+
+#: What a method does with a retention (``Method.retention_kind``): ``required`` (its kept
+#: fraction), ``optional`` (PDrop: its own schedule stands without one), ``none`` (prunes nothing).
+RETENTION_KINDS = ("required", "optional", "none")
 
 
 #: Stages a method can act in: ``in_vit`` (inside the vision tower: ``encode_in_vit``),
@@ -47,6 +57,19 @@ class Method:
     #: the nominal schedule keeps a pre-LLM budget of whole tokens from ``retention``
     #: (``costmodel.nominal.kept_tokens``), so a budget rounding (``global``/``per_frame``) applies
     pre_llm_budget: ClassVar[bool] = False
+    #: the model families it runs on (``methods.types.FAMILIES``), checked by ``attach``
+    families: ClassVar[tuple[str, ...]] = FAMILIES
+    #: what it needs from the adapter, as a protocol (``methods.types``), checked by ``attach``
+    needs: ClassVar[type] = MethodHost
+    #: what it does with a setting's retention (RETENTION_KINDS)
+    retention_kind: ClassVar[str] = "required"
+    #: the papers' symbols in claim settings (``k``, ``r``, ``tau``) -> this method's option names
+    notation: ClassVar[Mapping[str, str]] = {}
+    #: the options ``nominal_tokens`` reads (the analytic tier keys its rows by these only)
+    schedule_options: ClassVar[tuple[str, ...]] = ("retention",)
+    #: other names of a configuration of this method (the analytic tables'): name ->
+    #: {"options": the options it fixes, "notation": its symbols -> option names}
+    variants: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -55,6 +78,10 @@ class Method:
             raise TypeError(f"{cls.__name__}.stages has unknown stage(s) {unknown}; allowed: {list(STAGES)}")
         if ("pre_llm" in cls.stages) != (cls.reduce is not Method.reduce):
             raise TypeError(f"{cls.__name__}: declare 'pre_llm' in stages exactly when reduce() is defined")
+        bad = sorted(set(cls.families) - set(FAMILIES))
+        if bad or cls.retention_kind not in RETENTION_KINDS:
+            raise TypeError(f"{cls.__name__}: families {bad} not in {list(FAMILIES)} or retention_kind "
+                            f"{cls.retention_kind!r} not in {list(RETENTION_KINDS)}")
 
     def __init__(self, config: Any = None, **options: Any):
         if config is None:
@@ -90,6 +117,47 @@ class Method:
             raise ValueError(f"method {cls.name!r} needs option(s) {missing}")
         return cls.Config(**options)
 
+    # ---- a paper's setting -> options ---------------------------------------------------------
+    @classmethod
+    def from_setting(cls, setting: PaperSetting) -> SettingOptions:
+        """This method's options for ``setting``: the paper's (explicit options over the method's
+        stated defaults), and those applied to the model it runs on, with the record cells write.
+        Here: the kept fraction is the option ``retention``; subclasses state their own mapping.
+        ValueError for a retention the method does not take."""
+        paper = dict(setting.options)
+        r = setting.kept_fraction(cls.name, cls.retention_kind)
+        if r is not None:
+            setting.set_kept(cls.name, paper, "retention", r)
+        return setting.derive(cls, paper)
+
+    @classmethod
+    def label(cls, applied: Mapping[str, Any]) -> str:
+        """The name results show for a cell with the ``applied`` options."""
+        return cls.name
+
+    # ---- attaching ----------------------------------------------------------------------------
+    @classmethod
+    def check_host(cls, adapter) -> None:
+        """ValueError unless ``adapter`` is of a family this method runs on and offers what it needs
+        (``needs``); the message names the supported families or the missing members."""
+        family = getattr(adapter, "family", None)
+        if family not in cls.families:
+            raise ValueError(f"method {cls.name!r} does not run on {family!r} models ({type(adapter).__name__}); "
+                             f"supported families: {', '.join(cls.families)}")
+        if not isinstance(adapter, cls.needs):
+            missing = [m for m in protocol_members(cls.needs) if not hasattr(adapter, m)]
+            raise ValueError(f"method {cls.name!r} needs an adapter with {cls.needs.__name__} "
+                             f"(missing: {', '.join(missing)}); got {type(adapter).__name__}")
+
+    def attach(self, adapter) -> "MethodHandle":
+        """Attach to ``adapter`` for a request or a ``with`` block (undoable: ``remove()``), after
+        checking the family, what the method needs and its inner plan against the LLM's depth."""
+        self.check_host(adapter)
+        plan = self.inner_plan(adapter.num_layers)
+        if plan is not None:
+            plan.validate(adapter.num_layers)
+        return MethodHandle(adapter, self)
+
     # ---- stages ---------------------------------------------------------------------------
     @property
     def has_pre_llm(self) -> bool:
@@ -108,18 +176,6 @@ class Method:
         return None
 
     # ---- cost -----------------------------------------------------------------------------
-    @classmethod
-    def for_retention(cls, retention: Optional[float] = None, **options: Any) -> "Method":
-        """An instance whose kept fraction is ``retention`` (the config's ``retention``; subclasses
-        whose option has another name or sense map it), other options as given."""
-        if retention is None:
-            return cls(**options)
-        if "retention" not in cls.options():
-            raise ValueError(f"{cls.name} takes no retention; its options: {sorted(cls.options()) or 'none'}")
-        if "retention" in options:
-            raise ValueError(f"{cls.name}: give retention once (argument or option), not both")
-        return cls(retention=retention, **options)
-
     def nominal_tokens(self, arch, frames: int, budget: str = "global") -> NominalTokens:
         """Nominal token counts on ``arch`` (an ArchSpec) at ``frames`` frames; ``budget``: the
         pre-LLM rounding (``costmodel.nominal.kept_tokens``) where ``pre_llm_budget``."""
@@ -141,6 +197,31 @@ class Method:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
+
+
+class MethodHandle:
+    """Returned by :meth:`Method.attach` (and ``apply_method``); ``remove()`` (or leaving the
+    ``with`` block) restores the method that was attached before."""
+
+    def __init__(self, adapter, method: Method):
+        self.adapter = adapter
+        self.method = method
+        self._previous = adapter.method
+        self._attached = True
+        adapter.method = method
+
+    def remove(self) -> None:
+        if self._attached:
+            if self.adapter.method is not self.method:
+                raise RuntimeError("methods must be removed in reverse order of attachment")
+            self.adapter.method = self._previous
+            self._attached = False
+
+    def __enter__(self) -> "MethodHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
 
 
 def resolve_arch(arch):

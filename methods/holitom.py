@@ -8,19 +8,27 @@ Stage II spatial merging: dynamic tokens per frame by attention top-k (plus DPC-
          every other static token merged into its nearest centre with weight beta.
 Stage III (inner-LLM merging) belongs to the runtime, not here.
 
-Facts follow the official code (cokeshao/HoliTom, holitom/llava_arch.py; papers.md section 1.1):
+Facts follow the official code (cokeshao/HoliTom, holitom/llava_arch.py; docs/sources.md#holitom):
 rounding (``ceil`` for the per-frame dynamic budget, Python ``round`` for dominant and static
 cluster counts, so a static set may get 0 centres and vanish), DP tie-breaking, and token order.
 No Python loop runs over segments or frames on the device: see ``holitom_reduce``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
+
+from costmodel.nominal import check_fraction, check_layer, kept_tokens, round_half_up
+from costmodel.schedule import staged
+from methods.base import Method, NominalTokens, pre_llm_tokens
+from methods.paper_options import HOLITOM_INNER_K, HOLITOM_INNER_R, HOLITOM_MERGE
+from methods.runtime import MERGES, InnerPlan, InnerStage
+from methods.setting import PaperSetting, SettingOptions
 
 from .primitives import (
     beta_blend,
@@ -30,7 +38,6 @@ from .primitives import (
     paper_tau,
     rescaled_retention,
     segments_from_gain,
-    temporal_segments,
     window_counts,
 )
 from .primitives.padded import (ascending_true_positions, density_centres_padded, first_n, group_sums,
@@ -335,14 +342,8 @@ def _assemble(x, attn, static, plan: _HoliPlan, t, stream, cfg, newline_policy: 
 
 
 # ---- registered Methods (methods.registry): stages I+II, and I+II+III through methods.runtime ----
-import dataclasses  # noqa: E402  (the wrappers below are data about the algorithm above)
-
-from costmodel.nominal import check_fraction, check_layer, kept_tokens, round_half_up  # noqa: E402
-from costmodel.schedule import staged  # noqa: E402
-from methods.base import Method, NominalTokens, pre_llm_tokens  # noqa: E402
-from methods.paper_options import HOLITOM_INNER_K, HOLITOM_INNER_R, HOLITOM_MERGE  # noqa: E402
-from methods.runtime import MERGES, InnerPlan, InnerStage  # noqa: E402
-
+#: where HoliTom runs: the families whose adapters give ``vit_attn_received`` and run inner plans
+HOLITOM_FAMILIES = ("llava-onevision", "llava-video", "qwen2.5-vl")
 _HOLI_FIELDS = [f.name for f in dataclasses.fields(HoliTomConfig)]
 
 
@@ -351,6 +352,8 @@ class HoliTomWithoutMerge(Method):
     description = "HoliTom stages I+II (temporal DP segmentation + spatial merging), no inner-LLM merge"
     Config = HoliTomConfig
     stages = ("pre_llm",)
+    families = HOLITOM_FAMILIES
+    notation = {"tau": "tau"}
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
         return holitom_reduce(tokens, self.config)
@@ -361,26 +364,24 @@ class HoliTomWithoutMerge(Method):
         return pre_llm_tokens(arch, frames, self.config.retention, budget)
 
 
-def _holitom_post_init(self):
-    HoliTomConfig(**{n: getattr(self, n) for n in _HOLI_FIELDS})  # validates the pre-LLM part
-    if isinstance(self.inner_k, bool) or not isinstance(self.inner_k, int) or self.inner_k < 1:
-        raise ValueError(f"inner_k must be an int layer index >= 1, got {self.inner_k!r}")
-    if not 0.0 <= float(self.inner_r) < 1.0:
-        raise ValueError(f"inner_r (fraction merged away) must be in [0, 1), got {self.inner_r!r}")
-    if self.merge not in MERGES:
-        raise ValueError(f"merge must be one of {list(MERGES)}, got {self.merge!r}")
+@dataclass(frozen=True)
+class HoliTomFullConfig(HoliTomConfig):
+    """HoliTomConfig plus Stage III: merge away ``inner_r`` of the visual tokens before layer
+    ``inner_k`` (HOLITOM_k / HOLITOM_r), merge rule ``running-pairwise`` (official) or
+    mean / blend / drop."""
 
+    inner_k: int = HOLITOM_INNER_K
+    inner_r: float = HOLITOM_INNER_R
+    merge: str = HOLITOM_MERGE
 
-HoliTomFullConfig = dataclasses.make_dataclass(
-    "HoliTomFullConfig",
-    [(f.name, f.type, f) for f in dataclasses.fields(HoliTomConfig)]
-    + [("inner_k", "int", dataclasses.field(default=HOLITOM_INNER_K)),
-       ("inner_r", "float", dataclasses.field(default=HOLITOM_INNER_R)),
-       ("merge", "str", dataclasses.field(default=HOLITOM_MERGE))],
-    frozen=True, namespace={"__post_init__": _holitom_post_init,
-                            "__doc__": "HoliTomConfig plus Stage III: merge away inner_r of the "
-                                       "visual tokens before layer inner_k (HOLITOM_k/HOLITOM_r), "
-                                       "merge rule running-pairwise (official) or mean/blend/drop."})
+    def __post_init__(self) -> None:
+        super().__post_init__()  # the pre-LLM part
+        if isinstance(self.inner_k, bool) or not isinstance(self.inner_k, int) or self.inner_k < 1:
+            raise ValueError(f"inner_k must be an int layer index >= 1, got {self.inner_k!r}")
+        if not 0.0 <= float(self.inner_r) < 1.0:
+            raise ValueError(f"inner_r (fraction merged away) must be in [0, 1), got {self.inner_r!r}")
+        if self.merge not in MERGES:
+            raise ValueError(f"merge must be one of {list(MERGES)}, got {self.merge!r}")
 
 
 class HoliTom(Method):
@@ -388,6 +389,18 @@ class HoliTom(Method):
     description = "HoliTom: stages I+II before the LLM, Stage III similarity merge at layer K=18 (R=0.5)"
     Config = HoliTomFullConfig
     stages = ("pre_llm", "inner_llm")
+    families = HOLITOM_FAMILIES
+    #: HOLITOM_k / HOLITOM_r and T of the official scripts, as the papers' tables write them
+    notation = {"k": "inner_k", "r": "inner_r", "tau": "tau"}
+    schedule_options = ("retention", "inner_k", "inner_r")
+
+    @classmethod
+    def from_setting(cls, setting: PaperSetting) -> SettingOptions:
+        """Stage III at K = 18 (28-layer notation, scaled) merging away R = 0.5; the retention
+        before the LLM as the pre-LLM budget."""
+        paper = {"inner_k": HOLITOM_INNER_K, "inner_r": HOLITOM_INNER_R, **setting.options}
+        setting.set_kept(cls.name, paper, "retention", setting.kept_fraction(cls.name))
+        return setting.derive(cls, paper, layers=("inner_k",))
 
     def pre_config(self) -> HoliTomConfig:
         return HoliTomConfig(**{n: getattr(self.config, n) for n in _HOLI_FIELDS})

@@ -26,9 +26,8 @@ from typing import Optional
 import torch
 
 from costmodel.schedule import TokenSchedule
-from methods.adapters.base import PromptInputs
 from methods.runtime import TEXT, InnerPlan, PrefillResult
-from methods.types import Reduction, VideoTokens
+from methods.types import PromptInputs, Reduction, VideoTokens
 
 STAGES = ("encode", "reduce", "build_inputs", "prefill", "decode")
 
@@ -94,12 +93,13 @@ def _lap(timer: Optional[StageTimer], stage: str) -> None:
 
 
 def _attached(adapter, method):
-    """Attach ``method`` for the request unless it already is (or is None: the attached one runs)."""
+    """Attach ``method`` for the request unless it already is (or is None: the attached one runs);
+    either way the method is checked against the adapter's family (``Method.attach``)."""
     if method is None or adapter.method is method:
+        if adapter.method is not None:
+            adapter.method.check_host(adapter)
         return nullcontext()
-    from methods.attach import apply_method
-
-    return apply_method(adapter, method)
+    return method.attach(adapter)
 
 
 @torch.no_grad()

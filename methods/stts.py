@@ -1,6 +1,6 @@
 """STTS (Unified Spatio-Temporal Token Scoring): the pure, model-free pieces.
 
-What is here (papers.md §1.3): the learned group scorer, its two training signals (the temporal
+What is here (docs/sources.md#stts): the learned group scorer, its two training signals (the temporal
 novelty auxiliary loss and the soft attention bias through which the LM loss reaches the scorer),
 the video-global group selection, and the first-fit-decreasing packing of kept tokens into
 729-slot "virtual frames" with a block-diagonal attention mask. The ViT wiring (which block runs
@@ -45,7 +45,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class STTSConfig:
-    """STTS hyperparameters (README / TemporalVitConfig defaults, papers.md §1.3).
+    """STTS hyperparameters (README / TemporalVitConfig defaults, docs/sources.md#stts).
 
     ``topk`` is the *pruned* fraction of groups (0.5 = "Lite-50%", 0.3 = "Lite-30%").
     ``scorer_heads`` / ``mlp_dim`` default to SigLIP so400m (16 heads, MLP width 4304).
@@ -127,7 +127,7 @@ def _patch_to_group(grid: tuple[int, int], group: int = 3, device=None) -> torch
 # --------------------------------------------------------------------------------------------
 
 def _init_linear(layer: nn.Linear) -> None:
-    # Truncated normal with std sqrt(1/fan_in), zero bias (papers.md §1.3 scorer init).
+    # Truncated normal with std sqrt(1/fan_in), zero bias (docs/sources.md#stts-scorer).
     std = math.sqrt(1.0 / layer.in_features)
     nn.init.trunc_normal_(layer.weight, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std)
     if layer.bias is not None:
@@ -215,7 +215,7 @@ def novelty_targets(hidden: torch.Tensor, group: int = 3) -> torch.Tensor:
 
 
 def auxiliary_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """MSE between scores and novelty targets over frames t >= 1 (papers.md §1.3)."""
+    """MSE between scores and novelty targets over frames t >= 1 (docs/sources.md#stts)."""
     if scores.shape != targets.shape or scores.dim() != 2:
         raise ValueError(f"scores and targets must both be (T, G); got {tuple(scores.shape)} "
                          f"and {tuple(targets.shape)}")

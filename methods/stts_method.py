@@ -1,4 +1,4 @@
-"""The registered "stts" Method (and its ablation rules): STTS's in-ViT pruning (papers.md §1.3).
+"""The registered "stts" Method (and its ablation rules): STTS's in-ViT pruning (docs/sources.md#stts).
 
 On STTS's own backbone, Molmo2 (``methods.adapters.molmo2``), the groups are the connector's 3 x 3
 pooling windows and the adapter's ``encode_video_pruned`` runs its ViT with the pruning. On
@@ -27,9 +27,11 @@ from methods.adapters.vision_prune import (PrunedVideoTokens, check_pooling_grou
                                            pool_kept, run_tower, tower_layers_run)
 from costmodel.nominal import check_layer, packed_vision, round_half_up
 from methods.base import Method, NominalTokens
+from methods.paper_options import STTS_PRUNE_AT
+from methods.setting import PaperSetting, SettingOptions
 from methods.stts import (STTSConfig, TemporalTokenScorer, auxiliary_loss, check_prune_method,
                           novelty_targets)
-from methods.types import Reduction, VideoTokens
+from methods.types import Reduction, TowerHost, VideoTokens
 
 __all__ = ["STTSMethodConfig", "STTS", "STTSRandom", "STTSHeuristic", "STTSEasy", "stts_losses"]
 
@@ -50,7 +52,7 @@ class STTSMethodConfig:
     """
 
     topk: float = 0.5
-    prune_at: int = 3
+    prune_at: int = STTS_PRUNE_AT
     group: Optional[int] = None
     scorer_heads: Optional[int] = None
     mlp_dim: Optional[int] = None
@@ -103,6 +105,38 @@ class STTS(Method):
                    "(scorer_checkpoint); the default random-init scorer is for timing and cost only.")
     Config = STTSMethodConfig
     stages: ClassVar[tuple[str, ...]] = ("in_vit", "pre_llm")
+    families = ("llava-onevision", "llava-video", "molmo2")  # a SigLIP tower it can prune inside
+    needs = TowerHost
+    retention_kind = "optional"  # the papers state STTS's pruned fraction, topk, instead
+    schedule_options = ("topk", "prune_at")
+
+    @classmethod
+    def from_setting(cls, setting: PaperSetting) -> SettingOptions:
+        """``topk`` (the pruned fraction of groups) = 1 - retention, rounded to 6 decimals so a
+        retention and the topk a claim states name one cell (or ``topk`` as given, the papers'
+        notation); pruning after block 3, or block 0 on a tower of <= 2 blocks (block prune_at + 1
+        must exist for the soft-bias block)."""
+        paper = {"prune_at": STTS_PRUNE_AT, **setting.options}
+        r = setting.kept_fraction(cls.name, cls.retention_kind)
+        notes = []
+        if r is not None:
+            setting.set_kept(cls.name, paper, "topk", round(1.0 - r, 6))
+            notes.append("stts: topk (pruned fraction) = 1 - retention; scorer untrained unless scorer_checkpoint "
+                         "is given (label: stts-untrained-scorer)")
+        out = setting.derive(cls, paper, notes=notes)
+        if setting.vision_layers is not None and setting.vision_layers <= 2:
+            out.applied["prune_at"] = 0
+            out.scaled["prune_at"] = [paper.get("prune_at", STTS_PRUNE_AT), 0]
+            out.notes.append(f"stts: prune_at 0 on a {setting.vision_layers}-layer tower (prune_at + 1 must be a "
+                             f"tower block)")
+        return out
+
+    @classmethod
+    def label(cls, applied) -> str:
+        """STTS without a trained scorer is labelled as such (its accuracy is not STTS's)."""
+        if cls is STTS and not applied.get("scorer_checkpoint"):
+            return "stts-untrained-scorer"
+        return cls.name
 
     def __init__(self, config=None, **options):
         super().__init__(config, **options)
@@ -162,18 +196,11 @@ class STTS(Method):
         feats = tokens.features.reshape(-1, tokens.features.shape[-1])[flat]
         return Reduction(feats, flat, positions="contiguous", info=dict(tokens.info))
 
-    @classmethod
-    def for_retention(cls, retention=None, **options):
-        """STTS's kept fraction is 1 - topk (topk: the fraction of groups pruned)."""
-        if retention is not None and "topk" in options:
-            raise ValueError("stts: give either retention (= 1 - topk) or option topk")
-        return cls(**options) if retention is None else cls(topk=1.0 - retention, **options)
-
     def nominal_label(self, arch, frames):
         return f"{arch.name}/{self.name}/F={frames}"
 
     def nominal_tokens(self, arch, frames, budget="global"):
-        """ViT load and LLM tokens (papers.md §1.3): groups of g patches per pooled token; topk of
+        """ViT load and LLM tokens (docs/sources.md#stts): groups of g patches per pooled token; topk of
         the groups pruned (the first frame kept) after block prune_at, the later blocks on
         ceil(kept patches / patches per frame) packed bins."""
         topk = float(self.config.topk)
@@ -230,40 +257,68 @@ def stts_losses(adapter, pixel_values: torch.Tensor, config: Optional[STTSMethod
             "vision_load": run.vision_load, "bias": run.bias}
 
 
-def _rule_config(rule: str) -> type:
-    """STTSMethodConfig with ``prune_method`` defaulting to (and fixed at) ``rule``."""
-    def post_init(self) -> None:
-        if self.prune_method != rule:
-            raise ValueError(f"stts-{rule} fixes prune_method={rule!r}, got {self.prune_method!r} "
-                             f"(use method 'stts' to choose the rule)")
-        STTSMethodConfig.__post_init__(self)
-
-    cls = dataclass(frozen=True)(type(f"STTS{rule.title()}Config", (STTSMethodConfig,), {
-        "__annotations__": {"prune_method": str}, "prune_method": rule, "__post_init__": post_init,
-        "__doc__": f"STTS's non-learned '{rule}' rule (papers.md §1.3 ablations); options as stts."}))
-    return cls
+def _check_rule(config: STTSMethodConfig, rule: str) -> None:
+    if config.prune_method != rule:
+        raise ValueError(f"stts-{rule} fixes prune_method={rule!r}, got {config.prune_method!r} "
+                         f"(use method 'stts' to choose the rule)")
 
 
-_RULE_TEXT = {
-    "random": "uniform random 3x3 (Molmo2) / 2x2 (LLaVA-OV) groups, seeded",
-    "heuristic": "per-location reference frames, prune the groups most similar to their reference "
-                 "(theta 0.85, -0.05 per retry, 5 tries)",
-    "easy": "prune the groups most similar to the previous frame",
-}
+@dataclass(frozen=True)
+class STTSRandomConfig(STTSMethodConfig):
+    """STTS's non-learned 'random' rule (docs/sources.md#stts-ablation-rules); options as stts."""
+
+    prune_method: str = "random"
+
+    def __post_init__(self) -> None:
+        _check_rule(self, "random")
+        super().__post_init__()
 
 
-def _rule_method(rule: str) -> type:
-    """The Method class of one non-learned rule, named ``stts-<rule>`` (listed in methods.registry)."""
-    return type(f"STTS{rule.title()}", (STTS,), {
-        "name": f"stts-{rule}",
-        "Config": _rule_config(rule),
-        "description": (f"STTS ablation rule '{rule}' in the ViT: {_RULE_TEXT[rule]}; video-global topk of groups "
-                        f"pruned on the tower input, packing after block prune_at, no scorer and no bias"),
-        # The nominal STTS schedule packs after prune_at+1; these rules pack one block earlier.
-        "nominal_tokens": Method.nominal_tokens,
-    })
+@dataclass(frozen=True)
+class STTSHeuristicConfig(STTSMethodConfig):
+    """STTS's non-learned 'heuristic' rule (docs/sources.md#stts-ablation-rules); options as stts."""
+
+    prune_method: str = "heuristic"
+
+    def __post_init__(self) -> None:
+        _check_rule(self, "heuristic")
+        super().__post_init__()
 
 
-STTSRandom = _rule_method("random")
-STTSHeuristic = _rule_method("heuristic")
-STTSEasy = _rule_method("easy")
+@dataclass(frozen=True)
+class STTSEasyConfig(STTSMethodConfig):
+    """STTS's non-learned 'easy' rule (docs/sources.md#stts-ablation-rules); options as stts."""
+
+    prune_method: str = "easy"
+
+    def __post_init__(self) -> None:
+        _check_rule(self, "easy")
+        super().__post_init__()
+
+
+_RULE_METHOD = ("STTS ablation rule '{rule}' in the ViT: {text}; video-global topk of groups pruned on the tower "
+                "input, packing after block prune_at, no scorer and no bias")
+
+
+class STTSRandom(STTS):
+    name = "stts-random"
+    Config = STTSRandomConfig
+    description = _RULE_METHOD.format(rule="random", text="uniform random 3x3 (Molmo2) / 2x2 (LLaVA-OV) "
+                                                          "groups, seeded")
+    # The nominal STTS schedule packs after prune_at+1; these rules pack one block earlier.
+    nominal_tokens = Method.nominal_tokens
+
+
+class STTSHeuristic(STTS):
+    name = "stts-heuristic"
+    Config = STTSHeuristicConfig
+    description = _RULE_METHOD.format(rule="heuristic", text="per-location reference frames, prune the groups "
+                                      "most similar to their reference (theta 0.85, -0.05 per retry, 5 tries)")
+    nominal_tokens = Method.nominal_tokens
+
+
+class STTSEasy(STTS):
+    name = "stts-easy"
+    Config = STTSEasyConfig
+    description = _RULE_METHOD.format(rule="easy", text="prune the groups most similar to the previous frame")
+    nominal_tokens = Method.nominal_tokens

@@ -1,6 +1,6 @@
 """Tango: diversity-driven salient selection + ST-RoPE-guided context merging (pre-LLM, training-free).
 
-Follows papers.md §1.2 (facts from the official code ``prepare_inputs_labels_for_multimodal_tango``
+Follows docs/sources.md#tango (facts from the official code ``prepare_inputs_labels_for_multimodal_tango``
 / ``tango_token_merger`` / ``tango_compressor``):
 
 1. saliency = the SigLIP MAP-head probe attention (``map_head_attn``; on Qwen2.5-VL the tower's
@@ -41,18 +41,24 @@ from typing import Literal, Optional, Union
 
 import torch
 
+from costmodel.nominal import check_fraction, check_layer, kept_tokens, round_half_up
+from costmodel.schedule import staged
+from methods.base import Method, NominalTokens, pre_llm_tokens
+from methods.paper_options import TANGO_INTRA_K, TANGO_INTRA_KEEP
 from methods.primitives import (
     dyseg_segments, failure_prefix, make_generator, paper_tau, segments_from_gain, st_rope_and_cosines,
     window_counts, window_gain,
 )
 from methods.primitives.similarity import cpu_blocked
 from methods.tango_batched import DENSITY_NOISE, TangoPlan, merge_padded, run_plan, salient_split, select_padded
+from methods.runtime import InnerPlan, InnerStage
+from methods.setting import PaperSetting, SettingOptions
 from methods.types import Reduction, VideoTokens, check_retention
 
 __all__ = [
     "OV_SINKS", "VIDEO_SINKS", "RELEASED_MERGER_TAU", "SMALL_GRID_TOKENS", "FIDELITIES", "TangoConfig",
     "tango_reduce", "tango_pre_llm_retention", "diverse_salient_selection", "context_merge",
-    "resolve_sinks", "empirical_sinks", "salient_split",
+    "resolve_sinks", "setting_sinks", "empirical_sinks", "salient_split",
 ]
 
 #: MAP-head attention-sink indices on the pooled grid, found empirically by Tango's authors for
@@ -90,7 +96,7 @@ def tango_pre_llm_retention(r: float, layers: int = 28, k: int = 18, keep: float
 
 @dataclass(frozen=True)
 class TangoConfig:
-    """Tango hyperparameters; defaults are the run scripts' values (papers.md §1.2 table).
+    """Tango hyperparameters; defaults are the run scripts' values (docs/sources.md#tango-hyperparameters).
 
     ``tau`` None resolves to 0.65 when ``retention`` <= 0.10, else 0.8 (segmentation; the static
     mask too under ``fidelity="paper"``, 0.8 under ``"released"``, see the module docstring).
@@ -119,8 +125,8 @@ class TangoConfig:
     fidelity: Literal["released", "paper"] = "released"
     salient_floor: Optional[bool] = None
     intra_llm: bool = False
-    intra_k: int = 18
-    intra_keep: float = 0.5
+    intra_k: int = TANGO_INTRA_K
+    intra_keep: float = TANGO_INTRA_KEEP
     llm_layers: int = 28
     seed: int = 0
 
@@ -238,12 +244,18 @@ def resolve_sinks(cfg: "TangoConfig", tokens: VideoTokens) -> tuple[int, ...]:
     (none for any other grid: the sinks belong to SigLIP-so400m's MAP head at those poolings;
     re-derive them with ``empirical_sinks`` for another tower or pooling), else the given tuple."""
     if isinstance(cfg.sink_indices, str):
-        return _SETTING_SINKS.get((tuple(tokens.grid), tokens.newline_policy), ())
+        return setting_sinks(tokens.grid, tokens.newline_policy)
     N = tokens.tokens_per_frame
     bad = [i for i in cfg.sink_indices if not 0 <= int(i) < N]
     if bad:
         raise ValueError(f"sink_indices {bad} out of range for N={N} tokens per frame")
     return tuple(int(i) for i in cfg.sink_indices)
+
+
+def setting_sinks(grid, newline: Optional[str]) -> tuple[int, ...]:
+    """The official sink list of the setting a pooled grid and newline layout recognise (OV 14x14
+    one_token, Video 13x13 grid), none for any other (what ``sink_indices="auto"`` masks)."""
+    return _SETTING_SINKS.get((tuple(grid), newline), ())
 
 
 def empirical_sinks(saliency: torch.Tensor, top: int = 6, min_fraction: float = 0.9) -> tuple[int, ...]:
@@ -265,7 +277,7 @@ def empirical_sinks(saliency: torch.Tensor, top: int = 6, min_fraction: float = 
 # --------------------------------------------------------------------------------------------
 
 def tango_reduce(tokens: VideoTokens, cfg: TangoConfig) -> Reduction:
-    """Tango's pre-LLM reduction of one video (papers.md §1.2).
+    """Tango's pre-LLM reduction of one video (docs/sources.md#tango).
 
     The host reads one table (the segmentation's gains and the static counts of every window); every
     count then follows on the host (``methods.tango_batched.TangoPlan``) and the device runs all
@@ -327,18 +339,38 @@ def _saliency_name(tokens: VideoTokens) -> str:
 
 
 # ---- registered Method (methods.registry) ----
-from costmodel.nominal import check_fraction, check_layer, kept_tokens, round_half_up  # noqa: E402
-from costmodel.schedule import staged  # noqa: E402
-from methods.base import Method, NominalTokens, pre_llm_tokens  # noqa: E402
-from methods.runtime import InnerPlan, InnerStage  # noqa: E402
-
-
 class Tango(Method):
     name = "tango"
     description = ("Tango: diversity-driven selection + ST-RoPE clustering before the LLM; "
                    "optional intra-LLM blend merge (intra_llm=True, LLaVA-Video)")
     Config = TangoConfig
     stages = ("pre_llm", "inner_llm")
+    families = ("llava-onevision", "llava-video", "qwen2.5-vl")
+    #: T (tau) of the run scripts
+    notation = {"tau": "tau"}
+    schedule_options = ("retention", "intra_llm", "intra_k", "intra_keep")
+    #: the analytic tables' name for Tango with its intra-LLM stage, whose K and keep fraction p the
+    #: tables write as ``k`` and ``p`` (``k`` alone is Tango's DPC-KNN neighbours)
+    variants = {"tango-intra": {"options": {"intra_llm": True}, "notation": {"k": "intra_k", "p": "intra_keep"}}}
+
+    @classmethod
+    def from_setting(cls, setting: PaperSetting) -> SettingOptions:
+        """The intra-LLM stage's K = 18 (28-layer notation, scaled), on (keep 0.5) where the model
+        lays its video out with grid newlines, LLaVA-Video's setting and the only one the paper
+        runs it in (docs/sources.md#tango-intra-llm; xjtupanda/Tango ``pruning_methods/prune_config.py``
+        prune_k / prune_r and ``intra_llm_pruning/fastv_tango.py``, commit 610c264). A setting that
+        names the pooled grid gets the sink list of its grid and newline layout written out. The LLM
+        depth is recorded as ``llm_layers`` (the intra stage rescales the pre-LLM retention by it)."""
+        paper = {"intra_k": TANGO_INTRA_K}
+        if setting.newline == "grid":
+            paper.update(intra_llm=True, intra_keep=TANGO_INTRA_KEEP)
+        paper.update(setting.options)
+        if setting.grid is not None and "sink_indices" not in paper:
+            paper["sink_indices"] = list(setting_sinks(setting.grid, setting.newline))
+        setting.set_kept(cls.name, paper, "retention", setting.kept_fraction(cls.name))
+        out = setting.derive(cls, paper, layers=("intra_k",))
+        out.applied["llm_layers"] = setting.llm_layers
+        return out
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
         return tango_reduce(tokens, self.config)
@@ -361,7 +393,7 @@ class Tango(Method):
 
     def nominal_tokens(self, arch, frames, budget="global"):
         """Pre-LLM kept_tokens(r); with ``intra_llm`` the pre-LLM stage keeps r_pre = L·r/(k+(L-k)·p)
-        and layer k on keeps p of it, so the layer average is r (papers.md §1.2)."""
+        and layer k on keeps p of it, so the layer average is r (docs/sources.md#tango-intra-llm)."""
         c = self.config
         if not c.intra_llm:
             return pre_llm_tokens(arch, frames, c.retention, budget)

@@ -24,7 +24,6 @@ import torch
 from methods.primitives.segmentation import rescaled_retention
 from methods.primitives.padded import (ascending_true_positions, dpc_knn_padded, first_n, noise_stream,
                                        padded_noise, split_plan, upload)
-from methods.primitives.similarity import cpu_blocked
 
 __all__ = ["SINGLE", "STATIC", "DYNAMIC", "salient_split", "TangoPlan", "select_padded", "merge_padded",
            "run_plan"]

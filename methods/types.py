@@ -1,4 +1,10 @@
-"""The two data types every pre-LLM method speaks: VideoTokens in, Reduction out.
+"""The contracts between methods, adapters and the pipeline, stated once.
+
+- ``VideoTokens`` in, ``Reduction`` out: the two data types every pre-LLM method speaks;
+- ``PromptInputs``: one prompt ready for the LLM (what an adapter's ``build_inputs`` returns);
+- ``FAMILIES`` and the protocols of what a method needs from the adapter it is attached to
+  (``MethodHost`` for every method, ``TowerHost`` for the in-ViT ones), checked when a method is
+  attached (``Method.attach``).
 
 Flat indices: token ``n`` of frame ``f`` has flat index ``f * N + n`` where ``N = h * w`` and ``n =
 row * w + col``. A Reduction names, for every output token, the flat index it came from (for a
@@ -8,7 +14,7 @@ can be rebuilt.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Any, Literal, Optional, Protocol, runtime_checkable
 
 import torch
 
@@ -26,6 +32,48 @@ SALIENCY_SIGNALS = {
                              "averaged); Tango on Qwen2.5-VL",
 }
 
+
+#: The model families a method can declare (``Method.families``): LLaVA-OneVision and LLaVA-Video
+#: (one adapter, two token layouts: ``methods.adapters.llava_onevision``), Qwen2.5-VL, Molmo2.
+FAMILIES = ("llava-onevision", "llava-video", "qwen2.5-vl", "molmo2")
+
+
+@runtime_checkable
+class MethodHost(Protocol):
+    """What every method needs from the adapter it is attached to: the family it runs (checked
+    against ``Method.families``), the LLM depth (an inner plan is validated against it) and the
+    slot the attached method sits in. Pre-LLM methods read only the ``VideoTokens`` the pipeline
+    hands them; inner-LLM methods give an ``InnerPlan`` the adapter's prefill runs."""
+
+    family: str
+    num_layers: int
+    method: Any
+
+
+@runtime_checkable
+class TowerHost(MethodHost, Protocol):
+    """What an in-ViT method (STTS, ToMe) needs besides: it runs the adapter's vision tower itself,
+    so it reads the tower's config and geometry (patch grid, tokens per frame in the tower, pooled
+    grid, newline layout) and where its tensors live."""
+
+    vision_config: Any
+    tower_grid: Any
+    tower_tokens: int
+    grid: Any
+    newline_policy: str
+    device: Any
+    dtype: Any
+
+
+def protocol_members(protocol: type) -> list[str]:
+    """The member names of a Protocol class and its protocol bases (named in attach errors)."""
+    names: set[str] = set()
+    for base in protocol.__mro__:
+        if base in (object, Protocol) or not getattr(base, "_is_protocol", False):
+            continue
+        names |= {n for n in getattr(base, "__annotations__", {}) if not n.startswith("_")}
+        names |= {n for n, v in vars(base).items() if not n.startswith("_") and (callable(v) or isinstance(v, property))}
+    return sorted(names)
 
 
 class NotApplicable(ValueError):
@@ -82,6 +130,23 @@ class VideoTokens:
                 f"this method needs saliency signal {signal!r} but the adapter provided "
                 f"{sorted(self.saliency) or 'none'}")
         return self.saliency[signal]
+
+
+@dataclass
+class PromptInputs:
+    """One prompt ready for the LLM (batch 1)."""
+
+    inputs_embeds: torch.Tensor          # (1, L, D)
+    position_ids: torch.Tensor           # (L,), or (3, L) M-RoPE ids (Qwen2.5-VL)
+    kinds: torch.Tensor                  # (L,) TEXT / VISUAL / NEWLINE
+    input_ids: Optional[torch.Tensor]    # (1, L) HF-compatible ids (unpruned prompts only)
+    frames: int
+    tower_tokens: int                    # tokens per frame inside the vision tower
+    info: dict = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return int(self.inputs_embeds.shape[1])
 
 
 @dataclass

@@ -23,15 +23,11 @@ BUDGET_ROUNDINGS = ("per_frame_ceil", "global_round")
 # budget_rounding -> the `budget` of Method.nominal_schedule (for methods whose retention is a
 # pre-LLM budget of whole tokens: Method.pre_llm_budget)
 _NOMINAL_BUDGET = {"per_frame_ceil": "per_frame", "global_round": "global"}
-# claim-setting keys that are method options (the papers' symbols, as claims.yaml writes them)
-SETTING_OPTIONS = {"holitom": ("k", "r"), "fastv": ("k",), "tango-intra": ("k",)}
-# the papers' symbols in settings -> the Method's config options where the names differ
-# (HoliTom's K and R: papers.md §1.1; Tango's intra-LLM k and p: §1.2); the options, their
-# defaults and the schedule are the Method's (methods.registry, methods/paper_options.py)
-SETTING_NOTATION = {"holitom": {"k": "inner_k", "r": "inner_r"}, "tango-intra": {"k": "intra_k", "p": "intra_keep"}}
-# options fixed by what an analytic setting means: PruneVid's FLOPs rows count its pre-LLM stages
-# (stage 4, the in-LLM pruning after layer 10, is off)
-SETTING_FIXED = {"prunevid": {"selected_layer": None}}
+# Which claim-setting keys are method options, and under what name: the method's own notation
+# (``Method.notation``, e.g. HoliTom's k and r: docs/sources.md#holitom-stage-iii), restricted to
+# the options its nominal schedule reads (``Method.schedule_options``): a row is keyed by what
+# changes its FLOPs. The options, their defaults and the priced setting (PruneVid: pre-LLM stages
+# only) are the Method's own (``Method.from_setting``).
 
 COLUMNS = ["key", "model", "method", "frames", "retention", "retention_effective", "options",
            "budget_rounding", "llm_visual_first", "llm_visual_last", "llm_visual_mean", "vanilla_visual",
@@ -49,11 +45,16 @@ def _shortest(x: float) -> str:
 
 @dataclass(frozen=True)
 class Setting:
+    """One row: ``options`` are the setting's (the papers' symbols or option names); ``newline``
+    the model's layout where the options a paper states for it apply (planning's paper-tier cells),
+    None in the analytic tables, which name such variants themselves (tango-intra)."""
+
     model: str
     method: str
     frames: int
     retention: float | None
     options: tuple[tuple[str, Any], ...] = ()
+    newline: str | None = None
 
     @property
     def key(self) -> str:
@@ -79,12 +80,24 @@ def setting_from_claim(setting: Mapping[str, Any]) -> Setting:
     model, method = setting["model"], setting.get("method", "vanilla")
     frames = setting.get("frames") or arch_of(model).default_frames
     options = dict(setting.get("options") or {})
-    for name in SETTING_OPTIONS.get(method, ()):
+    for name in _schedule_symbols(method):
         if name in setting:
             options[name] = setting[name]
     retention = setting.get("retention")
     return Setting(model, method, int(frames), None if retention is None else float(retention),
                    tuple(sorted(options.items())))
+
+
+def _schedule_symbols(method: str) -> list[str]:
+    """The papers' symbols a claim setting may state for ``method`` that change its nominal schedule."""
+    from methods import registry
+
+    try:
+        notation = registry.notation(method)
+        schedule = registry.method_info(registry.resolve(method)[0])["schedule_options"]
+    except ValueError:  # not a method (a baseline such as best-prior): no options
+        return []
+    return [sym for sym, opt in notation.items() if opt in schedule]
 
 
 def grid_settings(grid: Iterable[Mapping[str, Any]]) -> list[Setting]:
@@ -133,17 +146,22 @@ def unique(settings: Iterable[Setting]) -> list[Setting]:
 
 
 def method_options(setting: Setting) -> dict[str, Any]:
-    """The Method config options of ``setting`` (its options renamed by SETTING_NOTATION, plus
-    SETTING_FIXED); its retention is passed beside them (Method.for_retention)."""
-    names = SETTING_NOTATION.get(setting.method, {})
-    return {**SETTING_FIXED.get(setting.method, {}), **{names.get(k, k): v for k, v in setting.options}}
+    """The Method options of ``setting``: its options with the papers' symbols renamed by the
+    method's notation (a variant's own: tango-intra's k -> intra_k); its retention is passed beside
+    them to ``Method.from_setting`` (methods.nominal)."""
+    from methods import registry
+
+    names = registry.notation(setting.method)
+    return {names.get(k, k): v for k, v in setting.options}
 
 
 def method_of(setting: Setting):
-    """The Method instance whose nominal schedule is ``setting``'s (methods.nominal: registry lookup)."""
+    """The Method instance whose nominal schedule is ``setting``'s (``Method.from_setting`` on the
+    architecture, priced as the papers' tables price it: methods.nominal)."""
     from methods.nominal import nominal_method
 
-    return nominal_method(setting.method, setting.retention, **method_options(setting))
+    return nominal_method(arch_of(setting.model), setting.method, setting.retention, newline=setting.newline,
+                          priced=True, **method_options(setting))
 
 
 def _has_budget(setting: Setting) -> bool:
@@ -317,10 +335,11 @@ def predict_claim(claim: Mapping[str, Any], target: Mapping[str, Any], rounding:
 
 
 def _nominal(arch, s: Setting, rounding: str, kw: dict):
-    from methods.nominal import nominal_schedule
-
-    return nominal_schedule(arch, s.method, retention=s.retention, **kw, **budget_options(s, rounding),
-                            **method_options(s))
+    frames = kw.get("frames", s.frames)
+    m = method_of(s)
+    label = f"{arch.name}/{s.method}/F={frames}" + (f"/r={s.retention:g}" if s.retention is not None else "")
+    return m.nominal_schedule(arch, frames, kw.get("text_tokens", 0), kw.get("decode_steps", 0),
+                              label=label, **budget_options(s, rounding))
 
 
 def predict_claims(claims: Iterable[Mapping[str, Any]], targets: Mapping[str, Mapping[str, Any]],
@@ -328,11 +347,11 @@ def predict_claims(claims: Iterable[Mapping[str, Any]], targets: Mapping[str, Ma
     """Roofline predictions for every gpu-tier claim the cost model can predict, each on its paper's
     hardware (``targets[paper]``: claims.yaml `predictions`). A prediction is shown beside a claim,
     never as its measured value. Claims whose method has no nominal schedule are skipped."""
-    from methods.nominal import NOMINAL_METHODS
+    from methods.registry import nominal_names
 
     rows = []
     for claim in claims:
-        if not _predictable(claim) or claim["setting"].get("method", "vanilla") not in NOMINAL_METHODS:
+        if not _predictable(claim) or claim["setting"].get("method", "vanilla") not in nominal_names():
             continue
         target = targets.get(claim["paper"], DEFAULT_TARGET)
         try:

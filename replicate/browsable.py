@@ -15,30 +15,13 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import io
+from .headless import CHROMIUM_NAMES, find_chromium
 from .report import fmt, fmt_predicted, kind
+from .report_groups import ANALOGUE_MARKERS, CATEGORIES, category_of
 
-#: category -> title shown in the report
-CATEGORIES = {
-    "holitom": "HoliTom", "tango": "Tango", "stts": "STTS",
-    "project": "This project: cost model and its own claims",
-    "synthvideoqa": "SynthVideoQA analogues (tiny model, cpu tier)",
-}
-#: file-name markers of the cpu tier's SynthVideoQA outputs (checked before the paper names)
-ANALOGUE_MARKERS = ("cpu_", "synth", "_cpu")
 STYLE = ("<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;font-size:13px}"
          "td,th{border:1px solid #bbb;padding:3px 6px;text-align:left}th{background:#eee}"
          ".refuted{color:#b00;font-weight:bold}.confirmed{color:#070}</style>")
-
-
-def category_of(path: str) -> str:
-    """The report category of a figure or table, from its file name."""
-    name = Path(path).name.lower()
-    if any(m in name for m in ANALOGUE_MARKERS):
-        return "synthvideoqa"
-    for paper in ("holitom", "tango", "stts"):
-        if paper in name:
-            return paper
-    return "project"
 
 
 def assets_for(category: str, files: Iterable[str]) -> dict[str, list[str]]:
@@ -110,17 +93,6 @@ def _flat(path: str, ext: str) -> str:
 
 
 # ---------------------------------------------------------------------------- render check
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def find_chromium() -> str | None:
-    for name in CHROMIUM_NAMES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 def render_check(report_html: str, screenshot: str | None = None, *, chromium: str | None = None,
                  timeout: int = 120, size: str = "1400,1000") -> str:
     """Render the report in headless Chromium; returns the DOM after its scripts ran (and writes a
@@ -146,15 +118,98 @@ def render_check(report_html: str, screenshot: str | None = None, *, chromium: s
     return dom.stdout
 
 
+# ---------------------------------------------------------------------------- results/index.html check
+_VISIBLE_ROWS = "document.querySelectorAll('#claims tr.claim:not([hidden])').length"
+
+
+def _set_filter(page, name: str, value: str) -> int:
+    """Choose ``value`` in the table's ``name`` filter as a reader would; the visible row count."""
+    return page.evaluate(f"""(() => {{ const s = document.getElementById('f-{name}'); s.value = {json.dumps(value)};
+        s.dispatchEvent(new Event('change', {{bubbles: true}})); return {_VISIBLE_ROWS}; }})()""")
+
+
+def _search(page, text: str) -> int:
+    return page.evaluate(f"""(() => {{ const s = document.getElementById('f-text'); s.value = {json.dumps(text)};
+        s.dispatchEvent(new Event('input', {{bubbles: true}})); return {_VISIBLE_ROWS}; }})()""")
+
+
+def _dom_headline_counts(page) -> dict[str, dict[str, int]]:
+    return page.evaluate("""(() => { const out = {};
+        document.querySelectorAll('#headline .paper[data-paper]').forEach((p) => {
+          const c = out[p.dataset.paper] = {};
+          p.querySelectorAll('.card[data-verdict]').forEach((k) => { c[k.dataset.verdict] = (c[k.dataset.verdict] || 0) + 1; });
+        }); return out; })()""")
+
+
+def check_results_page(index_html: str, all_json: str | None = None, screenshot: str | None = None,
+                       headline: Sequence[str] | None = None) -> dict[str, Any]:
+    """Open results/index.html in headless Chromium and check it as a reader would: no console
+    errors; the headline cards' verdict counts (read from the DOM) equal the claim JSONs'; each
+    filter shows exactly the rows of its value; a search for a claim id finds that row. Returns
+    ``{"problems": [...], ...}`` (empty problems: the page is right)."""
+    from collections import Counter
+
+    from .claims import HEADLINE_IDS
+    from .headless import Browser
+    from .results_page import headline_counts
+
+    all_json = all_json or str(Path(index_html).parent / "claims" / "all.json")
+    results = json.loads(Path(all_json).read_text())
+    expected = headline_counts(results, HEADLINE_IDS if headline is None else headline)
+    problems: list[str] = []
+    with Browser() as browser:
+        page = browser.open(index_html)
+        dom_counts = _dom_headline_counts(page)
+        if dom_counts != expected:
+            problems.append(f"headline verdict counts on the page {dom_counts} != claim JSONs {expected}")
+        total = page.evaluate(_VISIBLE_ROWS)
+        if total != len(results):
+            problems.append(f"{total} table rows visible before filtering, {len(results)} claims")
+        filtered = {}
+        for name, key in (("verdict", "verdict"), ("paper", "paper"), ("tier", "tier")):
+            for value, n in Counter(r[key] for r in results).items():
+                filtered[f"{name}={value}"] = shown = _set_filter(page, name, value)
+                if shown != n:
+                    problems.append(f"filter {name}={value} shows {shown} rows, {n} claims have it")
+            _set_filter(page, name, "")
+        if results and _search(page, results[-1]["id"]) < 1:
+            problems.append(f"searching {results[-1]['id']!r} shows no row")
+        _search(page, "")
+        if screenshot:
+            page.screenshot(screenshot)
+        problems += [f"browser: {e}" for e in page.errors]
+    return {"problems": problems, "headline": dom_counts, "rows": total, "filtered": filtered,
+            "scale": page_scale(index_html)}
+
+
+def page_scale(index_html: str) -> str | None:
+    import re
+
+    found = re.search(r"<body data-scale='([^']*)'", Path(index_html).read_text(errors="replace"))
+    return found.group(1) if found else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """python -m replicate.browsable results/report.html --screenshot results/report.png"""
+    """python -m replicate.browsable results/index.html [--screenshot shot.png]: check the results page
+    (console errors, headline counts against the claim JSONs, filters); a Snakemake report
+    (results/report.html): render it and check every category is on the page."""
     import argparse
 
     p = argparse.ArgumentParser(description=main.__doc__)
-    p.add_argument("report_html")
+    p.add_argument("page", help="results/index.html or results/report.html")
     p.add_argument("--screenshot")
+    p.add_argument("--claims", help="all.json of the run (default: claims/all.json beside the page)")
     args = p.parse_args(argv)
-    dom = render_check(args.report_html, args.screenshot)
+    if not Path(args.page).is_file():
+        p.error(f"{args.page} not found (results/index.html: `snakemake --cores all`; results/report.html: "
+                "`snakemake --report results/report.html` after the run)")
+    if Path(args.page).name == "index.html":
+        out = check_results_page(args.page, args.claims, args.screenshot)
+        print(f"{out['rows']} claims in the table; headline verdicts {out['headline']}; run scale {out['scale']}")
+        for problem in out["problems"]:
+            print(f"problem: {problem}")
+        return 1 if out["problems"] else 0
+    dom = render_check(args.page, args.screenshot)
     missing = [t for t in CATEGORIES if t not in dom]
     print(f"rendered {len(dom)} characters of DOM; categories missing from it: {missing or 'none'}")
     return 1 if missing else 0

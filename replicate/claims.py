@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import jsonschema
+from replicate._jsonschema import jsonschema
 import yaml
 
 HERE = Path(__file__).resolve().parent

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-import jsonschema
+from replicate._jsonschema import jsonschema
 import yaml
 
 HERE = Path(__file__).resolve().parent
@@ -247,17 +247,20 @@ def validate_method_options(config: Mapping[str, Any], *, skip_defaults: bool = 
         sites = [s for s in sites if s not in option_sites(with_defaults({}))]
     if not sites:
         return
-    from methods.registry import method_class
+    from methods import registry  # the manifest: names, types and defaults without importing a method
 
     for where, per_method, retentions in sites:
         for method, opts in per_method.items():
             if not isinstance(opts, dict):
                 raise ConfigError(f"config key {where}.{method}: options must be a mapping, got {opts!r}")
             try:
-                cls = method_class(method)
+                name, fixed = registry.resolve(method)
             except ValueError as exc:
                 raise ConfigError(f"config key {where}.{method}: {exc}") from None
-            allowed = cls.options()
+            if name != method:  # a variant's options are in its notation (tango-intra: k, p)
+                notation = registry.notation(method)
+                opts = {notation.get(k, k): v for k, v in opts.items()}
+            method, allowed = name, registry.method_info(name)["options"]
             unknown = sorted(set(opts) - set(allowed))
             if unknown:
                 raise ConfigError(f"config key {where}.{method}: unknown option(s) {unknown} for method "
@@ -268,19 +271,24 @@ def validate_method_options(config: Mapping[str, Any], *, skip_defaults: bool = 
                 if not _type_ok(opts[name], declared):
                     raise ConfigError(f"config key {where}.{method}.{name}: {opts[name]!r} is not a {declared} "
                                       f"(method {method!r}, default {allowed[name]['default']!r})")
-            _check_option_ranges(where, method, cls, opts, retentions)
+            _check_option_ranges(where, method, {**fixed, **opts}, retentions)
 
 
-def _check_option_ranges(where: str, method: str, cls, opts: dict, retentions: list) -> None:
-    from replicate.harness.options import NO_RETENTION, PAPER_LAYERS, cell_options
+def _check_option_ranges(where: str, method: str, opts: dict, retentions: list) -> None:
+    """Each retention's options built into the method's Config (``Method.from_setting`` on the
+    papers' 28-layer LLM), with and without the config's: only the class can check ranges, so this
+    imports the method (and torch), and only for a config that sets options."""
+    from methods.registry import method_class, takes_retention
+    from methods.setting import PaperSetting
 
-    for r in ([None] if method in NO_RETENTION else retentions):
+    cls = method_class(method)
+    for r in (retentions if takes_retention(method) else [None]):
         try:  # the method's own rule at this retention, no override: not a config error
-            cls.make_config(**cell_options(method, r, PAPER_LAYERS)["applied"])
+            cls.from_setting(PaperSetting(r)).build()
         except (ValueError, TypeError):
             continue
         try:
-            cls.make_config(**cell_options(method, r, PAPER_LAYERS, overrides=opts)["applied"])
+            cls.from_setting(PaperSetting(r, opts)).build()
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"config key {where}.{method} (options {opts}, retention {r}): {exc}; "
                               f"allowed options: {sorted(cls.options())}") from None

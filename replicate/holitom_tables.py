@@ -3,7 +3,7 @@
 Everything here is data assembly (pandas frames from result files a rule wrote); rendering is
 ``figures.holitom``. Rules: ``replicate/rules/holitom.smk``.
 
-Sweeps (papers.md §1.1, §3.3), config section ``holitom:``:
+Sweeps (docs/sources.md#holitom, #holitom-figures), config section ``holitom:``:
 
 - retention sweep r in {0.10, 0.15, 0.20, 0.25} for HoliTom and HoliTom (w/o M), tau the method's
   default (0.65 at r <= 0.10, 0.80 otherwise, the official scripts' values) written beside each row;
@@ -233,6 +233,7 @@ def _reason(res: Mapping[str, Any]) -> str:
     reason = str(res.get("reason") or "")
     tier = res.get("tier", "")
     prefix = f"{tier} tier cannot run: "
+    reason = reason.split(". To run it: ", 1)[0]  # the table cell says why; the claim JSON says what to do
     return reason[len(prefix):] if reason.startswith(prefix) else reason
 
 

@@ -1,7 +1,8 @@
 """Atomic result writing: a failed or interrupted job never leaves a half-written file behind.
 
 ``atomic_path``, ``write_text`` and ``write_csv`` are ``figures.files``'s (one implementation for
-figures and workflow); ``write_json`` adds the workflow's JSON conventions.
+figures and workflow: a temporary file in the target's folder, fsynced, renamed over it, with the
+umask's ordinary mode); ``write_json`` and ``write_jsonl`` add the workflow's JSON conventions.
 """
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from figures.files import atomic_path, current_umask, write_csv, write_text
 
-__all__ = ["atomic_path", "current_umask", "write_text", "write_csv", "write_json", "output_lock",
+__all__ = ["atomic_path", "current_umask", "write_text", "write_csv", "write_json", "write_jsonl", "output_lock",
            "OutputLocked"]
 
 
@@ -21,6 +22,11 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """NaN/inf are rejected: they are not JSON, and a result that holds one is a bug upstream."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_default,
                                        allow_nan=False) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """JSON lines (one compact object per line; values JSON cannot hold written as their text)."""
+    return write_text(path, "".join(json.dumps(row, default=str) + "\n" for row in rows))
 
 
 def _default(obj: Any) -> Any:

@@ -9,7 +9,11 @@ built in: by default every benchmark counts 1,000 questions, so the result reads
 1,000 questions per benchmark"; pass the real counts of your copies (``--questions videomme=2700``).
 Settings the cost model cannot schedule (a method without a nominal schedule, a baseline such as
 "best-prior") are listed as skipped with the reason, never guessed. Training (STTS) is not included:
-the cost model predicts inference only.
+the cost model predicts inference only. Each setting's options are the Method's own
+(``Method.from_setting``), priced as the analytic tier prices the papers' numbers (PruneVid's
+pre-LLM stages, no retention mapped onto PDrop's lam) with the model's newline layout (Tango's
+intra-LLM stage on LLaVA-Video); ``python -m replicate.paper.cost`` estimates the paper tier's own
+cells as the shards run them.
 
     python -m replicate.planning --hardware h100-sxm [--questions videomme=2700,mvbench=4000] [--json]
 """
@@ -19,10 +23,10 @@ import argparse
 import json
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from replicate.analytic import Setting, schedule_for, setting_from_claim
+from replicate.analytic import Setting, arch_of, schedule_for, setting_from_claim
 
 PER_BENCHMARK_DEFAULT = 1000
 ANSWER_TOKENS = 16
@@ -37,17 +41,6 @@ class Cell:
 
 def paper_of(claim_id: str) -> str:
     return claim_id.split("-", 1)[0]
-
-
-def with_setting_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The claim setting with the options its model's setting adds (Tango's intra-LLM stage on the
-    grid-newline LLaVA-Video: replicate.harness.options.SETTING_DEFAULTS), as the paper-tier shard
-    applies them; the setting's own options win."""
-    from replicate.analytic import arch_of
-    from replicate.harness.options import SETTING_DEFAULTS
-
-    extra = SETTING_DEFAULTS.get((spec.get("method", "vanilla"), arch_of(spec["model"]).newline), {})
-    return {**spec, "options": {**extra, **(spec.get("options") or {})}} if extra else dict(spec)
 
 
 def plan_cells(claims: Iterable[Mapping[str, Any]]) -> tuple[list[Cell], dict[str, str]]:
@@ -65,7 +58,9 @@ def plan_cells(claims: Iterable[Mapping[str, Any]]) -> tuple[list[Cell], dict[st
         elif baseline:
             skipped[f"{claim['id']} baseline {baseline}"] = "baseline setting not specified in the claim"
         for variant in variants:
-            setting = setting_from_claim(with_setting_defaults(variant))
+            # the model's newline layout adds the options the method's paper states for it (Tango's
+            # intra-LLM stage on LLaVA-Video), as the paper tier's shards do
+            setting = replace(setting_from_claim(variant), newline=arch_of(variant["model"]).newline)
             cells |= {Cell(paper_of(claim["id"]), setting, b) for b in spec.get("benchmarks", [])}
     return sorted(cells, key=lambda c: (c.paper, c.setting.key, c.benchmark)), skipped
 

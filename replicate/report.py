@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import scale as run_scale
 from .verify import VERDICTS, judge
 
 HEADER = "| id | paper | quantity | reported | reproduced | predicted | verdict | reason |"
@@ -52,7 +53,7 @@ def summary(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     by_paper = {p: counts(r for r in papers if r["paper"] == p) for p in sorted({r["paper"] for r in papers})}
     by_tier = {t: counts(r for r in results if r["tier"] == t) for t in sorted({r["tier"] for r in results})}
     return {
-        "total": len(results), "counts": counts(results), "by_paper": by_paper, "by_tier": by_tier,
+        "run": run_scale.of_results(results), "total": len(results), "counts": counts(results), "by_paper": by_paper, "by_tier": by_tier,
         "by_kind": {k: counts(r for r in results if kind(r) == k) for k in KINDS},
         "claims": {r["id"]: {"kind": kind(r), "verdict": r["verdict"], "measured": r["measured"],
                              "reported": r["reported"], "predicted": (r.get("predicted") or {}).get("value"),
@@ -176,9 +177,12 @@ def _analogue_rows(results: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def render_report(results: Sequence[Mapping[str, Any]], *, headline: Sequence[str] = (),
-                  title: str = "Claims: reported vs reproduced vs predicted") -> str:
+                  title: str | None = None) -> str:
     papers = [r for r in results if kind(r) == "paper"]
-    lines = [f"# {title}", "",
+    run = run_scale.of_results(results)
+    label = run_scale.describe(run)
+    title = title or f"Claims of {'an' if label[0] in 'aeiou' else 'a'} {label}: reported vs reproduced vs predicted"
+    lines = [f"# {title}", "", *_scale_note(run),
              f"{len(papers)} claims of the papers: {_counts_line(papers)}. Verdicts come only from a tier that "
              "measures the paper's setting (analytic: FLOPs and token counts; gpu: timings; paper: accuracy). "
              "`predicted` is the cost model's number for the paper's setting on the named hardware.", ""]
@@ -204,6 +208,16 @@ def render_report(results: Sequence[Mapping[str, Any]], *, headline: Sequence[st
                   *_analogue_rows(analogues), ""]
     lines += ["## All claims of the papers", "", HEADER, RULE, *table_rows(papers), ""]
     return "\n".join(lines)
+
+
+def _scale_note(run: Mapping[str, Any]) -> list[str]:
+    """A warning under the title of anything but a full run (its numbers are not the replication's)."""
+    if run["scale"] == "full":
+        return []
+    why = run.get("problem") or run_scale.MEANING.get(run["scale"], run["scale"])
+    return [f"> **{run['scale']} run** ({why}; keys differing from the defaults: "
+            f"{', '.join(run.get('differs') or []) or 'none'}). Its verdicts show that the pipeline runs, not what "
+            "the full default run (`snakemake --cores all`) finds.", ""]
 
 
 def _outcome_sections(papers: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -267,8 +281,32 @@ def splice_readme(readme: str, table: str) -> str:
     return f"{head}{README_START}{intro}\n\n{table.strip()}\n{README_END}{tail}"
 
 
+class NotAFullRun(ValueError):
+    """The README's claims table comes from a full default run only."""
+
+
+def readme_table_from_run(all_json) -> str:
+    """The README snippet rendered from a run's claim JSONs (``all.json``), refused (NotAFullRun)
+    unless that run was a full default run (replicate.scale)."""
+    import json
+    from pathlib import Path
+
+    from .claims import ANALOGUE_HEADLINE_IDS, HEADLINE_IDS, PROJECT_HEADLINE_IDS
+
+    results = json.loads(Path(all_json).read_text())
+    run = run_scale.of_results(results)
+    if run["scale"] != "full" or not run.get("default"):
+        raise NotAFullRun(
+            f"{all_json} comes from a {run_scale.describe(run)} ({run.get('problem') or run_scale.MEANING.get(run['scale'], '')}); "
+            "the README's claims table is refreshed only from a full default run: `snakemake --cores all` "
+            "with no profile, --config or --configfile, then `python -m replicate.report README.md "
+            "results/claims/all.json`")
+    return render_readme_table(results, HEADLINE_IDS, PROJECT_HEADLINE_IDS, ANALOGUE_HEADLINE_IDS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """python -m replicate.report README.md results/claims/README_table.md: refresh the README's table."""
+    """python -m replicate.report README.md results/claims/all.json: refresh the README's claims
+    table from a full default run's claim JSONs (a README_table.md path reads the all.json beside it)."""
     import sys
     from pathlib import Path
 
@@ -276,8 +314,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 2:
         print(main.__doc__, file=sys.stderr)
         return 2
-    readme, table = Path(args[0]), Path(args[1])
-    readme.write_text(splice_readme(readme.read_text(), table.read_text()))
+    readme, source = Path(args[0]), Path(args[1])
+    all_json = source if source.suffix == ".json" else source.with_name("all.json")
+    if not all_json.is_file():
+        print(f"error: {all_json} not found: the README's table is rendered from a run's claim JSONs "
+              "(run `snakemake --cores all` first)", file=sys.stderr)
+        return 2
+    try:
+        table = readme_table_from_run(all_json)
+    except NotAFullRun as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    readme.write_text(splice_readme(readme.read_text(), table))
+    print(f"{readme}: claims table refreshed from {all_json}")
     return 0
 
 

@@ -9,7 +9,7 @@ beside the cost model's prediction, and the measured effect of the released code
 - ``ttft_split``: vision / other / LLM prefill of vanilla and Tango at r = 0.10 on LLaVA-OV-7B
   predicted by the roofline model on the A800 entry, beside the README reference
   (``replicate/reported/tango_readme_efficiency.csv``). The model's "other" is projector + pooling
-  only; Tango's own pruning time is not modelled (it is measured by ``methods.bench_tango``).
+  only; Tango's own pruning time is not modelled (it is measured by ``replicate.microbench.tango``).
 - ``behaviour_effects``: tango_reduce at ``released`` and ``paper`` fidelity on the same synthetic
   OV-size video: tokens kept, static positions, shared kept positions, context rows displaced by
   behaviour B, and the paper-convention FLOPs of the kept count.
@@ -61,7 +61,7 @@ def flops_tokens(retentions: Sequence[float] = RETENTIONS, rounding: str = "per_
 
 
 def read_readme_reference(path: Path = README_CSV) -> dict[str, float]:
-    """The README efficiency table (papers.md §2 T3) as {quantity: value}."""
+    """The README efficiency table (docs/sources.md#claim-t3) as {quantity: value}."""
     with open(path, newline="") as fh:
         return {r["quantity"]: float(r["value"]) for r in csv.DictReader(fh)}
 
@@ -98,11 +98,11 @@ def _displaced(released, paper) -> int:
 
 def behaviour_effects(retentions: Sequence[float] = RETENTIONS, dim: int = 3584, seed: int = 0,
                       frames: int = 32) -> list[dict]:
-    """Measured effect of behaviours A and B on the benchmark video (methods.bench_tango)."""
+    """Measured effect of behaviours A and B on the benchmark video (replicate.microbench.tango)."""
     from costmodel.arch import load_arch
     from costmodel.flops import paper_flops
     from methods.nominal import nominal_schedule
-    from methods.bench_tango import correlated_video
+    from replicate.microbench.tango import correlated_video
     from methods.tango import TangoConfig, tango_reduce
 
     arch = load_arch("llava-onevision-7b")

@@ -3,7 +3,8 @@
 - analytic: always (cost model only).
 - cpu: the tiny-model pipeline on SynthVideoQA; runs on any machine when enabled. Claims of this tier
   whose evaluator is not registered yet are "not-run" with that reason (see verify.py).
-- gpu: needs ``config['gpu']`` and a CUDA device (``torch.cuda.is_available()``).
+- gpu: needs ``config['gpu']`` and a CUDA device (``torch.cuda.is_available()``, asked only once
+  ``gpu`` is on where the workflow parses its rules: ``summary``).
 - paper: needs, per claim, a local checkpoint (``paths.checkpoints.<model or setting.checkpoint>``)
   and every benchmark of the claim (``paths.datasets.<benchmark>``) present on disk.
 """
@@ -16,6 +17,7 @@ from typing import Any, Mapping
 
 TIERS = ("analytic", "cpu", "gpu", "paper")
 NO_CUDA = "no CUDA device on this machine (torch.cuda.is_available() is False)"
+GPU_OFF = "gpu tier disabled by config (gpu: false); run with --profile profiles/gpu"
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def tier_status(tier: str, config: Mapping[str, Any], claim: Mapping[str, Any] |
             suffix = "" if config.get("gpu") else "; config gpu: false"
             return TierStatus(tier, False, NO_CUDA + suffix)
         if not config.get("gpu"):
-            return TierStatus(tier, False, "gpu tier disabled by config (gpu: false); run with --profile profiles/gpu")
+            return TierStatus(tier, False, GPU_OFF)
         return TierStatus(tier, True)
     return _paper_status(config, claim)
 
@@ -79,9 +81,12 @@ def _paper_status(config: Mapping[str, Any], claim: Mapping[str, Any] | None) ->
 
 
 def summary(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Machine-level status of every tier (paper: whether any path is configured)."""
+    """Machine-level status of every tier (paper: whether any path is configured). The workflow reads
+    it while it parses its rules: with ``gpu: false`` it does not probe CUDA (that imports torch);
+    a claim's own status (``tier_status``, in the verify job) still names what is missing."""
     out = {}
     for tier in TIERS:
-        st = tier_status(tier, config)
+        gpu_off = tier == "gpu" and not config.get("gpu") and config.get("tiers", {}).get("gpu", True)
+        st = TierStatus(tier, False, GPU_OFF) if gpu_off else tier_status(tier, config)
         out[tier] = {"runnable": st.runnable, "reason": st.reason}
     return out

@@ -14,6 +14,7 @@ hardware (rule analytic_predictions) where it can predict one, ``None`` otherwis
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,6 +22,7 @@ from . import evaluators as ev
 from .analytic_evaluators import ANALYTIC_FLOPS
 from .evaluator_base import Context, Measurement
 from .provenance import provenance
+from .scale import run_scale
 from .tiers import tier_status
 
 VERDICTS = ("confirmed", "refuted", "not-run", "config-unpublished", "analogue")
@@ -111,12 +113,15 @@ def _outcome(claim: Mapping[str, Any], measured: float, evidence: Mapping[str, A
 
 
 def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", config: Mapping[str, Any],
-                 cuda: bool | None = None, cache: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The claim JSON: reported vs measured, verdict, reason, evidence, provenance.
+                 cuda: bool | None = None, cache: dict[str, Any] | None = None,
+                 run: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The claim JSON: reported vs measured, verdict, reason, evidence, provenance, and the run's
+    scale (``run``: replicate.scale.run_scale of ``config`` unless given).
 
     `results_dir` is the directory relative to which evaluator inputs (results/...) are read.
     """
     out = _base(claim)
+    out["run"] = dict(run) if run is not None else run_scale(config)
     seeds = config.get("seeds") or [None]
     device = "cuda" if claim["tier"] == "gpu" else "cpu"
     out["provenance"] = provenance(config, device=device if claim["tier"] == "gpu" and cuda else "cpu",
@@ -127,7 +132,8 @@ def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", con
     status = tier_status(claim["tier"], config, claim, cuda=cuda)
     if not status.runnable:
         out["evidence"] = prediction_evidence
-        return {**out, "verdict": "not-run", "reason": f"{claim['tier']} tier cannot run: {status.reason}"}
+        return {**out, "verdict": "not-run", "reason": f"{claim['tier']} tier cannot run: {status.reason}. "
+                                                       f"{to_run(claim['tier'], status.reason)}"}
     evaluator = ev.get(claim.get("evaluator"))
     if evaluator is None:
         name = claim.get("evaluator")
@@ -137,11 +143,14 @@ def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", con
     root = Path(results_dir)
     missing = [p for p in evaluator.inputs if not (root / p).exists()]
     if missing:
-        return {**out, "verdict": "not-run", "reason": f"result file(s) missing: {', '.join(missing)}"}
+        return {**out, "verdict": "not-run", "reason": f"result file(s) missing: {', '.join(missing)}. "
+                                                       f"{TO_RUN}snakemake --cores all {' '.join(missing)}"}
     ctx = Context(root, config, cache if cache is not None else {})
     try:
         m = evaluator.fn(claim, ctx)
     except (KeyError, ValueError) as exc:
+        if out["run"]["scale"] != "full":  # a reduced run measures a smaller setting than the claim's
+            return {**out, "verdict": "not-run", "reason": _scale_reason(out["run"], exc)}
         return {**out, "verdict": "not-run", "reason": f"evaluator {evaluator.name!r} failed: {exc}"}
     try:
         verdict, reason = _outcome(claim, m.measured, m.evidence)
@@ -150,6 +159,32 @@ def verify_claim(claim: Mapping[str, Any], *, results_dir: str | Path = ".", con
     out["predicted"] = out["predicted"] or _cost_model_value(claim, m)
     return {**out, "measured": m.measured, "verdict": verdict, "reason": reason,
             "evidence": {**prediction_evidence, **m.evidence}}
+
+
+#: how every not-run reason says what would make the claim run
+TO_RUN = "To run it: "
+_PROFILE_FILES = {"smoke": "profiles/smoke/smoke.yaml", "rehearsal": "profiles/rehearsal and its --configfile"}
+
+
+def to_run(tier: str, reason: str | None) -> str:
+    """The command, or the config key and file, that would let ``tier`` run (after replicate.tiers' reason)."""
+    if reason and "tier disabled in the config" in reason:
+        return (f"{TO_RUN}set tiers.{tier}: true in the config file that disabled it (replicate/config.yaml, a "
+                f"profile's or a --configfile) or pass --config 'tiers={{\"{tier}\": true}}'")
+    if tier == "gpu":
+        return f"{TO_RUN}on a machine with a CUDA device, snakemake --cores all --profile profiles/gpu (sets gpu: true)"
+    if tier == "paper":
+        keys = list(dict.fromkeys(re.findall(r"config key (paths\.[\w.\-]+)", reason or "")))
+        return (f"{TO_RUN}set {', '.join(keys) or 'the paths it names'} to local copies in replicate/config.yaml "
+                "(paths:; README, 'The paper tier') or a --configfile, then snakemake --cores all --profile profiles/gpu")
+    return f"{TO_RUN}snakemake --cores all"
+
+
+def _scale_reason(run: Mapping[str, Any], exc: Exception) -> str:
+    """A claim whose setting a smoke / rehearsal / custom run does not reach: said as a scale statement."""
+    where = _PROFILE_FILES.get(run["scale"], "the changed keys " + ", ".join(run.get("differs") or []))
+    return (f"not measured at this {run['scale']} run's scale: {exc}. {TO_RUN}the full default run, "
+            f"snakemake --cores all (no profile; the smaller sizes come from {where})")
 
 
 PREDICTIONS = "results/analytic/predictions.csv"
@@ -192,4 +227,5 @@ def _prediction(claim: Mapping[str, Any], root: Path, cache: dict[str, Any] | No
 def verify_many(claims, *, results_dir: str | Path = ".", config: Mapping[str, Any],
                 cuda: bool | None = None) -> list[dict[str, Any]]:
     cache: dict[str, Any] = {}  # result files are read once for all claims
-    return [verify_claim(c, results_dir=results_dir, config=config, cuda=cuda, cache=cache) for c in claims]
+    run = run_scale(config)
+    return [verify_claim(c, results_dir=results_dir, config=config, cuda=cuda, cache=cache, run=run) for c in claims]

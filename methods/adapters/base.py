@@ -32,24 +32,7 @@ import torch
 
 from costmodel.schedule import TokenSchedule
 from methods.runtime import InnerPlan, PrefillResult
-from methods.types import Reduction, VideoTokens
-
-
-@dataclass
-class PromptInputs:
-    """One prompt ready for the LLM (batch 1)."""
-
-    inputs_embeds: torch.Tensor          # (1, L, D)
-    position_ids: torch.Tensor           # (L,), or (3, L) M-RoPE ids (Qwen2.5-VL)
-    kinds: torch.Tensor                  # (L,) TEXT / VISUAL / NEWLINE
-    input_ids: Optional[torch.Tensor]    # (1, L) HF-compatible ids (unpruned prompts only)
-    frames: int
-    tower_tokens: int                    # tokens per frame inside the vision tower
-    info: dict = field(default_factory=dict)
-
-    @property
-    def length(self) -> int:
-        return int(self.inputs_embeds.shape[1])
+from methods.types import PromptInputs, Reduction, VideoTokens  # PromptInputs: re-exported
 
 
 @dataclass

@@ -67,10 +67,15 @@ class LlavaOnevisionAdapter(HFModelDims, GreedyRequests):
         self.tokenizer = tokenizer if tokenizer is not None else ByteTokenizer(self.text_config.vocab_size)
         self.image_mean = tuple(float(x) for x in image_mean)
         self.image_std = tuple(float(x) for x in image_std)
-        self.method = None                # attached Method (see methods.base.apply_method)
+        self.method = None                # attached Method (see methods.attach.apply_method)
         self.last_schedule: Optional[TokenSchedule] = None
         self._map_head = None
         self._map_head_seed = map_head_seed
+
+    @property
+    def family(self) -> str:
+        """The family a method declares it runs on (``Method.families``): the setting's name."""
+        return self.setting
 
     # ---- construction --------------------------------------------------------------------
     @classmethod

@@ -1,7 +1,7 @@
 """Video encoder of LLaVA-OneVision / LLaVA-Video: tower -> projector -> pooling, plus saliency.
 
 Features follow HF ``get_video_features``: tower hidden state ``vision_feature_layer`` -> projector
--> pooling (projection before pooling, papers.md A.1). :func:`encode_video` also returns the
+-> pooling (projection before pooling, docs/sources.md#llava-onevision-7b). :func:`encode_video` also returns the
 saliency signals, pooled exactly like the features:
 
 - ``vit_attn_received``: the attention each token receives in the tower layer that produced the

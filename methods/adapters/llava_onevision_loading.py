@@ -12,7 +12,7 @@ from methods.adapters.base import check_checkpoint_dir, config_kwargs, load_proc
 EXPECTED_MODEL_TYPE = "llava_onevision"
 SIGLIP_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # SigLIP processor default
 
-#: Full-size configurations (numbers from papers.md A.1/A.2: SigLIP so400m 26 layers as in the HF
+#: Full-size configurations (numbers from docs/sources.md#llava-onevision-7b, #llava-video-7b: SigLIP so400m 26 layers as in the HF
 #: port, Qwen2-7B). Used only when costmodel ships no HF config JSON for the name.
 FULL_SIZE_CONFIGS = {
     "llava-onevision-7b": dict(

@@ -9,7 +9,7 @@ Where things are in the HF implementation (transformers 5.x, ``models/molmo2/mod
   attention pooling (81 windows per frame), then the SwiGLU ``image_projector``.
 - Prompt: :mod:`.molmo2_prompt`; construction and the HF layout: :mod:`.molmo2_loading`.
 
-STTS on it, as the paper and its code place it (papers.md §1.3): an attached stts method runs in the
+STTS on it, as the paper and its code place it (docs/sources.md#stts): an attached stts method runs in the
 ViT (``method.runs_in_vit``: scorer after block ``prune_at``, key bias in ``prune_at+1``, packing
 after it), the STTS groups *are* the connector's 3x3 windows, and the prompt carries one
 ``<im_patch>`` per kept pooled token of each frame. Only video frames are pruned (videos only).
@@ -41,18 +41,17 @@ from .base import HFModelDims, PromptInputs
 from .text import ByteTokenizer
 from .vision_prune import PrunedVideoTokens, TowerRun
 
-__all__ = ["Molmo2VideoAdapter", "MOLMO2_METHODS", "tiny_molmo2_config", "answer_logits"]
+__all__ = ["Molmo2VideoAdapter", "tiny_molmo2_config", "answer_logits"]
 
 EXPECTED_MODEL_TYPE = loading.EXPECTED_MODEL_TYPE
 MOLMO2_MEAN_STD = loading.MOLMO2_MEAN_STD
 tiny_molmo2_config = loading.tiny_molmo2_config
-#: Methods that make sense on Molmo2 (pre-LLM reductions, STTS's in-ViT rules, ToMe in the ViT).
-MOLMO2_METHODS = ("vanilla", "random", "uniform-pool", "stts", "stts-random", "stts-heuristic", "stts-easy",
-                  "tome")
-
-
 class Molmo2VideoAdapter(HFModelDims):
     """Runs one HF Molmo2 instance on videos, with pre-LLM reductions and STTS's in-ViT pruning."""
+
+    #: the family a method declares it runs on (``Method.families``: pre-LLM reductions, STTS's
+    #: in-ViT rules, ToMe in the ViT)
+    family = "molmo2"
 
     def __init__(self, model, tokenizer=None, image_mean: Sequence[float] = MOLMO2_MEAN_STD[0],
                  image_std: Sequence[float] = MOLMO2_MEAN_STD[1], pooling: tuple[int, int] = (3, 3)):
@@ -203,9 +202,8 @@ class Molmo2VideoAdapter(HFModelDims):
         return tower.encode_pruned(self, pixel_values, **options)
 
     def _check_method(self) -> None:
-        m = self.method
-        if m is not None and getattr(m, "name", "") not in MOLMO2_METHODS:
-            raise ValueError(f"method {m.name!r} is not supported on Molmo2; supported: {list(MOLMO2_METHODS)}")
+        if self.method is not None:
+            self.method.check_host(self)
 
     # ---- prompt ------------------------------------------------------------------------------
     def build_inputs(self, question: str, tokens: VideoTokens, reduction: Optional[Reduction] = None,
@@ -231,7 +229,7 @@ class Molmo2VideoAdapter(HFModelDims):
 
         if resolve_plan(self, plan) is not None or forced_keeps:
             raise ValueError("inner-LLM plans are not supported by the Molmo2 adapter (its methods act "
-                             f"before the LLM: {list(MOLMO2_METHODS)})")
+                             "before the LLM)")
         L = inputs.length
         types = inputs.info["mm_token_type_ids"]
         if types.shape[1] < L:      # the no-cache decode oracle appends generated text tokens

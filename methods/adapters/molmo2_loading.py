@@ -12,8 +12,8 @@ from .base import check_checkpoint_dir, config_kwargs, load_processor_files, shi
 
 EXPECTED_MODEL_TYPE = "molmo2"
 #: Where an STTS checkpoint keeps its scorer: beside the ViT's weights in the checkpoint's own
-#: safetensors, as the released end-to-end fine-tuned Molmo2-4B-Lite-30/50 carry it (papers.md
-#: §1.3: the scorer is a module of STTS's ViT, trained with the model). HF's ``Molmo2`` has no such
+#: safetensors, as the released end-to-end fine-tuned Molmo2-4B-Lite-30/50 carry it (docs/sources.md#stts-recipe:
+#: the scorer is a module of STTS's ViT, trained with the model). HF's ``Molmo2`` has no such
 #: module and skips these tensors; the key names under the prefix are ``TemporalTokenScorer``'s.
 STTS_SCORER_PREFIX = "model.vision_tower.stts_scorer."
 SCORER_SHARD = "model-stts-scorer.safetensors"

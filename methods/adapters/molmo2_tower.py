@@ -1,4 +1,4 @@
-"""Molmo2's ViT and connector run for one video, with STTS's in-ViT pruning (papers.md §1.3).
+"""Molmo2's ViT and connector run for one video, with STTS's in-ViT pruning (docs/sources.md#stts).
 
 The ViT blocks run in :func:`methods.adapters.vision_prune.run_blocks` (the same loop as the
 LLaVA-OV SigLIP tower); what is Molmo2's own is the input (a Linear ``patch_embedding`` over

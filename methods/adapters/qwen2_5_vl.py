@@ -32,19 +32,13 @@ from . import qwen2_5_vl_prompt as prompt
 from .base import GreedyRequests, HFModelDims, PromptInputs
 from .text import ByteTokenizer
 
-__all__ = ["Qwen2_5_VLAdapter", "QWEN2_5_VL_METHODS"]
-
-#: Methods that run end to end on Qwen2.5-VL (each is tested on the tiny model in
-#: tests/methods/test_adapter_qwen2_5_vl.py). Not here: FastVID (needs a SigLIP MAP head's probe
-#: attention and pooled per-frame output, which this tower lacks) and the STTS family (in-ViT
-#: pruning of a SigLIP tower; Qwen2.5-VL's windowed tower is not supported by methods.stts).
-QWEN2_5_VL_METHODS = ("vanilla", "tango", "random", "uniform-pool", "visionzip", "fastv", "pdrop",
-                      "holitom-wo-m", "holitom", "dycoke", "prunevid")
-
+__all__ = ["Qwen2_5_VLAdapter"]
 
 class Qwen2_5_VLAdapter(HFModelDims, GreedyRequests):
     """Runs one HF Qwen2.5-VL instance with pre-LLM reductions and inner-LLM plans."""
 
+    #: the family a method declares it runs on (``Method.families``)
+    family = "qwen2.5-vl"
     #: the tower has no attention-pooling head; Tango's saliency is ``vit_global_query_attn``
     has_map_head = False
 
@@ -159,9 +153,8 @@ class Qwen2_5_VLAdapter(HFModelDims, GreedyRequests):
     def encode_video(self, pixel_values: torch.Tensor, timestamps=None,
                      signals: Sequence[str] = encoder.DEFAULT_SIGNALS, keys: bool = True) -> VideoTokens:
         """(F, 3, S, S) normalised frames -> VideoTokens over the F/2 temporal groups."""
-        if self.method is not None and self.method.name not in QWEN2_5_VL_METHODS:
-            raise ValueError(f"method {self.method.name!r} is not supported on Qwen2.5-VL; allowed: "
-                             f"{list(QWEN2_5_VL_METHODS)}")
+        if self.method is not None:
+            self.method.check_host(self)
         return encoder.encode_video(self, pixel_values, timestamps, signals=signals, keys=keys)
 
     # ---- prompt ----------------------------------------------------------------------------

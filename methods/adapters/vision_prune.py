@@ -1,4 +1,4 @@
-"""In-ViT token pruning on the HF LLaVA-OV SigLIP tower (STTS's mechanism, papers.md §1.3).
+"""In-ViT token pruning on the HF LLaVA-OV SigLIP tower (STTS's mechanism, docs/sources.md#stts).
 
 We run the tower's own modules (embeddings, encoder layers, projector) in our own loop so that a
 pruning hook can sit between blocks; the HF module objects are never patched or modified:

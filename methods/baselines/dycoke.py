@@ -57,8 +57,10 @@ import torch
 
 from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 
+from methods.base import Method, pre_llm_tokens
 from methods.paper_options import DYCOKE_DECODE_LAYER
 from methods.primitives.padded import ascending_true_positions, upload
+from methods.setting import PaperSetting, SettingOptions
 from methods.types import NotApplicable, Reduction, VideoTokens, check_retention
 
 WINDOW = 4  # frames per TTM window (official)
@@ -231,9 +233,6 @@ def dycoke_decode_refresh(attn_row: torch.Tensor, prev_row: Optional[torch.Tenso
 
 
 # ---- registered Method (methods.registry) ----
-from methods.base import Method, pre_llm_tokens  # noqa: E402
-
-
 @dataclass(frozen=True)
 class DecodeKVPolicy:
     """DyCoke stage (b) as declared (not applied): before layer ``layer`` at every decode step,
@@ -254,6 +253,14 @@ class DyCoke(Method):
                    "(the runtime's decode loop has no hook for it)")
     Config = DyCokeConfig
     stages = ("pre_llm",)
+    families = ("llava-onevision", "llava-video", "qwen2.5-vl")
+
+    @classmethod
+    def from_setting(cls, setting: PaperSetting) -> SettingOptions:
+        """The retention as TTM's budget; the decode layer 3 in 28-layer notation, scaled."""
+        paper = {"decode_layer": DYCOKE_DECODE_LAYER, **setting.options}
+        setting.set_kept(cls.name, paper, "retention", setting.kept_fraction(cls.name))
+        return setting.derive(cls, paper, layers=("decode_layer",))
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
         return dycoke_reduce(tokens, self.config)

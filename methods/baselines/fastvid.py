@@ -1,6 +1,6 @@
 """FastVID (Shen et al., NeurIPS'25): DySeg + STPrune (ATS salient selection + DTM merging).
 
-Per papers.md §4 (defaults from FastVID's ``scripts/eval.sh``):
+Per docs/sources.md#fastvid (defaults from FastVID's ``scripts/eval.sh``):
 - DySeg: cut the video at the c-1 lowest consecutive global-feature similarities and at every
   transition below tau (c = 8, tau = 0.9).
 - STPrune per frame with retention r: ``retained`` tokens, of which ``retained - floor(retained*d)``
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from methods.base import Method, pre_llm_tokens
 from methods.primitives import (
     assign_nearest, dpc_knn_scores_batched, dyseg_segments, make_generator, scatter_mean,
     topk_indices, weighted_anchor_merge,
@@ -125,14 +126,12 @@ def fastvid_reduce(tokens: VideoTokens, cfg: FastVIDConfig) -> Reduction:
 
 
 # ---- registered Method (methods.registry) ----
-from methods.base import Method, pre_llm_tokens  # noqa: E402
-
-
 class FastVID(Method):
     name = "fastvid"
     description = "FastVID: DySeg on global features + STPrune (MAP-head salient + density merging)"
     Config = FastVIDConfig
     stages = ("pre_llm",)
+    families = ("llava-onevision", "llava-video")  # needs the SigLIP MAP head's probe attention
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
         return fastvid_reduce(tokens, self.config)

@@ -1,4 +1,4 @@
-"""Baselines with no pre-LLM stage: vanilla, FastV and PyramidDrop (papers.md §4)."""
+"""Baselines with no pre-LLM stage: vanilla, FastV and PyramidDrop (docs/sources.md#fastv, #pdrop)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +10,11 @@ from costmodel.schedule import staged
 from methods.base import Method, NominalTokens
 from methods.paper_options import FASTV_K, PDROP_BOUNDARIES_OF_32, PDROP_LAMBDA
 from methods.runtime import MODES, SCORINGS, InnerPlan, InnerStage
+from methods.setting import PaperSetting, SettingOptions
 from methods.types import check_retention
+
+#: where the inner-LLM baselines run: every family whose adapter runs inner plans (not Molmo2)
+INNER_LLM_FAMILIES = ("llava-onevision", "llava-video", "qwen2.5-vl")
 
 
 def pdrop_boundaries(num_layers: int, layers=None) -> tuple[int, ...]:
@@ -42,6 +46,7 @@ class AttentionPruning(Method):
     and counted by the nominal schedule alike. Subclasses state their stages."""
 
     stages = ("inner_llm",)
+    families = INNER_LLM_FAMILIES
     #: the config option that holds the stages' layers (named in errors)
     layer_option: ClassVar[str] = "k"
 
@@ -55,7 +60,7 @@ class AttentionPruning(Method):
 
     def nominal_tokens(self, arch, frames, budget="global"):
         """Full before the first stage, round_half_up(keep * F * N) from each stage's layer on (a
-        stage at the last layer's index or beyond prunes nothing); papers.md §4."""
+        stage at the last layer's index or beyond prunes nothing); docs/sources.md#fastv."""
         L, full = arch.llm.layers, frames * arch.tokens_per_frame
         stages = [(check_layer(layer, L, self.layer_option), keep) for layer, keep in self.keep_stages(L)]
         counts = [(layer, round_half_up(full * keep)) for layer, keep in stages if layer < L]
@@ -75,12 +80,8 @@ class Vanilla(Method):
     description = "no reduction (the unmodified model)"
     Config = VanillaConfig
     stages = ()
-
-    @classmethod
-    def for_retention(cls, retention=None, **options):
-        if retention not in (None, 1.0):
-            raise ValueError(f"vanilla keeps every token; retention must be None or 1, got {retention!r}")
-        return cls(**options)
+    retention_kind = "none"
+    schedule_options = ()
 
     def nominal_tokens(self, arch, frames, budget="global"):
         full = frames * arch.tokens_per_frame
@@ -108,16 +109,24 @@ class FastV(AttentionPruning):
     name = "fastv"
     description = "FastV: drop low-attention visual tokens after layer K (inside the LLM)"
     Config = FastVConfig
+    retention_kind = "optional"  # keep has a default
+    notation = {"k": "k"}
+    schedule_options = ("k", "keep")
 
     def keep_stages(self, num_layers):
         return ((self.config.k, float(self.config.keep)),)
 
     @classmethod
-    def for_retention(cls, retention=None, **options):
-        """FastV's kept fraction after layer k is its option ``keep``."""
-        if retention is not None and "keep" in options:
-            raise ValueError("fastv: give either retention or option keep (the same kept fraction)")
-        return cls(**options) if retention is None else cls(keep=retention, **options)
+    def from_setting(cls, setting: PaperSetting) -> SettingOptions:
+        """K = 2 in the papers' comparisons (28-layer notation, scaled); ``keep`` = the retention
+        (the fraction of the visual tokens kept from layer K on), else its default."""
+        paper = {"k": FASTV_K, **setting.options}
+        r = setting.kept_fraction(cls.name, cls.retention_kind)
+        if r is None:
+            return setting.derive(cls, paper, layers=("k",))
+        setting.set_kept(cls.name, paper, "keep", r)
+        return setting.derive(cls, paper, layers=("k",),
+                              notes=("fastv: keep = retention (visual tokens kept from layer K on)",))
 
     def nominal_label(self, arch, frames):
         return f"{arch.name}/{self.name}/F={frames}/r={self.config.keep:g}"
@@ -147,6 +156,8 @@ class PDrop(AttentionPruning):
     description = "PyramidDrop: keep lam of the visual tokens at each of 3 stage boundaries"
     Config = PDropConfig
     layer_option = "layers"
+    retention_kind = "optional"
+    schedule_options = ("lam", "layers")
 
     def boundaries(self, num_layers: int) -> tuple[int, ...]:
         return pdrop_boundaries(num_layers, self.config.layers)
@@ -162,10 +173,29 @@ class PDrop(AttentionPruning):
         return tuple((b, lam ** (i + 1)) for i, b in enumerate(bounds))
 
     @classmethod
-    def for_retention(cls, retention=None, **options):
-        if retention is not None:
-            raise ValueError("pdrop takes no retention; set options lam= and layers=")
-        return cls(**options)
+    def from_setting(cls, setting: PaperSetting) -> SettingOptions:
+        """Boundaries 8/16/24 of 32 at the paper model's depth (scaled); a retention r sets
+        lam = r^(1/stages) so the last stage keeps r, re-derived when boundaries collapse on a
+        shallow LLM. Without one, r is what the default schedule keeps at its last stage
+        (0.5^stages: the papers' PDrop rows state no retention). The papers publish no retention of
+        PDrop's, so a priced setting takes none and keeps the default lam."""
+        paper = {"layers": list(pdrop_boundaries(setting.paper_layers)), **setting.options}
+        r = setting.kept_fraction(cls.name, cls.retention_kind)
+        if r is None and not setting.priced and "lam" not in setting.options and paper["layers"] is not None:
+            r = PDROP_LAMBDA ** len(paper["layers"])
+        notes = []
+        if r is not None:
+            if setting.priced:  # only a stated retention reaches here in a priced setting
+                raise ValueError("pdrop takes no retention in a priced setting (the papers do not publish how "
+                                 "one maps to PDrop's stages); set options lam= and layers=")
+            stages = len(paper["layers"])
+            paper.setdefault("lam", r ** (1.0 / stages))
+            notes.append(f"pdrop: lam = retention^(1/{stages}) so the last stage keeps the retention")
+        out = setting.derive(cls, paper, layers=("layers",), notes=notes)
+        stages = len(out.applied["layers"])
+        if stages < len(paper["layers"]) and r is not None and "lam" not in setting.options:
+            out.applied["lam"] = r ** (1.0 / stages)
+        return out
 
     def nominal_notes(self, num_layers):
         bounds = tuple(b for b, _ in self.keep_stages(num_layers))

@@ -30,7 +30,7 @@ def frame_budgets(total: int, frames: int, per_frame_max: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class VisionZipConfig:
-    """VisionZip as HoliTom adapted it to LLaVA-OV/Video (papers.md §4): per frame after pooling,
+    """VisionZip as HoliTom adapted it to LLaVA-OV/Video (docs/sources.md#visionzip): per frame after pooling,
     ``round(b * dominant_share)`` dominant tokens by ``vit_attn_received`` top-k, the rest of the
     budget ``b`` as contextual tokens: uniform targets among the non-dominant tokens, every other
     non-dominant token assigned to its most key-cosine-similar target, contextual = target + mean
@@ -85,6 +85,8 @@ class VisionZip(Method):
     description = "VisionZip (HoliTom's OV/Video port): dominant attention top-k + merged contextual tokens per frame"
     Config = VisionZipConfig
     stages = ("pre_llm",)
+    families = ("llava-onevision", "llava-video", "qwen2.5-vl")  # needs ViT keys and received attention
+    schedule_options = ("retention", "tokens_per_frame")
 
     def reduce(self, tokens: VideoTokens) -> Reduction:
         attn = tokens.require("vit_attn_received")

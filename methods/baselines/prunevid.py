@@ -42,6 +42,7 @@ segments or frames on the device: every set is clustered in one padded batch (``
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -50,9 +51,13 @@ import torch
 
 from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 
+from methods.base import Method, NominalTokens, pre_llm_tokens
+from methods.paper_options import PRUNEVID_SELECTED_LAYER
 from methods.primitives import dpc_knn_centers_batched, make_generator
 from methods.primitives.padded import (ascending_true_positions, density_centres_padded, first_n, group_sums,
                                        noise_stream, padded_noise, split_plan, upload)
+from methods.runtime import MODES, InnerPlan, InnerStage
+from methods.setting import PaperSetting, SettingOptions
 from methods.types import Reduction, VideoTokens, check_retention
 
 DENSITY_NOISE = 1e-6  # dpc_knn's tie-breaking scale
@@ -409,39 +414,29 @@ def _cluster_all(x, static, seg_sums, seg_frames, sets: _Sets, cfg, gen, newline
 
 
 # ---- registered Method (methods.registry) ----
-import dataclasses  # noqa: E402
+@dataclass(frozen=True)
+class PruneVidFullConfig(PruneVidConfig):
+    """PruneVidConfig plus stage 4: after LLM layer ``selected_layer`` (0-indexed; eval.sh 10) keep
+    the top ``alpha`` (eval.sh 0.4) of the video tokens by that layer's attention from the last
+    prompt token; ``selected_layer=None`` turns stage 4 off."""
 
-from methods.base import Method, NominalTokens, pre_llm_tokens  # noqa: E402
-from methods.paper_options import PRUNEVID_SELECTED_LAYER  # noqa: E402
-from methods.runtime import MODES, InnerPlan, InnerStage  # noqa: E402
+    selected_layer: Optional[int] = PRUNEVID_SELECTED_LAYER
+    alpha: float = 0.4
+    mode: str = "inplace"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # the pre-LLM part
+        if self.selected_layer is not None and (isinstance(self.selected_layer, bool)
+                                                or not isinstance(self.selected_layer, int)
+                                                or self.selected_layer < 0):
+            raise ValueError(f"selected_layer must be None (no inner-LLM stage) or an int layer index >= 0, "
+                             f"got {self.selected_layer!r}")
+        check_retention(self.alpha, "alpha")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
 
 
 _PRE_FIELDS = [f.name for f in dataclasses.fields(PruneVidConfig)]
-
-
-def _prunevid_post_init(self) -> None:
-    PruneVidConfig(**{n: getattr(self, n) for n in _PRE_FIELDS})  # validates the pre-LLM part
-    if self.selected_layer is not None and (isinstance(self.selected_layer, bool)
-                                            or not isinstance(self.selected_layer, int)
-                                            or self.selected_layer < 0):
-        raise ValueError(f"selected_layer must be None (no inner-LLM stage) or an int layer index >= 0, "
-                         f"got {self.selected_layer!r}")
-    check_retention(self.alpha, "alpha")
-    if self.mode not in MODES:
-        raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
-
-
-PruneVidFullConfig = dataclasses.make_dataclass(
-    "PruneVidFullConfig",
-    [(f.name, f.type, f) for f in dataclasses.fields(PruneVidConfig)]
-    + [("selected_layer", "Optional[int]", dataclasses.field(default=PRUNEVID_SELECTED_LAYER)),
-       ("alpha", "float", dataclasses.field(default=0.4)),
-       ("mode", "str", dataclasses.field(default="inplace"))],
-    frozen=True, namespace={"__post_init__": _prunevid_post_init,
-                            "__doc__": "PruneVidConfig plus stage 4: after LLM layer selected_layer "
-                                       "(0-indexed; eval.sh 10) keep the top alpha (eval.sh 0.4) of the "
-                                       "video tokens by that layer's attention from the last prompt "
-                                       "token; selected_layer=None turns stage 4 off."})
 
 
 class PruneVid(Method):
@@ -451,6 +446,21 @@ class PruneVid(Method):
                    "after layer selected_layer by last-token attention")
     Config = PruneVidFullConfig
     stages = ("pre_llm", "inner_llm")
+    families = ("llava-onevision", "llava-video", "qwen2.5-vl")
+    schedule_options = ("retention", "selected_layer", "alpha")
+
+    @classmethod
+    def from_setting(cls, setting: PaperSetting) -> SettingOptions:
+        """The retention as the pre-LLM budget; stage 4 after layer 10 (28-layer notation, scaled,
+        at most L - 2: it prunes *after* that layer, so one must follow). Priced as the papers'
+        tables price PruneVid (HoliTom's FLOPs column: its pre-LLM retention), stage 4 is off."""
+        paper = {"selected_layer": None if setting.priced else PRUNEVID_SELECTED_LAYER, **setting.options}
+        setting.set_kept(cls.name, paper, "retention", setting.kept_fraction(cls.name))
+        out = setting.derive(cls, paper, layers=("selected_layer",))
+        if "selected_layer" in out.scaled:
+            out.applied["selected_layer"] = min(out.applied["selected_layer"], setting.llm_layers - 2)
+            out.scaled["selected_layer"][1] = out.applied["selected_layer"]
+        return out
 
     def pre_config(self) -> PruneVidConfig:
         return PruneVidConfig(**{n: getattr(self.config, n) for n in _PRE_FIELDS})

@@ -3,7 +3,7 @@
 Algorithm: ``methods.primitives.token_merging`` (bipartite soft matching on the attention keys
 averaged over heads, size-weighted merge, proportional attention), read from the official
 facebookresearch/ToMe (``tome/patch/timm.py``: merge between attention and MLP of every block;
-``tome/merge.py``). papers.md §4: STTS compares with a *trained* ToMe at 50 % (claim
+``tome/merge.py``). docs/sources.md#tome: STTS compares with a *trained* ToMe at 50 % (claim
 ``stts-vs-tome-50``); what runs here is ToMe training-free on the model's own weights, with
 proportional attention on (the official advice for off-the-shelf models).
 
@@ -44,18 +44,17 @@ import torch
 
 from costmodel.nominal import round_half_up
 from costmodel.schedule import VisionLoad
-from methods.adapters import llava_onevision_encoder, molmo2_tower
-from methods.adapters.molmo2 import Molmo2VideoAdapter
+from methods.adapters import llava_onevision_encoder, molmo2_tower  # the families' tower helpers
 from methods.adapters.vision_prune import tower_layers_run
 from methods.base import Method, NominalTokens
 from methods.primitives.token_merging import (bipartite_soft_matching, merge_wavg, proportional_bias, r_schedule,
                                               retention_r_schedule, tokens_per_block)
-from methods.types import NotApplicable, VideoTokens, check_retention
+from methods.types import NotApplicable, TowerHost, VideoTokens, check_retention
 
 __all__ = ["ToMeConfig", "ToMe", "MergedVideoTokens", "run_tome_blocks", "run_tome_tower", "tome_block",
            "DEFAULT_RETENTION"]
 
-#: ToMe at 50 %, the operating point of STTS's comparison (papers.md §2 S6)
+#: ToMe at 50 %, the operating point of STTS's comparison (docs/sources.md#stts-claims, S6)
 DEFAULT_RETENTION = 0.5
 
 
@@ -164,6 +163,23 @@ def run_tome_tower(tower, pixel_values: torch.Tensor, schedule, prop_attn: bool 
     return feats[last], size, anchors, loads
 
 
+def _merged_tokens(features, timestamps, newline_policy, sizes, anchors, loads, sched) -> MergedVideoTokens:
+    T = features.shape[1]
+    ts = None if timestamps is None else torch.as_tensor(timestamps, dtype=torch.float32)
+    return MergedVideoTokens(features=features, grid=(1, T), timestamps=ts, newline_policy=newline_policy,
+                             sizes=sizes, anchors=anchors, vision_load=loads,
+                             info={"tokens_per_frame": T, "r_schedule": list(sched)})
+
+
+def _siglip_tower(adapter):
+    """The adapter's HF SigLIP tower; a clear error on adapters whose tower this method cannot run."""
+    tower = getattr(getattr(getattr(adapter, "model", None), "model", None), "vision_tower", None)
+    if tower is None or not hasattr(tower, "encoder") or not hasattr(tower, "embeddings"):
+        raise ValueError(f"tome needs an adapter with an HF SigLIP vision tower (LLaVA-OneVision) or a Molmo2 "
+                         f"adapter, got {type(adapter).__name__}")
+    return tower
+
+
 class ToMe(Method):
     name = "tome"
     description = ("ToMe (token merging) in the ViT, training-free: every ViT block merges r tokens per "
@@ -172,6 +188,10 @@ class ToMe(Method):
                    "Molmo2's 3x3 windows) and the LLM gets round(retention x pooled) merged tokens per frame")
     Config = ToMeConfig
     stages: ClassVar[tuple[str, ...]] = ("in_vit",)
+    families = ("llava-onevision", "llava-video", "molmo2")  # SigLIP towers it merges inside
+    needs = TowerHost
+    retention_kind = "optional"  # DEFAULT_RETENTION, or r
+    schedule_options = ("retention", "r", "start")
 
     def block_schedule(self, patches: int, blocks: int, pooled: int) -> tuple[int, ...]:
         """Per-block r for a tower of ``blocks`` blocks over ``patches`` patches per frame."""
@@ -191,7 +211,7 @@ class ToMe(Method):
 
     def encode_in_vit(self, adapter, pixel_values: torch.Tensor, timestamps=None) -> VideoTokens:
         """Adapter hook: the merging tower forward for one video (F, 3, S, S)."""
-        if isinstance(adapter, Molmo2VideoAdapter):
+        if getattr(adapter, "family", None) == "molmo2":  # the connector reads several blocks: merged tokens carry them
             return self._encode_molmo2(adapter, pixel_values, timestamps)
         tower = _siglip_tower(adapter)
         layers = tower_layers_run(adapter)
@@ -236,20 +256,3 @@ class ToMe(Method):
         return NominalTokens((kept,) * arch.llm.layers, kept,
                              vision=tuple(VisionLoad(frames, n) for n in counts[:-1]),
                              notes=(f"tome r per block {list(sched)}",))
-
-
-def _merged_tokens(features, timestamps, newline_policy, sizes, anchors, loads, sched) -> MergedVideoTokens:
-    T = features.shape[1]
-    ts = None if timestamps is None else torch.as_tensor(timestamps, dtype=torch.float32)
-    return MergedVideoTokens(features=features, grid=(1, T), timestamps=ts, newline_policy=newline_policy,
-                             sizes=sizes, anchors=anchors, vision_load=loads,
-                             info={"tokens_per_frame": T, "r_schedule": list(sched)})
-
-
-def _siglip_tower(adapter):
-    """The adapter's HF SigLIP tower; a clear error on adapters whose tower this method cannot run."""
-    tower = getattr(getattr(getattr(adapter, "model", None), "model", None), "vision_tower", None)
-    if tower is None or not hasattr(tower, "encoder") or not hasattr(tower, "embeddings"):
-        raise ValueError(f"tome needs an adapter with an HF SigLIP vision tower (LLaVA-OneVision) or a Molmo2 "
-                         f"adapter, got {type(adapter).__name__}")
-    return tower

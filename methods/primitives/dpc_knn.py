@@ -7,7 +7,7 @@ Score of a point = rho * delta where
 The ``n_centers`` highest scores are the cluster centres, returned sorted ascending so the
 original token order is preserved.
 
-Variants (facts from the official code, see shared/reference/papers.md sections 1.1 and 1.2):
+Variants (facts from the official code, see docs/sources.md#holitom-dpc-knn, #tango-dpc-knn):
   ``"holitom"``: distances are ``cdist / sqrt(D)``; the k nearest neighbours include the point
       itself (distance 0); ``dpc_knn_centers`` uses ``k = min(K, n_centers)`` because HoliTom's
       ``merge_tokens_by_density`` / ``merge_tokens_by_attention_density`` call it that way.

@@ -15,7 +15,7 @@ in, so the caller decides which draws of the generator each set gets.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import torch
 

@@ -3,8 +3,7 @@
 Features are L2-normalised in fp32, split into three channel sections for (t, row, col) and each
 section is rotated with standard rotate-half RoPE: channel i pairs with i + d/2 and the angle of
 pair j is ``pos * base ** (-2j / d)``. Time uses ``base_time`` (10 000) with the frame timestamp in
-seconds, rows/columns use ``base_space`` (1 000) with integer grid coordinates (Tango, papers.md
-section 1.2). Since every section is a rotation, <R(p) x, R(q) y> depends only on q - p.
+seconds, rows/columns use ``base_space`` (1 000) with integer grid coordinates (Tango, docs/sources.md#tango-st-rope). Since every section is a rotation, <R(p) x, R(q) y> depends only on q - p.
 """
 from __future__ import annotations
 

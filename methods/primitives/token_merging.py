@@ -3,7 +3,7 @@
 Read from the official repository facebookresearch/ToMe (``tome/merge.py``: bipartite_soft_matching,
 merge_wavg; ``tome/patch/timm.py``: merge between attention and MLP, keys averaged over heads as the
 metric, proportional attention ``+ log(size)`` on the keys; ``tome/utils.py``: parse_r) and
-papers.md §4 (ToMe). Per sequence:
+docs/sources.md#tome. Per sequence:
 
 - tokens alternate into set A (even positions) and set B (odd positions);
 - similarity is the cosine of the metric (ToMe: the attention keys, mean over heads);

@@ -1,7 +1,8 @@
 """Measurement harnesses of the cpu and gpu tiers.
 
-- :mod:`replicate.harness.options`: paper options of each method -> the options applied to a model
-  of another depth (inner-LLM layer indices scaled from 28 layers), both recorded.
+- :mod:`replicate.harness.options`: a cell's options on a model adapter (``cell_setting``: the
+  Method's own ``from_setting`` with the adapter's depths and layout; paper and applied values both
+  recorded) and the retention tags of result paths.
 - :mod:`replicate.harness.accuracy`: one (method, retention) accuracy cell on SynthVideoQA with a
   trained tiny LLaVA-OV checkpoint.
 - :mod:`replicate.harness.efficiency`: TTFT split (vision / other / LLM prefill), decode tokens/s

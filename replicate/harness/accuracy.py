@@ -23,7 +23,7 @@ import torch
 
 from methods.types import NotApplicable
 
-from .options import cell_options, method_label, rtag
+from .options import cell_setting, rtag
 
 DATASET = "SynthVideoQA"
 
@@ -108,17 +108,28 @@ def evaluate_adapter(adapter, method, samples, tokenizer, *, progress: bool = Tr
             "schedule": first}
 
 
-def _raise_unless_method_rule(method, retention, num_layers, vision_layers, options, exc) -> None:
+def _raise_unless_method_rule(adapter, method, retention, options, exc) -> None:
     """Options the user gave that the method rejects fail the job (a bad setting must not become a
     not-applicable cell over a good one); a retention the method itself cannot run is its rule."""
-    from methods.registry import get_method
-
     if options:
         try:
-            get_method(method, **cell_options(method, retention, num_layers, vision_layers=vision_layers)["applied"])
+            cell_setting(adapter, method, retention).build()
         except ValueError:
             return  # rejected without the user's options too: the method's rule
         raise ValueError(f"{method} options {dict(options)} rejected at retention {retention}: {exc}") from exc
+
+
+def cell_method(adapter, method: str, retention: Optional[float], options: Optional[Mapping[str, Any]] = None):
+    """(options record with its label, Method) of one cell on ``adapter``; ValueError (the record,
+    as far as it got, in ``exc.record``) when the method refuses the setting."""
+    record: dict = {}
+    try:
+        opts = cell_setting(adapter, method, retention, options)
+        record = {**opts.record(), "label": opts.label}
+        return record, opts.build()
+    except ValueError as exc:
+        exc.record = record
+        raise
 
 
 def run_accuracy_cell(model_dir: str | Path, method: str, options: Optional[Mapping[str, Any]] = None,
@@ -127,7 +138,6 @@ def run_accuracy_cell(model_dir: str | Path, method: str, options: Optional[Mapp
                       config: Optional[Mapping[str, Any]] = None) -> dict:
     """The result dict of one cell (see module doc). A method that cannot run at this retention on
     this model gives ``status: "not-applicable"`` with the reason instead of raising."""
-    from methods.registry import get_method
     from replicate.synthvqa.data import make_split
     from replicate.provenance import provenance
 
@@ -147,14 +157,15 @@ def run_accuracy_cell(model_dir: str | Path, method: str, options: Optional[Mapp
             "provenance": provenance(config, device="cpu", dtype="fp32", seed=seed, attn_implementation="sdpa",
                                      extra={"threads": torch.get_num_threads()})}
     try:
-        opts = cell_options(method, retention, L, overrides=options, vision_layers=tower_layers,
-                            newline=getattr(adapter, "newline_policy", None))
-        base["options"] = opts
-        base["label"] = method_label(method, opts["applied"])
-        m = get_method(method, **opts["applied"])
+        record, m = cell_method(adapter, method, retention, options)
     except ValueError as exc:
-        _raise_unless_method_rule(method, retention, L, tower_layers, options, exc)
+        if exc.record:
+            base["label"] = exc.record.pop("label")
+            base["options"] = exc.record
+        _raise_unless_method_rule(adapter, method, retention, options, exc)
         return {**base, "status": "not-applicable", "reason": f"options rejected: {exc}", "accuracy": None}
+    base["label"] = record.pop("label")
+    base["options"] = record
     samples = make_split(split, n_samples, seed, data_cfg)
     t0 = time.perf_counter()
     try:

@@ -23,8 +23,8 @@ CPU_BENCH_FRAMES = 32
 QWEN_FULL_SIZE_FRAMES = 64
 QWEN_ARCHS = ("qwen2.5-vl-7b",)
 #: full-size LLaVA architectures and their adapter setting; frames, pooling and newlines come from
-#: costmodel/archs (LLaVA-Video-7B: 64 frames, 13x13 average pooling, grid newlines, papers.md A.2).
-#: Tango runs its intra-LLM stage on LLaVA-Video (replicate.harness.options.SETTING_DEFAULTS).
+#: costmodel/archs (LLaVA-Video-7B: 64 frames, 13x13 average pooling, grid newlines, docs/sources.md#llava-video-7b).
+#: Tango runs its intra-LLM stage on LLaVA-Video (Tango.from_setting: the grid-newline layout).
 LLAVA_ARCHS: dict[str, str] = {"llava-onevision-7b": "llava-onevision", "llava-video-7b": "llava-video"}
 ARCHS = ("cpu-bench", *LLAVA_ARCHS, *QWEN_ARCHS)
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}

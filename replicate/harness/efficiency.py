@@ -44,7 +44,7 @@ from typing import Any, Callable, Optional, Sequence
 from costmodel.hardware import detect_hardware
 
 from .bench_models import ARCHS, CPU_BENCH_CONFIG, DTYPES, build_adapter, default_frames, make_pixels
-from .options import NO_RETENTION, cell_options, method_label, rtag
+from .options import cell_setting, rtag
 from .predictions import add_predictions
 
 DEFAULT_METHODS = ("vanilla", "fastv", "visionzip", "holitom-wo-m", "holitom", "tango")
@@ -69,13 +69,11 @@ class EfficiencyCell:
     """One (method, retention) being timed: its options, Method and collected measurements."""
 
     def __init__(self, adapter, method: str, retention: Optional[float], options: Optional[dict] = None):
-        from methods.registry import get_method
-
         self.method, self.retention = method, retention
-        self.opts = cell_options(method, retention, adapter.num_layers, overrides=options,
-                                 vision_layers=adapter.vision_layers,
-                                 newline=getattr(adapter, "newline_policy", None))
-        self.m = get_method(method, **self.opts["applied"])
+        setting = cell_setting(adapter, method, retention, options)
+        self.opts = setting.record()
+        self.label = setting.label
+        self.m = setting.build()
         self.split_runs: list[list[float]] = []   # per repeat: [vision, other, llm] seconds
         self.decode_runs: list[float] = []        # per repeat: seconds of the decode stage
         self.last = None                          # RequestResult of the last timed request
@@ -122,7 +120,7 @@ def cell_result(c: EfficiencyCell, memory: dict, *, repeats: int, warmup: int, d
                 "decode_tokens_per_s": decode_tokens / statistics.median(c.decode_runs),
                 "decode_runs_s": c.decode_runs}
     last = c.last
-    return {"method": c.method, "label": method_label(c.method, c.opts["applied"]),
+    return {"method": c.method, "label": c.label,
             "retention": c.retention, "rtag": rtag(c.retention), "options": c.opts,
             "measured": measured, "memory": memory, "repeats": repeats, "warmup": warmup,
             "decode_tokens": decode_tokens, "order": "round-robin over methods per repeat",
@@ -202,8 +200,10 @@ def run_efficiency(*, arch: str, methods: Sequence[str], retentions: Sequence[fl
     pixels, ts = make_pixels(adapter, frames, seed)
     hw = hardware or detect_hardware(device)
     spec = adapter.arch_spec(arch, default_frames=frames)
-    jobs = [(m, None) if m in NO_RETENTION else (m, r) for m in methods
-            for r in ([None] if m in NO_RETENTION else retentions)]
+    from methods.registry import takes_retention
+
+    jobs = [(m, r) if takes_retention(m) else (m, None) for m in methods
+            for r in (retentions if takes_retention(m) else [None])]
     base = {"arch": arch, "device": device, "dtype": dtype, "frames": frames, "threads": torch.get_num_threads(),
             "attn_implementation": "sdpa", "weights": "random (timing does not depend on weight values)"}
     runnable, cells = runnable_cells(adapter, jobs, pixels, ts, base)

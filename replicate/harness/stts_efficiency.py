@@ -25,7 +25,7 @@ import torch
 
 from costmodel.schedule import VisionLoad
 
-#: The paper's reported wall-clock speed-ups (papers.md §2 S2/S3; 2nd-hand numbers).
+#: The paper's reported wall-clock speed-ups (docs/sources.md#claim-s2, #claim-s3; 2nd-hand numbers).
 REPORTED = ({"frames": 128, "kind": "inference", "value": 1.61}, {"frames": 128, "kind": "training", "value": 1.62},
             {"frames": 256, "kind": "inference", "value": 2.22}, {"frames": 256, "kind": "training", "value": 2.25})
 FRAMES = (16, 32, 64, 128, 256)

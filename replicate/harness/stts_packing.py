@@ -1,5 +1,5 @@
 """STTS's tokens pruned, *measured*: the real selection and first-fit-decreasing packing run on real
-scores, refill of single-frame bins counted (papers.md §1.3), instead of reading ``topk`` back.
+scores, refill of single-frame bins counted (docs/sources.md#stts), instead of reading ``topk`` back.
 
 Two measurements:
 

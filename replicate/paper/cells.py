@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
+from methods import registry
 from replicate.benchmarks.base import BENCHMARKS
-from replicate.harness.options import NO_RETENTION, rtag
+from replicate.harness.options import rtag
 
 CELLS_ROOT = "results/paper/cells"
 CELLS_INDEX = "results/paper/cells.json"
@@ -27,17 +28,10 @@ PAPER_EVALUATORS = ("lmms_eval_accuracy", "lmms_eval_perf_kept", "lmms_eval_accu
                     "lmms_eval_accuracy_drop", "lmms_eval_runtime", "lmms_eval_best_k", "lmms_eval_layer_avg_ratio")
 #: evaluators that read the vanilla cells whatever baseline the claim names (a ratio to vanilla)
 VANILLA_EVALUATORS = ("lmms_eval_perf_kept", "lmms_eval_layer_avg_ratio")
-#: claim-setting key -> Method option name, per method (the claims use the papers' short names)
-SETTING_OPTIONS: dict[str, dict[str, str]] = {
-    "holitom": {"k": "inner_k", "r": "inner_r", "tau": "tau"},
-    "holitom-wo-m": {"tau": "tau"},
-    "tango": {"tau": "tau"},
-    "fastv": {"k": "k"},
-}
-#: STTS's 13 tasks are not listed in what was read (papers.md §3.4): the suite is the benchmarks
+#: STTS's 13 tasks are not listed in what was read (docs/sources.md#tango-stts-results): the suite is the benchmarks
 #: with a loader here that Molmo2's evaluation includes (config paper.suites overrides it)
 DEFAULT_SUITES = {"stts-13tasks": ["mvbench", "egoschema", "longvideobench", "videomme", "mlvu"]}
-#: HoliTom's K sweep (papers.md §2 H6), used by lmms_eval_best_k
+#: HoliTom's K sweep (docs/sources.md#claim-h6), used by lmms_eval_best_k
 DEFAULT_BEST_K = [2, 7, 14, 18, 21]
 
 
@@ -55,7 +49,7 @@ class Cell:
     @property
     def tag(self) -> str:
         """Method tag of the path: ``vanilla``, ``holitom_r0.10_inner_k18_inner_r0.5_tau0.65``."""
-        if self.method in NO_RETENTION and not self.options:
+        if not registry.takes_retention(self.method) and not self.options:
             return self.method
         parts = [self.method, rtag(self.retention)] + [f"{k}{_fmt(v)}" for k, v in self.options]
         return "_".join(parts)
@@ -78,16 +72,6 @@ class Cell:
     @property
     def method_options(self) -> dict[str, Any]:
         return dict(self.options)
-
-    @property
-    def harness_retention(self) -> Optional[float]:
-        """The retention the harness applies (replicate.harness.options.cell_options): PDrop's rows
-        state none (pre-LLM 100 %), so its default lam 0.5 per stage gives retention lam ** stages."""
-        if self.retention is None and self.method == "pdrop":
-            from replicate.harness.options import PAPER_DEFAULTS
-
-            return 0.5 ** len(self.method_options.get("layers", PAPER_DEFAULTS["pdrop"]["layers"]))
-        return self.retention
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Cell":
@@ -128,8 +112,10 @@ def benchmark_members(dataset: str, config: Mapping[str, Any]) -> list[str]:
 
 
 def method_options_of(setting: Mapping[str, Any], method: str) -> tuple:
-    """Paper-level Method options a claim setting states for ``method`` (sorted, hashable)."""
-    opts = {SETTING_OPTIONS[method][k]: setting[k] for k in SETTING_OPTIONS.get(method, {}) if k in setting}
+    """Paper-level Method options a claim setting states for ``method``: the papers' symbols the
+    method's notation names (``Method.notation``), then its ``options`` (sorted, hashable)."""
+    notation = registry.notation(method)
+    opts = {notation[k]: setting[k] for k in notation if k in setting}
     opts.update(setting.get("options") or {})
     return tuple(sorted((k, _freeze(v)) for k, v in opts.items()))
 
@@ -141,7 +127,7 @@ def _cells(setting: Mapping[str, Any], config, *, method: str, checkpoint: str, 
     for dataset in setting.get("benchmarks", []):
         for bench in benchmark_members(dataset, config):
             out.append(Cell(checkpoint, setting["model"], frames, method,
-                            None if method in NO_RETENTION else retention, options, dataset, bench))
+                            retention if registry.takes_retention(method) else None, options, dataset, bench))
     return out
 
 
@@ -156,8 +142,8 @@ def setting_retention(setting: Mapping[str, Any]) -> Optional[float]:
 def method_cells(claim: Mapping[str, Any], config: Mapping[str, Any]) -> list[Cell]:
     s = claim["setting"]
     retention = setting_retention(s)
-    if retention is None and s["method"] not in (*NO_RETENTION, "pdrop"):
-        # only HoliTom's frames sweep states no retention (papers.md §3.3); the config's assumption
+    if retention is None and registry.method_info(s["method"])["retention_kind"] == "required":
+        # only HoliTom's frames sweep states no retention (docs/sources.md#holitom-figures); the config's assumption
         # (holitom.frames_retention, 0.20: see its comment) is used and is part of the cell's tag
         retention = config.get("holitom", {}).get("frames_retention")
     return _cells(s, config, method=s["method"], checkpoint=s.get("checkpoint") or s["model"],
@@ -183,12 +169,12 @@ def baseline_cells(claim: Mapping[str, Any], config: Mapping[str, Any], baseline
     Both at ``baseline_frames(setting)``, so a vanilla cell is the one other claims at those frames share."""
     s = claim["setting"]
     frames = baseline_frames(s)
-    if baseline in NO_RETENTION:
+    if not registry.takes_retention(baseline):
         return _cells(s, config, method=baseline, checkpoint=s["model"], options=(), retention=None, frames=frames)
     checkpoint = s.get("baseline_checkpoint") or s.get("checkpoint") or s["model"]
+    notation = registry.notation(baseline)
     return _cells(s, config, method=baseline, checkpoint=checkpoint,
-                  options=tuple(sorted((SETTING_OPTIONS.get(baseline, {})[k], s[k])
-                                       for k in SETTING_OPTIONS.get(baseline, {}) if k in s)),
+                  options=tuple(sorted((notation[k], s[k]) for k in notation if k in s)),
                   retention=setting_retention(s), frames=frames)
 
 
@@ -222,9 +208,7 @@ def claim_cells(claim: Mapping[str, Any], config: Mapping[str, Any]) -> list[Cel
 
 
 def _runnable_method(name: str) -> bool:
-    from methods.registry import list_methods
-
-    return name in list_methods()
+    return name in registry.list_methods()
 
 
 def selected_claims(claims: Iterable[Mapping[str, Any]], config: Mapping[str, Any]) -> list[Mapping[str, Any]]:

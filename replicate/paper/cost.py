@@ -22,23 +22,25 @@ QUESTIONS = {"videomme": 2700, "mvbench": 4000, "egoschema": 500, "longvideobenc
 TEXT_TOKENS = 100  # prompt text around the video (question + options + chat template), order of magnitude
 
 
-def cell_schedule(cell: C.Cell, decode_tokens: int):
-    """The nominal TokenSchedule of the cell's method with the options the shard applies at the paper
-    model's depth (replicate.paper.shard.build_method: harness options, the Method's defaults)."""
+def cell_method(cell: C.Cell):
+    """The Method the shard runs for ``cell``, at the paper model's depth (``Method.from_setting`` on
+    the architecture, its newline layout included: Tango's intra-LLM stage on LLaVA-Video, as the
+    shard adds it)."""
     from costmodel.arch import load_arch
-    from methods.registry import get_method
-    from replicate.harness.options import NO_RETENTION, cell_options
+    from methods.registry import method_class
+    from methods.setting import PaperSetting
 
     arch = load_arch(cell.model)
-    if cell.method in NO_RETENTION:
-        method = get_method(cell.method)
-    else:
-        L = arch.llm.layers
-        # newline: the setting's own options (Tango's intra-LLM stage on LLaVA-Video), as the shard adds them
-        opts = cell_options(cell.method, cell.harness_retention, L, overrides=cell.method_options,
-                            vision_layers=arch.vision.layers, paper_layers=L, newline=arch.newline)
-        method = get_method(cell.method, **opts["paper"])
-    return arch, method.nominal_schedule(arch, cell.frames, TEXT_TOKENS, max(decode_tokens - 1, 1))
+    setting = PaperSetting.for_arch(arch, cell.retention, cell.method_options, newline=arch.newline)
+    return method_class(cell.method).from_setting(setting).build()
+
+
+def cell_schedule(cell: C.Cell, decode_tokens: int):
+    """The nominal TokenSchedule of the cell's method with the options the shard applies (``cell_method``)."""
+    from costmodel.arch import load_arch
+
+    arch = load_arch(cell.model)
+    return arch, cell_method(cell).nominal_schedule(arch, cell.frames, TEXT_TOKENS, max(decode_tokens - 1, 1))
 
 
 def cell_seconds(cell: C.Cell, hardware: str, dtype: str, decode_tokens: int) -> float:

@@ -7,7 +7,7 @@ which verify.py turns into ``not-run``. Cells computed by the rehearsal (tiny ra
 fixture benchmarks) carry ``evidence.rehearsal``: their verdicts prove the plumbing, not the papers.
 
 ``lmms_eval_layer_avg_ratio`` reads the visual-token counts of the same summaries instead of the
-scores (the measured counterpart of Tango's rescaled pre-LLM ratio, papers.md §1.2).
+scores (the measured counterpart of Tango's rescaled pre-LLM ratio, docs/sources.md#tango).
 
 Benchmark score: lmms-eval's headline per benchmark (MVBench and MLVU: mean over their tasks,
 MLVU dev M-Avg; VideoMME without subtitles; EgoSchema's 500-question public subset; LongVideoBench
@@ -30,16 +30,16 @@ PERF_KEPT_DEFINITIONS: dict[str, dict[str, str]] = {
     "holitom": {
         "definition": "100 * mean(method's benchmark scores) / mean(vanilla's benchmark scores), the same "
                       "benchmarks, model and frames (ratio of the averages)",
-        "source": "papers.md §2 H2 and §3.1 'Avg %' column: 57.9 / 58.4 = 99.1 %; every row of the main "
+        "source": "docs/sources.md#claim-h2, #holitom-main-table 'Avg %' column: 57.9 / 58.4 = 99.1 %; every row of the main "
                   "table's % column equals its Avg / vanilla Avg"},
     "tango": {
         "definition": "100 * mean(method's benchmark scores) / mean(vanilla's benchmark scores) (ratio of the "
                       "averages); the mean of per-benchmark ratios is in the evidence",
-        "source": "papers.md §2 T1 (98.9 %, average over 4 benchmarks); the formula is not in what was read, "
+        "source": "docs/sources.md#claim-t1 (98.9 %, average over 4 benchmarks); the formula is not in what was read, "
                   "so the HoliTom/FastVID convention is used"},
     "stts": {
         "definition": "no perf-kept claim; accuracy drop = mean(vanilla) - mean(STTS) in pp",
-        "source": "papers.md §2 S4: 63.0 - 62.3 = 0.7 pp over 13 video QA tasks"},
+        "source": "docs/sources.md#claim-s4: 63.0 - 62.3 = 0.7 pp over 13 video QA tasks"},
 }
 
 
@@ -132,7 +132,7 @@ def lmms_eval_accuracy_drop(claim, ctx: Context) -> Measurement:
 def lmms_eval_runtime(claim, ctx: Context) -> Measurement:
     """``...-gpu-runtime-s``: seconds inside the model requests summed over the cell's samples;
     ``...-total-s``: the shards' wall seconds summed (video decoding and loading included). The
-    paper ran lmms-eval on 8x A800 (papers.md §2 T3): compare on the same device count."""
+    paper ran lmms-eval on 8x A800 (docs/sources.md#claim-t3): compare on the same device count."""
     cells = C.method_cells(claim, ctx.config)
     summaries = [_cell_value(c, ctx) for c in cells]
     kind = "gpu_runtime" if "gpu-runtime" in claim["id"] else "total"
@@ -166,15 +166,15 @@ LAYER_AVG_DEFINITION = {
                   "entering the layer, kept = those entering layer 0",
     "newlines": "grid newline tokens are not counted on either side (costmodel/schedule.py: llm_visual counts "
                 "feature tokens only, methods/runtime/llm.py counts kinds == VISUAL), as in the papers' FLOPs "
-                "convention (papers.md §2: LLaVA-Video n = 64 x 169, newlines not counted); the released "
+                "convention (docs/sources.md#flops-convention: LLaVA-Video n = 64 x 169, newlines not counted); the released "
                 "intra-LLM stage still ranks newlines with the features and keeps round(0.5 x span) of both "
                 "(methods/tango.py behaviour C), so the feature share kept from layer K on moves with how many "
                 "newlines it keeps",
-    "source": "papers.md §1.2 'Intra-LLM stage': r_pre = 28 r / (K + (28 - K) p), K = 18, p = 0.5, 'so that "
+    "source": "docs/sources.md#tango-intra-llm: r_pre = 28 r / (K + (28 - K) p), K = 18, p = 0.5, 'so that "
               "the layer-averaged token ratio equals the target r'",
 }
-#: Tango's accuracy tables were not accessible (papers.md §3.4): no reported score to set beside ours
-TANGO_VIDEO_REPORTED_ACCURACY = "not accessible (papers.md §3.4: Tango's main tables were not read)"
+#: Tango's accuracy tables were not accessible (docs/sources.md#tango-stts-results): no reported score to set beside ours
+TANGO_VIDEO_REPORTED_ACCURACY = "not accessible (docs/sources.md#tango-stts-results: Tango's main tables were not read)"
 
 
 def _token_mean(cells: list[C.Cell], ctx: Context, key: str) -> tuple[float, dict[str, float]]:

@@ -85,10 +85,11 @@ def _write_processor_files(out: Path, processor_config: dict) -> None:
     (out / "processor_config.json").write_text(json.dumps(processor_config, indent=1))
 
 
-def write_llava_checkpoint(out: Path, seed: int) -> Path:
+def write_llava_checkpoint(out: Path, seed: int, layers: int = 4) -> Path:
+    """``layers`` LLM layers (28: the 7B's depth, where the papers' layer options are valid as stated)."""
     from methods.adapters import LlavaOnevisionAdapter
 
-    adapter = LlavaOnevisionAdapter.from_config(tiny_llava_config(), seed=seed)
+    adapter = LlavaOnevisionAdapter.from_config(tiny_llava_config(layers), seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     adapter.model.save_pretrained(out, max_shard_size="500KB")  # sharded, with the index, like the hub copies
     (out / "preprocessor_config.json").write_text(json.dumps({
@@ -115,6 +116,20 @@ def write_molmo2_checkpoint(out: Path, seed: int, topk: float | None = None) -> 
     (out / "REHEARSAL.json").write_text(json.dumps({
         "checkpoint": out.name, "family": "molmo2", "weights": f"random, seed {seed}",
         "stts_scorer": None if topk is None else f"random-init STTS scorer for topk {topk}, seed {seed}"}, indent=1))
+    return out
+
+
+def write_qwen2_5_vl_checkpoint(out: Path, seed: int) -> Path:
+    """A tiny random-weight Qwen2.5-VL (``methods.adapters.qwen2_5_vl``: 4-block tower, 2x2 merger;
+    112-px frames give 4x4 merged tokens per temporal group) in the HF layout with tokenizer files.
+    Not used by the paper claims (Tango's Qwen2.5-VL rows are reported, not rerun here); for the
+    user entry points' tests and benchmark (``methods.load``)."""
+    from methods.adapters import Qwen2_5_VLAdapter
+
+    adapter = Qwen2_5_VLAdapter.tiny(seed=seed, vocab_size=VOCAB)
+    out.mkdir(parents=True, exist_ok=True)
+    adapter.save_pretrained(out)
+    _write_processor_files(out, {"processor_class": "Qwen2_5_VLProcessor"})
     return out
 
 

@@ -15,9 +15,7 @@ the file: only that cell stops, and the claims that read it say ``not-run`` with
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -26,6 +24,7 @@ from replicate.benchmarks.base import LETTERS, MCQSample, MissingVideoError
 from replicate.benchmarks.prompts import parse_letter
 from replicate.benchmarks.registry import format_prompt, load_benchmark
 from replicate.benchmarks.scoring import score
+from replicate.io import write_jsonl
 
 from .cells import CELLS_ROOT, Cell
 from .checkpoints import PaperInputError, attach_map_head, attach_stts_scorer, load_adapter
@@ -104,32 +103,22 @@ def answer(adapter, sample: MCQSample, clip, mode: str, max_new_tokens: int) -> 
 
 
 # ----------------------------------------------------------------------------- method
-def _default_sinks(adapter) -> tuple[int, ...]:
-    from methods.tango import OV_SINKS, VIDEO_SINKS
-
-    return {(14, 14): OV_SINKS, (13, 13): VIDEO_SINKS}.get(tuple(adapter.grid), ())
-
-
 def build_method(cell: Cell, adapter, model: str):
     """(Method or None, options record) for the cell on this model; ValueError if not applicable.
 
     Layer options are stated for the paper model (costmodel's architecture ``model``) and scaled
-    to the checkpoint's depth when it differs (a tiny rehearsal model); both are recorded."""
+    to the checkpoint's depth when it differs (a tiny rehearsal model); both are recorded. The
+    setting names the adapter's pooled grid and newline layout, so the Method adds what its paper
+    states for them (Tango: its sink list written out, the intra-LLM stage on LLaVA-Video)."""
     from costmodel.arch import load_arch
-    from methods.registry import get_method
-    from replicate.harness.options import NO_RETENTION, cell_options, method_label
+    from methods.registry import takes_retention
+    from replicate.harness.options import cell_setting
 
-    if cell.method in NO_RETENTION:
+    if not takes_retention(cell.method):
         return None, {"applied": {}, "paper": {}, "label": cell.method}
-    overrides = cell.method_options
-    retention = cell.harness_retention
-    if cell.method == "tango" and "sink_indices" not in overrides:
-        overrides = {**overrides, "sink_indices": list(_default_sinks(adapter))}
-    opts = cell_options(cell.method, retention, adapter.num_layers, overrides=overrides,
-                        vision_layers=adapter.vision_layers, paper_layers=load_arch(model).llm.layers,
-                        newline=getattr(adapter, "newline_policy", None))
-    opts["label"] = method_label(cell.method, opts["applied"])
-    return get_method(cell.method, **opts["applied"]), opts
+    opts = cell_setting(adapter, cell.method, cell.retention, cell.method_options,
+                        paper_layers=load_arch(model).llm.layers, grid=tuple(adapter.grid))
+    return opts.build(), {**opts.record(), "label": opts.label}
 
 
 # ----------------------------------------------------------------------------- a shard
@@ -217,21 +206,6 @@ def _with_method(adapter, method, samples, cell, mode, paper, progress):
             handle.remove()
 
 
-def write_jsonl_atomic(path: str | Path, rows: list[dict]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, default=str) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def read_shard(path: str | Path) -> tuple[dict, list[dict]]:
     lines = [json.loads(x) for x in Path(path).read_text(encoding="utf-8").splitlines() if x.strip()]
     if not lines or lines[0].get("kind") != "shard":
@@ -251,7 +225,7 @@ def run_shard(cell: Cell, shard: int, n_shards: int, config: Mapping[str, Any], 
     header, records = compute_shard(cell, shard, n_shards, config, progress)
     header["provenance"] = provenance(config, device=header.get("device", "cpu"), dtype=header.get("dtype"),
                                       seed=(config.get("seeds") or [0])[0])
-    write_jsonl_atomic(out, [header, *records])
+    write_jsonl(out, [header, *records])
     return header
 
 

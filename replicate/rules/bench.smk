@@ -1,9 +1,9 @@
-# Reduction overhead: the op-count benchmark of every method's reduction step (replicate/bench/).
+# Reduction overhead: the op-count benchmark of every method's reduction step (replicate/microbench/).
 #   results/bench/reduction_ops.json   aten ops, host syncs with their call sites and CPU wall time at
 #                                       the papers' shapes, three kinds of video, plus one prefill's
-#                                       per-layer pruning overhead (python -m replicate.bench.reduction_ops)
+#                                       per-layer pruning overhead (python -m replicate.microbench.reduction_ops)
 # The CPU comparison with the released Tango code and with an earlier commit is a separate command
-# (python -m replicate.bench.reduction_times; minutes, run by hand, results in docs/measured/).
+# (python -m replicate.microbench.reduction_times; minutes, run by hand, results in docs/measured/).
 
 RO_CFG = config["reduction_ops"]
 
@@ -26,7 +26,7 @@ rule reduction_ops:
         mem_mb=4000,
         runtime=20,
     shell:
-        '"{params.python}" -m replicate.bench.reduction_ops --out {output:q} {params.dim} '
+        '"{params.python}" -m replicate.microbench.reduction_ops --out {output:q} {params.dim} '
         "--repeats {params.repeats} --threads {params.threads} > {log:q} 2>&1"
 
 

@@ -86,6 +86,13 @@ from replicate.browsable import CATEGORIES as REPORT_CATEGORIES
 
 report: "../report_captions/workflow.rst"
 
+# `--report` rebuilds the job graph from the config it is given: refuse one that is not the finished run's
+if any(a == "--report" or a.startswith("--report=") for a in sys.argv):
+    from replicate.scale import report_mismatch
+
+    if (_mismatch := report_mismatch(config)) is not None:
+        raise WorkflowError(_mismatch)
+
 # figures and tables `all` builds outside TIER_TARGETS (see the Snakefile's rule all)
 REPORT_STATIC = [
     "results/analytic/exact_vs_paper.md",
@@ -117,9 +124,39 @@ rule report_bundle:
         CONDA_ENV
     resources:
         mem_mb=500,
+        # stated, so `snakemake --report` need not evaluate Snakemake's default disk resource, which
+        # sizes the inputs asynchronously inside the report's own loop ("coroutine ... never awaited")
+        disk_mb=1000,
         runtime=2,
     script:
         "../scripts/report_bundle.py"
 
 
 TIER_TARGETS["analytic"] += [f"results/report/{c}/claims.html" for c in REPORT_CATEGORIES]
+
+
+# The run's answers at a glance: results/index.html (self-contained; open it from disk). Headline
+# claims per paper as cards, a filterable table of every claim with its evidence, charts, figures.
+rule results_page:
+    input:
+        claims="results/claims/all.json",
+        report="results/claims/REPORT.md",
+        figures=results_page_figures,
+    output:
+        "results/index.html",
+    params:
+        headline=list(HEADLINE_IDS),
+        project=lambda wc: list(PROJECT_HEADLINE_IDS),
+        analogues=lambda wc: list(ANALOGUE_HEADLINE_IDS),
+    log:
+        "logs/claims/results_page.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=500,
+        runtime=2,
+    script:
+        "../scripts/results_page.py"
+
+
+TIER_TARGETS["analytic"] += ["results/index.html"]

@@ -5,6 +5,11 @@
 import re
 
 CONDA_ENV = str(REPO / "envs" / "environment.yaml")
+# Every figure a job writes is labelled with the run's scale unless it is a full run (jobs inherit
+# the environment; a job run elsewhere re-parses this file)
+from replicate.scale import export_scale
+
+export_scale(config)
 
 # cpu tier (cpu.smk trains and grids; holitom.smk reuses the model and the grid's cells)
 CPU = config["cpu"]
@@ -62,3 +67,9 @@ def report_assets(wildcards):
     files = [f for f in {*REPORT_STATIC, *runnable_targets(TIER_TARGETS)} if not f.startswith("results/report/")]
     found = assets_for(wildcards.category, files)
     return found["figures"] + found["tables"]
+
+
+def results_page_figures(wildcards):
+    """Every PNG figure this machine's default run builds (rule results_page embeds them)."""
+    files = {*REPORT_STATIC, *runnable_targets(TIER_TARGETS)}
+    return sorted(f for f in files if f.endswith(".png") and not f.startswith("results/report/"))

@@ -7,13 +7,14 @@
 #   -> figures: results/figures/cpu_*.{png,pdf}
 #   gpu tier: results/gpu/efficiency/{method}/{rtag}.json + summary.json (resources gpu=1; only
 #   scheduled where the gpu tier can run: replicate/tiers.py)
-from replicate.harness.options import NO_RETENTION as _NO_RET, number_tag as _number_tag, rtag as _rtag
+from methods.registry import takes_retention as _takes_retention
+from replicate.harness.options import number_tag as _number_tag, rtag as _rtag
 
 # CPU, EFF, CPU_MODEL_FILES and the cpu_method / cpu_rtag constraints: common.smk (shared with holitom.smk)
 
 # (method, rtag) of a grid: methods that prune nothing run once at `full`
-_cells = lambda methods, retentions: [(m, _rtag(None)) if m in _NO_RET else (m, _rtag(r))  # noqa: E731
-                                      for m in methods for r in ([None] if m in _NO_RET else retentions)]
+_cells = lambda methods, retentions: [(m, _rtag(r)) for m in methods  # noqa: E731
+                                      for r in (retentions if _takes_retention(m) else [None])]
 CPU_CELLS = sorted(set(_cells(CPU["methods"], CPU["retentions"])))
 CPU_VIDEO_CELLS = sorted(set(_cells(CPU["video"]["methods"], CPU["video"]["retentions"])))
 EFF_CPU = EFF["cpu"]
@@ -70,7 +71,9 @@ rule cpu_accuracy_cell:
         n_samples=CPU["n_samples"],
         seed=CPU["seed"],
         split=CPU["split"],
+        method=lambda wc: wc.cpu_method,
         options=lambda wc: CPU["options"].get(wc.cpu_method, {}),
+        record={"perf_kept_note": "perf_kept_pct is filled in results/cpu/accuracy.csv (needs the vanilla cell)"},
     log:
         "logs/cpu/accuracy/{cpu_method}/{cpu_rtag}.log",
     threads: CPU["threads"]

@@ -3,7 +3,8 @@
 
 
 rule holitom_flops_table:
-    """HoliTom's FLOPs columns (§3.1, §3.2): reported beside reproduced, with a match column."""
+    """HoliTom's FLOPs columns (docs/sources.md#holitom-main-table, #holitom-backbones-table): reported
+    beside reproduced, with a match column."""
     input:
         "results/claims/all.json",
     output:

@@ -1,5 +1,5 @@
 # HoliTom end to end: sweeps on the analytic and cpu tiers, Stages I-II benchmark, regenerated
-# tables (§3.1, §3.2) and figures (§3.3), the thin notebook. Config: `holitom:` (replicate/config.yaml).
+# tables and figures (docs/sources.md#holitom-main-table, #holitom-backbones-table, #holitom-figures), the thin notebook. Config: `holitom:` (replicate/config.yaml).
 #
 #   analytic: results/holitom/analytic/sweeps.csv (retention / K / R / frames sweeps, LLaVA-OV-7B FLOPs)
 #   cpu:      results/holitom/cpu/holitom/k{K}-R{R}-{merge}/{rtag}.json (Stage III variants; the cpu
@@ -58,7 +58,12 @@ rule holitom_cpu_cell:
         n_samples=CPU["n_samples"],
         seed=CPU["seed"],
         split=CPU["split"],
-        base_options=CPU["options"].get("holitom", {}),
+        method="holitom",
+        options=lambda wc: {**CPU["options"].get("holitom", {}), "inner_k": int(wc.hk), "inner_r": float(wc.hr),
+                            "merge": wc.hmerge},
+        record=lambda wc: {"holitom_sweep": {
+            "paper_k": int(wc.hk), "inner_r": float(wc.hr), "merge": wc.hmerge,
+            "note": "paper K (28 layers) scaled to the tiny LLM: options.scaled.inner_k = [paper, applied]"}},
     log:
         "logs/holitom/cpu/k{hk}-R{hr}-{hmerge}/{cpu_rtag}.log",
     threads: CPU["threads"]
@@ -68,7 +73,7 @@ rule holitom_cpu_cell:
         mem_mb=1500,
         runtime=15,
     script:
-        "../scripts/holitom_cpu_cell.py"
+        "../scripts/cpu_accuracy_cell.py"
 
 
 rule holitom_wo_m_cpu_cell:
@@ -82,7 +87,9 @@ rule holitom_wo_m_cpu_cell:
         n_samples=CPU["n_samples"],
         seed=CPU["seed"],
         split=CPU["split"],
+        method="holitom-wo-m",
         options=CPU["options"].get("holitom-wo-m", {}),
+        record={},
     log:
         "logs/holitom/cpu/holitom-wo-m/{cpu_rtag}.log",
     threads: CPU["threads"]
@@ -92,7 +99,7 @@ rule holitom_wo_m_cpu_cell:
         mem_mb=1500,
         runtime=15,
     script:
-        "../scripts/holitom_wo_m_cpu_cell.py"
+        "../scripts/cpu_accuracy_cell.py"
 
 
 rule holitom_cpu_sweeps:
@@ -136,8 +143,9 @@ rule holitom_bench:
 
 
 rule holitom_tables:
-    """§3.1 and §3.2: reported beside reproduced (analytic FLOPs; accuracy cells not-run with the paper
-    tier's reason) and the SynthVideoQA block of the cpu tier."""
+    """HoliTom's two tables (docs/sources.md#holitom-main-table, #holitom-backbones-table): reported
+    beside reproduced (analytic FLOPs; accuracy cells not-run with the paper tier's reason) and the
+    SynthVideoQA block of the cpu tier."""
     input:
         claims=str(CLAIMS_FILE),
         reported=REPORTED_CSVS,

@@ -68,7 +68,7 @@ rule tango_bench:
         mem_mb=4000,
         runtime=30,
     shell:
-        '"{params.python}" -m methods.bench_tango --out {output:q} --threads 2,1 > {log:q} 2>&1'
+        '"{params.python}" -m replicate.microbench.tango --out {output:q} --threads 2,1 > {log:q} 2>&1'
 
 
 rule tango_figures:

@@ -1,73 +1,15 @@
-"""Rule holitom_bench: HoliTom Stages I-II on a full-size LLaVA-OV video on CPU -> results/bench/holitom_stages.json.
-
-Input: F x 14 x 14 x 3584 fp32 random features (replicate.harness.method_bench.random_video_tokens) given static
-structure, so Stage I finds multi-frame segments as on real videos: frames are grouped in windows of
-4, and in each window a ``static_fraction`` of the positions repeat the window's first frame plus
-small noise (cosine ~0.99 > tau). Timed: Stage I alone (consecutive cosine + DP segmentation) and
-the whole ``holitom_reduce`` (Stages I + II), median of ``repeats`` after one warm-up each.
-"""
-
-import torch
-
-from replicate.harness.method_bench import median_time, random_video_tokens
-from replicate.harness.options import rtag
-from methods.holitom import HoliTomConfig, consecutive_cosine, holitom_reduce, temporal_segments
+"""Rule holitom_bench: HoliTom Stages I-II on a full-size LLaVA-OV video on CPU
+(replicate.microbench.holitom_stages) -> results/bench/holitom_stages.json."""
 from replicate.io import write_json
-from replicate.provenance import provenance
+from replicate.microbench.holitom_stages import run
 
-WINDOW = 4
-NOISE = 0.1
-
-
-def static_video(frames: int, grid: int, dim: int, static_fraction: float, seed: int = 0):
-    tokens = random_video_tokens(frames, (grid, grid), dim, key_dim=72, seed=seed)
-    g = torch.Generator().manual_seed(seed + 1)
-    x = tokens.features
-    N = grid * grid
-    n_static = int(round(static_fraction * N))
-    for s in range(0, frames, WINDOW):
-        pos = torch.randperm(N, generator=g)[:n_static]
-        e = min(s + WINDOW, frames)
-        x[s:e, pos] = x[s, pos] + NOISE * torch.randn(e - s, n_static, dim, generator=g)
-    return tokens
-
-
-def run(frames, grid, dim, retentions, static_fraction, repeats, threads, seed=0, config=None) -> dict:
-    torch.set_num_threads(int(threads))
-    tokens = static_video(frames, grid, dim, static_fraction, seed)
-    out = {}
-    with torch.inference_mode():
-        for r in retentions:
-            cfg = HoliTomConfig(retention=float(r))
-            sim = consecutive_cosine(tokens.features)
-            seg = temporal_segments(sim, cfg.effective_tau, cfg.max_window)
-            red = holitom_reduce(tokens, cfg)
-            out[rtag(r)] = {  # lossless tag (replicate.harness.options.rtag)
-                "retention": float(r), "tau": cfg.effective_tau,
-                "stage1": median_time(lambda: temporal_segments(consecutive_cosine(tokens.features),
-                                                                 cfg.effective_tau, cfg.max_window), repeats),
-                "stages_1_2": median_time(lambda: holitom_reduce(tokens, cfg), repeats),
-                "input_tokens": tokens.num_tokens, "kept_tokens": int(red.num_tokens),
-                # frame of each kept token's origin (a static token counts at its segment's first frame)
-                "kept_per_frame": torch.bincount(red.source.reshape(-1) // (grid * grid), minlength=frames).tolist(),
-                "temporally_reduced": int(seg.total_reduced)}
-    return {"what": "HoliTom stages I-II (methods.holitom.holitom_reduce) on CPU, median of repeats",
-            "shape": {"frames": frames, "grid": [grid, grid], "dim": dim, "dtype": "float32", "device": "cpu"},
-            "input": {"generator": "replicate.harness.method_bench.random_video_tokens + static windows", "window": WINDOW,
-                      "static_fraction": static_fraction, "noise": NOISE, "seed": seed},
-            "threads": torch.get_num_threads(), "results": out,
-            "provenance": provenance(config, device="cpu", dtype="fp32", seed=seed,
-                                     extra={"threads": torch.get_num_threads()})}
-
-
-if __name__ == "__main__" or "snakemake" in globals():
-    sm = snakemake  # noqa: F821
-    b = dict(sm.params.bench)
-    with open(sm.log[0], "w") as log:
-        res = run(int(b.get("frames", 32)), int(b.get("grid", 14)), int(b.get("dim", 3584)),
-                  list(b.get("retentions", [0.1, 0.25])), float(b.get("static_fraction", 0.5)),
-                  int(b.get("repeats", 5)), int(b.get("threads", 1)), config=sm.config)
-        for k, v in res["results"].items():
-            print(f"{k}: stage I {v['stage1']['median_s'] * 1e3:.1f} ms, stages I-II "
-                  f"{v['stages_1_2']['median_s'] * 1e3:.1f} ms, kept {v['kept_tokens']}/{v['input_tokens']}", file=log)
-        write_json(sm.output[0], res)
+sm = snakemake  # noqa: F821
+b = dict(sm.params.bench)
+with open(sm.log[0], "w") as log:
+    res = run(int(b.get("frames", 32)), int(b.get("grid", 14)), int(b.get("dim", 3584)),
+              list(b.get("retentions", [0.1, 0.25])), float(b.get("static_fraction", 0.5)),
+              int(b.get("repeats", 5)), int(b.get("threads", 1)), config=sm.config)
+    for k, v in res["results"].items():
+        print(f"{k}: stage I {v['stage1']['median_s'] * 1e3:.1f} ms, stages I-II "
+              f"{v['stages_1_2']['median_s'] * 1e3:.1f} ms, kept {v['kept_tokens']}/{v['input_tokens']}", file=log)
+    write_json(sm.output[0], res)

@@ -1,4 +1,6 @@
-"""Rule holitom_tables: HoliTom's main table (§3.1) and other backbones (§3.2), reported beside reproduced."""
+"""Rule holitom_tables: HoliTom's main table and other backbones (docs/sources.md#holitom-main-table,
+#holitom-backbones-table), reported beside reproduced. (The tables' titles keep the section numbers
+they were first published with.)"""
 import csv
 import json
 import sys

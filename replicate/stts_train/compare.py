@@ -4,6 +4,9 @@
 Every variant prunes the same number of groups in the same place of the tiny LLaVA-OV tower
 (2x2 groups, prune_at 0 on its 2-block tower), so the LLM sees the same token count; only the
 choice of groups differs. ``vanilla`` (no pruning) is the reference row.
+
+The variants and path tags are read while the workflow parses its rules (``rules/stts.smk``), so
+this module imports torch and the training loop only inside the functions that run a cell.
 """
 from __future__ import annotations
 
@@ -12,15 +15,11 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
-
-from .loop import default_prune_at
-
 #: variant -> (registered method, needs the trained scorer)
 VARIANTS = {
     "vanilla": ("vanilla", False),
     # test-time scaling's baseline: every other frame, no pruning: the same LLM token count as STTS
-    # at 50 % on all frames (papers.md §1.3 "more frames with pruning at the baseline's budget")
+    # at 50 % on all frames (docs/sources.md#stts-test-time-scaling)
     "vanilla-half-frames": ("vanilla", False),
     "stts-trained": ("stts", True),
     "stts-untrained": ("stts", False),
@@ -67,9 +66,13 @@ def accuracy_cell(model_dir, variant: str, topk: Optional[float], *, scorer: Opt
                   n_samples: int = 500, seed: int = 0, split: str = "test", threads: int = 1,
                   progress: bool = True, config=None) -> dict:
     """Accuracy (overall and per question family) of one variant at one pruned fraction."""
-    from replicate.synthvqa.data import make_split
+    import torch
+
     from replicate.harness.accuracy import evaluate_adapter, load_checkpoint
     from replicate.provenance import provenance
+    from replicate.synthvqa.data import make_split
+
+    from .loop import default_prune_at
 
     torch.set_num_threads(int(threads))
     adapter, data_cfg = load_checkpoint(model_dir)

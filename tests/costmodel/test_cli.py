@@ -15,7 +15,8 @@ def run(capsys, *argv):
 
 def test_flops_paper_json(capsys):
     code, out = run(capsys, "flops", "--model", "llava-onevision-7b", "--frames", "32", "--method", "holitom",
-                    "--retention", "0.10", "--option", "inner_k=18", "--convention", "paper", "--json")
+                    "--retention", "0.10", "--option", "inner_k=18", "--convention", "paper", "--json",
+                    "--budget", "global")
     data = json.loads(out)
     assert code == 0 and data["convention"] == "paper"
     assert data["total"] / 1e12 == pytest.approx(2.758, abs=1e-3)
@@ -77,3 +78,34 @@ def test_subprocess_entry_point(repo_root):
     bad = subprocess.run([sys.executable, "-m", "costmodel", "flops", "--model", "x"],
                          capture_output=True, text=True, cwd=repo_root, timeout=120)
     assert bad.returncode == 2 and "llava-onevision-7b" in bad.stderr
+
+
+def test_flops_uses_the_claims_budget_rule_by_default_and_prints_percent_of_vanilla(capsys):
+    """HoliTom's headline (README: 2.815 T = 6.906 % of 40.77 T on LLaVA-OV-7B, 32 frames, r = 0.10) is
+    reproduced with the per-frame whole-token budget, the analytic tier's default; the command says
+    which rule it used and the percentage of vanilla."""
+    argv = ["flops", "--model", "llava-onevision-7b", "--frames", "32", "--method", "holitom", "--retention", "0.10"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "budget rule: per_frame" in out and "2.8153 T  (6.91 % of vanilla 40.7655 T)" in out
+    assert main(argv + ["--budget", "global"]) == 0
+    assert "budget rule: global" in capsys.readouterr().out
+    assert main(argv + ["--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["budget"] == "per_frame" and round(data["percent_of_vanilla"], 3) == 6.906
+    assert main(argv + ["--json", "--option", "budget=global"]) == 0  # the older spelling still works
+    assert json.loads(capsys.readouterr().out)["budget"] == "global"
+    assert main(["flops", "--model", "llava-onevision-7b", "--method", "fastv", "--retention", "0.5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["budget"] is None  # FastV keeps a fraction inside the LLM
+
+
+def test_help_and_methods_listing_name_the_budget_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["flops", "--help"])
+    assert "--budget {per_frame,global}" in capsys.readouterr().out
+    from methods.__main__ import main as methods_main
+
+    assert methods_main([]) == 0
+    listing = capsys.readouterr().out
+    holitom = listing.split("\nholitom:")[1].split("\nholitom-wo-m:")[0]
+    assert "--budget per_frame|global" in holitom

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from costmodel import TokenSchedule, VisionLoad, load_arch
-from methods.nominal import NOMINAL_METHODS, nominal_schedule
+from methods.nominal import nominal_names, nominal_schedule
 
 OV = load_arch("llava-onevision-7b")
 VID = load_arch("llava-video-7b")
@@ -44,6 +44,8 @@ def test_prunevid_stage_4_and_uniform_pool_own_counts():
     pooling keeps F·h'·w' with h' = w' = round(14·sqrt(0.15)) = 5 (no budget rounding applies)."""
     s = nominal_schedule(OV, "prunevid", retention=0.15)
     assert s.llm_visual == (941,) * 11 + (round(941 * 0.4),) * 17
+    # priced as HoliTom's FLOPs column prices PruneVid: its pre-LLM stages only
+    assert nominal_schedule(OV, "prunevid", retention=0.15, priced=True).llm_visual == (941,) * 28
     for budget in ("global", "per_frame"):
         assert nominal_schedule(OV, "uniform-pool", retention=0.15, budget=budget).llm_visual == (32 * 25,) * 28
 
@@ -53,14 +55,16 @@ def test_fastv_defaults_and_table_setting():
     assert nominal_schedule(OV, "fastv", retention=0.2).llm_visual[2:] == (1254,) * 26
     assert nominal_schedule(OV, "fastv", keep=0.25, k=3).llm_visual == (6272,) * 3 + (1568,) * 25
     with pytest.raises(ValueError, match="either retention"):
-        nominal_schedule(OV, "fastv", retention=0.2, keep=0.2)
+        nominal_schedule(OV, "fastv", retention=0.2, keep=0.25)
 
 
 def test_pdrop_stages():
     s = nominal_schedule(OV, "pdrop")
     assert s.llm_visual == (6272,) * 7 + (3136,) * 7 + (1568,) * 7 + (784,) * 7
-    with pytest.raises(ValueError, match="pdrop takes no retention"):
-        nominal_schedule(OV, "pdrop", retention=0.5)
+    with pytest.raises(ValueError, match="pdrop takes no retention in a priced setting"):
+        nominal_schedule(OV, "pdrop", retention=0.5, priced=True)
+    # run (not priced): the retention is what the last stage keeps, lam = r^(1/3)
+    assert nominal_schedule(OV, "pdrop", retention=0.125).llm_visual == s.llm_visual
     with pytest.raises(ValueError, match="strictly increasing"):
         nominal_schedule(OV, "pdrop", layers=(9, 4, 20))
 
@@ -71,7 +75,7 @@ def test_holitom_inner_merge():
 
 
 def test_tango_intra_layer_average_equals_target():
-    for r, r_pre in [(0.10, 0.1217), (0.15, 0.1826), (0.20, 0.2435)]:  # papers.md 1.2
+    for r, r_pre in [(0.10, 0.1217), (0.15, 0.1826), (0.20, 0.2435)]:  # docs/sources.md#tango-intra-llm
         s = nominal_schedule(VID, "tango-intra", retention=r)
         assert s.llm_visual[0] / (64 * 169) == pytest.approx(r_pre, abs=2e-4)
         assert sum(s.llm_visual) / (28 * 64 * 169) == pytest.approx(r, abs=1e-3)
@@ -114,7 +118,7 @@ def test_errors_name_bad_value_and_allowed():
         nominal_schedule(OV, "holitom", retention=0.1, q=3)
     with pytest.raises(ValueError, match="frames must be an int >= 1, got 0"):
         nominal_schedule(OV, "vanilla", frames=0)
-    with pytest.raises(ValueError, match=r"method 'tango' needs option\(s\) \['retention'\]"):
+    with pytest.raises(ValueError, match=r"tango needs a retention in \(0, 1\]"):
         nominal_schedule(OV, "tango")
     with pytest.raises(ValueError, match="unknown budget 'x'"):
         nominal_schedule(OV, "tango", retention=0.1, budget="x")
@@ -122,7 +126,7 @@ def test_errors_name_bad_value_and_allowed():
         nominal_schedule(OV, "holitom", retention=0.1, inner_k=99)
 
 
-@pytest.mark.parametrize("method", list(NOMINAL_METHODS))
+@pytest.mark.parametrize("method", list(nominal_names()))
 def test_every_method_builds_and_round_trips(method):
     arch = MOLMO if method == "stts" else OV
     kwargs = {} if method in ("vanilla", "pdrop", "fastv", "stts") else {"retention": 0.2}
@@ -139,13 +143,14 @@ def test_lookup_is_the_registry_method_with_its_defaults():
     from methods.nominal import nominal_method
     from methods.registry import get_method
 
-    assert nominal_method("holitom", 0.1).config == get_method("holitom", retention=0.1).config
-    assert nominal_method("tango-intra", 0.1).config == get_method("tango", retention=0.1, intra_llm=True).config
-    assert nominal_method("stts", 0.7).config.topk == pytest.approx(0.3)
+    assert nominal_method(OV, "holitom", 0.1).config == get_method("holitom", retention=0.1).config
+    intra = nominal_method(OV, "tango-intra", 0.1).config
+    assert intra == get_method("tango", retention=0.1, intra_llm=True).config
+    assert nominal_method(MOLMO, "stts", 0.7).config.topk == pytest.approx(0.3)
     assert get_method("holitom", retention=0.1).pre_llm_budget and not get_method("fastv").pre_llm_budget
     for name, r in (("holitom", 0.1), ("fastv", None), ("pdrop", None), ("tango-intra", 0.2)):
         kw = {} if r is None else {"retention": r}
         assert (nominal_schedule(VID, name, **kw).llm_visual
-                == nominal_method(name, r).nominal_schedule(VID).llm_visual)
+                == nominal_method(VID, name, r).nominal_schedule(VID).llm_visual)
     with pytest.raises(ValueError, match="unknown method 'nope'"):
-        nominal_method("nope")
+        nominal_method(OV, "nope")

@@ -1,4 +1,4 @@
-"""The `paper` convention reproduces the papers' FLOPs numbers (papers.md §2, §3.1, §3.2).
+"""The `paper` convention reproduces the papers' FLOPs numbers (docs/sources.md#flops-convention, #holitom-main-table, #holitom-backbones-table).
 
 Hand formula (FastV): Σ_l 4·n·d² + 2·n²·d + 2·n·d·m over visual tokens, LLM prefill only.
 Finding: HoliTom's 15 %/20 % cells (and every LLaVA-Video-7B / OV-72B pruned cell) only match when the
@@ -29,7 +29,7 @@ def test_per_layer_formula_by_hand():
 
 
 @pytest.mark.parametrize("model,method,retention,options,expected", [
-    # papers.md §2 hand-computed values (global budget round(r·F·N)), to 0.01 T
+    # docs/sources.md#flops-convention hand-computed values (global budget round(r·F·N)), to 0.01 T
     (OV7, "vanilla", None, {}, 40.77),
     (OV7, "visionzip", 0.25, {}, 8.71),
     (OV7, "visionzip", 0.20, {}, 6.89),
@@ -66,7 +66,7 @@ def _table_32():
         (OV72, "visionzip", 0.15, PF, 59.0),
         (OV72, "prunevid", 0.15, PF, 59.0),
         (OV72, "holitom-wo-m", 0.15, PF, 59.0),
-        # the 72B script sets FASTV_k=60 (papers.md 1.1 caveat); the table's 51.6 T is K=60, R=0.5
+        # the 72B script sets FASTV_k=60 (docs/sources.md#holitom-72b-script); the table's 51.6 T is K=60, R=0.5
         (OV72, "holitom", 0.15, {**PF, "inner_k": 60}, 51.6),
         (VID, "vanilla", None, {}, 80.2),
         (VID, "fastv", 0.2, {"k": 2}, 17.1),
@@ -78,7 +78,7 @@ def _table_32():
 
 @pytest.mark.parametrize("model,method,retention,options,printed", _table_31() + _table_32())
 def test_every_printed_flops_cell(model, method, retention, options, printed):
-    """Each FLOPs cell of papers.md §3.1/§3.2 to its printed 0.1 T (half-width rounding)."""
+    """Each FLOPs cell of docs/sources.md#holitom-main-table, #holitom-backbones-table to its printed 0.1 T (half-width rounding)."""
     assert abs(pf(model, method, retention, **options) - printed) <= 0.05 + 1e-9
 
 

@@ -1,24 +1,13 @@
 """Tango on the LLaVA-Video setting runs its intra-LLM stage wherever cells are built from a model:
-the option rule (replicate.harness.options) and the efficiency harness ``--arch llava-video-7b``
+the option rule (``Tango.from_setting``: tests/methods/test_from_setting.py) and the efficiency harness ``--arch llava-video-7b``
 (at tiny size, as the other harness tests); the paper tier: tests/paper/test_paper_tango_video.py."""
 import pytest
 
 from methods.adapters.llava_onevision_loading import tiny_config
 from replicate.harness import bench_models
 from replicate.harness.efficiency import build_parser, run_efficiency
-from replicate.harness.options import cell_options
 
 FRAMES = 4
-
-
-def test_setting_rule_turns_the_intra_stage_on_for_grid_newlines_only():
-    video = cell_options("tango", 0.10, 28, newline="grid")["applied"]
-    ov = cell_options("tango", 0.10, 28, newline="one_token")["applied"]
-    assert video["intra_llm"] is True and video["intra_keep"] == 0.5 and video["intra_k"] == 18
-    assert "intra_llm" not in ov
-    off = cell_options("tango", 0.10, 28, newline="grid", overrides={"intra_llm": False})["applied"]
-    assert off["intra_llm"] is False                       # an explicit option wins
-    assert "intra_llm" not in cell_options("holitom", 0.10, 28, newline="grid")["applied"]
 
 
 def test_cli_accepts_the_llava_video_arch():

@@ -1,9 +1,9 @@
-"""replicate.harness.method_bench runs end to end at tiny sizes and writes the documented JSON fields."""
+"""replicate.microbench.methods runs end to end at tiny sizes and writes the documented JSON fields."""
 from __future__ import annotations
 
 import json
 
-from replicate.harness.method_bench import main
+from replicate.microbench.methods import main
 
 
 def test_bench_tiny_writes_json_with_provenance(tmp_path):

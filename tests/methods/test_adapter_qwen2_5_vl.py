@@ -8,13 +8,16 @@ import pytest
 import torch
 
 from methods import apply_method
-from methods.adapters.qwen2_5_vl import QWEN2_5_VL_METHODS, Qwen2_5_VLAdapter
+from methods.adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from methods.adapters.qwen2_5_vl_encoder import patchify
 from methods.adapters.qwen2_5_vl_prompt import mrope_positions
 from methods.pipeline import run
-from methods.registry import get_method
+from methods.registry import get_method, list_methods, method_info
 from methods.runtime import VISUAL
 from methods.types import Reduction
+
+#: the methods that declare Qwen2.5-VL among their families (Method.families)
+QWEN2_5_VL_METHODS = [m for m in list_methods() if "qwen2.5-vl" in method_info(m)["families"]]
 
 FRAMES = 4  # 2 temporal groups of 4x4 merged tokens
 
@@ -266,9 +269,14 @@ def test_bad_inputs(ad, tmp_path):
     with pytest.raises(ValueError, match="has model_type 'llava_onevision'"):
         Qwen2_5_VLAdapter.from_config("llava-onevision-7b", device="meta")
     for name, opts in (("stts-random", {"topk": 0.5}), ("fastvid", {"retention": 0.5})):
-        with pytest.raises(ValueError, match=f"{name!r} is not supported on Qwen2.5-VL"), \
-                apply_method(ad, name, **opts):
+        with pytest.raises(ValueError, match=f"method {name!r} does not run on 'qwen2.5-vl' models .*supported "
+                                             f"families: llava-onevision, llava-video"):
+            apply_method(ad, name, **opts)            # refused when attached, before any work
+        assert ad.method is None
+        ad.method = get_method(name, **opts)          # set behind attach's back: refused when run
+        with pytest.raises(ValueError, match="does not run on 'qwen2.5-vl'"):
             ad.encode_video(_pixels())
+        ad.method = None
 
 
 def test_full_size_model_on_meta_matches_costmodel_arch():

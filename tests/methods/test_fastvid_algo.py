@@ -1,4 +1,4 @@
-"""FastVID DySeg + STPrune + DTM (papers.md §4): budget arithmetic, anchors, merge rule."""
+"""FastVID DySeg + STPrune + DTM (docs/sources.md#fastvid): budget arithmetic, anchors, merge rule."""
 from __future__ import annotations
 
 import pytest

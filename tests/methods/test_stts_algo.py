@@ -1,4 +1,4 @@
-"""STTS pure pieces: grouping, scorer, training signals, selection, packing (papers.md §1.3)."""
+"""STTS pure pieces: grouping, scorer, training signals, selection, packing (docs/sources.md#stts)."""
 from __future__ import annotations
 
 import math

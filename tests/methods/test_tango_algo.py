@@ -1,4 +1,4 @@
-"""Tango pre-LLM reduction (papers.md §1.2): hand-checked behaviour of every stage."""
+"""Tango pre-LLM reduction (docs/sources.md#tango): hand-checked behaviour of every stage."""
 from __future__ import annotations
 
 import math

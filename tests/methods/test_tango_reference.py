@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from methods.bench_tango import correlated_video, main
+from replicate.microbench.tango import correlated_video, main
 from methods.tango import TangoConfig, resolve_sinks, tango_reduce
-from methods.tango_reference import released_reference
+from replicate.microbench.tango_reference import released_reference
 
 
 @pytest.mark.parametrize("frames,grid,dim,retention,seed", [

@@ -57,4 +57,4 @@ def test_perf_kept_definition_stated_per_paper():
     papers = {c["paper"] for c in load_claims() if c.get("evaluator") == "lmms_eval_perf_kept"}
     for paper in papers | {"stts"}:
         d = PERF_KEPT_DEFINITIONS[paper]
-        assert d["definition"] and "papers.md" in d["source"]
+        assert d["definition"] and "docs/sources.md" in d["source"]

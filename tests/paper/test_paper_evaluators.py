@@ -50,7 +50,7 @@ def test_perf_kept_is_the_ratio_of_averages_and_confirms(claims, config, tmp_pat
     out = verify_claim(claim, results_dir=tmp_path, config=config)
     assert out["verdict"] == "confirmed"
     assert out["measured"] == pytest.approx(100 * (57.3 + 61.2 + 56.3 + 56.8) / (58.3 + 60.4 + 56.4 + 58.6))
-    assert "papers.md" in out["evidence"]["definition"]["source"] and "rehearsal" not in out["evidence"]
+    assert "docs/sources.md" in out["evidence"]["definition"]["source"] and "rehearsal" not in out["evidence"]
 
 
 def test_perf_kept_refutes_and_labels_a_rehearsal(claims, config, tmp_path):

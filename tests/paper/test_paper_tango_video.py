@@ -11,7 +11,8 @@ import pytest
 
 from costmodel.arch import load_arch
 from replicate.claims import claims_by_id
-from replicate.harness.options import cell_options
+from methods.setting import PaperSetting
+from methods.tango import Tango
 from replicate.paper import cells as C
 from replicate.paper import cost, rehearsal
 from replicate.paper.cells import Cell
@@ -60,8 +61,8 @@ def test_layer_avg_claims_plan_tango_video_cells_with_the_intra_stage_and_vanill
     assert dict(t.options) == {"tau": 0.65 if r <= 0.10 else 0.8}
     assert (v.checkpoint, v.frames, v.benchmark, v.tag) == ("llava-video-7b", 64, "videomme", "vanilla")
     arch = load_arch(t.model)
-    applied = cell_options(t.method, t.retention, arch.llm.layers, overrides=t.method_options,
-                           paper_layers=arch.llm.layers, newline=arch.newline)["applied"]
+    applied = Tango.from_setting(PaperSetting.for_arch(arch, t.retention, t.method_options,
+                                                       newline=arch.newline)).applied
     assert (applied["intra_llm"], applied["intra_k"], applied["intra_keep"]) == (True, 18, 0.5)
     sched = cost.cell_schedule(t, 16)[1]
     full = cost.cell_schedule(v, 16)[1].llm_visual[0]

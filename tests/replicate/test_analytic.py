@@ -1,4 +1,4 @@
-"""The analytic tier's rows reproduce the hand-computed HoliTom FLOPs (papers.md §2)."""
+"""The analytic tier's rows reproduce the hand-computed HoliTom FLOPs (docs/sources.md#flops-convention)."""
 from __future__ import annotations
 
 import pytest
@@ -31,12 +31,12 @@ def test_per_frame_ceil_is_what_reproduces_7_0_T_at_20_percent():
 
 
 def test_effective_retention_rounds_per_frame_only_for_pre_llm_budgets():
-    assert effective_retention(Setting("m", "visionzip", 32, 0.15), 196, "per_frame_ceil") == 30 / 196
-    assert effective_retention(Setting("m", "visionzip", 32, 0.25), 196, "per_frame_ceil") == 49 / 196
-    assert effective_retention(Setting("m", "fastv", 32, 0.2), 196, "per_frame_ceil") == 0.2
-    assert effective_retention(Setting("m", "visionzip", 32, 0.15), 196, "global_round") == 0.15
+    assert effective_retention(Setting("llava-onevision-7b", "visionzip", 32, 0.15), 196, "per_frame_ceil") == 30 / 196
+    assert effective_retention(Setting("llava-onevision-7b", "visionzip", 32, 0.25), 196, "per_frame_ceil") == 49 / 196
+    assert effective_retention(Setting("llava-onevision-7b", "fastv", 32, 0.2), 196, "per_frame_ceil") == 0.2
+    assert effective_retention(Setting("llava-onevision-7b", "visionzip", 32, 0.15), 196, "global_round") == 0.15
     with pytest.raises(ValueError, match="unknown budget_rounding 'floor'"):
-        effective_retention(Setting("m", "visionzip", 32, 0.15), 196, "floor")
+        effective_retention(Setting("llava-onevision-7b", "visionzip", 32, 0.15), 196, "floor")
 
 
 def test_grid_expansion():

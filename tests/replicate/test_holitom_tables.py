@@ -142,7 +142,7 @@ def test_analytic_sweeps_match_the_paper_flops_and_move_the_right_way():
     assert r[0] > r[1]                                     # more merged away -> fewer FLOPs
     fr = t[(t["sweep"] == "frames") & (t["method"] == "holitom-wo-m")].sort_values("frames")
     assert list(fr["llm_visual_first"]) == [640, 1280]     # frames_retention 0.20: ceil(0.2 * 196) = 40 per frame
-    assert fr["paper_tflops"].iloc[1] == pytest.approx(7.0, abs=0.05)  # = the §3.1 HoliTom (w/o M) 20 % row
+    assert fr["paper_tflops"].iloc[1] == pytest.approx(7.0, abs=0.05)  # = HoliTom (w/o M)'s 20 % row (docs/sources.md#holitom-main-table)
 
 
 def test_frames_status_names_the_trained_frame_count(tmp_path):

@@ -124,14 +124,9 @@ def test_outer_reduction_is_one_sided_and_reads_the_bench(tmp_path, cfg):
 @pytest.mark.slow
 def test_outer_reduction_from_the_real_stage_one_two_output(tmp_path, cfg):
     """The real methods.holitom.holitom_reduce at full size (as rule holitom_bench runs it)."""
-    import importlib.util
+    from replicate.microbench import holitom_stages
 
-    from replicate.claims import HERE
-
-    spec = importlib.util.spec_from_file_location("holitom_bench", HERE / "scripts" / "holitom_bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    io.write_json(tmp_path / HOLITOM_BENCH, bench.run(32, 14, 3584, [0.1], 0.5, 1, 1))
+    io.write_json(tmp_path / HOLITOM_BENCH, holitom_stages.run(32, 14, 3584, [0.1], 0.5, 1, 1))
     claim = CLAIMS["holitom-outer-reduction-r10"]
     _analytic(tmp_path, [claim])
     res = _verify(tmp_path, claim, cfg)

@@ -77,6 +77,24 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert target.read_text() == '{\n  "a": 1\n}\n' and len(list(target.parent.iterdir())) == 1
 
 
+def test_every_result_writer_is_the_one_atomic_helper_with_the_umask_mode(tmp_path):
+    """JSON, JSON lines (paper-tier shards), CSV and text all go through figures.files.atomic_path:
+    ordinary permissions from the umask (not mkstemp's 0600), nothing left behind."""
+    import os
+
+    import pandas as pd
+
+    old = os.umask(0o027)
+    try:
+        paths = [io.write_json(tmp_path / "a.json", {"x": 1}), io.write_jsonl(tmp_path / "s.jsonl", [{"k": 1}, {"k": 2}]),
+                 io.write_csv(tmp_path / "c.csv", pd.DataFrame({"a": [1]})), io.write_text(tmp_path / "t.md", "x")]
+    finally:
+        os.umask(old)
+    assert all((p.stat().st_mode & 0o777) == 0o640 for p in paths)
+    assert (tmp_path / "s.jsonl").read_text() == '{"k": 1}\n{"k": 2}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "c.csv", "s.jsonl", "t.md"]
+
+
 def test_splice_readme_replaces_only_the_generated_tables():
     from replicate.report import splice_readme
 

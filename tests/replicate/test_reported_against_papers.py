@@ -1,9 +1,9 @@
 """Independent check of the reported data: cells of every replicate/reported/*.csv against values
 written here by hand from the papers' sources, so an accidental edit of a CSV fails.
 
-Source of truth: /work/shared/reference/papers.md (the project's reading of the papers):
-§3.1 HoliTom main table (imgs/benchmark.jpeg), §3.2 other backbones (diff_backbone.jpeg), §3.3
-TTFT breakdown, decode throughput and frames sweep figures, §2 H6 (K sweep, vs_fastv figure).
+Source of truth: docs/sources.md (the project's reading of the papers):
+#holitom-main-table (imgs/benchmark.jpeg), #holitom-backbones-table (diff_backbone.jpeg), #holitom-figures
+(TTFT breakdown, decode throughput and frames sweep figures), #claim-h6 (K sweep, vs_fastv figure).
 A new reported CSV needs its own sample here (the test below names the missing one).
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ from replicate.claims import REPORTED_DIR
 
 OV7, OV72, VID7 = "llava-onevision-7b", "llava-onevision-72b", "llava-video-7b"
 
-# csv -> (source, [(row selector, column, value)]). Values typed from papers.md, not from the CSVs.
+# csv -> (source, [(row selector, column, value)]). Values typed from docs/sources.md, not from the CSVs.
 SAMPLES: dict[str, tuple[str, list[tuple[dict, str, float]]]] = {
-    "holitom_main.csv": ("papers.md §3.1 HoliTom main table, LLaVA-OV-7B 32 frames", [
+    "holitom_main.csv": ("docs/sources.md#holitom-main-table HoliTom main table, LLaVA-OV-7B 32 frames", [
         ({"method": "vanilla"}, "flops_t", 40.8),
         ({"method": "vanilla"}, "mvbench", 58.3),
         ({"method": "vanilla"}, "egoschema", 60.4),
@@ -44,7 +44,7 @@ SAMPLES: dict[str, tuple[str, list[tuple[dict, str, float]]]] = {
         ({"method": "holitom", "pre_llm_pct": "10"}, "avg", 57.9),
         ({"method": "holitom", "pre_llm_pct": "10"}, "perf_pct", 99.1),
     ]),
-    "holitom_backbones.csv": ("papers.md §3.2 HoliTom other backbones (project page diff_backbone.jpeg)", [
+    "holitom_backbones.csv": ("docs/sources.md#holitom-backbones-table HoliTom other backbones (project page diff_backbone.jpeg)", [
         ({"model": OV72, "method": "vanilla"}, "flops_t", 429.3),
         ({"model": OV72, "method": "vanilla"}, "videomme", 65.7),
         ({"model": OV72, "method": "fastv"}, "flops_t", 86.4),
@@ -60,7 +60,7 @@ SAMPLES: dict[str, tuple[str, list[tuple[dict, str, float]]]] = {
         ({"model": VID7, "method": "holitom"}, "flops_t", 7.6),
         ({"model": VID7, "method": "holitom"}, "perf_pct", 95.8),
     ]),
-    "holitom_ttft.csv": ("papers.md §3.3 TTFT breakdown figure (ViT / other / LLM ms, score)", [
+    "holitom_ttft.csv": ("docs/sources.md#holitom-figures TTFT breakdown figure (ViT / other / LLM ms, score)", [
         ({"method": "vanilla"}, "vit_ms", 500),
         ({"method": "vanilla"}, "other_ms", 45),
         ({"method": "vanilla"}, "llm_ms", 1142),
@@ -76,7 +76,7 @@ SAMPLES: dict[str, tuple[str, list[tuple[dict, str, float]]]] = {
         ({"method": "holitom"}, "llm_ms", 156),
         ({"method": "holitom"}, "avg", 57.9),
     ]),
-    "holitom_decode.csv": ("papers.md §3.3 decode-throughput figure (tok/s)", [
+    "holitom_decode.csv": ("docs/sources.md#holitom-figures decode-throughput figure (tok/s)", [
         ({"method": "vanilla"}, "tok_s", 29.5),
         ({"method": "vanilla"}, "retention_pct", 100),
         ({"method": "fastv"}, "tok_s", 36.8),
@@ -88,7 +88,7 @@ SAMPLES: dict[str, tuple[str, list[tuple[dict, str, float]]]] = {
         ({"method": "holitom"}, "retention_pct", 10),
         ({"method": "fastv"}, "retention_pct", 10),
     ]),
-    "holitom_k_sweep.csv": ("papers.md §2 H6 (vs-FastV K sweep figure, R = 0.5)", [
+    "holitom_k_sweep.csv": ("docs/sources.md#claim-h6 (vs-FastV K sweep figure, R = 0.5)", [
         ({"k": "2"}, "avg", 55.4),
         ({"k": "7"}, "avg", 56.1),
         ({"k": "14"}, "avg", 56.3),
@@ -100,7 +100,7 @@ SAMPLES: dict[str, tuple[str, list[tuple[dict, str, float]]]] = {
         ({"k": "18"}, "r", 0.5),
         ({"k": "21"}, "r", 0.5),
     ]),
-    "holitom_frames_sweep.csv": ("papers.md §3.3 frames sweep (HoliTom w/o M exact; Vanilla 'about')", [
+    "holitom_frames_sweep.csv": ("docs/sources.md#holitom-figures frames sweep (HoliTom w/o M exact; Vanilla 'about')", [
         ({"method": "holitom-wo-m", "frames": "16"}, "avg", 56.6),
         ({"method": "holitom-wo-m", "frames": "32"}, "avg", 58.5),
         ({"method": "holitom-wo-m", "frames": "64"}, "avg", 58.9),
@@ -112,7 +112,7 @@ SAMPLES: dict[str, tuple[str, list[tuple[dict, str, float]]]] = {
         ({"method": "holitom-wo-m", "frames": "128"}, "approximate", "false"),
         ({"method": "vanilla", "frames": "128"}, "approximate", "true"),
     ]),
-    "tango_readme_efficiency.csv": ("papers.md §2 T3, Tango README efficiency reference (LLaVA-OV-7B, r = 0.1)", [
+    "tango_readme_efficiency.csv": ("docs/sources.md#claim-t3, Tango README efficiency reference (LLaVA-OV-7B, r = 0.1)", [
         ({"quantity": "vit_ms"}, "value", 335.6),
         ({"quantity": "other_ms"}, "value", 146.6),
         ({"quantity": "llm_prefill_ms"}, "value", 80.6),

@@ -87,7 +87,9 @@ def test_missing_results_file_is_not_run_naming_it(tmp_path, registry, config):
 def test_gpu_claim_not_run_without_cuda(tmp_path, registry, config):
     config["gpu"] = True
     res = verify_claim(registry["holitom-ttft-ov7b-r10"], results_dir=tmp_path, config=config, cuda=False)
-    assert res["verdict"] == "not-run" and res["reason"] == f"gpu tier cannot run: {NO_CUDA}"
+    assert res["verdict"] == "not-run" and res["reason"] == (
+        f"gpu tier cannot run: {NO_CUDA}. To run it: on a machine with a CUDA device, snakemake --cores all "
+        "--profile profiles/gpu (sets gpu: true)")
 
 
 def test_paper_claim_not_run_names_config_keys(tmp_path, registry, config):
@@ -152,3 +154,39 @@ def test_a_listed_evaluator_of_a_new_tier_verifies_its_claims(tmp_path, monkeypa
                           results_dir=str(tmp_path))
     assert res["verdict"] == "confirmed" and res["measured"] == 99.0
     assert json.loads((tmp_path / "out" / "demo-claim.json").read_text())["verdict"] == "confirmed"
+
+
+def _all_reasons(config, results_dir):
+    from replicate.claims import load_claims
+    from replicate.verify import verify_many
+
+    return [r for r in verify_many(load_claims(), results_dir=results_dir, config=config, cuda=False)
+            if r["verdict"] == "not-run"]
+
+
+def test_every_not_run_reason_says_what_would_make_it_run(tmp_path, config):
+    """Default config, nothing computed yet: each reason names the command, or the config key and the
+    file, that would run the claim, and cites no file outside the repository."""
+    not_run = _all_reasons(config, tmp_path)
+    assert len(not_run) > 300
+    for r in not_run:
+        why, _, todo = r["reason"].partition(". To run it: ")
+        assert why and todo, r["reason"]
+        assert "snakemake --cores all" in todo or ("replicate/config.yaml" in todo and "tiers." in todo), r["reason"]
+        if r["tier"] == "paper":
+            assert "paths." in todo and "replicate/config.yaml" in todo, r["reason"]
+        assert "reference/papers" not in r["reason"] and "/work/" not in r["reason"], r["reason"]
+
+
+def test_a_smoke_scale_reason_reads_as_a_scale_statement(tmp_path):
+    from replicate.configuration import load_config
+    from replicate.verify import _scale_reason
+
+    smoke = {"scale": "smoke", "default": False, "differs": ["stts.analytic"]}
+    text = _scale_reason(smoke, ValueError("measured at frames/topk (16, 0.5), the claim needs (128, 0.5)"))
+    assert text.startswith("not measured at this smoke run's scale: measured at frames/topk (16, 0.5)")
+    assert text.endswith("To run it: the full default run, snakemake --cores all (no profile; the smaller sizes "
+                         "come from profiles/smoke/smoke.yaml)")
+    custom = _scale_reason({"scale": "custom", "differs": ["cpu.n_samples"]}, ValueError("x"))
+    assert custom.endswith("the smaller sizes come from the changed keys cpu.n_samples)")
+    assert load_config()  # the default config is a full run: its evaluator failures stay 'evaluator ... failed'

@@ -292,10 +292,11 @@ def test_inner_layer_beyond_the_model_is_named():
 
 
 def test_vanilla_with_a_retention_is_refused():
-    from replicate.harness.options import cell_options
+    from methods.baselines.inner_llm import Vanilla
+    from methods.setting import PaperSetting
 
-    with pytest.raises(ValueError, match="vanilla"):
-        cell_options("vanilla", 0.5, 4)
+    with pytest.raises(ValueError, match="vanilla prunes nothing"):
+        Vanilla.from_setting(PaperSetting(0.5, llm_layers=4))
 
 
 # ------------------------------------------------------------------------------------ videos

@@ -68,10 +68,11 @@ def test_tango_on_llava_video_is_planned_with_its_intra_llm_stage():
              "setting": {"model": "llava-video-7b", "method": "tango", "retention": 0.1, "frames": 64,
                          "benchmarks": ["videomme"]}}
     (cell,), _ = plan_cells([claim])
-    assert dict(cell.setting.options) == {"intra_llm": True, "intra_keep": 0.5}
+    assert cell.setting.newline == "grid" and cell.setting.options == ()  # Tango.from_setting adds the stage
     _, sched = schedule_for(cell.setting)
     assert sched.llm_visual[18] < sched.llm_visual[17]
     assert sum(sched.llm_visual) / len(sched.llm_visual) / (64 * 169) == pytest.approx(0.10, abs=0.005)
     ov = {**claim, "setting": {**claim["setting"], "model": "llava-onevision-7b", "frames": 32}}
     (ov_cell,), _ = plan_cells([ov])
-    assert ov_cell.setting.options == ()
+    _, ov_sched = schedule_for(ov_cell.setting)
+    assert ov_cell.setting.newline == "one_token" and ov_sched.llm_visual[18] == ov_sched.llm_visual[17]

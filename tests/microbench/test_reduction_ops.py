@@ -1,6 +1,6 @@
-"""The reductions' aten op and host-sync counts stay where issue 26 put them (replicate.bench).
+"""The reductions' aten op and host-sync counts stay where issue 26 put them (replicate.microbench.reduction_ops).
 
-Counts are taken as ``python -m replicate.bench.reduction_ops`` takes them: under the dispatch tracer,
+Counts are taken as ``python -m replicate.microbench.reduction_ops`` takes them: under the dispatch tracer,
 in inference mode, on the unblocked path a GPU runs. They depend on the video's segment structure,
 not on the feature width, so the main suite checks LLaVA-OV's 32 x 14x14 layout at a width of 128
 on the benchmark's three kinds of video (a 10 % margin over the counts measured when this test was
@@ -13,8 +13,8 @@ import json
 import pytest
 import torch
 
-from replicate.bench.reduction_ops import Run, main, measure
-from replicate.bench.videos import INPUTS, VideoSpec, video_tokens
+from replicate.microbench.reduction_ops import Run, main, measure
+from replicate.microbench.videos import INPUTS, VideoSpec, video_tokens
 
 #: issue 26's targets at 32 x 196 x 3584, r = 0.10 (DyCoke: its lowest retention, 0.25)
 TARGET_OPS = {"tango": 700, "holitom-wo-m": 574, "prunevid": 500, "dycoke": 400}

@@ -1,6 +1,6 @@
 """Peak memory of ``load_video`` on a long 720p video: JSON for the record (not a unit test).
 
-    python -m methods.video_io_bench --minutes 60 --fps 2 --out results/bench/video_io_memory.json
+    python -m replicate.microbench.video_io --minutes 60 --fps 2 --out results/bench/video_io_memory.json
 
 The video is generated here with PyAV (x264 ultrafast, keyframe every ``gop`` frames): 1280x720
 frames of low complexity (a grey gradient with a moving bar), so encoding an hour stays cheap. It
@@ -65,7 +65,7 @@ def measure(path: Path, frames: int) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m methods.video_io_bench")
+    p = argparse.ArgumentParser(prog="python -m replicate.microbench.video_io")
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--fps", type=int, default=2)
     p.add_argument("--frames", default="8,32", help="comma-separated sampled frame counts")

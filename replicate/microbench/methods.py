@@ -1,6 +1,6 @@
 """Micro-benchmarks of the methods package (not a test; numbers go to JSON with provenance).
 
-``python -m replicate.harness.method_bench --out results/bench/methods.json`` times
+``python -m replicate.microbench.methods --out results/bench/methods.json`` times
 
 1. every registered pre-LLM reduction on a full-size LLaVA-OV video: F=32 frames x N=196 tokens x
    D=3584 fp32 on CPU, random features and saliency, median of ``--repeats`` after one warm-up;
@@ -127,7 +127,7 @@ def bench_provenance() -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m replicate.harness.method_bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m replicate.microbench.methods", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output JSON path")
     p.add_argument("--frames", type=int, default=32)

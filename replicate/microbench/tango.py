@@ -1,8 +1,8 @@
 """Speed benchmark of Tango's pre-LLM step against a straightforward reference of the released code.
 
-``python -m methods.bench_tango --out results/bench/tango.json`` runs, on one synthetic video of the
+``python -m replicate.microbench.tango --out results/bench/tango.json`` runs, on one synthetic video of the
 paper's OV size (F=32 frames x N=196 tokens x D=3584, fp32, CPU, ``--threads`` intra-op threads),
-``methods.tango.tango_reduce`` at ``fidelity="released"`` and ``methods.tango_reference.
+``methods.tango.tango_reduce`` at ``fidelity="released"`` and ``replicate.microbench.tango_reference.
 released_reference`` (cdist, the official per-cluster loop, plain ST-RoPE) on the same tensors,
 alternately (so load drift hits both alike), one warm-up then the median of ``--repeats``
 (wall and process-CPU time). It checks
@@ -29,7 +29,7 @@ from typing import Sequence
 import torch
 
 from methods.tango import TangoConfig, resolve_sinks, tango_reduce
-from methods.tango_reference import released_reference
+from replicate.microbench.tango_reference import released_reference
 from methods.types import VideoTokens
 
 
@@ -103,7 +103,7 @@ def run(frames: int, dim: int, retention: float, threads: Sequence[int], repeats
     return {
         "what": "Tango pre-LLM step (released fidelity) vs a straightforward reference of the released code",
         "input": {"frames": frames, "grid": list(tokens.grid), "dim": dim, "dtype": "float32",
-                  "generator": "methods.bench_tango.correlated_video(seed=0)"},
+                  "generator": "replicate.microbench.tango.correlated_video(seed=0)"},
         "config": {"retention": retention, "tau": cfg.resolved_tau, "static_tau": cfg.static_tau,
                    "fidelity": cfg.fidelity, "sinks": list(sinks)},
         "output_check": check,

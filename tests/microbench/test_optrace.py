@@ -1,4 +1,4 @@
-"""The dispatch-level op / host-sync tracer (replicate.bench.optrace): every kind of sync is found at
+"""The dispatch-level op / host-sync tracer (replicate.microbench.optrace): every kind of sync is found at
 its call site, host-only work is not a device sync, and counts do not depend on inference mode."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from methods.primitives.padded import upload
-from replicate.bench.optrace import OpTrace, trace
+from replicate.microbench.optrace import OpTrace, trace
 
-HERE = "tests/bench/test_optrace.py"
+HERE = "tests/microbench/test_optrace.py"
 
 
 def _sites(result, kind):

@@ -1,11 +1,11 @@
 """Op-count benchmark of every method's reduction step: aten ops, host syncs with their call sites,
 and wall time, on CPU, at the papers' shapes, on three kinds of video.
 
-``python -m replicate.bench.reduction_ops --out results/bench/reduction_ops.json``
+``python -m replicate.microbench.reduction_ops --out results/bench/reduction_ops.json``
 
 On a GPU a reduction's own time is launch- and sync-bound: each aten op is a kernel launch
 (~10-20 us) and each host sync a stall. Both are properties of the code, not of the device, so
-they are counted here on CPU with :mod:`replicate.bench.optrace` (a dispatch-level tracer; see
+they are counted here on CPU with :mod:`replicate.microbench.optrace` (a dispatch-level tracer; see
 there what counts as a sync). Measured:
 
 - every pre-LLM reduction (Tango, HoliTom stages I-II, PruneVid, DyCoke, VisionZip, FastVID) at
@@ -14,14 +14,14 @@ there what counts as a sync). Measured:
   Qwen2.5-VL-7B's (32 temporal groups x 16x16 x 3584), and STTS's selection and packing at
   Molmo2's (128 frames x 27x27 patches x 1152, 50 % of the groups pruned; the learned scorer's
   forward is model compute and not part of the span);
-- each on three seeded video-like inputs (``replicate.bench.videos``: no cut, a cut every 8 and
+- each on three seeded video-like inputs (``replicate.microbench.videos``: no cut, a cut every 8 and
   every 2 frames);
 - one prefill of a 28-layer tiny LLaVA-OV model with an inner-LLM plan: the ops and syncs the
   pruning runtime adds (sites in ``methods/runtime``) beside the decoder layers' own.
 
 Wall times here are single-process CPU times of the untraced call (median of ``--repeats`` after
 one warm-up) and are only indicative: the CPU comparison against the released code and main is
-``python -m replicate.bench.reduction_times``.
+``python -m replicate.microbench.reduction_times``.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from typing import Callable, Optional
 
 import torch
 
-from replicate.bench.optrace import trace
+from replicate.microbench.optrace import trace
 
 try:
     from methods.primitives import cache_blocking
@@ -45,7 +45,7 @@ except ImportError:  # a checkout from before the switch (to count an earlier co
 
     def cache_blocking(enabled: bool):
         return contextlib.nullcontext()
-from replicate.bench.videos import INPUTS, VideoSpec, video_tokens
+from replicate.microbench.videos import INPUTS, VideoSpec, video_tokens
 
 __all__ = ["SETTINGS", "Run", "runs", "reduction_fn", "measure", "prefill_overhead", "main"]
 
@@ -239,7 +239,7 @@ def run_all(selected: list[Run], inputs: dict, repeats: int, scale_dim: Optional
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m replicate.bench.reduction_ops", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m replicate.microbench.reduction_ops", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output JSON path")
     p.add_argument("--settings", nargs="*", choices=sorted(SETTINGS), help="subset of settings (default all)")
@@ -267,7 +267,7 @@ def main(argv=None) -> int:
         p.error("no run matches the given --settings / --methods / --retentions")
     torch.set_num_threads(a.threads)
     inputs = {k: v for k, v in INPUTS.items() if not a.inputs or k in a.inputs}
-    from replicate.harness.method_bench import bench_provenance
+    from replicate.microbench.methods import bench_provenance
     from replicate.io import write_json
 
     load0 = os.getloadavg()

@@ -7,7 +7,7 @@ Python loop over clusters in the single-frame / static compressor, the batched m
 dynamic path, the static mask at the merger's default tau 0.8 (behaviour A) and merged rows written
 to anchors in DPC-score order (behaviour B). It is not used by the method: ``methods.tango`` is
 the implementation; this file checks it (tests) and is the baseline of the speed benchmark
-(``methods.bench_tango``). The density noise is drawn from an explicit generator in the official
+(``replicate.microbench.tango``). The density noise is drawn from an explicit generator in the official
 call order, so both produce the same output for the same seed.
 """
 from __future__ import annotations

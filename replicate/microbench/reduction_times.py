@@ -1,14 +1,14 @@
 """CPU time of every method's reduction step on several kinds of video, and Tango against a
 reference of the released code, in one process.
 
-``python -m replicate.bench.reduction_times --out docs/measured/reduction_times_<commit>.json``
+``python -m replicate.microbench.reduction_times --out docs/measured/reduction_times_<commit>.json``
 
 At LLaVA-OV-7B's shape (32 frames x 14x14 tokens x 3584, fp32) and r = 0.10 (DyCoke at its lowest
-retention, 0.25), on the video-like inputs of ``replicate.bench.videos`` (no cut, a cut every 8
+retention, 0.25), on the video-like inputs of ``replicate.microbench.videos`` (no cut, a cut every 8
 and every 2 frames) plus ``one-segment`` (one 32-frame shot where a third of the positions
 flicker: HoliTom's segmentation keeps all 32 frames together, so Tango merges one large pool, the
 case issue 26 timed), each method is timed ``--repeats`` times after ``--warmup`` calls: wall and
-process CPU seconds, median. Tango alternates with ``methods.tango_reference.released_reference``
+process CPU seconds, median. Tango alternates with ``replicate.microbench.tango_reference.released_reference``
 (the project's reference of the released pre-LLM step) call by call, and their outputs are
 compared (kept indices equal, features within ``--atol``).
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from replicate.bench.videos import INPUTS, VideoSpec, video_tokens
+from replicate.microbench.videos import INPUTS, VideoSpec, video_tokens
 
 METHODS = {"tango": {"retention": 0.10}, "holitom-wo-m": {"retention": 0.10}, "prunevid": {"retention": 0.10},
            "dycoke": {"retention": 0.25}, "visionzip": {"retention": 0.10}, "fastvid": {"retention": 0.10}}
@@ -87,7 +87,7 @@ def time_methods(tokens, methods: dict, repeats: int, warmup: int) -> dict:
 def tango_vs_reference(tokens, repeats: int, warmup: int, atol: float) -> dict:
     """Tango and the released reference alternately, and the check that their outputs agree."""
     from methods.tango import TangoConfig, resolve_sinks, tango_reduce
-    from methods.tango_reference import released_reference
+    from replicate.microbench.tango_reference import released_reference
 
     cfg = TangoConfig(retention=0.10, fidelity="released")
     sinks = resolve_sinks(cfg, tokens)
@@ -128,7 +128,7 @@ def _checkout() -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m replicate.bench.reduction_times", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m replicate.microbench.reduction_times", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output JSON path")
     p.add_argument("--inputs", nargs="*", choices=sorted([*INPUTS, ONE_SEGMENT]), help="default: all")
