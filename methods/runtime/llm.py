@@ -48,6 +48,8 @@ class RaggedKVCache:
         self.keys: list[Optional[torch.Tensor]] = [None] * num_layers
         self.values: list[Optional[torch.Tensor]] = [None] * num_layers
         self.alive: list[Optional[torch.Tensor]] = [None] * num_layers
+        # host-side copy of ``alive[i].all()`` (set by the prefill), so decode reads no device value
+        self.all_alive: list[bool] = [True] * num_layers
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         if self.keys[layer_idx] is None:
@@ -159,6 +161,15 @@ def _next_position(pos: torch.Tensor) -> int:
     return int(pos[0, -1].item()) + 1 if pos.dim() == 2 else int(pos.max().item()) + 1
 
 
+def _counts(kinds: torch.Tensor, alive: Optional[torch.Tensor], extra: tuple = ()) -> tuple[tuple, list]:
+    """((live visual, live newline) counts, the sums of the ``extra`` bool masks) in one host read."""
+    visual, newline = kinds == VISUAL, kinds == NEWLINE
+    if alive is not None:
+        visual, newline = visual & alive, newline & alive
+    values = torch.stack([m.sum() for m in (visual, newline, *extra)]).tolist()
+    return tuple(values[:2]), values[2:]
+
+
 def _rankable(kinds: torch.Tensor, plan: Optional[InnerPlan]) -> torch.Tensor:
     """Tokens a stage ranks: visual features, or (``span="visual"``) features and newlines."""
     if plan is not None and plan.span == "visual":
@@ -196,10 +207,11 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
     stages = {s.layer: (i, s) for i, s in enumerate(plan.stages)} if plan is not None else {}
     res = PrefillResult(hidden=h, index=index, cache=cache,
                         next_position=_next_position(pos), stage_keeps=[])
-    res.text_tokens = int((kinds == TEXT).sum())
-    rankable = _rankable(kinds, plan)
-    n_entering = int(rankable.sum())
+    # token counts are read on the host once here and once per stage, never per layer (a GPU
+    # stalls at every read)
+    live_counts, (res.text_tokens, n_entering) = _counts(kinds, alive, (kinds == TEXT, _rankable(kinds, plan)))
     prev_input = None
+    cache_all_alive = True  # host-side: no entry masked yet (decode then needs no mask)
     mask = _prefill_mask(L, None, impl, h.dtype, device)
     for li, layer in enumerate(lm.layers):
         if li in stages:
@@ -227,19 +239,21 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
             if mask_mode:
                 alive = alive & ~dropped_ok
                 mask = _prefill_mask(L, alive, impl, h.dtype, device)
+                cache_all_alive = cache_all_alive and dropped.numel() == 0
             else:
                 keep = (~dropped_ok).nonzero().squeeze(1)
                 h, pos, kinds, index = h[:, keep], pos[..., keep], kinds[keep], index[keep]
                 cos, sin = cos[:, keep], sin[:, keep]
                 mask = _prefill_mask(keep.numel(), None, impl, h.dtype, device)
-        live = kinds if alive is None else kinds[alive]
-        res.llm_visual.append(int((live == VISUAL).sum()))
-        res.llm_newline.append(int((live == NEWLINE).sum()))
+            live_counts, _ = _counts(kinds, alive)
+        res.llm_visual.append(live_counts[0])
+        res.llm_newline.append(live_counts[1])
         prev_input = h
         h = layer(h, attention_mask=mask, position_ids=pos, past_key_values=cache,
                   use_cache=use_cache, position_embeddings=(cos, sin))
         if cache is not None:
             cache.alive[li] = alive.clone() if alive is not None else None
+            cache.all_alive[li] = cache_all_alive
     res.hidden = lm.norm(h)
     res.index = index
     return res
@@ -259,7 +273,7 @@ def llm_decode_step(lm, embeds: torch.Tensor, cache: RaggedKVCache, position: in
         if alive is not None:
             alive = torch.cat([alive, torch.ones(1, dtype=torch.bool, device=device)])
             cache.alive[li] = alive
-            if not bool(alive.all()):
+            if not cache.all_alive[li]:
                 mask = _additive_mask(alive[None, :], h.dtype)
         elif impl == "eager":
             mask = None  # a single query may attend to the whole cache

@@ -192,6 +192,8 @@ def prefill_overhead(frames: int = 8, layers: int = 28) -> dict:
             rounding="half_even"),
         "holitom stage III (K=18, merge 0.5, running-pairwise)": InnerPlan(
             (InnerStage(k, 0.5),), scoring="last", merge="running-pairwise"),
+        "holitom stage III, mask mode": InnerPlan(
+            (InnerStage(k, 0.5),), scoring="last", merge="running-pairwise", mode="mask"),
     }
     out = {"model": {"setting": "llava-onevision (tiny, random weights)", "llm_layers": layers,
                      "frames": frames}, "plans": {}}
@@ -206,9 +208,22 @@ def prefill_overhead(frames: int = 8, layers: int = 28) -> dict:
                               and not s.startswith("external:"))
             rec = tr.summary(top_sites=10)
             rec.update(runtime_ops=runtime_ops, syncs_per_layer=tr.num_syncs / layers,
-                       runtime_syncs=sum(1 for s in tr.syncs if "methods/runtime/" in s.site))
+                       runtime_syncs=sum(1 for s in tr.syncs if "methods/runtime/" in s.site),
+                       decode_step=_decode_overhead(ad, inputs, plan, layers))
             out["plans"][name] = rec
     return out
+
+
+def _decode_overhead(ad, inputs, plan, layers: int) -> dict:
+    """Ops and syncs of one cached decode step after the prefill (the token id is read on the host
+    before the step, as greedy decoding does)."""
+    logits, res = ad.prefill(inputs, plan)
+    token = int(logits.argmax())  # the last position's logits (vocab,)
+    with cache_blocking(False):
+        _, tr = trace(ad.decode_step, token, res, 0)
+    rec = tr.summary(top_sites=5)
+    rec["syncs_per_layer"] = tr.num_syncs / layers
+    return rec
 
 
 def run_all(selected: list[Run], inputs: dict, repeats: int, scale_dim: Optional[int] = None,

@@ -86,3 +86,18 @@ def test_video_inputs_are_seeded_and_cut_where_asked():
     assert (cos[1::2] < 0.3).all() and (cos[0::2] > 0.5).all()   # cuts after frames 1, 3, 5
     with pytest.raises(ValueError, match="cut_every"):
         video_tokens(spec, 0)
+
+
+def test_prefill_and_decode_read_nothing_per_layer():
+    """No host sync fires once per decoder layer in a prefill or a cached decode step (issue 26: 0
+    syncs per layer), with and without an inner-LLM stage, in place and in mask mode (before: two
+    ``int()`` reads per layer in the prefill, one ``bool()`` per layer in a mask-mode decode)."""
+    from replicate.microbench.reduction_ops import prefill_overhead
+
+    layers = 6
+    rec = prefill_overhead(frames=2, layers=layers)
+    assert len(rec["plans"]) == 4
+    for name, plan in rec["plans"].items():
+        for part in (plan, plan["decode_step"]):
+            assert all(site["count"] < layers for site in part["sync_sites"]), (name, part["sync_sites"])
+        assert plan["syncs"] <= 10 and plan["decode_step"]["syncs"] <= 2, (name, plan["sync_sites"])
