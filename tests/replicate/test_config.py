@@ -75,6 +75,8 @@ def _config_yaml_before():
 #: sections added to the schema after that commit, with their defaults (all else must be unchanged)
 ADDED_SINCE_SNAPSHOT = {"cpu": {"video": {"methods": ["vanilla", "tango", "holitom", "visionzip"],
                                           "retentions": [0.10, 0.25, 0.50]}}}
+#: top-level sections added since (issue 26: the op-count benchmark's)
+SECTIONS_ADDED_SINCE_SNAPSHOT = {"reduction_ops": {"dim": None, "repeats": 1, "threads": 2}}
 
 
 def test_an_empty_config_resolves_to_what_config_yaml_spelled_out():
@@ -84,6 +86,8 @@ def test_an_empty_config_resolves_to_what_config_yaml_spelled_out():
     for section, added in ADDED_SINCE_SNAPSHOT.items():
         assert not set(added) & set(expected[section])
         expected[section].update(added)
+    assert not set(SECTIONS_ADDED_SINCE_SNAPSHOT) & set(expected)
+    expected.update(SECTIONS_ADDED_SINCE_SNAPSHOT)
     assert with_defaults({}) == expected
     assert load_config() == expected  # the shipped file sets nothing that differs
 
