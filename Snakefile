@@ -81,6 +81,7 @@ rule all:
 # common.smk first (shared constants, wildcard constraints, helpers); the others in any order
 include: "replicate/rules/common.smk"
 include: "replicate/rules/analytic.smk"
+include: "replicate/rules/bench.smk"
 include: "replicate/rules/claims.smk"
 include: "replicate/rules/claims_unknown.smk"
 include: "replicate/rules/cpu.smk"

@@ -11,7 +11,7 @@ Stage III (inner-LLM merging) belongs to the runtime, not here.
 Facts follow the official code (cokeshao/HoliTom, holitom/llava_arch.py; docs/sources.md#holitom):
 rounding (``ceil`` for the per-frame dynamic budget, Python ``round`` for dominant and static
 cluster counts, so a static set may get 0 centres and vanish), DP tie-breaking, and token order.
-Python loops run over segments and frames only.
+No Python loop runs over segments or frames on the device: see ``holitom_reduce``.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 
 from costmodel.nominal import check_fraction, check_layer, kept_tokens, round_half_up
@@ -32,17 +33,19 @@ from methods.setting import PaperSetting, SettingOptions
 from .primitives import (
     beta_blend,
     consecutive_cosine,
-    dpc_knn_centers_batched,
+    failure_prefix,
     make_generator,
     paper_tau,
     rescaled_retention,
-    static_mask,
-    temporal_segments,
-    topk_indices,
+    segments_from_gain,
+    window_counts,
 )
+from .primitives.padded import (ascending_true_positions, density_centres_padded, first_n, group_sums,
+                                noise_stream, padded_noise, split_plan, upload)
 from .types import Reduction, VideoTokens, check_retention
 
 SALIENCY = "vit_attn_received"
+DENSITY_NOISE = 1e-6  # dpc_knn's tie-breaking scale
 
 
 @dataclass(frozen=True)
@@ -96,140 +99,166 @@ def density_merge_batched(feats: torch.Tensor, n_centers: int, k: int, beta: flo
     feats (B, M, D) -> (merged (B, C, D) fp32, centre indices (B, C) ascending). Centres come from
     DPC-KNN (HoliTom variant, k = min(k, C)); every non-centre joins its nearest centre (Euclidean);
     merged = beta * centre + (1 - beta) * mean(members), a centre without members unchanged.
+    (Sets of one size; ``holitom_reduce`` runs sets of every size at once through ``_density_merge``.)
     """
     B, M, D = feats.shape
     xf = feats.float()
+    dev = feats.device
     if n_centers == M:  # every token is its own centre: nothing to cluster or merge
-        return xf, torch.arange(M, device=feats.device).expand(B, M)
-    centres, dist = dpc_knn_centers_batched(xf, n_centers, k, variant="holitom",
-                                            generator=generator, return_distances=True)
-    C = centres.shape[1]
-    centre_feat = torch.gather(xf, 1, centres.unsqueeze(-1).expand(B, C, D))
-    if C == M or C == 0:
-        return centre_feat, centres
-    is_centre = torch.zeros((B, M), dtype=torch.bool, device=feats.device)
-    is_centre.scatter_(1, centres, True)
-    # Non-centre members only (the official code excludes the centres from their own clusters).
-    member_idx = (~is_centre).nonzero(as_tuple=True)[1].view(B, M - C)  # same count in every set
-    members = torch.gather(xf, 1, member_idx.unsqueeze(-1).expand(B, M - C, D))
-    # Nearest centre by the DPC distance matrix (Euclidean / sqrt(D): same argmin; ties -> lowest).
-    d_mc = torch.gather(dist, 1, member_idx.unsqueeze(-1).expand(B, M - C, M))
-    assign = torch.gather(d_mc, 2, centres.unsqueeze(1).expand(B, M - C, C)).argmin(-1)
-    flat_index = (assign + torch.arange(B, device=feats.device).unsqueeze(-1) * C).flatten()
-    sums = xf.new_zeros((B * C, D)).index_add_(0, flat_index, members.reshape(-1, D))
-    counts = torch.zeros(B * C, dtype=torch.long, device=feats.device).index_add_(
-        0, flat_index, torch.ones_like(flat_index))
+        return xf, torch.arange(M, device=dev).expand(B, M)
+    if n_centers == 0:
+        return xf[:, :0], torch.empty((B, 0), dtype=torch.long, device=dev)
+    noise = torch.rand((B, M), generator=generator, device=dev) * DENSITY_NOISE
+    full = lambda v: torch.full((B,), v, dtype=torch.long, device=dev)
+    merged, centres, _ = _density_merge(xf, torch.ones((B, M), dtype=torch.bool, device=dev), full(M),
+                                        full(n_centers), n_centers, k, beta, noise, M, n_centers)
+    return merged, centres
+
+
+def _density_merge(feats, valid, n_valid, n_centres, c_max: int, k: int, beta: float, noise,
+                   min_valid: int, min_centres: int):
+    """``merge_tokens_by_density`` of B padded sets: (merged (B, c_max, D), centre slots (B, c_max)
+    ascending with M at padding, valid centre slots). Members (non-centres) are summed in slot
+    order, as the unpadded version adds them."""
+    M = feats.shape[1]
+    centres, c_ok, nearest, is_centre = density_centres_padded(
+        feats, valid, n_valid, n_centres, c_max, k, noise=noise, clip_k=True, min_valid=min_valid,
+        min_centres=min_centres)
+    sums, counts = group_sums(feats, nearest, valid & ~is_centre, c_max)
     mean = sums / counts.clamp(min=1).unsqueeze(-1).to(sums.dtype)
-    merged = beta_blend(centre_feat.reshape(B * C, D), mean, counts, beta)
-    return merged.view(B, C, D), centres
+    own = torch.gather(feats, 1, centres.clamp(max=M - 1).unsqueeze(-1).expand(*centres.shape, feats.shape[-1]))
+    return beta_blend(own, mean, counts, beta), centres, c_ok
 
 
-def _dynamic_path(x: torch.Tensor, attn: torch.Tensor, frames: torch.Tensor, dyn_pos: torch.Tensor,
-                  r_prime: float, cfg: HoliTomConfig, generator: torch.Generator
-                  ) -> tuple[torch.Tensor, int, Optional[torch.Tensor]]:
-    """``merge_tokens_by_attention_density`` for B frames sharing the dynamic positions ``dyn_pos``.
+@dataclass
+class _HoliPlan:
+    """Host-side counts of one video's stages I-II (from the segmentation, the one host read) and
+    the integer tables the device needs, uploaded in one non-blocking copy."""
 
-    x (F, N, D) and attn (F, N) of the whole video, frames (B,) the frames to process, dyn_pos
-    (L,). Features are read only for the contextual candidates (never copied per frame).
-    Returns (pos, n_dom, ctx): pos (B, n_keep) holds the output tokens' positions per frame in
-    output order [dominant tokens by position; contextual centres by position]; the first n_dom
-    are plain copies, the rest merged tokens whose features are ctx (B, n_keep - n_dom, D) fp32
-    (None when there are none).
-    """
-    B = frames.numel()
-    N, D = x.shape[1], x.shape[2]
-    L = dyn_pos.numel()
-    n_keep = math.ceil(L * r_prime)
-    n_dom = round(n_keep * (1.0 - cfg.contextual_fraction))
-    n_ctx = n_keep - n_dom
-    attn_d = attn[frames.unsqueeze(1), dyn_pos].float()                 # (B, L)
-    dom_pos = dyn_pos[topk_indices(attn_d, n_dom, sort_indices=True)]  # (B, n_dom)
-    if n_ctx == 0:
-        return dom_pos, n_dom, None
-    rest = torch.zeros((B, N), dtype=torch.bool, device=x.device)
-    rest[:, dyn_pos] = True
-    rest.scatter_(1, dom_pos, False)
-    rest_pos = rest.nonzero(as_tuple=True)[1].view(B, L - n_dom)        # ascending per frame
-    rest_flat = (frames.unsqueeze(1) * N + rest_pos).flatten()
-    rest_feat = x.reshape(-1, D).index_select(0, rest_flat).view(B, L - n_dom, D)
-    merged, centres = density_merge_batched(rest_feat, n_ctx, cfg.k, cfg.beta, generator)
-    ctx_pos = torch.gather(rest_pos, 1, centres)
-    return torch.cat([dom_pos, ctx_pos], dim=1), n_dom, merged
+    segments: list
+    rows: list          # per segment: dict of its counts
+    stream: int         # density-noise draws, in the order the per-segment implementation drew them
+    tables: dict
 
+    @classmethod
+    def build(cls, segments, counts, N: int, r_prime: float, cfg: HoliTomConfig) -> "_HoliPlan":
+        rows, base = [], 0
+        for s, e in segments:
+            nf = e - s + 1
+            ns = counts[s][e] if nf > 1 else 0
+            L = N - ns
+            n_keep = math.ceil(L * r_prime) if L else 0
+            n_dom = round(n_keep * (1.0 - cfg.contextual_fraction))
+            rows.append({"s": s, "e": e, "nf": nf, "ns": ns, "n_out": round(ns * r_prime) if nf > 1 else 0,
+                         "L": L, "n_keep": n_keep, "n_dom": n_dom, "n_ctx": n_keep - n_dom, "base": base})
+            base += rows[-1]["n_out"] + nf * n_keep
+        plan = cls(list(segments), rows, 0, {})
+        plan._noise_offsets()
+        plan.total = base
+        return plan
 
-class _ReducedSequence:
-    """The output being assembled in ``one_token`` order: the flat source index of every output
-    token (in pieces), and the output rows whose features are merged rather than copied."""
+    def _noise_offsets(self) -> None:
+        """Stream offsets: the single-frame segments' contextual merges (one batched call) first, then
+        per multi-frame segment its static merge and its frames' contextual merges."""
+        singles = [r for r in self.rows if r["nf"] == 1]
+        for i, r in enumerate(singles):
+            r["ctx_noise"] = self.stream + i * (r["L"] - r["n_dom"])
+        if singles and 0 < singles[0]["n_ctx"] != singles[0]["L"] - singles[0]["n_dom"]:
+            self.stream += len(singles) * (singles[0]["L"] - singles[0]["n_dom"])
+        for r in self.rows:
+            r["static_noise"] = -1
+            if r["nf"] == 1:
+                continue
+            if 0 < r["n_out"] != r["ns"]:
+                r["static_noise"], self.stream = self.stream, self.stream + r["ns"]
+            r["ctx_noise"] = self.stream
+            if r["L"] and 0 < r["n_ctx"] != r["L"] - r["n_dom"]:
+                self.stream += r["nf"] * (r["L"] - r["n_dom"])
 
-    def __init__(self, device):
-        self.device = device
-        self.sources: list[torch.Tensor] = []
-        self.merged_rows: list[torch.Tensor] = []
-        self.merged_feats: list[torch.Tensor] = []
-        self.length = 0
-
-    def add(self, sources: torch.Tensor, merged_rows=None, merged_feats=None) -> None:
-        """Append tokens; ``merged_rows`` are relative to this piece's first row."""
-        self.sources.append(sources)
-        if merged_rows is not None:
-            self.merged_rows.append(self.length + merged_rows)
-            self.merged_feats.append(merged_feats)
-        self.length += sources.numel()
-
-    def gather(self, x: torch.Tensor, newline_policy: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features (M, D), source (M,)): one gather of the copied tokens, one scatter of the merged
-        ones; ``grid`` orders the output by source index."""
-        F, N, D = x.shape
-        source = (torch.cat(self.sources) if self.sources
-                  else torch.zeros(0, dtype=torch.long, device=self.device)).long()
-        rows = torch.cat(self.merged_rows) if self.merged_rows else None
-        if newline_policy == "grid":
-            order = torch.argsort(source)
-            source = source[order]
-            if rows is not None:
-                inverse = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=self.device))
-                rows = inverse[rows]
-        features = x.reshape(F * N, D).index_select(0, source)
-        if rows is not None:
-            features.index_copy_(0, rows, torch.cat(self.merged_feats).to(x.dtype))
-        return features, source
-
-
-def _static_stage(x, sim, s: int, e: int, tau: float, r_prime: float, cfg: HoliTomConfig, gen,
-                  out: _ReducedSequence) -> tuple[int, int, torch.Tensor]:
-    """Stage I on a multi-frame segment: merge its static positions into ``round(S * r')`` tokens.
-    Returns (static positions S, static tokens out, the segment's dynamic positions)."""
-    N = x.shape[1]
-    mask = static_mask(sim, s, e, tau)
-    static_pos = mask.nonzero().flatten()
-    dyn_pos = (~mask).nonzero().flatten()
-    n_static = static_pos.numel()
-    n_static_out = round(n_static * r_prime)
-    if n_static_out > 0:
-        # One token per static position, the mean over the window's frames (mean over all
-        # positions first: a contiguous pass, faster than fancy indexing).
-        static_feat = x[s:e + 1].mean(0, dtype=torch.float32).index_select(0, static_pos)  # (S, D)
-        merged, centres = density_merge_batched(static_feat.unsqueeze(0), n_static_out, cfg.k, cfg.beta, gen)
-        # always written as merged: even unmerged static tokens are frame means, not copies
-        out.add(s * N + static_pos[centres[0]], torch.arange(n_static_out, device=x.device), merged[0])
-    return n_static, n_static_out, dyn_pos
+    def upload(self, device, N: int) -> dict[str, torch.Tensor]:
+        rows = self.rows
+        frame = [(i, f) for i, r in enumerate(rows) for f in range(r["s"], r["e"] + 1)]
+        seg_of = np.array([i for i, _ in frame])
+        per = lambda key: np.array([rows[i][key] for i, _ in frame])
+        q = np.array([f - rows[i]["s"] for i, f in frame])
+        dom_base = per("base") + per("n_out") + q * per("n_keep")
+        m_rest = np.where(per("L") > 0, per("L") - per("n_dom"), 0)
+        ctx_on = (per("n_ctx") > 0) & (per("L") > 0)
+        draws = ctx_on & (per("n_ctx") != m_rest)
+        ctx_frames = np.nonzero(ctx_on)[0]
+        width = int(m_rest[ctx_frames].max()) if ctx_frames.size else 0
+        j = np.arange(width)
+        noise_off = per("ctx_noise") + q * m_rest
+        stat = [i for i, r in enumerate(rows) if r["n_out"] > 0]
+        s_width = max((rows[i]["ns"] for i in stat), default=0)
+        static_row = np.full(len(rows) + 1, len(stat))
+        static_row[stat] = np.arange(len(stat))
+        sj = np.arange(s_width)
+        sn = np.array([rows[i]["static_noise"] for i in stat]).reshape(-1, 1)
+        arrays = {
+            "seg_start": [r["s"] for r in rows], "seg_end": [r["e"] for r in rows],
+            "seg_multi": [int(r["nf"] > 1) for r in rows], "frame_seg": seg_of,
+            "n_dom": per("n_dom"), "dom_key": dom_base,
+            "ctx_frames": ctx_frames, "ctx_rest": m_rest[ctx_frames], "ctx_n": per("n_ctx")[ctx_frames],
+            "ctx_key": (dom_base + per("n_dom"))[ctx_frames],
+            "ctx_noise": np.where(draws[ctx_frames, None] & (j < m_rest[ctx_frames, None]),
+                                  noise_off[ctx_frames, None] + j, -1),
+            "static_seg": stat, "static_row": static_row[seg_of],
+            "static_ns": [rows[i]["ns"] for i in stat], "static_out": [rows[i]["n_out"] for i in stat],
+            "static_key": [rows[i]["base"] for i in stat],
+            "static_noise": np.where((sn >= 0) & (sj < np.array([rows[i]["ns"] for i in stat]).reshape(-1, 1)),
+                                     sn + sj, -1).reshape(len(stat), s_width),
+        }
+        flat = np.concatenate([np.asarray(v, dtype=np.int64).reshape(-1) for v in arrays.values()])
+        self.widths = {"ctx": width, "static": s_width}
+        return split_plan(upload(torch.from_numpy(flat), device), {k: np.shape(v) for k, v in arrays.items()})
 
 
-def _emit_dynamic(out: _ReducedSequence, s: int, e: int, N: int, pos, n_dom: int, ctx) -> int:
-    """Append the kept dynamic tokens of frames s..e (``pos``: (frames, kept) positions, the first
-    ``n_dom`` dominant copies, the rest contextual merges ``ctx``); returns how many."""
-    if pos is None or not pos.numel():
-        return 0
-    nf, n_keep = e - s + 1, pos.shape[1]
-    device = pos.device
-    frame_base = torch.arange(s, e + 1, device=device).unsqueeze(1) * N
-    rows = feats = None
-    if ctx is not None:
-        rows = (torch.arange(nf, device=device).unsqueeze(1) * n_keep
-                + torch.arange(n_dom, n_keep, device=device)).flatten()
-        feats = ctx.reshape(-1, ctx.shape[-1])
-    out.add((pos + frame_base).flatten(), rows, feats)
-    return nf * n_keep
+def _dominant(attn, dynamic, t, n_dom_max: int):
+    """(F, n_dom_max) attention top-n_dom dynamic positions of every frame, ascending, N at padding."""
+    N = attn.shape[1]
+    top = torch.topk(attn.float().masked_fill(~dynamic, float("-inf")), n_dom_max, dim=1).indices
+    ok = first_n(t["n_dom"], n_dom_max)
+    return torch.sort(top.masked_fill(~ok, N), dim=1).values, ok
+
+
+def _contextual(x, dynamic, dom, plan, t, stream, cfg):
+    """Contextual merges of the frames that have them: (positions (Fc, n_ctx_max), merged features,
+    valid, frames). Each frame's non-dominant dynamic tokens are merged into its n_ctx DPC centres."""
+    F, N, D = x.shape
+    fr = t["ctx_frames"]
+    width, c_max = plan.widths["ctx"], max(r["n_ctx"] for r in plan.rows if r["L"])
+    rest = torch.cat([dynamic[fr], dynamic.new_zeros(fr.numel(), 1)], 1).scatter_(1, dom[fr], False)[:, :N]
+    pos = ascending_true_positions(rest, width)
+    valid = first_n(t["ctx_rest"], width)
+    feats = x.reshape(F * N, D)[(fr.unsqueeze(1) * N + pos).flatten()].float().view(-1, width, D)
+    rests = [r["L"] - r["n_dom"] for r in plan.rows if r["L"] and r["n_ctx"]]
+    merged, centres, ok = _density_merge(feats, valid, t["ctx_rest"], t["ctx_n"], c_max, cfg.k, cfg.beta,
+                                         padded_noise(stream, t["ctx_noise"]), min(rests),
+                                         min(r["n_ctx"] for r in plan.rows if r["L"] and r["n_ctx"]))
+    return torch.gather(pos, 1, centres.clamp(max=width - 1)), merged, ok
+
+
+def _static(x, static, plan, t, stream, cfg):
+    """Stage I merges: (sources (S_m, out_max), merged features, valid) of the segments that keep
+    static tokens. One token per static position, the mean over the segment's frames, merged into
+    round(S * r') DPC centres."""
+    F, N, D = x.shape
+    seg = t["static_seg"]
+    width = plan.widths["static"]
+    sums = x.new_zeros((seg.numel() + 1, N * D), dtype=torch.float32).index_add_(
+        0, t["static_row"], x.reshape(F, N * D).float())
+    nf = (t["seg_end"][seg] - t["seg_start"][seg] + 1).to(torch.float32)
+    means = (sums[:-1] / nf.unsqueeze(1)).view(-1, N, D)
+    pos = ascending_true_positions(static[seg], width)
+    feats = torch.gather(means, 1, pos.unsqueeze(-1).expand(-1, width, D))
+    stat = [r for r in plan.rows if r["n_out"] > 0]
+    out_max = max(r["n_out"] for r in stat)
+    merged, centres, ok = _density_merge(feats, first_n(t["static_ns"], width), t["static_ns"], t["static_out"],
+                                         out_max, cfg.k, cfg.beta, padded_noise(stream, t["static_noise"]),
+                                         min(r["ns"] for r in stat), min(r["n_out"] for r in stat))
+    src = t["seg_start"][seg].unsqueeze(1) * N + torch.gather(pos, 1, centres.clamp(max=width - 1))
+    return src, merged, ok
 
 
 def holitom_reduce(tokens: VideoTokens, cfg: HoliTomConfig) -> Reduction:
@@ -240,8 +269,10 @@ def holitom_reduce(tokens: VideoTokens, cfg: HoliTomConfig) -> Reduction:
     frame], segments in time order. ``source`` is the flat index of each token's origin (a merged
     token: its centre). Positions are contiguous (the official code shortens the sequence).
 
-    Implementation: all single-frame segments share one batched dynamic path; the output is one
-    gather of the copied tokens from the flattened features plus one scatter of the merged ones.
+    Implementation: the host reads the static counts of every window once (the segmentation and
+    every count follow from them); the device then runs every frame's dominant selection, every
+    contextual merge and every segment's static merge as padded batches, and orders the output by
+    keys computed from the counts.
     """
     if not isinstance(cfg, HoliTomConfig):
         raise ValueError(f"cfg must be a HoliTomConfig, got {type(cfg).__name__}")
@@ -250,42 +281,64 @@ def holitom_reduce(tokens: VideoTokens, cfg: HoliTomConfig) -> Reduction:
     F, N, D = x.shape
     device = x.device
     tau = cfg.effective_tau
-
-    sim = consecutive_cosine(x)
-    seg = temporal_segments(sim, tau, cfg.max_window)
+    prefix = failure_prefix(consecutive_cosine(x), tau)
+    counts = window_counts(prefix).tolist()                    # the one host read
+    seg = segments_from_gain(_gain_rows(counts, cfg.max_window), cfg.max_window)
     r_prime = rescaled_retention(cfg.retention, seg.total_reduced, F * N)
+    plan = _HoliPlan.build(seg.segments, counts, N, r_prime, cfg)
+    t = plan.upload(device, N)
     gen = make_generator(cfg.seed, device)
-
-    # Single-frame segments: the dynamic path on all N tokens, batched over those frames.
-    singles = [s for s, e in seg.segments if s == e]
-    if singles:
-        s_pos, s_dom, s_ctx = _dynamic_path(x, attn, torch.tensor(singles, device=device),
-                                            torch.arange(N, device=device), r_prime, cfg, gen)
-        single_row = {f: i for i, f in enumerate(singles)}
-
-    out = _ReducedSequence(device)
-    per_segment = []
-    for s, e in seg.segments:
-        if s == e:
-            i = single_row[s]
-            pos, n_dom, ctx = s_pos[i:i + 1], s_dom, (None if s_ctx is None else s_ctx[i:i + 1])
-            n_static, n_static_out, L = 0, 0, N
-        else:
-            n_static, n_static_out, dyn_pos = _static_stage(x, sim, s, e, tau, r_prime, cfg, gen, out)
-            L = dyn_pos.numel()
-            pos, n_dom, ctx = None, 0, None
-            if L:
-                pos, n_dom, ctx = _dynamic_path(x, attn, torch.arange(s, e + 1, device=device),
-                                                dyn_pos, r_prime, cfg, gen)
-        n_dyn_out = _emit_dynamic(out, s, e, N, pos, n_dom, ctx)
-        per_segment.append({"segment": (s, e), "static_positions": n_static,
-                            "static_out": n_static_out, "dynamic_positions": L,
-                            "dynamic_out": n_dyn_out})
-    features, source = out.gather(x, tokens.newline_policy)
+    stream = noise_stream(plan.stream, gen, device, DENSITY_NOISE)
+    static = (prefix[t["seg_end"]] == prefix[t["seg_start"]]) & (t["seg_multi"] > 0).unsqueeze(1)
+    features, source = _assemble(x, attn, static, plan, t, stream, cfg, tokens.newline_policy)
+    per_segment = [{"segment": (r["s"], r["e"]), "static_positions": r["ns"], "static_out": r["n_out"],
+                    "dynamic_positions": r["L"], "dynamic_out": r["nf"] * r["n_keep"]} for r in plan.rows]
     info = {"method": "holitom", "segments": list(seg.segments), "total_reduced": seg.total_reduced,
             "retention": float(cfg.retention), "retention_rescaled": float(r_prime), "tau": tau,
             "tokens_in": F * N, "tokens_out": int(features.shape[0]), "per_segment": per_segment}
     return Reduction(features=features, source=source, positions="contiguous", info=info)
+
+
+def _gain_rows(counts: list, max_window: int) -> list:
+    """``window_gain`` of a static-count table already on the host."""
+    return [[c * (e - s) if e > s and e - s + 1 <= max_window else 0 for e, c in enumerate(row)]
+            for s, row in enumerate(counts)]
+
+
+def _assemble(x, attn, static, plan: _HoliPlan, t, stream, cfg, newline_policy: str):
+    """(features (M, D) in x's dtype, source (M,)): every stage's tokens keyed by their output slot
+    (or, for ``grid``, by source) and sorted once."""
+    F, N, D = x.shape
+    X2 = x.reshape(F * N, D)
+    keys, srcs, feats = [], [], []
+    n_dom_max = max((r["n_dom"] for r in plan.rows if r["L"]), default=0)
+    dynamic = ~static[t["frame_seg"]]
+    dom = None
+    if n_dom_max:
+        dom, ok = _dominant(attn, dynamic, t, n_dom_max)
+        src = torch.arange(F, device=x.device).unsqueeze(1) * N + dom.clamp(max=N - 1)
+        keys.append(torch.where(ok, t["dom_key"].unsqueeze(1) + torch.arange(n_dom_max, device=x.device), plan.total))
+        srcs.append(src)
+        feats.append(X2[src.flatten()])
+    else:
+        dom = torch.full((F, 1), N, dtype=torch.long, device=x.device)
+    if t["ctx_frames"].numel():
+        pos, merged, ok = _contextual(x, dynamic, dom, plan, t, stream, cfg)
+        keys.append(torch.where(ok, t["ctx_key"].unsqueeze(1) + torch.arange(ok.shape[1], device=x.device), plan.total))
+        srcs.append(t["ctx_frames"].unsqueeze(1) * N + pos)
+        feats.append(merged.reshape(-1, D).to(x.dtype))
+    if t["static_seg"].numel():
+        src, merged, ok = _static(x, static, plan, t, stream, cfg)
+        keys.append(torch.where(ok, t["static_key"].unsqueeze(1) + torch.arange(ok.shape[1], device=x.device), plan.total))
+        srcs.append(src)
+        feats.append(merged.reshape(-1, D).to(x.dtype))
+    if not keys:
+        return x.new_zeros((0, D)), torch.zeros(0, dtype=torch.long, device=x.device)
+    key, src = torch.cat([k.flatten() for k in keys]), torch.cat([s.flatten() for s in srcs])
+    if newline_policy == "grid":
+        key = torch.where(key < plan.total, src, F * N)
+    order = torch.argsort(key)[:plan.total]
+    return torch.cat(feats)[order], src[order]
 
 
 # ---- registered Methods (methods.registry): stages I+II, and I+II+III through methods.runtime ----

@@ -46,10 +46,11 @@ from costmodel.schedule import staged
 from methods.base import Method, NominalTokens, pre_llm_tokens
 from methods.paper_options import TANGO_INTRA_K, TANGO_INTRA_KEEP
 from methods.primitives import (
-    dpc_knn_centers_batched, dyseg_segments,
-    expanded_candidates, make_generator, paper_tau, rescaled_retention, st_rope_and_cosines, static_mask,
-    temporal_segments, weighted_anchor_merge,
+    dyseg_segments, failure_prefix, make_generator, paper_tau, segments_from_gain, st_rope_and_cosines,
+    window_counts, window_gain,
 )
+from methods.primitives.similarity import cpu_blocked
+from methods.tango_batched import DENSITY_NOISE, TangoPlan, merge_padded, run_plan, salient_split, select_padded
 from methods.runtime import InnerPlan, InnerStage
 from methods.setting import PaperSetting, SettingOptions
 from methods.types import Reduction, VideoTokens, check_retention
@@ -180,16 +181,6 @@ class TangoConfig:
 # Building blocks (operate on already-gathered tokens; indices are local)
 # --------------------------------------------------------------------------------------------
 
-def _assign_with_self(dist: torch.Tensor, anchor_pos: torch.Tensor) -> torch.Tensor:
-    """Nearest anchor for every point from the (B, M, M) (squared) distance matrix DPC-KNN built
-    (no second matmul); anchors ``anchor_pos`` (B, A) are forced into their own cluster (exact
-    distance 0, which the matmul form of the distance only approximates). Ties: lowest anchor."""
-    cols = torch.gather(dist, 2, anchor_pos.unsqueeze(1).expand(-1, dist.shape[1], -1))
-    assign = cols.argmin(-1)
-    own = torch.arange(anchor_pos.shape[1], device=dist.device).expand_as(anchor_pos)
-    return assign.scatter(1, anchor_pos, own)
-
-
 def diverse_salient_selection(saliency: torch.Tensor, rope: torch.Tensor, n_salient: int, *,
                               alpha: float, k: int, generator: torch.Generator) -> torch.Tensor:
     """Tango's frame-wise diversity-driven selection, vectorised over B frames.
@@ -198,31 +189,20 @@ def diverse_salient_selection(saliency: torch.Tensor, rope: torch.Tensor, n_sali
     Candidates = top floor(alpha * n_salient) by saliency; DPC-KNN (tango variant) on their RoPE
     features picks n_salient anchors; each candidate joins its nearest anchor; each cluster keeps
     its most salient candidate. Anchors sit in their own cluster, so no cluster is empty and the
-    selected positions are distinct.
+    selected positions are distinct. (One batch of ``methods.tango_batched.select_padded``, whose
+    rows ``tango_reduce`` fills with every frame of a video at once.)
     """
-    gather = lambda cand: torch.gather(rope, 1, cand.unsqueeze(-1).expand(*cand.shape, rope.shape[-1]))
-    return _diverse_select(saliency, gather, n_salient, alpha=alpha, k=k, generator=generator)
-
-
-def _diverse_select(saliency: torch.Tensor, gather_rope, n_salient: int, *, alpha: float, k: int,
-                    generator: torch.Generator) -> torch.Tensor:
-    """``diverse_salient_selection`` with the RoPE rows of the candidates fetched by
-    ``gather_rope(cand (B, C)) -> (B, C, Dr)``, so callers need not build a (B, L, Dr) copy."""
     B, L = saliency.shape
     if n_salient <= 0:
         return torch.empty(B, 0, dtype=torch.long, device=saliency.device)
-    n_salient = min(n_salient, L)
-    cand = expanded_candidates(saliency, n_salient, alpha, sort_indices=False)  # (B, C) desc saliency
-    C = cand.shape[1]
-    if C == n_salient:
-        return torch.sort(cand, dim=1).values
-    anchor_pos, dist = dpc_knn_centers_batched(gather_rope(cand), n_salient, k, variant="tango",
-                                               generator=generator, return_distances=True)
-    assign = _assign_with_self(dist, anchor_pos)                           # (B, C) cluster ids
-    rank = torch.arange(C, device=cand.device).expand(B, C)               # 0 = most salient
-    best = torch.full((B, n_salient), C, dtype=torch.long, device=cand.device)
-    best = best.scatter_reduce(1, assign, rank, reduce="amin")
-    return torch.sort(torch.gather(cand, 1, best), dim=1).values
+    n = min(n_salient, L)
+    c = min(int(math.floor(alpha * n)), L)
+    dev = saliency.device
+    noise = (torch.rand((B, c), generator=generator, device=dev) * DENSITY_NOISE if c != n
+             else torch.zeros((B, c), device=dev))
+    gather = lambda cand: torch.gather(rope, 1, cand.unsqueeze(-1).expand(*cand.shape, rope.shape[-1]))
+    full = lambda v: torch.full((B,), v, dtype=torch.long, device=dev)
+    return select_padded(saliency.float(), gather, full(n), full(c), n, c, k=k, noise=noise, c_min=c)
 
 
 def context_merge(feats: torch.Tensor, rope: torch.Tensor, budget: int, *, beta: float, k: int,
@@ -234,36 +214,21 @@ def context_merge(feats: torch.Tensor, rope: torch.Tensor, budget: int, *, beta:
     features, every pool token (anchors included) joins its nearest anchor, merged = w*anchor +
     (1-w)*mean, w = max(1/count, beta). ``paper``: indices ascending, each row at its own anchor;
     ``released``: indices in DPC-score order, so the row merged for the i-th anchor in position
-    order sits at the i-th highest-scoring anchor (behaviour B).
+    order sits at the i-th highest-scoring anchor (behaviour B). (One pool of
+    ``methods.tango_batched.merge_padded``.)
     """
     P = feats.shape[0]
+    dev = feats.device
     if budget <= 0:
-        return torch.empty(0, dtype=torch.long, device=feats.device), feats.new_zeros(0, feats.shape[1]).float()
+        return torch.empty(0, dtype=torch.long, device=dev), feats.new_zeros(0, feats.shape[1]).float()
     if P <= budget:
-        return torch.arange(P, device=feats.device), feats.float()
-    by_score, dist = dpc_knn_centers_batched(rope[None], budget, k, variant="tango", generator=generator,
-                                             score_order=True, return_distances=True)
-    by_score = by_score[0]
-    anchor_pos = torch.sort(by_score).values
-    assign = _assign_with_self(dist, anchor_pos[None])[0]
-    xf = feats.float()
-    # cluster sums as a one-hot (budget x P) GEMM: several times faster on CPU than index_add_
-    onehot = torch.zeros(budget, P, dtype=xf.dtype, device=xf.device)
-    onehot[assign, torch.arange(P, device=xf.device)] = 1.0
-    counts = onehot.sum(1)
-    means = (onehot @ xf) / counts.clamp(min=1).unsqueeze(-1)
-    merged = weighted_anchor_merge(xf[anchor_pos], means, counts, beta)
-    return (by_score if fidelity == "released" else anchor_pos), merged
-
-
-def salient_split(raw: int, context_ratio: float, floor: bool) -> tuple[int, int]:
-    """(salient, context) of a per-frame budget ``raw``: salient = int(raw * (1 - context_ratio))
-    as the official code truncates; with ``floor`` a budget >= 1 keeps at least one salient token
-    (the truncation gives 0 at raw = 1 with context_ratio 0.4)."""
-    salient = int(raw * (1.0 - context_ratio))
-    if floor and raw >= 1 and salient == 0:
-        salient = 1
-    return salient, raw - salient
+        return torch.arange(P, device=dev), feats.float()
+    noise = torch.rand((1, P), generator=generator, device=dev) * DENSITY_NOISE
+    one = lambda v: torch.full((1,), v, dtype=torch.long, device=dev)
+    slot, merged, _ = merge_padded(rope[None], feats.float()[None], torch.ones((1, P), dtype=torch.bool, device=dev),
+                                   one(P), one(budget), budget, k=k, beta=beta, noise=noise,
+                                   released=fidelity == "released", p_min=P)
+    return slot[0], merged[0]
 
 
 def _uses_floor(cfg: "TangoConfig", tokens_per_frame: int) -> bool:
@@ -307,137 +272,70 @@ def empirical_sinks(saliency: torch.Tensor, top: int = 6, min_fraction: float = 
     return tuple(torch.nonzero(hits >= min_fraction * saliency.shape[0]).flatten().tolist())
 
 
-def _select_and_merge(X2: torch.Tensor, R2: torch.Tensor, gidx: torch.Tensor, sal: torch.Tensor, raw: int,
-                      cfg: TangoConfig, gen: torch.Generator, floor: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """B frames of L tokens, given as rows ``gidx`` (B, L) of the flat features X2 and RoPE rows R2,
-    with saliency sal (B, L) and a per-frame budget ``raw``: diverse salient selection per frame,
-    then one context merge over the non-selected tokens of all B frames (budget context * B).
-    Rows are gathered once, only where needed. Returns (rows of X2, features fp32)."""
-    B, L = gidx.shape
-    raw = min(raw, L)
-    salient, context = salient_split(raw, cfg.context_ratio, floor)
-    sel = _diverse_select(sal, lambda cand: R2[torch.gather(gidx, 1, cand)], salient,
-                          alpha=cfg.alpha, k=cfg.k, generator=gen)
-    free = torch.ones(B, L, dtype=torch.bool, device=gidx.device)
-    free.scatter_(1, sel, False)
-    sel_rows = torch.gather(gidx, 1, sel).flatten()
-    pool_rows = gidx[free]
-    ctx_pos, ctx_feats = context_merge(X2.index_select(0, pool_rows), R2.index_select(0, pool_rows),
-                                       context * B, beta=cfg.beta, k=cfg.k, generator=gen,
-                                       fidelity=cfg.fidelity)
-    return torch.cat([sel_rows, pool_rows[ctx_pos]]), torch.cat([X2.index_select(0, sel_rows).float(), ctx_feats])
-
-
 # --------------------------------------------------------------------------------------------
 # The method
 # --------------------------------------------------------------------------------------------
 
-def _segments(tokens: VideoTokens, sim: torch.Tensor, cfg: TangoConfig, tau: float) -> list[tuple[int, int]]:
-    F = tokens.frames
-    if F == 1:
-        return [(0, 0)]
-    if cfg.segment == "holitom":
-        return temporal_segments(sim, tau).segments
-    g = tokens.global_features
-    if g is None:
-        raise KeyError("Tango segment='fastvid' needs tokens.global_features (the MAP-head pooled "
-                       "output per frame) but the adapter provided none")
-    gn = torch.nn.functional.normalize(g.float(), dim=-1)
-    return dyseg_segments((gn[:-1] * gn[1:]).sum(-1), cfg.fastvid_c, cfg.fastvid_tau)
-
-
 def tango_reduce(tokens: VideoTokens, cfg: TangoConfig) -> Reduction:
-    """Tango's pre-LLM reduction of one video (docs/sources.md#tango)."""
+    """Tango's pre-LLM reduction of one video (docs/sources.md#tango).
+
+    The host reads one table (the segmentation's gains and the static counts of every window); every
+    count then follows on the host (``methods.tango_batched.TangoPlan``) and the device runs all
+    segments, parts and frames in a fixed number of batched kernels (``run_plan``)."""
     X = tokens.features
     F, N, D = X.shape
-    h, w = tokens.grid
     r = cfg.pre_llm_retention
     tau = cfg.resolved_tau
-    sal = tokens.require(_saliency_name(tokens)).float().clone()
+    sal = tokens.require(_saliency_name(tokens))
     sinks = resolve_sinks(cfg, tokens)
-    if sinks:
-        sal[:, list(sinks)] = 0.0
-    # Each frame is normalised once and serves the consecutive-frame cosine (as the official code
-    # computes it) and ST-RoPE while it is in cache (methods.primitives.st_rope_and_cosines).
     if cfg.use_st_rope:
-        rope, sim = st_rope_and_cosines(X, tokens.times().to(X.device), (h, w), cfg.rope_sections,
+        rope, sim = st_rope_and_cosines(X, tokens.times().to(X.device), tokens.grid, cfg.rope_sections,
                                         cfg.base_time, cfg.base_space)
     else:
         rope = torch.nn.functional.normalize(X.float(), dim=-1)
-        sim = _consecutive_dots(rope)
-    segments = _segments(tokens, sim, cfg, tau)
-    gen = make_generator(cfg.seed, X.device)
+        sim = torch.linalg.vecdot(rope[:-1], rope[1:], dim=-1)
+    segments, n_static, prefix = _segmentation(tokens, sim, cfg, tau)
     floor = _uses_floor(cfg, N)
-
-    idx_parts, feat_parts, ratios, n_statics = [], [], [], []
-    for s, e in segments:  # loop over segments only
-        idx, feats, r_seg, n_static = _reduce_segment(X, sal, rope, sim, s, e, r, cfg, gen, floor)
-        idx_parts += idx
-        feat_parts += feats
-        ratios.append(r_seg)
-        n_statics.append(n_static)
-
-    idx = torch.cat(idx_parts)
-    feats = torch.cat(feat_parts)
-    order = torch.argsort(idx)
+    plan = TangoPlan.build(segments, n_static, N, r, cfg, floor, blocked=cpu_blocked(X))
+    source, feats = run_plan(plan, X, rope, sal, prefix, sinks, cfg, make_generator(cfg.seed, X.device))
     return Reduction(
-        features=feats[order].to(X.dtype),
-        source=idx[order],
+        features=feats.to(X.dtype),
+        source=source,
         positions="contiguous",
-        info={"method": "tango", "segments": segments, "segment_retention": ratios,
-              "static_positions": n_statics, "retention": cfg.retention, "pre_llm_retention": r,
+        info={"method": "tango", "segments": segments, "segment_retention": plan.seg_retention,
+              "static_positions": n_static, "retention": cfg.retention, "pre_llm_retention": r,
               "tau": tau, "static_tau": cfg.static_tau, "fidelity": cfg.fidelity, "sinks": list(sinks),
               "salient_floor": floor},
     )
 
 
+def _segmentation(tokens: VideoTokens, sim: torch.Tensor, cfg: TangoConfig, tau: float):
+    """(segments, static positions of each at ``cfg.static_tau``, the device failure prefix the static
+    masks are read from). HoliTom segmentation: the gain table at ``tau`` and the static counts of
+    every window are read to the host in one transfer (the reduction's only host sync)."""
+    F = tokens.frames
+    if F == 1:
+        return [(0, 0)], [0], None
+    prefix = failure_prefix(sim, cfg.static_tau)
+    counts = window_counts(prefix)
+    if cfg.segment == "holitom":
+        at_tau = counts if tau == cfg.static_tau else window_counts(failure_prefix(sim, tau))
+        gain, counts_h = torch.stack([window_gain(at_tau), counts]).tolist()
+        segments = segments_from_gain(gain).segments
+    else:
+        g = tokens.global_features
+        if g is None:
+            raise KeyError("Tango segment='fastvid' needs tokens.global_features (the MAP-head pooled "
+                           "output per frame) but the adapter provided none")
+        gn = torch.nn.functional.normalize(g.float(), dim=-1)
+        segments = dyseg_segments((gn[:-1] * gn[1:]).sum(-1), cfg.fastvid_c, cfg.fastvid_tau)
+        counts_h = counts.tolist()
+    return segments, [counts_h[s][e] if e > s else 0 for s, e in segments], prefix
+
+
 def _saliency_name(tokens: VideoTokens) -> str:
     """The first of SALIENCY_SIGNALS the adapter provided (``require`` names what is missing)."""
     return next((s for s in SALIENCY_SIGNALS if s in tokens.saliency), SALIENCY_SIGNALS[0])
-
-
-def _consecutive_dots(xn: torch.Tensor) -> torch.Tensor:
-    """(F-1, N) dots of the same position in consecutive frames of the normalised xn (F, N, D): one
-    frame pair at a time (the product stays cache-resident; ~5x faster than one (F-1, N, D) vecdot,
-    same values)."""
-    sim = xn.new_empty(max(xn.shape[0] - 1, 0), xn.shape[1])
-    for t in range(xn.shape[0] - 1):
-        torch.linalg.vecdot(xn[t], xn[t + 1], dim=-1, out=sim[t])
-    return sim
-
-
-def _reduce_segment(X, sal, rope, sim, s: int, e: int, r: float, cfg: TangoConfig,
-                    gen: torch.Generator, floor: bool):
-    """One segment [s, e]: (index parts, feature parts, segment retention, static count)."""
-    F, N, D = X.shape
-    X2, R2 = X.reshape(F * N, D), rope.reshape(F * N, -1)
-    ar = torch.arange(N, device=X.device)
-    nf = e - s + 1
-    if nf == 1:
-        li, lf = _select_and_merge(X2, R2, (s * N + ar)[None], sal[s:s + 1],
-                                   max(math.ceil(N * r), 1), cfg, gen, floor)
-        return [li], [lf], r, 0
-    idx_parts, feat_parts = [], []
-    smask = static_mask(sim, s, e, cfg.static_tau)
-    n_static = int(smask.sum())
-    r_seg = rescaled_retention(r, (nf - 1) * n_static, nf * N)
-    if n_static:
-        spos = torch.nonzero(smask).flatten()
-        sf = X[s:e + 1, spos].float().mean(0)
-        ss = sal[s:e + 1, spos].mean(0, keepdim=True)
-        li, lf = _select_and_merge(sf, R2[s * N + spos], torch.arange(n_static, device=X.device)[None], ss,
-                                   max(math.ceil(n_static * r_seg), 1), cfg, gen, floor)
-        idx_parts.append(spos[li] + s * N)
-        feat_parts.append(lf)
-    n_dyn = N - n_static
-    if n_dyn:
-        dpos = torch.nonzero(~smask).flatten()
-        gidx = (torch.arange(s, e + 1, device=X.device)[:, None] * N + dpos[None])   # (nf, n_dyn)
-        li, lf = _select_and_merge(X2, R2, gidx, sal[s:e + 1, dpos], math.ceil(n_dyn * r_seg),
-                                   cfg, gen, floor)
-        idx_parts.append(li)
-        feat_parts.append(lf)
-    return idx_parts, feat_parts, r_seg, n_static
 
 
 # ---- registered Method (methods.registry) ----

@@ -39,7 +39,8 @@ retention; ``max(1, .)`` guards the official ``int`` against 0 clusters).
 Other deviations: cluster centres are emitted in spatial order (the official in DPC-score order);
 ``max(1, int(F * ratio))`` temporal clusters (the official fails at 0, i.e. below 4 frames at 0.25),
 and the frame clustering's k = 7 neighbours capped at the number of frames (the official top-k over
-F frames fails below 7 frames): videos of any length run here. Loops run over segments and frames only.
+F frames fails below 7 frames): videos of any length run here. No Python loop runs over segments or
+frames on the device: every set is clustered in one padded batch (``prunevid_reduce``).
 """
 from __future__ import annotations
 
@@ -47,16 +48,21 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 
 from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 
 from methods.base import Method, NominalTokens, pre_llm_tokens
 from methods.paper_options import PRUNEVID_SELECTED_LAYER
-from methods.primitives import dpc_knn_centers_batched, make_generator, scatter_mean
+from methods.primitives import dpc_knn_centers_batched, make_generator
+from methods.primitives.padded import (ascending_true_positions, density_centres_padded, first_n, group_sums,
+                                       noise_stream, padded_noise, split_plan, upload)
 from methods.runtime import MODES, InnerPlan, InnerStage
 from methods.setting import PaperSetting, SettingOptions
 from methods.types import Reduction, VideoTokens, check_retention
+
+DENSITY_NOISE = 1e-6  # dpc_knn's tie-breaking scale
 
 OFFICIAL_MIN_CLUSTER_SET = 14  # official: sets of <= 14 tokens are not clustered
 
@@ -130,9 +136,13 @@ def refine_labels(labels: torch.Tensor) -> torch.Tensor:
     2. released stretches, left to right, take the label of the longer of the runs directly to
        their left and right (lengths measured on the labels as refined so far; ties -> left; no
        neighbour -> 0).
-    A Python loop over frames (F is small).
+    A Python loop over frames (F is small), on the host (:func:`refine_label_list`).
     """
-    lab = labels.tolist()
+    return torch.tensor(refine_label_list(labels.tolist()), dtype=labels.dtype, device=labels.device)
+
+
+def refine_label_list(lab: list[int]) -> list[int]:
+    """:func:`refine_labels` on a list of ints already on the host."""
     F = len(lab)
     runs: dict[int, list[tuple[int, int]]] = {}
     s = 0
@@ -176,7 +186,7 @@ def refine_labels(labels: torch.Tensor) -> torch.Tensor:
         else:
             new = left if left is not None else right
         out[start:end + 1] = [0 if new is None else new] * (end - start + 1)
-    return torch.tensor(out, dtype=labels.dtype, device=labels.device)
+    return out
 
 
 def label_segments(labels: torch.Tensor) -> list[tuple[int, int]]:
@@ -189,12 +199,19 @@ def label_segments(labels: torch.Tensor) -> list[tuple[int, int]]:
     return list(zip(starts, ends))
 
 
+def run_segments(labels: list[int]) -> list[tuple[int, int]]:
+    """Maximal runs of equal label of a host list as inclusive (start, end) frame pairs."""
+    starts = [0] + [i for i in range(1, len(labels)) if labels[i] != labels[i - 1]]
+    return list(zip(starts, [s - 1 for s in starts[1:]] + [len(labels) - 1]))
+
+
 def temporal_segments(x: torch.Tensor, ratio: float, k: int, generator: torch.Generator) -> list[tuple[int, int]]:
-    """PruneVid stage 1 on features x (F, N, D): segments from DPC-KNN on per-frame means."""
+    """PruneVid stage 1 on features x (F, N, D): segments from DPC-KNN on per-frame means (the frame
+    labels are read to the host once: the refinement is sequential)."""
     F = x.shape[0]
     n = min(F, max(1, int(F * ratio)))
     labels, _ = dpc_knn_labels(x.float().mean(dim=1), n, k, generator)
-    return label_segments(refine_labels(labels))
+    return run_segments(refine_label_list(labels.tolist()))
 
 
 def mean_pairwise_cosine(x: torch.Tensor) -> torch.Tensor:
@@ -235,15 +252,32 @@ def cluster_merge(x: torch.Tensor, n_clusters: int, k: int, generator: torch.Gen
     """PruneVid ``spatial_merge_tokens`` on one set x (M, D): (merged (C, D) fp32, centre indices (C,)).
 
     Each cluster becomes the plain mean of its members including the centre. ``n_clusters == M``
-    copies the set; 0 returns empty tensors."""
+    copies the set; 0 returns empty tensors. (One set of ``_cluster_merge_padded``.)"""
     M, D = x.shape
     if n_clusters == 0:
         return x.new_zeros((0, D), dtype=torch.float32), torch.zeros(0, dtype=torch.long, device=x.device)
     if n_clusters == M:
         return x.float(), torch.arange(M, device=x.device)
-    labels, centres = dpc_knn_labels(x, n_clusters, k, generator)
-    mean, _ = scatter_mean(x.float(), labels, centres.numel())
-    return mean, centres
+    if not 1 <= n_clusters <= M:
+        raise ValueError(f"n_clusters must be in [1, {M}], got {n_clusters}")
+    noise = torch.rand((1, M), generator=generator, device=x.device) * DENSITY_NOISE
+    one = lambda v: torch.full((1,), v, dtype=torch.long, device=x.device)
+    merged, centres, _ = _cluster_merge_padded(x.float()[None], torch.ones((1, M), dtype=torch.bool, device=x.device),
+                                               one(M), one(n_clusters), n_clusters, k, noise, M)
+    return merged[0], centres[0]
+
+
+def _cluster_merge_padded(feats, valid, n_valid, n_clusters, c_max: int, k: int, noise, min_valid: int):
+    """``spatial_merge_tokens`` of B padded sets: DPC-KNN centres (HoliTom variant, k as given), every
+    point to its nearest centre and every centre to its own cluster, each cluster its plain mean.
+    Returns (merged (B, c_max, D), centre slots (B, c_max) ascending with M at padding, valid)."""
+    B, M, _ = feats.shape
+    centres, ok, nearest, _ = density_centres_padded(feats, valid, n_valid, n_clusters, c_max, k, noise=noise,
+                                                     clip_k=False, min_valid=min_valid)
+    own = torch.arange(c_max, device=feats.device).expand(B, c_max)
+    labels = torch.cat([nearest, nearest.new_zeros(B, 1)], 1).scatter(1, centres, own)[:, :M]
+    sums, counts = group_sums(feats, labels, valid, c_max)
+    return sums / counts.clamp(min=1).unsqueeze(-1).to(sums.dtype), centres, ok
 
 
 def _official_count(size: int, ratio: float) -> int:
@@ -259,6 +293,10 @@ def prunevid_reduce(tokens: VideoTokens, cfg: PruneVidConfig) -> Reduction:
     order, clusters in spatial order; newline policy ``grid`` -> sorted by source. ``source`` is
     the flat index of each token's origin (a cluster: its centre; a static token: the centre's
     position in the segment's first frame). Positions are contiguous.
+
+    Implementation: two host reads, each an output size that depends on the data: the frame
+    labels (the segments) and the static counts of the segments (the set sizes the budget is
+    apportioned over). Every set of every segment is then clustered in one padded batch.
     """
     if not isinstance(cfg, PruneVidConfig):
         raise ValueError(f"cfg must be a PruneVidConfig, got {type(cfg).__name__}")
@@ -266,55 +304,115 @@ def prunevid_reduce(tokens: VideoTokens, cfg: PruneVidConfig) -> Reduction:
     F, N, D = x.shape
     device = x.device
     gen = make_generator(cfg.seed, device)
-    segments = temporal_segments(x, cfg.temporal_segment_ratio, cfg.k, gen)
-
-    # Stage 2: static masks, and the sets (features, positions, frame of the source) for stage 3.
-    sets: list[tuple[torch.Tensor, torch.Tensor, int]] = []
-    per_segment = []
-    for s, e in segments:
-        W = e - s + 1
-        static = mean_pairwise_cosine(x[s:e + 1]) > cfg.tau          # NaN (W = 1) -> False
-        spos = static.nonzero().flatten()
-        dpos = (~static).nonzero().flatten()
-        sets.append((x[s:e + 1, spos].float().mean(0), spos, s))
-        for f in range(s, e + 1):
-            sets.append((x[f, dpos], dpos, f))
-        per_segment.append({"segment": (s, e), "static_positions": int(spos.numel()),
-                            "dynamic_positions": int(dpos.numel()), "frames": W})
-    sizes = [int(p.numel()) for _, p, _ in sets]
-    after_static = sum(sizes)
-
-    if cfg.retention is not None:
-        target = max(1, round_half_up(cfg.retention * F * N))
-        counts = apportion(target, sizes)
-    else:
-        target = None
-        counts = [_official_count(sz, float(cfg.cluster_ratio)) for sz in sizes]
-
-    feats, srcs = [], []
-    for (feat, pos, frame), c in zip(sets, counts):  # a loop over segments x frames
-        if c == 0:
-            continue
-        merged, centres = cluster_merge(feat, c, cfg.k, gen)
-        feats.append(merged)
-        srcs.append(frame * N + pos[centres])
-    features = torch.cat(feats).to(x.dtype) if feats else x.new_zeros((0, D))
-    source = torch.cat(srcs).long() if srcs else torch.zeros(0, dtype=torch.long, device=device)
-    if tokens.newline_policy == "grid":
-        order = torch.argsort(source)
-        features, source = features[order], source[order]
+    segments = temporal_segments(x, cfg.temporal_segment_ratio, cfg.k, gen)          # host read 1
+    seg_plan = split_plan(upload(torch.tensor([i for i, (s, e) in enumerate(segments) for _ in range(s, e + 1)]
+                                              + [e - s + 1 for s, e in segments], dtype=torch.long), device),
+                          {"frame_seg": F, "frames": len(segments)})
+    frame_seg = seg_plan["frame_seg"]
+    static, seg_sums = _static_masks(x, frame_seg, seg_plan["frames"], cfg.tau)
+    n_static = static.sum(1).tolist()                                                # host read 2
+    sets = _Sets.build(segments, n_static, N, cfg, F)
+    features, source = _cluster_all(x, static, seg_sums, seg_plan["frames"], sets, cfg, gen, tokens.newline_policy)
     out = int(source.numel())
+    after_static = sum(sets.sizes)
     info = {
         "method": "prunevid",
         "segments": segments,
-        "per_segment": per_segment,
+        "per_segment": [{"segment": (s, e), "static_positions": ns, "dynamic_positions": N - ns, "frames": e - s + 1}
+                        for (s, e), ns in zip(segments, n_static)],
         "tokens_in": F * N,
         "tokens_after_static": after_static,
         "tokens_out": out,
         "cluster_ratio_effective": out / after_static if after_static else 0.0,
-        "budget_short": 0 if target is None else target - out,
+        "budget_short": 0 if sets.target is None else sets.target - out,
     }
     return Reduction(features, source, positions="contiguous", info=info)
+
+
+def _static_masks(x: torch.Tensor, frame_seg: torch.Tensor, frames: torch.Tensor, tau: float):
+    """(static (S, N) bool: mean pairwise cosine over the segment's frames > tau, never for one
+    frame; the per-segment feature sums (S, N * D) fp32 for the static means). ``frames`` (S,)."""
+    F, N, D = x.shape
+    S = frames.numel()
+    xh = torch.nn.functional.normalize(x.float(), dim=-1)
+    total = xh.new_zeros(S, N * D).index_add_(0, frame_seg, xh.reshape(F, N * D)).view(S, N, D).square().sum(-1)
+    W = frames.to(torch.float32).unsqueeze(1)
+    static = ((total - W) / (W * (W - 1)).clamp(min=1)) > tau
+    static &= W > 1                                   # the official 0/0 is NaN, never above tau
+    sums = x.float().new_zeros(S, N * D).index_add_(0, frame_seg, x.float().reshape(F, N * D))
+    return static, sums
+
+
+class _Sets:
+    """Host layout of the clustering sets: per segment its static set, then one set per frame."""
+
+    def __init__(self, segments, n_static, N: int, cfg: PruneVidConfig, F: int):
+        self.rows = []                  # (segment, frame, static?, size, clusters)
+        for i, ((s, e), ns) in enumerate(zip(segments, n_static)):
+            self.rows.append((i, s, 1, ns, 0))
+            self.rows += [(i, f, 0, N - ns, 0) for f in range(s, e + 1)]
+        self.sizes = [r[3] for r in self.rows]
+        if cfg.retention is not None:
+            self.target = max(1, round_half_up(cfg.retention * F * N))
+            counts = apportion(self.target, self.sizes)
+        else:
+            self.target = None
+            counts = [_official_count(sz, float(cfg.cluster_ratio)) for sz in self.sizes]
+        self.rows = [r[:4] + (c,) for r, c in zip(self.rows, counts)]
+
+    @classmethod
+    def build(cls, segments, n_static, N, cfg, F) -> "_Sets":
+        return cls(segments, n_static, N, cfg, F)
+
+    def tables(self, device) -> dict[str, torch.Tensor]:
+        """Per used set: segment, frame, static flag, size, clusters, output key base, and the density
+        noise index of each slot (-1: none), in the order the per-set implementation drew it."""
+        used = [r for r in self.rows if r[4] > 0]
+        width = max(r[3] for r in used)
+        base, key, stream, noise = 0, [], 0, []
+        j = np.arange(width)
+        for r in used:
+            key.append(base)
+            base += r[4]
+            draws = r[4] < r[3]
+            noise.append(np.where(draws & (j < r[3]), stream + j, -1))
+            stream += r[3] if draws else 0
+        self.stream, self.width, self.total = stream, width, base
+        arrays = {"seg": [r[0] for r in used], "frame": [r[1] for r in used], "static": [r[2] for r in used],
+                  "size": [r[3] for r in used], "clusters": [r[4] for r in used], "key": key,
+                  "noise": np.stack(noise)}
+        self.used = used
+        flat = np.concatenate([np.asarray(v, dtype=np.int64).reshape(-1) for v in arrays.values()])
+        return split_plan(upload(torch.from_numpy(flat), device), {k: np.shape(v) for k, v in arrays.items()})
+
+
+def _cluster_all(x, static, seg_sums, seg_frames, sets: _Sets, cfg, gen, newline_policy: str):
+    """Every set's clusters in one padded batch: (features in x's dtype, sources), ordered."""
+    F, N, D = x.shape
+    dev = x.device
+    if not any(r[4] for r in sets.rows):
+        return x.new_zeros((0, D)), torch.zeros(0, dtype=torch.long, device=dev)
+    t = sets.tables(dev)
+    width = sets.width
+    is_static = (t["static"] > 0).unsqueeze(1)
+    member = torch.where(is_static, static[t["seg"]], ~static[t["seg"]])
+    pos = ascending_true_positions(member, width)
+    W = seg_frames[t["seg"]].to(torch.float32).view(-1, 1, 1)
+    x_rows = x.reshape(F * N, D)[(t["frame"].unsqueeze(1) * N + pos).flatten()].float().view(-1, width, D)
+    means = seg_sums.view(-1, N, D)[t["seg"].unsqueeze(1), pos] / W
+    feats = torch.where(is_static.unsqueeze(-1), means, x_rows)
+    stream = noise_stream(sets.stream, gen, dev, DENSITY_NOISE)
+    c_max = max(r[4] for r in sets.used)
+    merged, centres, ok = _cluster_merge_padded(feats, first_n(t["size"], width), t["size"], t["clusters"], c_max,
+                                                cfg.k, padded_noise(stream, t["noise"]),
+                                                min(r[3] for r in sets.used))
+    src = t["frame"].unsqueeze(1) * N + torch.gather(pos, 1, centres.clamp(max=width - 1))
+    key = torch.where(ok, t["key"].unsqueeze(1) + torch.arange(c_max, device=dev), sets.total).flatten()
+    src = src.flatten()
+    if newline_policy == "grid":
+        key = torch.where(key < sets.total, src, F * N)
+    order = torch.argsort(key)[:sets.total]
+    return merged.reshape(-1, D)[order].to(x.dtype), src[order]
 
 
 # ---- registered Method (methods.registry) ----

@@ -1,6 +1,6 @@
 """Pure tensor primitives shared by the pruning methods (no model, no globals, deterministic)."""
 from .rng import make_generator
-from .similarity import consecutive_cosine, cosine_matrix
+from .similarity import cache_blocking, consecutive_cosine, cosine_matrix
 from .selection import topk_indices, expanded_candidates
 from .dpc_knn import (
     VARIANTS as DPC_VARIANTS,
@@ -19,6 +19,10 @@ from .segmentation import (
     paper_tau,
     rescaled_retention,
     dyseg_segments,
+    failure_prefix,
+    window_counts,
+    window_gain,
+    segments_from_gain,
 )
 from .merge import (
     assign_nearest,
@@ -42,11 +46,11 @@ from .token_merging import (
 )
 
 __all__ = [
-    "make_generator", "consecutive_cosine", "cosine_matrix", "topk_indices", "expanded_candidates",
+    "make_generator", "cache_blocking", "consecutive_cosine", "cosine_matrix", "topk_indices", "expanded_candidates",
     "DPC_VARIANTS", "pairwise_distances", "dpc_knn_scores", "dpc_knn_scores_batched",
     "dpc_knn_centers", "dpc_knn_centers_batched", "Segmentation", "static_counts",
     "static_window_gain", "temporal_segments", "static_mask", "paper_tau", "rescaled_retention",
-    "dyseg_segments", "assign_nearest", "scatter_sum", "scatter_mean", "beta_blend",
+    "dyseg_segments", "failure_prefix", "window_counts", "window_gain", "segments_from_gain", "assign_nearest", "scatter_sum", "scatter_mean", "beta_blend",
     "weighted_anchor_merge", "running_pairwise_merge", "mean_merge", "blend_merge",
     "DEFAULT_SECTIONS", "rope_sections", "st_rope", "st_rope_and_cosines", "Matching", "bipartite_soft_matching", "merge_wavg",
     "proportional_bias", "r_schedule", "retention_r_schedule", "tokens_per_block",

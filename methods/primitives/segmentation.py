@@ -28,32 +28,45 @@ def _check_tau(tau: float) -> None:
         raise ValueError(f"tau (temporal similarity threshold) must be in (0, 1), got {tau!r}")
 
 
+def failure_prefix(sim: torch.Tensor, tau: float) -> torch.Tensor:
+    """(F, N) int32: prefix[t, n] = transitions before frame t at which position n is not static
+    (sim <= tau). Position n is static over the window [s, e] iff prefix[s, n] == prefix[e, n]."""
+    _check_sim(sim)
+    fail = (sim <= tau).to(torch.int32)                                   # (F-1, N)
+    return torch.cat([fail.new_zeros((1, sim.shape[1])), fail.cumsum(0)])
+
+
+def window_counts(prefix: torch.Tensor) -> torch.Tensor:
+    """(F, F) int64 static counts of every window from a ``failure_prefix``; zero where e <= s."""
+    F = prefix.shape[0]
+    same = prefix.unsqueeze(1) == prefix.unsqueeze(0)                   # [s, e, n]
+    counts = same.sum(-1, dtype=torch.int64)
+    upper = torch.ones((F, F), dtype=torch.bool, device=prefix.device).triu(1)
+    return counts * upper
+
+
 def static_counts(sim: torch.Tensor, tau: float) -> torch.Tensor:
     """count[s, e] = number of positions static over window [s, e] (all sim[s..e-1] > tau).
 
     (F, F) int64; zero where e <= s. Vectorised over positions with a prefix count of failures:
     a position is static on [s, e] iff no failure falls in transitions s..e-1.
     """
-    _check_sim(sim)
-    F = sim.shape[0] + 1
-    fail = (sim <= tau).to(torch.int32)                                   # (F-1, N)
-    prefix = torch.cat([fail.new_zeros((1, sim.shape[1])), fail.cumsum(0)])  # (F, N): fails before t
-    same = prefix.unsqueeze(1) == prefix.unsqueeze(0)                   # [s, e, n]
-    counts = same.sum(-1, dtype=torch.int64)
-    upper = torch.ones((F, F), dtype=torch.bool, device=sim.device).triu(1)
-    return counts * upper
+    return window_counts(failure_prefix(sim, tau))
+
+
+def window_gain(counts: torch.Tensor, max_window: int = 1024) -> torch.Tensor:
+    """gain[s, e] = counts[s, e] * (e - s), zero for windows longer than ``max_window`` frames."""
+    F = counts.shape[0]
+    ar = torch.arange(F, device=counts.device)
+    length = (ar.unsqueeze(0) - ar.unsqueeze(1)).clamp(min=0)            # [s, e] = e - s
+    return (counts * length).masked_fill(length + 1 > max_window, 0)
 
 
 def static_window_gain(sim: torch.Tensor, tau: float, max_window: int = 1024) -> torch.Tensor:
     """gain[s, e] = static_counts[s, e] * (e - s): tokens saved by merging window [s, e]
     (one copy of each static position instead of e - s + 1). Zero for e <= s and for windows
     longer than ``max_window`` frames. (F, F) int64."""
-    counts = static_counts(sim, tau)
-    F = counts.shape[0]
-    ar = torch.arange(F, device=sim.device)
-    length = (ar.unsqueeze(0) - ar.unsqueeze(1)).clamp(min=0)            # [s, e] = e - s
-    gain = counts * length
-    return gain.masked_fill(length + 1 > max_window, 0)
+    return window_gain(static_counts(sim, tau), max_window)
 
 
 def temporal_segments(sim: torch.Tensor, tau: float, max_window: int = 1024) -> Segmentation:
@@ -68,8 +81,13 @@ def temporal_segments(sim: torch.Tensor, tau: float, max_window: int = 1024) -> 
     _check_tau(tau)
     if int(max_window) < 1:
         raise ValueError(f"max_window must be >= 1, got {max_window!r}")
-    F = sim.shape[0] + 1
-    gain = static_window_gain(sim, tau, max_window).tolist()
+    return segments_from_gain(static_window_gain(sim, tau, max_window).tolist(), max_window)
+
+
+def segments_from_gain(gain: list[list[int]], max_window: int = 1024) -> Segmentation:
+    """``temporal_segments``' dynamic programme on a gain table already read to the host (F x F
+    nested lists of ints), so callers can read it together with other tables in one transfer."""
+    F = len(gain)
     dp = [0] * F
     prev = [0] * F
     for i in range(F):

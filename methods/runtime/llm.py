@@ -71,6 +71,8 @@ class RaggedKVCache:
         self.alive: list[Optional[torch.Tensor]] = [None] * num_layers
         # decode position of layer i = position - position_shift[i] (positions renumbered at a stage)
         self.position_shift: list[int] = [0] * num_layers
+        # host-side copy of ``alive[i].all()`` (set by the prefill), so decode reads no device value
+        self.all_alive: list[bool] = [True] * num_layers
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         if self.keys[layer_idx] is None:
@@ -352,6 +354,7 @@ class _Sequence:
     alive: Optional[torch.Tensor]        # mask mode: (L,) tokens not yet pruned; inplace: None
     mask: Optional[torch.Tensor]         # the additive attention mask of the next layer, or None
     shift: int = 0                       # decode shift of the layers from here on (renumbered positions)
+    all_alive: bool = True               # host-side: no token masked yet (mask mode; decode needs no mask)
 
 
 def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kinds: torch.Tensor,
@@ -405,6 +408,7 @@ def llm_prefill(lm, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, kin
         if cache is not None:
             cache.alive[li] = seq.alive.clone() if seq.alive is not None else None
             cache.position_shift[li] = seq.shift
+            cache.all_alive[li] = seq.all_alive
     res.hidden = lm.norm(seq.h.to(module_device(lm.norm, seq.h.device)))
     res.index = seq.index
     return res
@@ -445,6 +449,7 @@ def _run_stage(lm, plan: InnerPlan, stage, li: int, seq: _Sequence, prev_input: 
     if seq.alive is not None:
         seq.alive = seq.alive & ~dropped_ok
         seq.mask = _prefill_mask(seq.h.shape[1], seq.alive, impl, seq.h.dtype, device)
+        seq.all_alive = False   # a stage masks tokens (one that masks none only costs a zero mask)
     else:
         keep = (~dropped_ok).nonzero().squeeze(1)
         seq.h, seq.pos, seq.kinds, seq.index = seq.h[:, keep], seq.pos[..., keep], seq.kinds[keep], seq.index[keep]
@@ -468,6 +473,6 @@ def llm_decode_step(lm, embeds: torch.Tensor, cache: RaggedKVCache, position: Un
         # mask mode (the correctness oracle): the layer's alive keys only
         alive = torch.cat([alive, torch.ones(1, dtype=torch.bool, device=device)])
         cache.alive[li] = alive
-        return None if bool(alive.all()) else _additive_mask(alive[None, :], dtype)
+        return None if cache.all_alive[li] else _additive_mask(alive[None, :], dtype)
 
     return decode_layers(lm, embeds, cache, decode_position_ids(position, rope_axes, device), layer_mask)

@@ -9,5 +9,11 @@ methods it times (the library packages import nothing from here).
   code (:mod:`replicate.microbench.tango_reference`; equal output checked on every run);
 - :mod:`replicate.microbench.video_io`: peak memory of ``methods.video_io.load_video`` on a long video;
 - :mod:`replicate.microbench.snakemake_parse`: wall time of ``snakemake -n`` on the default target
-  and whether parsing the workflow imported torch.
+  and whether parsing the workflow imported torch;
+- :mod:`replicate.microbench.reduction_ops`: aten ops, kernels and host syncs (with call sites) of
+  every reduction at the papers' shapes, counted by :mod:`replicate.microbench.optrace` on the
+  seeded videos of :mod:`replicate.microbench.videos` (rule reduction_ops); one prefill's per-layer
+  overhead;
+- :mod:`replicate.microbench.reduction_times`: CPU time of every reduction on the three kinds of
+  video, Tango against the released reference in the same process (run by hand, docs/measured/).
 """

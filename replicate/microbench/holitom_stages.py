@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from methods.holitom import HoliTomConfig, consecutive_cosine, holitom_reduce, temporal_segments
+from methods.holitom import HoliTomConfig, consecutive_cosine, holitom_reduce
+from methods.primitives import temporal_segments
 from replicate.harness.options import rtag
 from replicate.microbench.methods import median_time, random_video_tokens
 from replicate.provenance import provenance

@@ -80,6 +80,8 @@ ADDED_SINCE_SNAPSHOT = {"cpu": {"video": {"methods": ["vanilla", "tango", "holit
                         "paper": {"gpu_memory_gb": 80, "device_map": "auto", "offload_dir": ""}}
 #: defaults changed since that commit, and why
 CHANGED_SINCE_SNAPSHOT = {"paper": {"max_new_tokens": None}}  # each evaluation protocol's own (issue 23)
+#: top-level sections added since (issue 26: the op-count benchmark's)
+SECTIONS_ADDED_SINCE_SNAPSHOT = {"reduction_ops": {"dim": None, "repeats": 1, "threads": 2}}
 
 
 def test_an_empty_config_resolves_to_what_config_yaml_spelled_out():
@@ -92,6 +94,8 @@ def test_an_empty_config_resolves_to_what_config_yaml_spelled_out():
     for section, changed in CHANGED_SINCE_SNAPSHOT.items():
         assert set(changed) <= set(expected[section])
         expected[section].update(changed)
+    assert not set(SECTIONS_ADDED_SINCE_SNAPSHOT) & set(expected)
+    expected.update(SECTIONS_ADDED_SINCE_SNAPSHOT)
     assert with_defaults({}) == expected
     assert load_config() == expected  # the shipped file sets nothing that differs
 

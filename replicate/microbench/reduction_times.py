@@ -1,0 +1,181 @@
+"""CPU time of every method's reduction step on several kinds of video, and Tango against a
+reference of the released code, in one process.
+
+``python -m replicate.microbench.reduction_times --out docs/measured/reduction_times_<commit>.json``
+
+At LLaVA-OV-7B's shape (32 frames x 14x14 tokens x 3584, fp32) and r = 0.10 (DyCoke at its lowest
+retention, 0.25), on the video-like inputs of ``replicate.microbench.videos`` (no cut, a cut every 8
+and every 2 frames) plus ``one-segment`` (one 32-frame shot where a third of the positions
+flicker: HoliTom's segmentation keeps all 32 frames together, so Tango merges one large pool, the
+case issue 26 timed), each method is timed ``--repeats`` times after ``--warmup`` calls: wall and
+process CPU seconds, median. Tango alternates with ``replicate.microbench.tango_reference.released_reference``
+(the project's reference of the released pre-LLM step) call by call, and their outputs are
+compared (kept indices equal, features within ``--atol``).
+
+The machine's load average is recorded before and after each method: on a shared machine the wall
+time measures the scheduler's share as much as the code, the CPU time less so. To compare two
+commits, run this file from each checkout back to back (``methods`` is imported from the checkout
+on ``sys.path``; its path and git commit are recorded).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from replicate.microbench.videos import INPUTS, VideoSpec, video_tokens
+from costmodel.cli import Parser, entry_point, finite_float, integer, out_file
+
+METHODS = {"tango": {"retention": 0.10}, "holitom-wo-m": {"retention": 0.10}, "prunevid": {"retention": 0.10},
+           "dycoke": {"retention": 0.25}, "visionzip": {"retention": 0.10}, "fastvid": {"retention": 0.10}}
+ONE_SEGMENT = "one-segment"
+
+
+def one_segment_tokens(spec: VideoSpec, seed: int = 0):
+    """One shot, no objects: every position a background token plus per-frame noise of one of three
+    levels (0.2: static at any tau; 0.55: static at 0.65 but not at 0.8; 3.0: flickering), so the
+    segmentation keeps the whole video in one segment and about two thirds of the positions are
+    dynamic inside it (the released static mask uses tau 0.8)."""
+    from methods.types import VideoTokens
+
+    g = torch.Generator().manual_seed(seed)
+    F, (h, w), D = spec.frames, spec.grid, spec.dim
+    N = h * w
+    level = torch.tensor([0.2, 0.55, 3.0])[torch.randint(0, 3, (N,), generator=g)]
+    x = torch.randn(N, D, generator=g) + level[:, None] * torch.randn(F, N, D, generator=g)
+    sal = torch.softmax(2.0 * torch.randn(F, N, generator=g), -1)
+    keys = x @ (torch.randn(D, 72, generator=g) / D ** 0.5)
+    return VideoTokens(features=x, grid=spec.grid, timestamps=torch.arange(F, dtype=torch.float32) * 0.5,
+                       saliency={"map_head_attn": sal, "vit_attn_received": sal, "vit_global_query_attn": sal},
+                       global_features=x.mean(1) @ torch.randn(D, 1152, generator=g) / D ** 0.5, keys=keys,
+                       newline_policy=spec.newline_policy)
+
+
+def _timed(fn) -> tuple[float, float]:
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
+def _stats(samples: list[tuple[float, float]]) -> dict:
+    walls, cpus = [s[0] for s in samples], [s[1] for s in samples]
+    return {"median_wall_s": statistics.median(walls), "median_cpu_s": statistics.median(cpus),
+            "min_wall_s": min(walls), "wall_s": walls, "cpu_s": cpus}
+
+
+def time_methods(tokens, methods: dict, repeats: int, warmup: int) -> dict:
+    """Median wall / CPU time of each method's ``reduce`` on ``tokens`` (methods one after another)."""
+    from methods.registry import get_method
+
+    out = {}
+    for name, opts in methods.items():
+        m = get_method(name, **opts)
+        load0 = os.getloadavg()[0]
+        with torch.inference_mode():
+            for _ in range(warmup):
+                m.reduce(tokens)
+            samples = [_timed(lambda: m.reduce(tokens)) for _ in range(repeats)]
+        out[name] = {**_stats(samples), "options": opts, "loadavg_before": load0, "loadavg_after": os.getloadavg()[0]}
+    return out
+
+
+def tango_vs_reference(tokens, repeats: int, warmup: int, atol: float) -> dict:
+    """Tango and the released reference alternately, and the check that their outputs agree."""
+    from methods.tango import TangoConfig, resolve_sinks, tango_reduce
+    from replicate.microbench.tango_reference import released_reference
+
+    cfg = TangoConfig(retention=0.10, fidelity="released")
+    sinks = resolve_sinks(cfg, tokens)
+    ours = lambda: tango_reduce(tokens, cfg)
+    ref = lambda: released_reference(tokens.features, tokens.require("map_head_attn"), tokens.times(),
+                                     tokens.grid, cfg, sinks)
+    load0 = os.getloadavg()[0]
+    with torch.inference_mode():
+        red, (src, feats) = ours(), ref()
+        for _ in range(max(warmup - 1, 0)):
+            ours(), ref()
+        a, b = [], []
+        for _ in range(repeats):
+            a.append(_timed(ours))
+            b.append(_timed(ref))
+    same = torch.equal(red.source, src)
+    diff = float((red.features.float() - feats).abs().max()) if same else float("inf")
+    t_ours, t_ref = _stats(a), _stats(b)
+    return {"tango": t_ours, "reference": t_ref,
+            "speedup_wall": t_ref["median_wall_s"] / t_ours["median_wall_s"],
+            "speedup_cpu": t_ref["median_cpu_s"] / t_ours["median_cpu_s"],
+            "output_check": {"indices_equal": same, "max_abs_feature_diff": diff, "atol": atol,
+                             "identical": bool(same and diff <= atol), "kept": red.num_tokens,
+                             "segments": len(red.info["segments"])},
+            "loadavg_before": load0, "loadavg_after": os.getloadavg()[0]}
+
+
+def _checkout() -> dict:
+    import methods
+
+    root = Path(methods.__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"methods_root": str(root), "git_commit": commit}
+
+
+@entry_point("python -m replicate.microbench.reduction_times")
+def main(argv=None) -> int:
+    p = Parser(prog="python -m replicate.microbench.reduction_times", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, type=out_file, help="output JSON path")
+    p.add_argument("--inputs", nargs="*", choices=sorted([*INPUTS, ONE_SEGMENT]), help="default: all")
+    p.add_argument("--methods", nargs="*", choices=sorted(METHODS), help="default: all")
+    p.add_argument("--no-reference", action="store_true", help="skip Tango against the released reference")
+    p.add_argument("--repeats", type=integer(1, 1000), default=5)
+    p.add_argument("--warmup", type=integer(0, 1000), default=1)
+    p.add_argument("--threads", type=integer(1, 1024), default=2)
+    p.add_argument("--dim", type=integer(8, 16384), default=3584)
+    p.add_argument("--atol", type=finite_float(0), default=1e-5)
+    p.add_argument("--label", default="", help="a name for this checkout in the JSON (e.g. main, branch)")
+    a = p.parse_args(argv)
+    for name in ("repeats", "threads", "dim"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name} must be >= 1, got {getattr(a, name)}")
+    if a.warmup < 0:
+        p.error(f"--warmup must be >= 0, got {a.warmup}")
+    torch.set_num_threads(a.threads)
+    spec = VideoSpec(32, (14, 14), a.dim)
+    inputs = a.inputs or [*INPUTS, ONE_SEGMENT]
+    methods = {m: METHODS[m] for m in (a.methods or METHODS)}
+    result = {"what": "CPU time of each reduction (median after warm-up) and Tango vs the released reference",
+              "shape": [spec.frames, *spec.grid, spec.dim], "threads": a.threads, "repeats": a.repeats,
+              "warmup": a.warmup, "label": a.label, "checkout": _checkout(), "cpu_count": os.cpu_count(),
+              "torch": torch.__version__, "inputs": {}}
+    for name in inputs:
+        tokens = one_segment_tokens(spec) if name == ONE_SEGMENT else video_tokens(spec, INPUTS[name], seed=0)
+        rec = {"methods": time_methods(tokens, methods, a.repeats, a.warmup)}
+        if not a.no_reference:
+            rec["tango_vs_reference"] = tango_vs_reference(tokens, a.repeats, a.warmup, a.atol)
+        result["inputs"][name] = rec
+        line = ", ".join(f"{m} {v['median_wall_s'] * 1e3:.1f} ms" for m, v in rec["methods"].items())
+        ref = rec.get("tango_vs_reference")
+        if ref:
+            line += (f"; tango vs reference {ref['speedup_wall']:.2f}x wall, {ref['speedup_cpu']:.2f}x cpu "
+                     f"({'identical' if ref['output_check']['identical'] else 'OUTPUT DIFFERS'})")
+        print(f"{name}: {line}", flush=True)
+        del tokens
+    from replicate.io import write_json
+
+    write_json(a.out, result)
+    bad = [n for n, r in result["inputs"].items()
+           if "tango_vs_reference" in r and not r["tango_vs_reference"]["output_check"]["identical"]]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
