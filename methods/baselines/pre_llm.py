@@ -110,6 +110,57 @@ def visionzip_frame(feat: torch.Tensor, attn: torch.Tensor, keys: torch.Tensor, 
     return out[order], src[order]
 
 
+def visionzip_frames(features: torch.Tensor, attn: torch.Tensor, keys: torch.Tensor, start: int, end: int,
+                     budget: int, dominant_share: float, fidelity: str = "released",
+                     sort: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`visionzip_frame` on frames ``start:end`` of one budget at once, without host syncs:
+    features (F, N, D), attn (F, N), keys (F, N, Dk) -> (features ((end-start)*b, D), global source
+    index f * N + n), frame by frame in the per-frame function's order. Every size is known on the
+    host (each frame keeps ``b`` tokens, ``N - dominant`` are not dominant), so the position-order
+    selections are stable sorts of masks instead of ``nonzero``."""
+    F, N, D = features.shape
+    dev = features.device
+    G = end - start
+    budget = min(budget, N)
+    n_dom, n_ctx = visionzip_split(budget, dominant_share, fidelity)
+    a = attn[start:end]
+    base = (torch.arange(start, end, device=dev) * N).unsqueeze(1)  # (G, 1) global offset
+    flat = features.reshape(F * N, D)
+    dom = torch.topk(a, n_dom, dim=1).indices.sort(dim=1).values  # (G, n_dom)
+    if n_ctx == 0:
+        src = dom
+        out = flat.index_select(0, (dom + base).reshape(-1)).reshape(G, n_dom, D)
+    else:
+        R = N - n_dom
+        is_dom = torch.zeros((G, N), dtype=torch.uint8, device=dev).scatter_(1, dom, 1)
+        rest = torch.sort(is_dom, dim=1, stable=True).indices[:, :R]  # non-dominant, position order
+        step = max(1, R // n_ctx)
+        r = torch.arange(R, device=dev)
+        not_target = ((r % step != 0) | (r >= step * n_ctx)).to(torch.uint8)
+        role = torch.sort(not_target, stable=True).indices  # targets, then the others, each in order
+        ranked = rest.index_select(1, role)
+        targets, others = ranked[:, :n_ctx], ranked[:, n_ctx:]
+        fd = flat.index_select(0, (torch.cat([dom, targets], dim=1) + base).reshape(-1)).reshape(G, budget, D)
+        if R > n_ctx:
+            M = R - n_ctx
+            kflat = keys.reshape(F * N, keys.shape[-1])
+            kt = kflat.index_select(0, (targets + base).reshape(-1)).reshape(G, n_ctx, -1)
+            ko = kflat.index_select(0, (others + base).reshape(-1)).reshape(G, M, -1)
+            assign = assign_nearest(ko, kt, metric="cosine")  # (G, M)
+            group = (assign + torch.arange(G, device=dev).unsqueeze(1) * n_ctx).reshape(-1)
+            fo = flat.index_select(0, (others + base).reshape(-1)).float()
+            mean, _ = scatter_mean(fo, group, G * n_ctx)
+            ctx = (fd[:, n_dom:].float() + mean.reshape(G, n_ctx, D)).to(features.dtype)
+            out = torch.cat([fd[:, :n_dom], ctx], dim=1)
+        else:
+            out = fd
+        src = torch.cat([dom, targets], dim=1)
+    if sort:
+        src, order = torch.sort(src, dim=1)
+        out = out.gather(1, order.unsqueeze(-1).expand(-1, -1, D))
+    return out.reshape(G * budget, D), (src + base).reshape(-1)
+
+
 class VisionZip(Method):
     name = "visionzip"
     description = "VisionZip (HoliTom's OV/Video port): dominant attention top-k + merged contextual tokens per frame"
@@ -128,16 +179,25 @@ class VisionZip(Method):
             budgets = torch.full((F,), min(c.tokens_per_frame, N), dtype=torch.long)
         else:
             budgets = frame_budgets(video_budget(tokens, c.retention), F, N)
-        feats, srcs = [], []
         # the released port sorts a frame by position only in the grid layout
         sort = c.fidelity == "project" or tokens.newline_policy == "grid"
-        for f in range(F):  # a loop over frames (budgets may differ by one token)
-            x, s = visionzip_frame(tokens.features[f], attn[f], tokens.keys[f], int(budgets[f]), c.dominant_share,
-                                   c.fidelity, sort)
+        # budgets depend on shapes only: frames with equal budgets (at most two runs, the first
+        # frames taking the remainder) are reduced together, frame order kept
+        per_frame = budgets.tolist()
+        feats, srcs = [], []
+        start = 0
+        while start < F:
+            end = start
+            while end < F and per_frame[end] == per_frame[start]:
+                end += 1
+            x, s = visionzip_frames(tokens.features, attn, tokens.keys, start, end, per_frame[start],
+                                    c.dominant_share, c.fidelity, sort)
             feats.append(x)
-            srcs.append(s + f * N)
-        return Reduction(torch.cat(feats), torch.cat(srcs), positions="contiguous",
-                         info={"tokens_per_frame": budgets.tolist(), "fidelity": c.fidelity})
+            srcs.append(s)
+            start = end
+        return Reduction(torch.cat(feats) if len(feats) > 1 else feats[0],
+                         torch.cat(srcs) if len(srcs) > 1 else srcs[0], positions="contiguous",
+                         info={"tokens_per_frame": per_frame, "fidelity": c.fidelity})
 
     @property
     def pre_llm_budget(self) -> bool:

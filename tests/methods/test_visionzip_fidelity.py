@@ -84,3 +84,36 @@ def test_layouts_one_token_keeps_the_official_order_grid_sorts():
 def test_unknown_fidelity_is_refused():
     with pytest.raises(ValueError, match=r"visionzip fidelity must be one of \['released', 'project'\]"):
         get_method("visionzip", retention=0.1, fidelity="paper")
+
+
+def _per_frame_reference(tokens: VideoTokens, budgets: list[int], fidelity: str, sort: bool):
+    """The reduction as a loop over frames of the readable per-frame reference."""
+    F, N, _ = tokens.features.shape
+    attn = tokens.saliency["vit_attn_received"]
+    out = [visionzip_frame(tokens.features[f], attn[f], tokens.keys[f], budgets[f], 54 / 64, fidelity, sort)
+           for f in range(F)]
+    return torch.cat([x for x, _ in out]), torch.cat([s + f * N for f, (_, s) in enumerate(out)])
+
+
+@pytest.mark.parametrize("fidelity", ["released", "project"])
+@pytest.mark.parametrize("policy", ["one_token", "grid"])
+@pytest.mark.parametrize("frames,grid", [(1, (7, 7)), (5, (7, 7)), (8, (5, 6)), (3, (2, 3))])
+def test_batched_reduction_equals_the_per_frame_reference(fidelity, policy, frames, grid):
+    """Fails when the batched reduction (frames of one budget at once, no host syncs) drifts from
+    ``visionzip_frame``: kept indices equal, features within 1e-6, for budgets that differ by one
+    token between frames, both fidelities, both layouts (the one-token layout keeps [dominant; contextual])."""
+    N = grid[0] * grid[1]
+    g = torch.Generator().manual_seed(frames * 100 + N)
+    for trial, retention in enumerate([0.02, 0.1, 0.137, 0.25, 0.5, 0.93, 1.0]):
+        X = torch.randn(frames, N, 16, generator=g)
+        tokens = VideoTokens(X, grid, saliency={"vit_attn_received": torch.rand(frames, N, generator=g)},
+                             keys=torch.randn(frames, N, 8, generator=g), newline_policy=policy)
+        for kw in ({}, {"tokens_per_frame": 1 + trial * 3}):
+            red = get_method("visionzip", retention=retention, fidelity=fidelity, **kw).reduce(tokens)
+            budgets = red.info["tokens_per_frame"]
+            assert max(budgets) - min(budgets) <= 1
+            sort = fidelity == "project" or policy == "grid"
+            ref_x, ref_s = _per_frame_reference(tokens, budgets, fidelity, sort)
+            assert torch.equal(red.source, ref_s)
+            assert red.features.shape == ref_x.shape
+            assert torch.allclose(red.features, ref_x, rtol=0, atol=1e-6)

@@ -17,19 +17,21 @@ from replicate.microbench.reduction_ops import Run, main, measure
 from replicate.microbench.videos import INPUTS, VideoSpec, video_tokens
 
 #: issue 26's targets at 32 x 196 x 3584, r = 0.10 (DyCoke: its lowest retention, 0.25)
-TARGET_OPS = {"tango": 700, "holitom-wo-m": 574, "prunevid": 500, "dycoke": 400}
+TARGET_OPS = {"tango": 700, "holitom-wo-m": 574, "prunevid": 500, "dycoke": 400, "visionzip": 200}
 MAX_SYNCS = 2
-RETENTION = {"tango": 0.10, "holitom-wo-m": 0.10, "prunevid": 0.10, "dycoke": 0.25}
+RETENTION = {"tango": 0.10, "holitom-wo-m": 0.10, "prunevid": 0.10, "dycoke": 0.25, "visionzip": 0.10}
 #: (input, method) -> ops measured at width 128 when the batched reductions landed
 MEASURED = {
     ("no-cut", "tango"): 420, ("cut-8", "tango"): 398, ("cut-2", "tango"): 414,
     ("no-cut", "holitom-wo-m"): 206, ("cut-8", "holitom-wo-m"): 206, ("cut-2", "holitom-wo-m"): 206,
     ("no-cut", "prunevid"): 225, ("cut-8", "prunevid"): 225, ("cut-2", "prunevid"): 225,
     ("no-cut", "dycoke"): 113, ("cut-8", "dycoke"): 113, ("cut-2", "dycoke"): 113,
+    ("no-cut", "visionzip"): 164, ("cut-8", "visionzip"): 164, ("cut-2", "visionzip"): 164,
 }
 #: the only syncs left: where an output size depends on the data
 SYNC_FUNCTIONS = {"tango": {"_segmentation"}, "holitom-wo-m": {"holitom_reduce"},
-                  "prunevid": {"temporal_segments", "prunevid_reduce"}, "dycoke": set()}
+                  "prunevid": {"temporal_segments", "prunevid_reduce"}, "dycoke": set(),
+                  "visionzip": set()}
 
 
 @pytest.fixture(scope="module", params=list(INPUTS))
@@ -60,13 +62,15 @@ def test_issue_targets_at_full_width(cut):
 def test_cli_writes_counts_and_sites(tmp_path):
     out = tmp_path / "ro.json"
     assert main(["--out", str(out), "--settings", "llava-ov-7b", "--methods", "dycoke", "visionzip",
-                 "--retentions", "0.25", "--inputs", "cut-2", "--dim", "16", "--repeats", "1",
+                 "prunevid", "--retentions", "0.25", "--inputs", "cut-2", "--dim", "16", "--repeats", "1",
                  "--no-prefill"]) == 0
     rec = json.loads(out.read_text())
     dy = rec["runs"]["llava-ov-7b/dycoke/r=0.25"]["inputs"]["cut-2"]
     assert dy["syncs"] == 0 and dy["ops"] > 0 and dy["wall_s"] > 0 and dy["kept_tokens"] == round(0.25 * 32 * 196)
     vz = rec["runs"]["llava-ov-7b/visionzip/r=0.25"]["inputs"]["cut-2"]
-    assert vz["syncs"] > 0 and all(s["site"].startswith("methods/baselines/pre_llm.py:") for s in vz["sync_sites"])
+    assert vz["syncs"] == 0 and vz["ops"] > 0 and vz["kept_tokens"] == round(0.25 * 32 * 196)
+    pv = rec["runs"]["llava-ov-7b/prunevid/r=0.25"]["inputs"]["cut-2"]
+    assert pv["syncs"] > 0 and all(s["site"].startswith("methods/baselines/prunevid.py:") for s in pv["sync_sites"])
 
 
 def test_cli_rejects_bad_arguments(tmp_path, capsys):
