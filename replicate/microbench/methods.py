@@ -46,7 +46,8 @@ DEFAULT_METHODS = {
 }
 
 
-def median_time(fn, repeats: int, warmup: int = 1) -> dict:
+def wall_times(fn, repeats: int, warmup: int = 1) -> list[float]:
+    """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
@@ -54,6 +55,11 @@ def median_time(fn, repeats: int, warmup: int = 1) -> dict:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+    return times
+
+
+def median_time(fn, repeats: int, warmup: int = 1) -> dict:
+    times = wall_times(fn, repeats, warmup)
     return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats, "warmup": warmup}
 
 

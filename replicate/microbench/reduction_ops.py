@@ -36,6 +36,7 @@ from typing import Callable, Optional
 
 import torch
 
+from replicate.microbench.methods import wall_times
 from replicate.microbench.optrace import trace
 
 try:
@@ -129,17 +130,6 @@ def reduction_fn(run: Run):
     return (lambda tokens: None), (lambda tokens, _: method.reduce(tokens))
 
 
-def _median_wall(fn, repeats: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
 def _kept(out) -> Optional[int]:
     if hasattr(out, "num_tokens"):
         return int(out.num_tokens)
@@ -159,7 +149,7 @@ def measure(run: Run, tokens, repeats: int, warmup: int = 0) -> dict:
             with cache_blocking(False):
                 out, tr = trace(span, tokens, extra)
             _, tr_cpu = trace(span, tokens, extra, sites=False)
-            times = _median_wall(lambda: span(tokens, extra), repeats, warmup)
+            times = wall_times(lambda: span(tokens, extra), repeats, warmup)
     except Exception as e:  # a method that does not apply here (e.g. DyCoke below 25 %)
         from methods.types import NotApplicable
 
