@@ -15,7 +15,6 @@ Guards, for every test of this module:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import resource
@@ -27,22 +26,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .helpers import tree_hash
+
 REPO = Path(__file__).resolve().parents[2]
 GIB = 1024 ** 3
 BASE_CONFIG = __import__("replicate.configuration", fromlist=["load_config"]).load_config()
 
 
 # ------------------------------------------------------------------------------------ guards
-def _tree_hash(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        h.update(str(p.relative_to(root)).encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-            h.update(oct(p.stat().st_mode).encode())
-    return h.hexdigest()
-
-
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory) -> Path:
     """A small results tree like the workflow's (cheap: written by hand, not computed)."""
@@ -62,9 +53,9 @@ def results_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def results_unchanged(results_dir):
-    before = _tree_hash(results_dir)
+    before = tree_hash(results_dir)
     yield
-    assert _tree_hash(results_dir) == before, "a bad input changed or removed a previous result"
+    assert tree_hash(results_dir) == before, "a bad input changed or removed a previous result"
 
 
 def _vm_size() -> int:
