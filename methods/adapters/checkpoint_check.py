@@ -52,10 +52,7 @@ def read_config_json(path: Path, model_type: str) -> dict:
     if not f.is_file():
         raise CheckpointError(f"{str(path)!r} has no config.json (expected an HF checkpoint with model_type "
                               f"{model_type!r}: config.json + *.safetensors + tokenizer and processor files)")
-    try:
-        cfg = json.loads(f.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{str(f)!r} is not readable JSON ({exc})") from None
+    cfg = _read_json(f)
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{str(f)!r} holds a JSON {type(cfg).__name__}; expected a mapping with "
                               f"model_type {model_type!r}")
@@ -104,12 +101,17 @@ def _tensor_entry(f: Path, name: str, entry: Any, data_start: int, size: int) ->
     return entry["dtype"], list(entry["shape"])
 
 
-def _read_index(path: Path) -> dict[str, str]:
-    f = path / INDEX_FILE
+def _read_json(f: Path):
+    """The JSON value in file ``f``; CheckpointError naming the file when it is not readable JSON."""
     try:
-        index = json.loads(f.read_text(encoding="utf-8"))
+        return json.loads(f.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{str(f)!r} is not readable JSON ({exc})") from None
+
+
+def _read_index(path: Path) -> dict[str, str]:
+    f = path / INDEX_FILE
+    index = _read_json(f)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{str(f)!r} has no 'weight_map' mapping tensor names to shard files")
@@ -238,10 +240,7 @@ def check_processor_files(path: Path) -> None:
     if not pre.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} has no {PROCESSOR_FILE} (the image mean/std the model "
                               f"was trained with)")
-    try:
-        d = json.loads(pre.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{str(pre)!r} is not readable JSON ({exc})") from None
+    d = _read_json(pre)
     if not isinstance(d, dict):
         raise CheckpointError(f"{str(pre)!r} holds a JSON {type(d).__name__}; expected a mapping")
 
