@@ -7,6 +7,7 @@ from .dpc_knn import (
     pairwise_distances,
     dpc_knn_scores,
     dpc_knn_scores_batched,
+    dpc_knn_scores_from_distances,
     dpc_knn_centers,
     dpc_knn_centers_batched,
 )
@@ -47,7 +48,7 @@ from .token_merging import (
 
 __all__ = [
     "make_generator", "cache_blocking", "consecutive_cosine", "cosine_matrix", "topk_indices", "expanded_candidates",
-    "DPC_VARIANTS", "pairwise_distances", "dpc_knn_scores", "dpc_knn_scores_batched",
+    "DPC_VARIANTS", "pairwise_distances", "dpc_knn_scores", "dpc_knn_scores_batched", "dpc_knn_scores_from_distances",
     "dpc_knn_centers", "dpc_knn_centers_batched", "Segmentation", "static_counts",
     "static_window_gain", "temporal_segments", "static_mask", "paper_tau", "rescaled_retention",
     "dyseg_segments", "failure_prefix", "window_counts", "window_gain", "segments_from_gain", "assign_nearest", "scatter_sum", "scatter_mean", "beta_blend",

@@ -90,33 +90,45 @@ def _scores_and_distances(x: torch.Tensor, k: int, variant: str,
     B, M, D = x.shape
     if M == 0:
         return x.new_zeros((B, 0), dtype=torch.float32), x.new_zeros((B, 0, 0), dtype=torch.float32)
+    dist = pairwise_distances(x) / math.sqrt(D) if variant == "holitom" else pairwise_distances(x, squared=True)
+    return dpc_knn_scores_from_distances(dist, k, variant=variant, generator=generator, noise=noise), dist
+
+
+def dpc_knn_scores_from_distances(dist: torch.Tensor, k: int, *, variant: Variant,
+                                  generator: Optional[torch.Generator] = None,
+                                  noise: float = 1e-6) -> torch.Tensor:
+    """rho * delta from the variant's distance matrix (B, M, M) (``"holitom"``: Euclidean / sqrt(D);
+    ``"tango"``: squared Euclidean, as ``pairwise_distances`` gives them) -> (B, M) fp32. Lets a
+    caller take the distances of a subset of points from a larger set's matrix (same entries)."""
+    _check_variant(variant)
+    if k < 1:
+        raise ValueError(f"k (number of neighbours) must be >= 1, got {k}")
+    B, M, _ = dist.shape
     if generator is None:
-        generator = make_generator(0, x.device)
+        generator = make_generator(0, dist.device)
     if variant == "holitom":
-        dist = pairwise_distances(x) / math.sqrt(D)
         kk = min(k, M)
         knn = torch.topk(dist, kk, dim=-1, largest=False).values  # includes self (0)
         density = torch.exp(-(knn * knn).mean(-1))
     else:
         # Squared distances throughout; square roots only of the k-NN values and of delta (sqrt is
         # monotone and correctly rounded, so the scores equal those from the full root matrix).
-        dist = pairwise_distances(x, squared=True)
         kk = min(k, M - 1)
         if kk == 0:
-            density = torch.ones((B, M), dtype=torch.float32, device=x.device)
+            density = torch.ones((B, M), dtype=torch.float32, device=dist.device)
         else:
             # the exact-zero diagonal is always among the kk + 1 smallest; dropping one zero gives
             # the same values as masking the diagonal out (duplicates keep their zeros)
             knn = torch.topk(dist, kk + 1, dim=-1, largest=False).values[..., 1:].sqrt()
             density = torch.exp(-(knn * knn).mean(-1))
-    density = density + torch.rand((B, M), generator=generator, device=x.device,
+    density = density + torch.rand((B, M), generator=generator, device=dist.device,
                                    dtype=torch.float32) * noise
     higher = density.unsqueeze(-2) > density.unsqueeze(-1)  # [b, i, j]: j denser than i
     dmax = dist.amax(dim=(-2, -1), keepdim=True)
     delta = torch.where(higher, dist, dmax).amin(dim=-1)
     if variant != "holitom":
         delta = delta.sqrt()
-    return density * delta, dist
+    return density * delta
 
 
 def dpc_knn_scores(x: torch.Tensor, k: int, *, variant: Variant,

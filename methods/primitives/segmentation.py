@@ -146,8 +146,9 @@ def dyseg_segments(global_sim: torch.Tensor, c: int, tau: float) -> list[tuple[i
     cut = global_sim < tau
     n_low = min(c - 1, T)
     if n_low > 0:
-        cut[torch.topk(global_sim, n_low, largest=False).indices] = True
-    cuts = torch.nonzero(cut).flatten().tolist()  # cut after frame t
+        cut = cut.index_fill(0, torch.topk(global_sim, n_low, largest=False).indices, True)
+    # the one host read: the number of segments is the output's size
+    cuts = [t for t, is_cut in enumerate(cut.tolist()) if is_cut]  # cut after frame t
     starts = [0] + [t + 1 for t in cuts]
     ends = cuts + [T]
     return list(zip(starts, ends))

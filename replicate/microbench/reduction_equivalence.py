@@ -13,17 +13,19 @@ the kept indices are equal and the largest absolute feature difference, against 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
 import tempfile
+import typing
 from pathlib import Path
 
 import torch
 
 from costmodel.cli import Parser, entry_point, existing_dir, finite_float, integer, out_file
 
-BATCHED = ("tango", "holitom-wo-m", "prunevid", "dycoke")
+BATCHED = ("tango", "holitom-wo-m", "prunevid", "dycoke", "visionzip", "fastvid")
 _CHILD = r"""
 import json, sys, torch
 from pathlib import Path
@@ -46,12 +48,21 @@ def cases(settings, methods_, dim):
     for r in runs(settings, methods_):
         if r.method not in BATCHED or (r.method == "dycoke" and r.retention < 0.25):
             continue
-        for inp in INPUTS:
-            out.append({"label": f"{r.label}/{inp}", "setting": r.setting, "method": r.method,
-                        "retention": r.retention, "options": r.options, "input": inp,
+        for inp, fidelity in itertools.product(INPUTS, _fidelities(r.method)):
+            options = r.options if fidelity is None else {**r.options, "fidelity": fidelity}
+            out.append({"label": f"{r.label}/{inp}" + (f"/{fidelity}" if fidelity else ""), "setting": r.setting,
+                        "method": r.method, "retention": r.retention, "options": options, "input": inp,
                         "spec": [SETTINGS[r.setting].spec.frames, list(SETTINGS[r.setting].spec.grid),
                                  dim or SETTINGS[r.setting].spec.dim, SETTINGS[r.setting].spec.newline_policy]})
     return out
+
+
+def _fidelities(method: str) -> tuple:
+    """Every value of a method's ``fidelity`` option (its Config's Literal; issue 24), else (None,)."""
+    from methods.registry import method_class
+
+    hints = typing.get_type_hints(method_class(method).Config)
+    return typing.get_args(hints["fidelity"]) if "fidelity" in hints else (None,)
 
 
 def reduce_all(spec: list, blocking) -> dict:

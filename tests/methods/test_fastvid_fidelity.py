@@ -118,3 +118,34 @@ def test_per_frame_count_is_int_of_n_r():
 def test_unknown_fidelity_is_refused():
     with pytest.raises(ValueError, match=r"fastvid fidelity must be one of \['released', 'project'\]"):
         get_method("fastvid", retention=0.1, fidelity="paper")
+
+
+def _angle_gap(a: float, b: float) -> float:
+    return min((a - b) % 360, (b - a) % 360)
+
+
+@pytest.mark.parametrize("fidelity", ["released", "project"])
+def test_three_two_frame_segments_batched_as_one_run(fidelity):
+    """Three consecutive segments of one shape (frames 0-1, 2-3, 4-5) are one batch of pools in the
+    batched DTM (issue 26); each must still merge only its own segment. r = 0.75, d = 0.67 on N = 4:
+    int(3) retained, floor(2.01) = 2 contextual, 1 salient; each segment's one anchor frame (its
+    last, p = 4) takes min((2 * 2) // 1, 3) = 3 anchors: all its non-salient tokens. Expected: every
+    non-salient token of the segment joins the anchor nearest in angle (cosine on the unit circle),
+    computed here from the angles, not by the project's code."""
+    vt = _video()
+    g = torch.eye(3).repeat_interleave(2, dim=0)                        # cos 1, 0, 1, 0, 1: cuts after 1, 3
+    red = fastvid_reduce(VideoTokens(features=vt.features, grid=(2, 2), saliency=vt.saliency, global_features=g),
+                         FastVIDConfig(retention=0.75, d=0.67, c=1, fidelity=fidelity))
+    assert red.info["segments"] == [(0, 1), (2, 3), (4, 5)]
+    expected = {f * 4: _unit(270) for f in range(6)}
+    for s in (0, 2, 4):
+        host = s + 1
+        members = {a: [] for a in REST[host]}
+        for f in (s, s + 1):
+            for angle in REST[f]:
+                members[min(REST[host], key=lambda a: (_angle_gap(angle, a), REST[host].index(a)))].append(angle)
+        for slot, a in enumerate(REST[host], start=1):
+            expected[host * 4 + slot] = _merged(a, members[a])
+    assert red.source.tolist() == sorted(expected)
+    for j, src in enumerate(red.source.tolist()):
+        assert torch.allclose(red.features[j], expected[src], atol=1e-6), (fidelity, src)

@@ -9,6 +9,7 @@ from methods.primitives import (
     dpc_knn_centers_batched,
     dpc_knn_scores,
     dpc_knn_scores_batched,
+    dpc_knn_scores_from_distances,
     make_generator,
     pairwise_distances,
 )
@@ -99,3 +100,22 @@ def test_edge_sizes_and_errors():
         dpc_knn_centers(x, 5, 2, variant="tango")
     with pytest.raises(ValueError, match="k"):
         dpc_knn_scores(x, 0, variant="holitom")
+
+
+def test_scores_from_a_larger_sets_distances():
+    """FastVID scores a frame's contextual tokens from the whole frame's distance matrix (issue 26):
+    the rows and columns of the subset give the subset's own scores. Hand value: the holitom score of
+    point 0.0 among the first six points (outlier 10.0 left out) with k = 3 is exp(-0.02/3) times its
+    delta, the largest distance of the subset, 5.2 - (-0.1) = 5.3 (it is the densest point)."""
+    keep = torch.tensor([0, 1, 2, 3, 4, 5])
+    full = pairwise_distances(POINTS.unsqueeze(0))               # D = 1: / sqrt(1)
+    sub = full[:, keep][:, :, keep]
+    s = dpc_knn_scores_from_distances(sub, 3, variant="holitom", noise=0.0)
+    assert math.isclose(float(s[0, 0]), math.exp(-0.02 / 3) * 5.3, rel_tol=1e-4)
+    for variant in ("holitom", "tango"):
+        own = dpc_knn_scores_batched(POINTS[keep].unsqueeze(0), 3, variant=variant, noise=0.0)
+        dist = full if variant == "holitom" else pairwise_distances(POINTS.unsqueeze(0), squared=True)
+        assert torch.equal(dpc_knn_scores_from_distances(dist[:, keep][:, :, keep], 3, variant=variant,
+                                                         noise=0.0), own)
+    with pytest.raises(ValueError, match="variant"):
+        dpc_knn_scores_from_distances(sub, 3, variant="nope")
