@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.primitives.padded import upload
+
 __all__ = [
     "STTS_FIDELITIES",
     "stts_pruned_groups",
@@ -154,14 +156,12 @@ def group_patches(hidden: torch.Tensor, grid: tuple[int, int], group: int = 3
 
 
 def _patch_to_group(grid: tuple[int, int], group: int = 3, device=None) -> torch.Tensor:
-    """(N,) group id of every patch."""
-    idx = group_index(grid, group, device)
+    """(N,) group id of every patch: (row // group) * groups per row + col // group (the inverse of
+    ``group_index``; shape arithmetic only, nothing read back)."""
     h, w = int(grid[0]), int(grid[1])
-    out = torch.empty(h * w, dtype=torch.long, device=device)
-    gid = torch.arange(idx.shape[0], device=device)[:, None].expand_as(idx)
-    valid = idx >= 0
-    out[idx[valid]] = gid[valid]
-    return out
+    rows = torch.arange(h, device=device) // group
+    cols = torch.arange(w, device=device) // group
+    return (rows[:, None] * -(-w // group) + cols[None, :]).flatten()
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,10 +278,11 @@ def attention_bias(scores: torch.Tensor, grid: tuple[int, int], rescale_min: flo
     if scores.dim() != 2:
         raise ValueError(f"scores must be (T, G), got shape {tuple(scores.shape)}")
     h, w = int(grid[0]), int(grid[1])
-    p2g = _patch_to_group((h, w), group, scores.device)
-    if int(p2g.max()) + 1 != scores.shape[1]:
-        raise ValueError(f"grid {grid} with group {group} has {int(p2g.max()) + 1} groups, "
+    groups = (-(-h // group)) * (-(-w // group))
+    if groups != scores.shape[1]:
+        raise ValueError(f"grid {grid} with group {group} has {groups} groups, "
                          f"scores have {scores.shape[1]}")
+    p2g = _patch_to_group((h, w), group, scores.device)
     if fidelity == "released":   # the last axis of the (T, rows, cols) grid: one row of groups
         gw = -(-w // group)
         rows = scores.reshape(scores.shape[0], -1, gw)
@@ -313,11 +314,10 @@ def select_groups(scores: torch.Tensor, topk_pruned: float, fidelity: str = "rel
     T, G = scores.shape
     n_prune = stts_pruned_groups(G, topk_pruned, T, fidelity)
     s = scores.detach().float().clone()
-    s[0] = float("inf")
+    s[0].fill_(float("inf"))
     order = torch.sort(s.flatten(), stable=True).indices
     keep = torch.ones(T * G, dtype=torch.bool, device=scores.device)
-    keep[order[:n_prune]] = False
-    return keep.view(T, G)
+    return keep.index_fill_(0, order[:n_prune], False).view(T, G)
 
 
 def groups_to_patch_mask(keep_groups: torch.Tensor, grid: tuple[int, int], group: int = 3) -> torch.Tensor:
@@ -331,48 +331,60 @@ def groups_to_patch_mask(keep_groups: torch.Tensor, grid: tuple[int, int], group
 
 @dataclass
 class Packing:
-    """First-fit-decreasing assignment of frames to bins.
+    """First-fit-decreasing assignment of frames to bins (host tensors: the packing is decided on the
+    host, it sets the number of bins).
 
     ``bin_of[t]`` is frame t's bin (-1 for frames with no kept token: they occupy no bin, except a
     frame that is the only empty one under the released rule, which gets a last bin of its own),
-    ``offset[t]`` its first slot inside the bin, ``num_bins`` the number of bins.
+    ``offset[t]`` its first slot inside the bin, ``num_bins`` the number of bins, ``alone[t]``
+    whether frame t is the only frame in its bin (its pruned tokens are refilled).
     """
 
     bin_of: torch.Tensor
     offset: torch.Tensor
     num_bins: int
+    alone: torch.Tensor
 
 
-def pack_first_fit_decreasing(kept_counts: torch.Tensor, capacity: int = 729,
-                              fidelity: str = "released") -> Packing:
-    """Sort frames by kept count (descending, stable), put each into the first bin it fits. Released:
-    if exactly one frame keeps nothing it takes a new last bin (alone there, so it is refilled)."""
-    _check_fidelity(fidelity)
-    counts = torch.as_tensor(kept_counts).long().flatten()
-    if counts.numel() and (int(counts.max()) > capacity or int(counts.min()) < 0):
-        raise ValueError(f"kept counts must lie in [0, capacity={capacity}], got {counts.tolist()}")
-    order = torch.sort(-counts, stable=True).indices.tolist()
-    cl = counts.tolist()
+def _first_fit_decreasing(counts: list[int], capacity: int, fidelity: str) -> tuple[list[int], list[int], int]:
+    """(bin_of, offset, num_bins) of ``pack_first_fit_decreasing`` on Python ints."""
     free: list[int] = []
-    bin_of = [-1] * len(cl)
-    offset = [0] * len(cl)
-    for t in order:  # loop over frames (a few hundred at most), not tokens
-        c = cl[t]
+    bin_of = [-1] * len(counts)
+    offset = [0] * len(counts)
+    for t in sorted(range(len(counts)), key=lambda t: -counts[t]):  # stable: ties by frame index
+        c = counts[t]
         if c == 0:
             continue
-        for b, room in enumerate(free):
-            if room >= c:
-                break
-        else:
+        b = next((b for b, room in enumerate(free) if room >= c), len(free))
+        if b == len(free):
             free.append(capacity)
-            b = len(free) - 1
         bin_of[t], offset[t] = b, capacity - free[b]
         free[b] -= c
-    empty = [t for t, c in enumerate(cl) if c == 0]
+    empty = [t for t, c in enumerate(counts) if c == 0]
     if fidelity == "released" and len(empty) == 1:  # the released -1 bin counts once: "alone"
         bin_of[empty[0]] = len(free)
         free.append(0)
-    return Packing(torch.tensor(bin_of, dtype=torch.long), torch.tensor(offset, dtype=torch.long), len(free))
+    return bin_of, offset, len(free)
+
+
+def pack_first_fit_decreasing(kept_counts, capacity: int = 729, fidelity: str = "released") -> Packing:
+    """Sort frames by kept count (descending, stable), put each into the first bin it fits. Released:
+    if exactly one frame keeps nothing it takes a new last bin (alone there, so it is refilled).
+
+    ``kept_counts``: (T,) ints, a tensor or a list; a device tensor is read back once (the packing is
+    sequential and its bin count is an output size)."""
+    _check_fidelity(fidelity)
+    counts = [int(c) for c in (kept_counts.flatten().tolist() if torch.is_tensor(kept_counts) else kept_counts)]
+    if counts and (max(counts) > capacity or min(counts) < 0):
+        raise ValueError(f"kept counts must lie in [0, capacity={capacity}], got {counts}")
+    bin_of, offset, num_bins = _first_fit_decreasing(counts, capacity, fidelity)
+    per_bin = [0] * num_bins
+    for b in bin_of:
+        if b >= 0:
+            per_bin[b] += 1
+    alone = [b >= 0 and per_bin[b] == 1 for b in bin_of]
+    return Packing(torch.tensor(bin_of, dtype=torch.long), torch.tensor(offset, dtype=torch.long), num_bins,
+                   torch.tensor(alone, dtype=torch.bool))
 
 
 @dataclass
@@ -403,6 +415,18 @@ class Packed:
         return self.hidden.shape[0]
 
 
+def _check_rearrange(hidden: torch.Tensor, keep_mask: torch.Tensor, capacity: Optional[int]) -> int:
+    if hidden.dim() != 3:
+        raise ValueError(f"hidden must be (T, N, D), got shape {tuple(hidden.shape)}")
+    T, N, _ = hidden.shape
+    if keep_mask.shape != (T, N) or keep_mask.dtype != torch.bool:
+        raise ValueError(f"keep_mask must be bool ({T}, {N}), got {keep_mask.dtype} {tuple(keep_mask.shape)}")
+    cap = N if capacity is None else int(capacity)
+    if cap < N:
+        raise ValueError(f"capacity {cap} must be >= tokens per frame N={N} (refill needs a whole frame)")
+    return cap
+
+
 def rearrange_tokens(hidden: torch.Tensor, keep_mask: torch.Tensor, capacity: Optional[int] = None,
                      fidelity: str = "released") -> Packed:
     """Pack the kept tokens of (T, N, D) into first-fit-decreasing bins of ``capacity`` (default N).
@@ -410,39 +434,29 @@ def rearrange_tokens(hidden: torch.Tensor, keep_mask: torch.Tensor, capacity: Op
     A bin holding a single original frame gets that frame's pruned tokens back (no compute would
     be saved by leaving them out; released: also the bin of a lone empty frame, see
     ``pack_first_fit_decreasing``); frame order inside a bin is FFD placement order, tokens keep
-    their original order inside a frame.
+    their original order inside a frame. One host sync: the per-frame kept counts, read back to pack.
     """
-    if hidden.dim() != 3:
-        raise ValueError(f"hidden must be (T, N, D), got shape {tuple(hidden.shape)}")
+    cap = _check_rearrange(hidden, keep_mask, capacity)
     T, N, D = hidden.shape
-    if keep_mask.shape != (T, N) or keep_mask.dtype != torch.bool:
-        raise ValueError(f"keep_mask must be bool ({T}, {N}), got {keep_mask.dtype} {tuple(keep_mask.shape)}")
-    cap = N if capacity is None else int(capacity)
-    if cap < N:
-        raise ValueError(f"capacity {cap} must be >= tokens per frame N={N} (refill needs a whole frame)")
     dev = hidden.device
-    packing = pack_first_fit_decreasing(keep_mask.sum(1).cpu(), cap, fidelity)
-    bin_of, offset = packing.bin_of.to(dev), packing.offset.to(dev)
-    # Frames alone in their bin: refill.
-    placed = bin_of >= 0
-    per_bin = torch.bincount(bin_of[placed], minlength=packing.num_bins)
-    alone = placed & (per_bin[bin_of.clamp(min=0)] == 1)
-    active = keep_mask | alone[:, None]
-    refill = active & ~keep_mask
-    rank = torch.cumsum(active.long(), dim=1) - 1                # position inside the frame
-    slot = bin_of[:, None] * cap + offset[:, None] + rank
-    index = torch.where(active, slot, torch.full_like(slot, -1))
+    packing = pack_first_fit_decreasing(keep_mask.sum(1).tolist(), cap, fidelity)
     B = packing.num_bins
-    flat_hidden = hidden.new_zeros(B * cap, D)
-    flat_hidden[index[active]] = hidden[active]
-    frame_of_slot = torch.full((B * cap,), -1, dtype=torch.long, device=dev)
-    frame_of_slot[index[active]] = torch.arange(T, device=dev)[:, None].expand(T, N)[active]
-    frame_of_slot = frame_of_slot.view(B, cap)
+    plan = upload(torch.stack([packing.bin_of, packing.offset, packing.alone.long()]), dev)
+    active = keep_mask | plan[2, :, None].bool()
+    rank = torch.cumsum(active, dim=1) - 1                       # position inside the frame
+    slot = (plan[0] * cap + plan[1])[:, None] + rank
+    index = torch.where(active, slot, -1)
+    # Every token is written: inactive ones to a dump row past the bins, sliced off (no mask indexing).
+    dest = torch.where(active, slot, B * cap).flatten()
+    flat_hidden = hidden.new_zeros(B * cap + 1, D).index_copy_(0, dest, hidden.reshape(T * N, D))
+    frames = torch.arange(T * N, device=dev) // N                # frame of every token
+    frame_of_slot = torch.full((B * cap + 1,), -1, dtype=torch.long, device=dev).index_copy_(0, dest, frames)
+    frame_of_slot = frame_of_slot[:B * cap].view(B, cap)
     same = frame_of_slot[:, :, None] == frame_of_slot[:, None, :]
     filled = frame_of_slot >= 0
     eye = torch.eye(cap, dtype=torch.bool, device=dev)[None]
     attn_mask = (same & filled[:, :, None]) | eye
-    return Packed(flat_hidden.view(B, cap, D), attn_mask, index, keep_mask, active, refill,
+    return Packed(flat_hidden[:B * cap].view(B, cap, D), attn_mask, index, keep_mask, active, active & ~keep_mask,
                   frame_of_slot, packing)
 
 
@@ -453,10 +467,10 @@ def unpack(packed_hidden: torch.Tensor, packed: Packed) -> torch.Tensor:
         raise ValueError(f"packed_hidden shape {tuple(packed_hidden.shape)} does not match the packing "
                          f"({packed.num_bins}, {packed.hidden.shape[1]}, D)")
     T, N = packed.index.shape
-    out = packed_hidden.new_zeros(T, N, D)
-    act = packed.active_mask
-    out[act] = packed_hidden.reshape(B * C, D)[packed.index[act]]
-    return out
+    if B * C == 0:                                               # no bins: nothing was active
+        return packed_hidden.new_zeros(T, N, D)
+    gathered = packed_hidden.reshape(B * C, D)[packed.index.clamp(min=0)]
+    return torch.where(packed.active_mask[:, :, None], gathered, 0.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,11 +499,12 @@ def reference_prune_scores(hidden: torch.Tensor, grid: tuple[int, int], theta: f
     Frame 0 and every frame whose mean similarity to its references is below ``theta`` score -1
     (such a frame becomes the whole reference: pruned last). Otherwise a group scores its cosine
     similarity to its reference; with ``heuristic`` a group below ``theta`` becomes the new
-    reference of its location. Higher score = pruned first. A loop over frames (the rule is sequential).
+    reference of its location. Higher score = pruned first; no gradient (a rule, not a learned score).
+    A loop over frames (the rule is sequential).
     """
     if rule not in ("heuristic", "easy"):
         raise ValueError(f"rule must be 'heuristic' or 'easy', got {rule!r}")
-    flat = group_cosine(hidden, grid, group)                     # (T, G, gD)
+    flat = group_cosine(hidden.detach(), grid, group)            # (T, G, gD); a rule: no gradient
     T, G, _ = flat.shape
     scores = torch.full((T, G), -1.0, device=flat.device)
     ref = flat[0].clone()                                        # reference features per location

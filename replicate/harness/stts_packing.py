@@ -33,9 +33,7 @@ def packing_stats(keep_groups: torch.Tensor, grid: tuple[int, int], group: int, 
     N = patch_keep.shape[1]
     counts = patch_keep.sum(1)
     packing = pack_first_fit_decreasing(counts, N, fidelity)
-    placed = packing.bin_of >= 0
-    per_bin = torch.bincount(packing.bin_of[placed], minlength=packing.num_bins)
-    alone = placed & (per_bin[packing.bin_of.clamp(min=0)] == 1)
+    alone = packing.alone
     refilled = int((N - counts)[alone].sum())
     kept_patches = int(counts.sum())
     ceil_bins = math.ceil(kept_patches / N)

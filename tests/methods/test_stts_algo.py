@@ -240,3 +240,22 @@ def test_config_validation():
     assert math.isclose(STTSConfig().rescale_min, math.exp(-2))
     with pytest.raises(ValueError, match="topk"):
         STTSConfig(topk=1.0)
+
+
+def test_packing_marks_frames_alone_in_their_bin():
+    # counts [8, 4, 3, 2, 1], capacity 8: bins {f0}, {f1, f2, f4}, {f3} (see test_rearrange_bins_and_refill_rule)
+    p = pack_first_fit_decreasing([8, 4, 3, 2, 1], 8)
+    assert p.bin_of.tolist() == [0, 1, 1, 2, 1] and p.alone.tolist() == [True, False, False, True, False]
+    # released: the one empty frame gets the last bin, alone; project: no bin, not alone
+    assert pack_first_fit_decreasing([3, 0, 2], 4).alone.tolist() == [True, True, True]
+    assert pack_first_fit_decreasing([3, 0, 2], 4, "project").alone.tolist() == [True, False, True]
+
+
+def test_video_with_no_kept_token_packs_into_no_bin():
+    """Two or more frames and nothing kept: no bin under either rule (this raised an IndexError before)."""
+    hidden = torch.randn(3, 4, 2)
+    for fidelity in ("released", "project"):
+        packed = rearrange_tokens(hidden, torch.zeros(3, 4, dtype=torch.bool), fidelity=fidelity)
+        assert packed.num_bins == 0 and packed.hidden.shape == (0, 4, 2) and packed.attn_mask.shape == (0, 4, 4)
+        assert not packed.active_mask.any() and (packed.index == -1).all()
+        assert torch.equal(unpack(packed.hidden, packed), torch.zeros(3, 4, 2))
