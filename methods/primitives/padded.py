@@ -19,7 +19,8 @@ from typing import Optional, Union
 
 import torch
 
-from .dpc_knn import _check_variant, pairwise_distances
+from .dpc_knn import GRAM_BLOCK_ROWS, TRIANGULAR_MIN_POINTS, _check_variant, pairwise_distances
+from .similarity import cpu_blocked
 
 __all__ = ["upload", "dpc_knn_padded", "padded_noise", "first_n", "ascending_true_positions", "split_plan",
            "density_centres_padded", "group_sums", "noise_stream"]
@@ -80,6 +81,23 @@ def _knn_density(dist: torch.Tensor, valid: Optional[torch.Tensor], width: int, 
     return torch.where((kk > 0).view(B, 1), torch.exp(-mean), torch.ones_like(mean))
 
 
+def _nearest_denser(dist: torch.Tensor, density: torch.Tensor, dmax: torch.Tensor) -> torch.Tensor:
+    """delta of DPC-KNN: for each point i the smallest ``dist[b, i, j]`` over the points j strictly
+    denser than i, ``dmax`` where there is none. On CPU (``similarity.cache_blocking``) a large set
+    is done a block of rows at a time, so the (rows, M) mask and candidate matrix stay in cache
+    instead of two (M, M) temporaries; same values (a minimum is exact)."""
+    M = dist.shape[-1]
+    if M < TRIANGULAR_MIN_POINTS or not cpu_blocked(dist):
+        higher = density.unsqueeze(-2) > density.unsqueeze(-1)   # [b, i, j]: j denser than i
+        return torch.where(higher, dist, dmax).amin(dim=-1)
+    out = dist.new_empty(dist.shape[:-1])
+    for i in range(0, M, GRAM_BLOCK_ROWS):
+        rows = slice(i, i + GRAM_BLOCK_ROWS)
+        higher = density.unsqueeze(-2) > density[..., rows].unsqueeze(-1)
+        torch.amin(torch.where(higher, dist[..., rows, :], dmax), dim=-1, out=out[..., rows])
+    return out
+
+
 def dpc_knn_padded(x: torch.Tensor, valid: torch.Tensor, k: int, *, variant: str, noise: torch.Tensor,
                    n_valid: Optional[torch.Tensor] = None, min_valid: int = 0,
                    k_per_set: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,8 +133,7 @@ def dpc_knn_padded(x: torch.Tensor, valid: torch.Tensor, k: int, *, variant: str
         dmax = dist.masked_fill(~(valid.unsqueeze(-1) & valid.unsqueeze(-2)), 0.0).amax(dim=(-2, -1), keepdim=True)
     else:
         dmax = dist.amax(dim=(-2, -1), keepdim=True)
-    higher = density.unsqueeze(-2) > density.unsqueeze(-1)   # [b, i, j]: j denser than i
-    delta = torch.where(higher, dist, dmax).amin(dim=-1)
+    delta = _nearest_denser(dist, density, dmax)
     if variant != "holitom":
         delta = delta.sqrt()
     scores = density * delta
