@@ -22,8 +22,14 @@ def test_compare_flags_index_and_feature_differences():
 
 def test_cases_cover_the_batched_reductions_on_every_input():
     labels = [c["label"] for c in cases(["llava-ov-7b"], None, 16)]
-    assert len(labels) == 3 * (3 * 2 + 1)    # tango, holitom, prunevid at 0.10 and 0.25; dycoke at 0.25
+    # per input: holitom, prunevid at 0.10 and 0.25; tango, visionzip, fastvid there in both of their
+    # fidelities; dycoke at 0.25 only
+    assert len(labels) == 3 * (2 * 2 + 3 * 2 * 2 + 1)
     assert "llava-ov-7b/dycoke/r=0.25/cut-2" in labels and "llava-ov-7b/dycoke/r=0.1/cut-2" not in labels
+    assert {"llava-ov-7b/fastvid/r=0.1/no-cut/released", "llava-ov-7b/fastvid/r=0.1/no-cut/project",
+            "llava-ov-7b/tango/r=0.1/cut-8/paper", "llava-ov-7b/visionzip/r=0.25/cut-2/project"} <= set(labels)
+    fastvid = next(c for c in cases(["llava-ov-7b"], ["fastvid"], 16) if c["label"].endswith("/project"))
+    assert fastvid["options"]["fidelity"] == "project"
 
 
 def test_cli_rejects_a_folder_without_methods(tmp_path, capsys):
