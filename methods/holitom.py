@@ -41,7 +41,8 @@ from .primitives import (
     window_counts,
 )
 from .primitives.padded import (ascending_true_positions, density_centres_padded, first_n, group_sums,
-                                noise_stream, padded_noise, split_plan, upload)
+                                noise_stream, padded_noise, set_chunks, split_plan, upload)
+from .primitives.similarity import cpu_blocked
 from .types import Reduction, VideoTokens, check_retention
 
 SALIENCY = "vit_attn_received"
@@ -242,23 +243,51 @@ def _contextual(x, dynamic, dom, plan, t, stream, cfg):
 def _static(x, static, plan, t, stream, cfg):
     """Stage I merges: (sources (S_m, out_max), merged features, valid) of the segments that keep
     static tokens. One token per static position, the mean over the segment's frames, merged into
-    round(S * r') DPC centres."""
+    round(S * r') DPC centres. Only the static positions' sums are divided by the frame counts."""
     F, N, D = x.shape
     seg = t["static_seg"]
     width = plan.widths["static"]
-    sums = x.new_zeros((seg.numel() + 1, N * D), dtype=torch.float32).index_add_(
-        0, t["static_row"], x.reshape(F, N * D).float())
-    nf = (t["seg_end"][seg] - t["seg_start"][seg] + 1).to(torch.float32)
-    means = (sums[:-1] / nf.unsqueeze(1)).view(-1, N, D)
-    pos = ascending_true_positions(static[seg], width)
-    feats = torch.gather(means, 1, pos.unsqueeze(-1).expand(-1, width, D))
     stat = [r for r in plan.rows if r["n_out"] > 0]
     out_max = max(r["n_out"] for r in stat)
-    merged, centres, ok = _density_merge(feats, first_n(t["static_ns"], width), t["static_ns"], t["static_out"],
-                                         out_max, cfg.k, cfg.beta, padded_noise(stream, t["static_noise"]),
-                                         min(r["ns"] for r in stat), min(r["n_out"] for r in stat))
+    pos = ascending_true_positions(static[seg], width)
+    nf = (t["seg_end"][seg] - t["seg_start"][seg] + 1).to(torch.float32).view(-1, 1, 1)
+    valid, noise = first_n(t["static_ns"], width), padded_noise(stream, t["static_noise"])
+    bounds = (min(r["ns"] for r in stat), min(r["n_out"] for r in stat))
+
+    def merge(feats, rows=None):
+        pick = (lambda v: v) if rows is None else (lambda v: v[rows])
+        return _density_merge(feats, pick(valid), pick(t["static_ns"]), pick(t["static_out"]), out_max,
+                              cfg.k, cfg.beta, pick(noise), *bounds)
+
+    if cpu_blocked(x):
+        merged, centres, ok = _static_blocked(x, stat, pos, nf, merge)
+    else:
+        sums = x.new_zeros((seg.numel() + 1, N * D), dtype=torch.float32).index_add_(
+            0, t["static_row"], x.reshape(F, N * D).float())
+        feats = torch.gather(sums[:-1].view(-1, N, D), 1, pos.unsqueeze(-1).expand(-1, width, D)) / nf
+        merged, centres, ok = merge(feats)
     src = t["seg_start"][seg].unsqueeze(1) * N + torch.gather(pos, 1, centres.clamp(max=width - 1))
     return src, merged, ok
+
+
+def _static_blocked(x, stat: list, pos, nf, merge):
+    """``_static``'s means and merges on CPU, a few segments at a time (``set_chunks``): each
+    segment's frames are summed into one reused (N, D) buffer in frame order (the order
+    ``index_add_`` adds them in), its static rows gathered and divided, and the chunk merged, so no
+    tensor grows with the number of segments. Same values as the batched path."""
+    N, D = x.shape[1:]
+    width = pos.shape[1]
+    acc = x.new_empty((N, D), dtype=torch.float32)
+    parts = []
+    for rows in set_chunks(len(stat), width * D * 4):
+        feats = x.new_empty((rows.stop - rows.start, width, D), dtype=torch.float32)
+        for j, r in enumerate(stat[rows]):
+            acc.zero_()
+            for f in range(r["s"], r["e"] + 1):
+                acc.add_(x[f])
+            torch.index_select(acc, 0, pos[rows.start + j], out=feats[j])
+        parts.append(merge(feats.div_(nf[rows]), rows))
+    return tuple(torch.cat(p) for p in zip(*parts))
 
 
 def holitom_reduce(tokens: VideoTokens, cfg: HoliTomConfig) -> Reduction:
