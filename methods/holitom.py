@@ -336,38 +336,43 @@ def _gain_rows(counts: list, max_window: int) -> list:
 
 def _assemble(x, attn, static, plan: _HoliPlan, t, stream, cfg, newline_policy: str):
     """(features (M, D) in x's dtype, source (M,)): every stage's tokens keyed by their output slot
-    (or, for ``grid``, by source) and sorted once."""
+    (or, for ``grid``, by source) and sorted once; the features are one gather of every token's
+    source row, the merged tokens' rows then overwritten (no concatenated copy to reorder)."""
     F, N, D = x.shape
-    X2 = x.reshape(F * N, D)
-    keys, srcs, feats = [], [], []
+    keys, srcs, merges = [], [], []
     n_dom_max = max((r["n_dom"] for r in plan.rows if r["L"]), default=0)
     dynamic = ~static[t["frame_seg"]]
     dom = None
     if n_dom_max:
         dom, ok = _dominant(attn, dynamic, t, n_dom_max)
-        src = torch.arange(F, device=x.device).unsqueeze(1) * N + dom.clamp(max=N - 1)
         keys.append(torch.where(ok, t["dom_key"].unsqueeze(1) + torch.arange(n_dom_max, device=x.device), plan.total))
-        srcs.append(src)
-        feats.append(X2[src.flatten()])
+        srcs.append(torch.arange(F, device=x.device).unsqueeze(1) * N + dom.clamp(max=N - 1))
     else:
         dom = torch.full((F, 1), N, dtype=torch.long, device=x.device)
     if t["ctx_frames"].numel():
         pos, merged, ok = _contextual(x, dynamic, dom, plan, t, stream, cfg)
         keys.append(torch.where(ok, t["ctx_key"].unsqueeze(1) + torch.arange(ok.shape[1], device=x.device), plan.total))
         srcs.append(t["ctx_frames"].unsqueeze(1) * N + pos)
-        feats.append(merged.reshape(-1, D).to(x.dtype))
+        merges.append(merged.reshape(-1, D))
     if t["static_seg"].numel():
         src, merged, ok = _static(x, static, plan, t, stream, cfg)
         keys.append(torch.where(ok, t["static_key"].unsqueeze(1) + torch.arange(ok.shape[1], device=x.device), plan.total))
         srcs.append(src)
-        feats.append(merged.reshape(-1, D).to(x.dtype))
+        merges.append(merged.reshape(-1, D))
     if not keys:
         return x.new_zeros((0, D)), torch.zeros(0, dtype=torch.long, device=x.device)
     key, src = torch.cat([k.flatten() for k in keys]), torch.cat([s.flatten() for s in srcs])
     if newline_policy == "grid":
         key = torch.where(key < plan.total, src, F * N)
-    order = torch.argsort(key)[:plan.total]
-    return torch.cat(feats)[order], src[order]
+    order = torch.argsort(key)
+    src = src[order]
+    features = x.reshape(F * N, D).index_select(0, src)
+    if merges:  # the merged tokens are the last entries; their rows: the key (padding: rows >= total)
+        merged = torch.cat(merges) if len(merges) > 1 else merges[0]
+        slot = key if newline_policy != "grid" else torch.empty_like(order).scatter_(
+            0, order, torch.arange(order.numel(), device=x.device))
+        features.index_copy_(0, slot[-merged.shape[0]:], merged.to(x.dtype))
+    return features[:plan.total], src[:plan.total]
 
 
 # ---- registered Methods (methods.registry): stages I+II, and I+II+III through methods.runtime ----

@@ -52,10 +52,10 @@ def split_plan(flat: torch.Tensor, sizes: dict[str, Union[int, tuple[int, ...]]]
     return {name: (p if len(shape) == 1 else p.view(shape)) for (name, shape), p in zip(shapes.items(), parts)}
 
 
-def set_chunks(n_sets: int, bytes_per_set: int, budget: int = CPU_CHUNK_BYTES) -> list[slice]:
-    """Consecutive slices covering ``n_sets`` sets, each of at most ``budget`` bytes (at least one
-    set per slice)."""
-    step = max(1, budget // max(1, bytes_per_set))
+def set_chunks(n_sets: int, bytes_per_set: int, budget: Optional[int] = None) -> list[slice]:
+    """Consecutive slices covering ``n_sets`` sets, each of at most ``budget`` bytes (default
+    ``CPU_CHUNK_BYTES``; at least one set per slice)."""
+    step = max(1, (CPU_CHUNK_BYTES if budget is None else budget) // max(1, bytes_per_set))
     return [slice(lo, min(lo + step, n_sets)) for lo in range(0, n_sets, step)]
 
 
