@@ -11,7 +11,9 @@ Stage III (inner-LLM merging) belongs to the runtime, not here.
 Facts follow the official code (cokeshao/HoliTom, holitom/llava_arch.py; docs/sources.md#holitom):
 rounding (``ceil`` for the per-frame dynamic budget, Python ``round`` for dominant and static
 cluster counts, so a static set may get 0 centres and vanish), DP tie-breaking, and token order.
-No Python loop runs over segments or frames on the device: see ``holitom_reduce``.
+No Python loop runs over segments or frames on the device: see ``holitom_reduce``. On CPU
+(``similarity.cpu_blocked``) the static merges run a few segments at a time instead, each
+segment's tensors small and reused (same outputs, bitwise).
 """
 from __future__ import annotations
 
@@ -231,12 +233,20 @@ def _contextual(x, dynamic, dom, plan, t, stream, cfg):
     width, c_max = plan.widths["ctx"], max(r["n_ctx"] for r in plan.rows if r["L"])
     rest = torch.cat([dynamic[fr], dynamic.new_zeros(fr.numel(), 1)], 1).scatter_(1, dom[fr], False)[:, :N]
     pos = ascending_true_positions(rest, width)
-    valid = first_n(t["ctx_rest"], width)
-    feats = x.reshape(F * N, D)[(fr.unsqueeze(1) * N + pos).flatten()].float().view(-1, width, D)
+    valid, noise = first_n(t["ctx_rest"], width), padded_noise(stream, t["ctx_noise"])
     rests = [r["L"] - r["n_dom"] for r in plan.rows if r["L"] and r["n_ctx"]]
-    merged, centres, ok = _density_merge(feats, valid, t["ctx_rest"], t["ctx_n"], c_max, cfg.k, cfg.beta,
-                                         padded_noise(stream, t["ctx_noise"]), min(rests),
-                                         min(r["n_ctx"] for r in plan.rows if r["L"] and r["n_ctx"]))
+    bounds = (min(rests), min(r["n_ctx"] for r in plan.rows if r["L"] and r["n_ctx"]))
+
+    def merge(rows=None):  # the frames ``rows`` of fr (all: None)
+        pick = (lambda v: v) if rows is None else (lambda v: v[rows])
+        feats = x.reshape(F * N, D)[(pick(fr).unsqueeze(1) * N + pick(pos)).flatten()].float().view(-1, width, D)
+        return _density_merge(feats, pick(valid), pick(t["ctx_rest"]), pick(t["ctx_n"]), c_max, cfg.k, cfg.beta,
+                              pick(noise), *bounds)
+
+    if cpu_blocked(x):   # a few frames at a time: no (frames, width, D) copy of the video
+        merged, centres, ok = (torch.cat(p) for p in zip(*map(merge, set_chunks(fr.numel(), width * D * 4))))
+    else:
+        merged, centres, ok = merge()
     return torch.gather(pos, 1, centres.clamp(max=width - 1)), merged, ok
 
 
