@@ -292,8 +292,8 @@ def _static_blocked(x, stat: list, pos, nf, merge):
     for rows in set_chunks(len(stat), width * D * 4):
         feats = x.new_empty((rows.stop - rows.start, width, D), dtype=torch.float32)
         for j, r in enumerate(stat[rows]):
-            acc.zero_()
-            for f in range(r["s"], r["e"] + 1):
+            torch.add(x[r["s"]], 0.0, out=acc)       # 0 + first frame, as index_add_ starts from 0
+            for f in range(r["s"] + 1, r["e"] + 1):
                 acc.add_(x[f])
             torch.index_select(acc, 0, pos[rows.start + j], out=feats[j])
         parts.append(merge(feats.div_(nf[rows]), rows))
