@@ -11,7 +11,9 @@ Stage III (inner-LLM merging) belongs to the runtime, not here.
 Facts follow the official code (cokeshao/HoliTom, holitom/llava_arch.py; docs/sources.md#holitom):
 rounding (``ceil`` for the per-frame dynamic budget, Python ``round`` for dominant and static
 cluster counts, so a static set may get 0 centres and vanish), DP tie-breaking, and token order.
-No Python loop runs over segments or frames on the device: see ``holitom_reduce``.
+No Python loop runs over segments or frames on the device: see ``holitom_reduce``. On CPU
+(``similarity.cpu_blocked``) the static merges run a few segments at a time instead, each
+segment's tensors small and reused (same outputs, bitwise).
 """
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ from .primitives import (
     window_counts,
 )
 from .primitives.padded import (ascending_true_positions, density_centres_padded, first_n, group_sums,
-                                noise_stream, padded_noise, split_plan, upload)
+                                noise_stream, padded_noise, set_chunks, split_plan, upload)
+from .primitives.similarity import cpu_blocked
 from .types import Reduction, VideoTokens, check_retention
 
 SALIENCY = "vit_attn_received"
@@ -230,35 +233,71 @@ def _contextual(x, dynamic, dom, plan, t, stream, cfg):
     width, c_max = plan.widths["ctx"], max(r["n_ctx"] for r in plan.rows if r["L"])
     rest = torch.cat([dynamic[fr], dynamic.new_zeros(fr.numel(), 1)], 1).scatter_(1, dom[fr], False)[:, :N]
     pos = ascending_true_positions(rest, width)
-    valid = first_n(t["ctx_rest"], width)
-    feats = x.reshape(F * N, D)[(fr.unsqueeze(1) * N + pos).flatten()].float().view(-1, width, D)
+    valid, noise = first_n(t["ctx_rest"], width), padded_noise(stream, t["ctx_noise"])
     rests = [r["L"] - r["n_dom"] for r in plan.rows if r["L"] and r["n_ctx"]]
-    merged, centres, ok = _density_merge(feats, valid, t["ctx_rest"], t["ctx_n"], c_max, cfg.k, cfg.beta,
-                                         padded_noise(stream, t["ctx_noise"]), min(rests),
-                                         min(r["n_ctx"] for r in plan.rows if r["L"] and r["n_ctx"]))
+    bounds = (min(rests), min(r["n_ctx"] for r in plan.rows if r["L"] and r["n_ctx"]))
+
+    def merge(rows=None):  # the frames ``rows`` of fr (all: None)
+        pick = (lambda v: v) if rows is None else (lambda v: v[rows])
+        feats = x.reshape(F * N, D)[(pick(fr).unsqueeze(1) * N + pick(pos)).flatten()].float().view(-1, width, D)
+        return _density_merge(feats, pick(valid), pick(t["ctx_rest"]), pick(t["ctx_n"]), c_max, cfg.k, cfg.beta,
+                              pick(noise), *bounds)
+
+    if cpu_blocked(x):   # a few frames at a time: no (frames, width, D) copy of the video
+        merged, centres, ok = (torch.cat(p) for p in zip(*map(merge, set_chunks(fr.numel(), width * D * 4))))
+    else:
+        merged, centres, ok = merge()
     return torch.gather(pos, 1, centres.clamp(max=width - 1)), merged, ok
 
 
 def _static(x, static, plan, t, stream, cfg):
     """Stage I merges: (sources (S_m, out_max), merged features, valid) of the segments that keep
     static tokens. One token per static position, the mean over the segment's frames, merged into
-    round(S * r') DPC centres."""
+    round(S * r') DPC centres. Only the static positions' sums are divided by the frame counts."""
     F, N, D = x.shape
     seg = t["static_seg"]
     width = plan.widths["static"]
-    sums = x.new_zeros((seg.numel() + 1, N * D), dtype=torch.float32).index_add_(
-        0, t["static_row"], x.reshape(F, N * D).float())
-    nf = (t["seg_end"][seg] - t["seg_start"][seg] + 1).to(torch.float32)
-    means = (sums[:-1] / nf.unsqueeze(1)).view(-1, N, D)
-    pos = ascending_true_positions(static[seg], width)
-    feats = torch.gather(means, 1, pos.unsqueeze(-1).expand(-1, width, D))
     stat = [r for r in plan.rows if r["n_out"] > 0]
     out_max = max(r["n_out"] for r in stat)
-    merged, centres, ok = _density_merge(feats, first_n(t["static_ns"], width), t["static_ns"], t["static_out"],
-                                         out_max, cfg.k, cfg.beta, padded_noise(stream, t["static_noise"]),
-                                         min(r["ns"] for r in stat), min(r["n_out"] for r in stat))
+    pos = ascending_true_positions(static[seg], width)
+    nf = (t["seg_end"][seg] - t["seg_start"][seg] + 1).to(torch.float32).view(-1, 1, 1)
+    valid, noise = first_n(t["static_ns"], width), padded_noise(stream, t["static_noise"])
+    bounds = (min(r["ns"] for r in stat), min(r["n_out"] for r in stat))
+
+    def merge(feats, rows=None):
+        pick = (lambda v: v) if rows is None else (lambda v: v[rows])
+        return _density_merge(feats, pick(valid), pick(t["static_ns"]), pick(t["static_out"]), out_max,
+                              cfg.k, cfg.beta, pick(noise), *bounds)
+
+    if cpu_blocked(x):
+        merged, centres, ok = _static_blocked(x, stat, pos, nf, merge)
+    else:
+        sums = x.new_zeros((seg.numel() + 1, N * D), dtype=torch.float32).index_add_(
+            0, t["static_row"], x.reshape(F, N * D).float())
+        feats = torch.gather(sums[:-1].view(-1, N, D), 1, pos.unsqueeze(-1).expand(-1, width, D)) / nf
+        merged, centres, ok = merge(feats)
     src = t["seg_start"][seg].unsqueeze(1) * N + torch.gather(pos, 1, centres.clamp(max=width - 1))
     return src, merged, ok
+
+
+def _static_blocked(x, stat: list, pos, nf, merge):
+    """``_static``'s means and merges on CPU, a few segments at a time (``set_chunks``): each
+    segment's frames are summed into one reused (N, D) buffer in frame order (the order
+    ``index_add_`` adds them in), its static rows gathered and divided, and the chunk merged, so no
+    tensor grows with the number of segments. Same values as the batched path."""
+    N, D = x.shape[1:]
+    width = pos.shape[1]
+    acc = x.new_empty((N, D), dtype=torch.float32)
+    parts = []
+    for rows in set_chunks(len(stat), width * D * 4):
+        feats = x.new_empty((rows.stop - rows.start, width, D), dtype=torch.float32)
+        for j, r in enumerate(stat[rows]):
+            torch.add(x[r["s"]], 0.0, out=acc)       # 0 + first frame, as index_add_ starts from 0
+            for f in range(r["s"] + 1, r["e"] + 1):
+                acc.add_(x[f])
+            torch.index_select(acc, 0, pos[rows.start + j], out=feats[j])
+        parts.append(merge(feats.div_(nf[rows]), rows))
+    return tuple(torch.cat(p) for p in zip(*parts))
 
 
 def holitom_reduce(tokens: VideoTokens, cfg: HoliTomConfig) -> Reduction:
@@ -307,38 +346,43 @@ def _gain_rows(counts: list, max_window: int) -> list:
 
 def _assemble(x, attn, static, plan: _HoliPlan, t, stream, cfg, newline_policy: str):
     """(features (M, D) in x's dtype, source (M,)): every stage's tokens keyed by their output slot
-    (or, for ``grid``, by source) and sorted once."""
+    (or, for ``grid``, by source) and sorted once; the features are one gather of every token's
+    source row, the merged tokens' rows then overwritten (no concatenated copy to reorder)."""
     F, N, D = x.shape
-    X2 = x.reshape(F * N, D)
-    keys, srcs, feats = [], [], []
+    keys, srcs, merges = [], [], []
     n_dom_max = max((r["n_dom"] for r in plan.rows if r["L"]), default=0)
     dynamic = ~static[t["frame_seg"]]
     dom = None
     if n_dom_max:
         dom, ok = _dominant(attn, dynamic, t, n_dom_max)
-        src = torch.arange(F, device=x.device).unsqueeze(1) * N + dom.clamp(max=N - 1)
         keys.append(torch.where(ok, t["dom_key"].unsqueeze(1) + torch.arange(n_dom_max, device=x.device), plan.total))
-        srcs.append(src)
-        feats.append(X2[src.flatten()])
+        srcs.append(torch.arange(F, device=x.device).unsqueeze(1) * N + dom.clamp(max=N - 1))
     else:
         dom = torch.full((F, 1), N, dtype=torch.long, device=x.device)
     if t["ctx_frames"].numel():
         pos, merged, ok = _contextual(x, dynamic, dom, plan, t, stream, cfg)
         keys.append(torch.where(ok, t["ctx_key"].unsqueeze(1) + torch.arange(ok.shape[1], device=x.device), plan.total))
         srcs.append(t["ctx_frames"].unsqueeze(1) * N + pos)
-        feats.append(merged.reshape(-1, D).to(x.dtype))
+        merges.append(merged.reshape(-1, D))
     if t["static_seg"].numel():
         src, merged, ok = _static(x, static, plan, t, stream, cfg)
         keys.append(torch.where(ok, t["static_key"].unsqueeze(1) + torch.arange(ok.shape[1], device=x.device), plan.total))
         srcs.append(src)
-        feats.append(merged.reshape(-1, D).to(x.dtype))
+        merges.append(merged.reshape(-1, D))
     if not keys:
         return x.new_zeros((0, D)), torch.zeros(0, dtype=torch.long, device=x.device)
     key, src = torch.cat([k.flatten() for k in keys]), torch.cat([s.flatten() for s in srcs])
     if newline_policy == "grid":
         key = torch.where(key < plan.total, src, F * N)
-    order = torch.argsort(key)[:plan.total]
-    return torch.cat(feats)[order], src[order]
+    order = torch.argsort(key)
+    src = src[order]
+    features = x.reshape(F * N, D).index_select(0, src)
+    if merges:  # the merged tokens are the last entries; their rows: the key (padding: rows >= total)
+        merged = torch.cat(merges) if len(merges) > 1 else merges[0]
+        slot = key if newline_policy != "grid" else torch.empty_like(order).scatter_(
+            0, order, torch.arange(order.numel(), device=x.device))
+        features.index_copy_(0, slot[-merged.shape[0]:], merged.to(x.dtype))
+    return features[:plan.total], src[:plan.total]
 
 
 # ---- registered Methods (methods.registry): stages I+II, and I+II+III through methods.runtime ----

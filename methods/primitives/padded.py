@@ -23,7 +23,13 @@ from .dpc_knn import GRAM_BLOCK_ROWS, TRIANGULAR_MIN_POINTS, _check_variant, pai
 from .similarity import cpu_blocked
 
 __all__ = ["upload", "dpc_knn_padded", "padded_noise", "first_n", "ascending_true_positions", "split_plan",
-           "density_centres_padded", "group_sums", "noise_stream"]
+           "density_centres_padded", "group_sums", "noise_stream", "set_chunks", "CPU_CHUNK_BYTES"]
+
+#: On CPU (``similarity.cpu_blocked``) a batch of padded sets is processed a few sets at a time so
+#: that each chunk's feature tensors stay about this size: cache- and allocator-friendly, where
+#: a whole video's (sets, width, D) tensors are fresh ~50-100 MB blocks that the allocator maps and
+#: page-faults anew on every call.
+CPU_CHUNK_BYTES = 4 << 20
 
 
 def upload(host: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -44,6 +50,13 @@ def split_plan(flat: torch.Tensor, sizes: dict[str, Union[int, tuple[int, ...]]]
         raise ValueError(f"plan has {flat.numel()} entries, the layout {sum(lengths)}")
     parts = torch.split(flat, lengths)
     return {name: (p if len(shape) == 1 else p.view(shape)) for (name, shape), p in zip(shapes.items(), parts)}
+
+
+def set_chunks(n_sets: int, bytes_per_set: int, budget: Optional[int] = None) -> list[slice]:
+    """Consecutive slices covering ``n_sets`` sets, each of at most ``budget`` bytes (default
+    ``CPU_CHUNK_BYTES``; at least one set per slice)."""
+    step = max(1, (CPU_CHUNK_BYTES if budget is None else budget) // max(1, bytes_per_set))
+    return [slice(lo, min(lo + step, n_sets)) for lo in range(0, n_sets, step)]
 
 
 def first_n(n: torch.Tensor, width: int) -> torch.Tensor:

@@ -178,3 +178,22 @@ def test_half_precision_input_keeps_dtype():
     x = mixed_video(seed=10).to(torch.bfloat16)
     red = holitom_reduce(video(x), HoliTomConfig(retention=0.25))
     assert red.features.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 4 << 20])
+def test_cpu_chunked_static_merges_equal_the_batched_path(monkeypatch, chunk_bytes):
+    """On CPU the static segments are merged a few at a time (padded.set_chunks): bitwise the
+    outputs of the one-batch path a GPU runs, whether one set or all sets fit in a chunk."""
+    from methods.primitives import padded
+    from methods.primitives.similarity import cache_blocking
+    monkeypatch.setattr(padded, "CPU_CHUNK_BYTES", chunk_bytes)
+    g = make_generator(3)
+    x = torch.cat([mixed_video(seed=s) for s in range(3)]) + 0.01 * torch.randn(24, 16, 24, generator=g)
+    for policy, D in (("one_token", 0.0), ("grid", 0.5)):
+        cfg = HoliTomConfig(retention=0.3, contextual_fraction=D)
+        with cache_blocking(False):
+            ref = holitom_reduce(video(x, policy=policy), cfg)
+        with cache_blocking(True):
+            got = holitom_reduce(video(x, policy=policy), cfg)
+        assert sum(s["static_out"] > 0 for s in got.info["per_segment"]) >= 2
+        assert torch.equal(got.source, ref.source) and torch.equal(got.features, ref.features)

@@ -69,3 +69,10 @@ def test_layout_helpers():
         split_plan(torch.arange(5), {"a": 3})
     s = noise_stream(3, make_generator(0), "cpu")
     assert s.shape == (4,) and s[-1] == 0 and padded_noise(s, torch.tensor([-1, 0]))[0] == 0
+
+
+def test_set_chunks_cover_every_set_once_within_the_budget():
+    from methods.primitives.padded import set_chunks
+    assert set_chunks(5, 10, budget=25) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    assert set_chunks(3, 100, budget=10) == [slice(0, 1), slice(1, 2), slice(2, 3)]   # one set each at least
+    assert set_chunks(0, 10, budget=25) == []
