@@ -58,6 +58,7 @@ from methods.paper_options import PRUNEVID_SELECTED_LAYER
 from methods.primitives import dpc_knn_centers_batched, make_generator
 from methods.primitives.padded import (ascending_true_positions, density_centres_padded, first_n, group_sums,
                                        noise_stream, padded_noise, split_plan, upload)
+from methods.primitives.similarity import cpu_blocked
 from methods.runtime import MODES, InnerPlan, InnerStage
 from methods.setting import PaperSetting, SettingOptions
 from methods.types import Reduction, VideoTokens, check_retention
@@ -65,6 +66,11 @@ from methods.types import Reduction, VideoTokens, check_retention
 DENSITY_NOISE = 1e-6  # dpc_knn's tie-breaking scale
 
 OFFICIAL_MIN_CLUSTER_SET = 14  # official: sets of <= 14 tokens are not clustered
+
+#: CPU cache blocking: the padded sets are clustered a few at a time, each chunk's (sets, width, D)
+#: fp32 tensor at most about this many bytes (at least one set), so the temporaries stay small and
+#: come back from the allocator instead of being page-faulted anew on every call
+CHUNK_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -308,11 +314,18 @@ def prunevid_reduce(tokens: VideoTokens, cfg: PruneVidConfig) -> Reduction:
     seg_plan = split_plan(upload(torch.tensor([i for i, (s, e) in enumerate(segments) for _ in range(s, e + 1)]
                                               + [e - s + 1 for s, e in segments], dtype=torch.long), device),
                           {"frame_seg": F, "frames": len(segments)})
-    frame_seg = seg_plan["frame_seg"]
-    static, seg_sums = _static_masks(x, frame_seg, seg_plan["frames"], cfg.tau)
+    blocked = cpu_blocked(x)
+    if blocked:
+        static, static_means = _static_masks_blocked(x, segments, cfg.tau)
+    else:
+        static, seg_sums = _static_masks(x, seg_plan["frame_seg"], seg_plan["frames"], cfg.tau)
     n_static = static.sum(1).tolist()                                                # host read 2
     sets = _Sets.build(segments, n_static, N, cfg, F)
-    features, source = _cluster_all(x, static, seg_sums, seg_plan["frames"], sets, cfg, gen, tokens.newline_policy)
+    if blocked:
+        features, source = _cluster_blocked(x, static, static_means, sets, cfg, gen, tokens.newline_policy)
+    else:
+        features, source = _cluster_all(x, static, seg_sums, seg_plan["frames"], sets, cfg, gen,
+                                        tokens.newline_policy)
     out = int(source.numel())
     after_static = sum(sets.sizes)
     info = {
@@ -341,6 +354,32 @@ def _static_masks(x: torch.Tensor, frame_seg: torch.Tensor, frames: torch.Tensor
     static &= W > 1                                   # the official 0/0 is NaN, never above tau
     sums = x.float().new_zeros(S, N * D).index_add_(0, frame_seg, x.float().reshape(F, N * D))
     return static, sums
+
+
+def _static_masks_blocked(x: torch.Tensor, segments: list[tuple[int, int]], tau: float):
+    """:func:`_static_masks` on CPU one frame at a time (same values: the same fp32 adds in frame
+    order): (static (S, N) bool, per segment the static positions' means (n_static, D) fp32 or None).
+    Only an (N, D) sum of normalised rows and one of raw rows are live, never an (F, N, D) copy."""
+    F, N, D = x.shape
+    static = torch.zeros((len(segments), N), dtype=torch.bool)
+    means: list[Optional[torch.Tensor]] = [None] * len(segments)
+    hat = torch.empty((N, D), dtype=torch.float32)
+    raw = torch.empty((N, D), dtype=torch.float32)
+    for i, (s, e) in enumerate(segments):
+        if e == s:                                    # one frame: the official 0/0, never static
+            continue
+        hat.zero_()
+        raw.zero_()
+        for f in range(s, e + 1):
+            xf = x[f].float()
+            raw.add_(xf)
+            hat.add_(xf / torch.linalg.vector_norm(xf, dim=-1, keepdim=True).clamp_min(1e-12))
+        W = torch.full((1,), float(e - s + 1), dtype=torch.float32)
+        static[i] = ((hat.square().sum(-1) - W) / (W * (W - 1)).clamp(min=1)) > tau
+        pos = static[i].nonzero().flatten()
+        if pos.numel():
+            means[i] = raw[pos] / W.view(1, 1)
+    return static, means
 
 
 class _Sets:
@@ -413,6 +452,50 @@ def _cluster_all(x, static, seg_sums, seg_frames, sets: _Sets, cfg, gen, newline
         key = torch.where(key < sets.total, src, F * N)
     order = torch.argsort(key)[:sets.total]
     return merged.reshape(-1, D)[order].to(x.dtype), src[order]
+
+
+def _chunks(used: list, D: int):
+    """Runs of consecutive sets whose padded (sets, width, D) fp32 block fits CHUNK_BYTES (>= 1 set)."""
+    start, width = 0, 0
+    for b, r in enumerate(used):
+        w = max(width, r[3])
+        if b > start and (b + 1 - start) * w * D * 4 > CHUNK_BYTES:
+            yield start, b
+            start, w = b, r[3]
+        width = w
+    yield start, len(used)
+
+
+def _cluster_blocked(x, static, static_means, sets: _Sets, cfg, gen, newline_policy: str):
+    """:func:`_cluster_all` on CPU a chunk of consecutive sets at a time (:func:`_chunks`), each chunk
+    padded to its own width; same noise draws (one stream, indexed per set), same values."""
+    F, N, D = x.shape
+    if not any(r[4] for r in sets.rows):
+        return x.new_zeros((0, D)), torch.zeros(0, dtype=torch.long)
+    t = sets.tables(x.device)
+    stream = noise_stream(sets.stream, gen, x.device, DENSITY_NOISE)
+    positions = [[(~m).nonzero().flatten(), m.nonzero().flatten()] for m in static]   # [dynamic, static]
+    out = torch.empty((sets.total, D), dtype=torch.float32)
+    src = torch.empty(sets.total, dtype=torch.long)
+    key = 0
+    for b0, b1 in _chunks(sets.used, D):
+        rows = sets.used[b0:b1]
+        width = max(r[3] for r in rows)
+        feats = torch.zeros((b1 - b0, width, D), dtype=torch.float32)
+        for i, (seg, frame, is_static, size, _) in enumerate(rows):
+            feats[i, :size] = static_means[seg] if is_static else x[frame].index_select(0, positions[seg][0])
+        merged, centres, _ = _cluster_merge_padded(feats, first_n(t["size"][b0:b1], width), t["size"][b0:b1],
+                                                   t["clusters"][b0:b1], max(r[4] for r in rows), cfg.k,
+                                                   padded_noise(stream, t["noise"][b0:b1, :width]),
+                                                   min(r[3] for r in rows))
+        for i, (seg, frame, is_static, _, c) in enumerate(rows):
+            out[key:key + c] = merged[i, :c]
+            src[key:key + c] = positions[seg][is_static][centres[i, :c]] + frame * N
+            key += c
+    if newline_policy == "grid":
+        order = torch.argsort(src)
+        out, src = out[order], src[order]
+    return out.to(x.dtype), src
 
 
 # ---- registered Method (methods.registry) ----
