@@ -359,21 +359,24 @@ def _static_masks(x: torch.Tensor, frame_seg: torch.Tensor, frames: torch.Tensor
 def _static_masks_blocked(x: torch.Tensor, segments: list[tuple[int, int]], tau: float):
     """:func:`_static_masks` on CPU one frame at a time (same values: the same fp32 adds in frame
     order): (static (S, N) bool, per segment the static positions' means (n_static, D) fp32 or None).
-    Only an (N, D) sum of normalised rows and one of raw rows are live, never an (F, N, D) copy."""
+    Only (N, D) buffers are live, reused for every frame: no normalised (F, N, D) copy, no (S, N, D)
+    sums, no fresh allocation per frame."""
     F, N, D = x.shape
     static = torch.zeros((len(segments), N), dtype=torch.bool)
     means: list[Optional[torch.Tensor]] = [None] * len(segments)
-    hat = torch.empty((N, D), dtype=torch.float32)
-    raw = torch.empty((N, D), dtype=torch.float32)
+    hat, raw = torch.empty((N, D), dtype=torch.float32), torch.empty((N, D), dtype=torch.float32)
+    upcast = None if x.dtype == torch.float32 else torch.empty((N, D), dtype=torch.float32)
+    norm = torch.empty((N, 1), dtype=torch.float32)
     for i, (s, e) in enumerate(segments):
         if e == s:                                    # one frame: the official 0/0, never static
             continue
         hat.zero_()
         raw.zero_()
         for f in range(s, e + 1):
-            xf = x[f].float()
+            xf = x[f] if upcast is None else upcast.copy_(x[f])
             raw.add_(xf)
-            hat.add_(xf / torch.linalg.vector_norm(xf, dim=-1, keepdim=True).clamp_min(1e-12))
+            torch.linalg.vector_norm(xf, dim=-1, keepdim=True, out=norm).clamp_min_(1e-12)
+            hat.addcdiv_(xf, norm)                    # + xf / |xf| (normalize's eps), no temporary
         W = torch.full((1,), float(e - s + 1), dtype=torch.float32)
         static[i] = ((hat.square().sum(-1) - W) / (W * (W - 1)).clamp(min=1)) > tau
         pos = static[i].nonzero().flatten()
@@ -468,22 +471,32 @@ def _chunks(used: list, D: int):
 
 def _cluster_blocked(x, static, static_means, sets: _Sets, cfg, gen, newline_policy: str):
     """:func:`_cluster_all` on CPU a chunk of consecutive sets at a time (:func:`_chunks`), each chunk
-    padded to its own width; same noise draws (one stream, indexed per set), same values."""
+    padded to its own width in one reused buffer; same noise draws (one stream, indexed per set),
+    same values."""
     F, N, D = x.shape
     if not any(r[4] for r in sets.rows):
         return x.new_zeros((0, D)), torch.zeros(0, dtype=torch.long)
     t = sets.tables(x.device)
     stream = noise_stream(sets.stream, gen, x.device, DENSITY_NOISE)
     positions = [[(~m).nonzero().flatten(), m.nonzero().flatten()] for m in static]   # [dynamic, static]
+    chunks = list(_chunks(sets.used, D))
+    buffer = torch.empty(max((b1 - b0) * max(r[3] for r in sets.used[b0:b1]) for b0, b1 in chunks) * D,
+                         dtype=torch.float32)
     out = torch.empty((sets.total, D), dtype=torch.float32)
     src = torch.empty(sets.total, dtype=torch.long)
     key = 0
-    for b0, b1 in _chunks(sets.used, D):
+    for b0, b1 in chunks:
         rows = sets.used[b0:b1]
         width = max(r[3] for r in rows)
-        feats = torch.zeros((b1 - b0, width, D), dtype=torch.float32)
+        feats = buffer[:(b1 - b0) * width * D].view(b1 - b0, width, D)
         for i, (seg, frame, is_static, size, _) in enumerate(rows):
-            feats[i, :size] = static_means[seg] if is_static else x[frame].index_select(0, positions[seg][0])
+            if is_static:
+                feats[i, :size].copy_(static_means[seg])
+            elif x.dtype == torch.float32:
+                torch.index_select(x[frame], 0, positions[seg][0], out=feats[i, :size])
+            else:
+                feats[i, :size].copy_(x[frame].index_select(0, positions[seg][0]))
+            feats[i, size:].zero_()
         merged, centres, _ = _cluster_merge_padded(feats, first_n(t["size"][b0:b1], width), t["size"][b0:b1],
                                                    t["clusters"][b0:b1], max(r[4] for r in rows), cfg.k,
                                                    padded_noise(stream, t["noise"][b0:b1, :width]),
