@@ -420,9 +420,11 @@ class _Sets:
             noise.append(np.where(draws & (j < r[3]), stream + j, -1))
             stream += r[3] if draws else 0
         self.stream, self.width, self.total = stream, width, base
+        self.static_sets = [b for b, r in enumerate(used) if r[2]]
         arrays = {"seg": [r[0] for r in used], "frame": [r[1] for r in used], "static": [r[2] for r in used],
                   "size": [r[3] for r in used], "clusters": [r[4] for r in used], "key": key,
-                  "noise": np.stack(noise)}
+                  "noise": np.stack(noise), "static_sets": self.static_sets,
+                  "static_seg": [used[b][0] for b in self.static_sets]}
         self.used = used
         flat = np.concatenate([np.asarray(v, dtype=np.int64).reshape(-1) for v in arrays.values()])
         return split_plan(upload(torch.from_numpy(flat), device), {k: np.shape(v) for k, v in arrays.items()})
@@ -436,13 +438,12 @@ def _cluster_all(x, static, seg_sums, seg_frames, sets: _Sets, cfg, gen, newline
         return x.new_zeros((0, D)), torch.zeros(0, dtype=torch.long, device=dev)
     t = sets.tables(dev)
     width = sets.width
-    is_static = (t["static"] > 0).unsqueeze(1)
-    member = torch.where(is_static, static[t["seg"]], ~static[t["seg"]])
-    pos = ascending_true_positions(member, width)
-    W = seg_frames[t["seg"]].to(torch.float32).view(-1, 1, 1)
-    x_rows = x.reshape(F * N, D)[(t["frame"].unsqueeze(1) * N + pos).flatten()].float().view(-1, width, D)
-    means = seg_sums.view(-1, N, D)[t["seg"].unsqueeze(1), pos] / W
-    feats = torch.where(is_static.unsqueeze(-1), means, x_rows)
+    pos = ascending_true_positions(static[t["seg"]] == t["static"].unsqueeze(1), width)   # the set's members
+    feats = x.reshape(F * N, D)[(t["frame"].unsqueeze(1) * N + pos).flatten()].float().view(-1, width, D)
+    if sets.static_sets:   # static sets: their segment's means, computed for them alone and written in
+        st, seg = t["static_sets"], t["static_seg"]
+        W = seg_frames[seg].to(torch.float32).view(-1, 1, 1)
+        feats.index_copy_(0, st, seg_sums.view(-1, N, D)[seg.unsqueeze(1), pos[st]] / W)
     stream = noise_stream(sets.stream, gen, dev, DENSITY_NOISE)
     c_max = max(r[4] for r in sets.used)
     merged, centres, ok = _cluster_merge_padded(feats, first_n(t["size"], width), t["size"], t["clusters"], c_max,
