@@ -473,39 +473,42 @@ def _chunks(used: list, D: int):
 def _cluster_blocked(x, static, static_means, sets: _Sets, cfg, gen, newline_policy: str):
     """:func:`_cluster_all` on CPU a chunk of consecutive sets at a time (:func:`_chunks`), each chunk
     padded to its own width in one reused buffer; same noise draws (one stream, indexed per set),
-    same values."""
+    same values. Padding slots hold other rows of the frame, as in the unblocked path (never read)."""
     F, N, D = x.shape
     if not any(r[4] for r in sets.rows):
         return x.new_zeros((0, D)), torch.zeros(0, dtype=torch.long)
     t = sets.tables(x.device)
     stream = noise_stream(sets.stream, gen, x.device, DENSITY_NOISE)
-    positions = [[(~m).nonzero().flatten(), m.nonzero().flatten()] for m in static]   # [dynamic, static]
+    pos = ascending_true_positions(static[t["seg"]] == t["static"].unsqueeze(1), N)    # each set's members
+    rows = (t["frame"].unsqueeze(1) * N + pos)                                           # their rows of x
     chunks = list(_chunks(sets.used, D))
-    buffer = torch.empty(max((b1 - b0) * max(r[3] for r in sets.used[b0:b1]) for b0, b1 in chunks) * D,
-                         dtype=torch.float32)
+    widths = [max(r[3] for r in sets.used[b0:b1]) for b0, b1 in chunks]
+    buffer = torch.empty(max((b1 - b0) * w for (b0, b1), w in zip(chunks, widths)) * D, dtype=torch.float32)
     out = torch.empty((sets.total, D), dtype=torch.float32)
     src = torch.empty(sets.total, dtype=torch.long)
-    key = 0
-    for b0, b1 in chunks:
-        rows = sets.used[b0:b1]
-        width = max(r[3] for r in rows)
+    xs, key = x.reshape(F * N, D), 0
+    for (b0, b1), width in zip(chunks, widths):
+        used = sets.used[b0:b1]
         feats = buffer[:(b1 - b0) * width * D].view(b1 - b0, width, D)
-        for i, (seg, frame, is_static, size, _) in enumerate(rows):
+        index = rows[b0:b1, :width].flatten()
+        if x.dtype == torch.float32:
+            torch.index_select(xs, 0, index, out=feats.view(-1, D))
+        else:
+            feats.view(-1, D).copy_(xs.index_select(0, index))
+        for i, (seg, _, is_static, size, _) in enumerate(used):
             if is_static:
-                feats[i, :size].copy_(static_means[seg])
-            elif x.dtype == torch.float32:
-                torch.index_select(x[frame], 0, positions[seg][0], out=feats[i, :size])
-            else:
-                feats[i, :size].copy_(x[frame].index_select(0, positions[seg][0]))
-            feats[i, size:].zero_()
+                feats[i, :size] = static_means[seg]
+        c_max = max(r[4] for r in used)
         merged, centres, _ = _cluster_merge_padded(feats, first_n(t["size"][b0:b1], width), t["size"][b0:b1],
-                                                   t["clusters"][b0:b1], max(r[4] for r in rows), cfg.k,
+                                                   t["clusters"][b0:b1], c_max, cfg.k,
                                                    padded_noise(stream, t["noise"][b0:b1, :width]),
-                                                   min(r[3] for r in rows))
-        for i, (seg, frame, is_static, _, c) in enumerate(rows):
-            out[key:key + c] = merged[i, :c]
-            src[key:key + c] = positions[seg][is_static][centres[i, :c]] + frame * N
-            key += c
+                                                   min(r[3] for r in used))
+        n_out = sum(r[4] for r in used)
+        kept = torch.tensor([i * c_max + j for i, r in enumerate(used) for j in range(r[4])], dtype=torch.long)
+        torch.index_select(merged.view(-1, D), 0, kept, out=out[key:key + n_out])
+        torch.index_select(torch.gather(rows[b0:b1, :width], 1, centres.clamp(max=width - 1)).view(-1), 0, kept,
+                           out=src[key:key + n_out])
+        key += n_out
     if newline_policy == "grid":
         order = torch.argsort(src)
         out, src = out[order], src[order]
