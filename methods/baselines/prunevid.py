@@ -70,7 +70,7 @@ OFFICIAL_MIN_CLUSTER_SET = 14  # official: sets of <= 14 tokens are not clustere
 #: CPU cache blocking: the padded sets are clustered a few at a time, each chunk's (sets, width, D)
 #: fp32 tensor at most about this many bytes (at least one set), so the temporaries stay small and
 #: come back from the allocator instead of being page-faulted anew on every call
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -458,22 +458,24 @@ def _cluster_all(x, static, seg_sums, seg_frames, sets: _Sets, cfg, gen, newline
     return merged.reshape(-1, D)[order].to(x.dtype), src[order]
 
 
-def _chunks(used: list, D: int):
-    """Runs of consecutive sets whose padded (sets, width, D) fp32 block fits CHUNK_BYTES (>= 1 set)."""
-    start, width = 0, 0
-    for b, r in enumerate(used):
-        w = max(width, r[3])
-        if b > start and (b + 1 - start) * w * D * 4 > CHUNK_BYTES:
-            yield start, b
-            start, w = b, r[3]
-        width = w
-    yield start, len(used)
+def _chunks(used: list, D: int) -> list[list[int]]:
+    """The used sets in chunks (set indices, by size, largest first: each chunk pads little) whose
+    padded (sets, width, D) fp32 block fits CHUNK_BYTES (at least one set each)."""
+    chunks, width = [], 0
+    for b in sorted(range(len(used)), key=lambda b: -used[b][3]):
+        if chunks and (len(chunks[-1]) + 1) * width * D * 4 <= CHUNK_BYTES:
+            chunks[-1].append(b)
+        else:
+            chunks.append([b])
+            width = used[b][3]
+    return chunks
 
 
 def _cluster_blocked(x, static, static_means, sets: _Sets, cfg, gen, newline_policy: str):
-    """:func:`_cluster_all` on CPU a chunk of consecutive sets at a time (:func:`_chunks`), each chunk
-    padded to its own width in one reused buffer; same noise draws (one stream, indexed per set),
-    same values. Padding slots hold other rows of the frame, as in the unblocked path (never read)."""
+    """:func:`_cluster_all` on CPU a chunk of sets of similar size at a time (:func:`_chunks`), each
+    chunk padded to its own width in one reused buffer; same noise draws (one stream, indexed per
+    set), same values. Padding slots hold other rows of the frame, as in the unblocked path (never
+    read)."""
     F, N, D = x.shape
     if not any(r[4] for r in sets.rows):
         return x.new_zeros((0, D)), torch.zeros(0, dtype=torch.long)
@@ -481,34 +483,33 @@ def _cluster_blocked(x, static, static_means, sets: _Sets, cfg, gen, newline_pol
     stream = noise_stream(sets.stream, gen, x.device, DENSITY_NOISE)
     pos = ascending_true_positions(static[t["seg"]] == t["static"].unsqueeze(1), N)    # each set's members
     rows = (t["frame"].unsqueeze(1) * N + pos)                                           # their rows of x
-    chunks = list(_chunks(sets.used, D))
-    widths = [max(r[3] for r in sets.used[b0:b1]) for b0, b1 in chunks]
-    buffer = torch.empty(max((b1 - b0) * w for (b0, b1), w in zip(chunks, widths)) * D, dtype=torch.float32)
+    keys = np.cumsum([0] + [r[4] for r in sets.used])
+    chunks = _chunks(sets.used, D)
+    buffer = torch.empty(max(len(ids) * sets.used[ids[0]][3] for ids in chunks) * D, dtype=torch.float32)
     out = torch.empty((sets.total, D), dtype=torch.float32)
     src = torch.empty(sets.total, dtype=torch.long)
-    xs, key = x.reshape(F * N, D), 0
-    for (b0, b1), width in zip(chunks, widths):
-        used = sets.used[b0:b1]
-        feats = buffer[:(b1 - b0) * width * D].view(b1 - b0, width, D)
-        index = rows[b0:b1, :width].flatten()
+    xs = x.reshape(F * N, D)
+    for ids in chunks:
+        used = [sets.used[b] for b in ids]
+        width, c_max = used[0][3], max(r[4] for r in used)
+        sel = torch.tensor(ids, dtype=torch.long)
+        feats = buffer[:len(ids) * width * D].view(len(ids), width, D)
+        index = rows.index_select(0, sel)[:, :width]
         if x.dtype == torch.float32:
-            torch.index_select(xs, 0, index, out=feats.view(-1, D))
+            torch.index_select(xs, 0, index.flatten(), out=feats.view(-1, D))
         else:
-            feats.view(-1, D).copy_(xs.index_select(0, index))
+            feats.view(-1, D).copy_(xs.index_select(0, index.flatten()))
         for i, (seg, _, is_static, size, _) in enumerate(used):
             if is_static:
                 feats[i, :size] = static_means[seg]
-        c_max = max(r[4] for r in used)
-        merged, centres, _ = _cluster_merge_padded(feats, first_n(t["size"][b0:b1], width), t["size"][b0:b1],
-                                                   t["clusters"][b0:b1], c_max, cfg.k,
-                                                   padded_noise(stream, t["noise"][b0:b1, :width]),
-                                                   min(r[3] for r in used))
-        n_out = sum(r[4] for r in used)
+        size = t["size"].index_select(0, sel)
+        merged, centres, _ = _cluster_merge_padded(feats, first_n(size, width), size, t["clusters"].index_select(0, sel),
+                                                   c_max, cfg.k, padded_noise(stream, t["noise"].index_select(0, sel)[:, :width]),
+                                                   used[-1][3])
         kept = torch.tensor([i * c_max + j for i, r in enumerate(used) for j in range(r[4])], dtype=torch.long)
-        torch.index_select(merged.view(-1, D), 0, kept, out=out[key:key + n_out])
-        torch.index_select(torch.gather(rows[b0:b1, :width], 1, centres.clamp(max=width - 1)).view(-1), 0, kept,
-                           out=src[key:key + n_out])
-        key += n_out
+        dest = torch.from_numpy(np.concatenate([np.arange(keys[b], keys[b + 1]) for b in ids]))
+        out.index_copy_(0, dest, merged.view(-1, D).index_select(0, kept))
+        src.index_copy_(0, dest, torch.gather(index, 1, centres.clamp(max=width - 1)).view(-1).index_select(0, kept))
     if newline_policy == "grid":
         order = torch.argsort(src)
         out, src = out[order], src[order]
