@@ -364,7 +364,7 @@ def _static_masks_blocked(x: torch.Tensor, segments: list[tuple[int, int]], tau:
     F, N, D = x.shape
     static = torch.zeros((len(segments), N), dtype=torch.bool)
     means: list[Optional[torch.Tensor]] = [None] * len(segments)
-    hat, raw = torch.empty((N, D), dtype=torch.float32), torch.empty((N, D), dtype=torch.float32)
+    hat, raw, scratch = (torch.empty((N, D), dtype=torch.float32) for _ in range(3))
     upcast = None if x.dtype == torch.float32 else torch.empty((N, D), dtype=torch.float32)
     norm = torch.empty((N, 1), dtype=torch.float32)
     for i, (s, e) in enumerate(segments):
@@ -378,7 +378,8 @@ def _static_masks_blocked(x: torch.Tensor, segments: list[tuple[int, int]], tau:
             torch.linalg.vector_norm(xf, dim=-1, keepdim=True, out=norm).clamp_min_(1e-12)
             hat.addcdiv_(xf, norm)                    # + xf / |xf| (normalize's eps), no temporary
         W = torch.full((1,), float(e - s + 1), dtype=torch.float32)
-        static[i] = ((hat.square().sum(-1) - W) / (W * (W - 1)).clamp(min=1)) > tau
+        total = torch.mul(hat, hat, out=scratch).sum(-1)         # hat.square(), into the buffer
+        static[i] = ((total - W) / (W * (W - 1)).clamp(min=1)) > tau
         pos = static[i].nonzero().flatten()
         if pos.numel():
             means[i] = raw[pos] / W.view(1, 1)
