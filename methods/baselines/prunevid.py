@@ -40,7 +40,9 @@ Other deviations: cluster centres are emitted in spatial order (the official in 
 ``max(1, int(F * ratio))`` temporal clusters (the official fails at 0, i.e. below 4 frames at 0.25),
 and the frame clustering's k = 7 neighbours capped at the number of frames (the official top-k over
 F frames fails below 7 frames): videos of any length run here. No Python loop runs over segments or
-frames on the device: every set is clustered in one padded batch (``prunevid_reduce``).
+frames on the device: every set is clustered in one padded batch (``prunevid_reduce``). On CPU
+(``similarity.cache_blocking``, on by default) the same arithmetic runs frame by frame and in chunks
+of a few sets, so no multi-MB temporary is made per pass; the output is bit for bit the same.
 """
 from __future__ import annotations
 
@@ -68,8 +70,8 @@ DENSITY_NOISE = 1e-6  # dpc_knn's tie-breaking scale
 OFFICIAL_MIN_CLUSTER_SET = 14  # official: sets of <= 14 tokens are not clustered
 
 #: CPU cache blocking: the padded sets are clustered a few at a time, each chunk's (sets, width, D)
-#: fp32 tensor at most about this many bytes (at least one set), so the temporaries stay small and
-#: come back from the allocator instead of being page-faulted anew on every call
+#: fp32 block at most about this many bytes (at least one set): it stays in the last-level cache
+#: across the chunk's passes (norms, Gram, group sums), and one reused buffer holds every chunk
 CHUNK_BYTES = 8 << 20
 
 
@@ -302,7 +304,8 @@ def prunevid_reduce(tokens: VideoTokens, cfg: PruneVidConfig) -> Reduction:
 
     Implementation: two host reads, each an output size that depends on the data: the frame
     labels (the segments) and the static counts of the segments (the set sizes the budget is
-    apportioned over). Every set of every segment is then clustered in one padded batch.
+    apportioned over). Every set of every segment is then clustered in one padded batch (on CPU
+    with cache blocking: :func:`_static_masks_blocked` and :func:`_cluster_blocked`, same output).
     """
     if not isinstance(cfg, PruneVidConfig):
         raise ValueError(f"cfg must be a PruneVidConfig, got {type(cfg).__name__}")
@@ -503,10 +506,9 @@ def _cluster_blocked(x, static, static_means, sets: _Sets, cfg, gen, newline_pol
         for i, (seg, _, is_static, size, _) in enumerate(used):
             if is_static:
                 feats[i, :size] = static_means[seg]
-        size = t["size"].index_select(0, sel)
-        merged, centres, _ = _cluster_merge_padded(feats, first_n(size, width), size, t["clusters"].index_select(0, sel),
-                                                   c_max, cfg.k, padded_noise(stream, t["noise"].index_select(0, sel)[:, :width]),
-                                                   used[-1][3])
+        size, clusters, noise = (t[name].index_select(0, sel) for name in ("size", "clusters", "noise"))
+        merged, centres, _ = _cluster_merge_padded(feats, first_n(size, width), size, clusters, c_max, cfg.k,
+                                                   padded_noise(stream, noise[:, :width]), used[-1][3])
         kept = torch.tensor([i * c_max + j for i, r in enumerate(used) for j in range(r[4])], dtype=torch.long)
         dest = torch.from_numpy(np.concatenate([np.arange(keys[b], keys[b + 1]) for b in ids]))
         out.index_copy_(0, dest, merged.view(-1, D).index_select(0, kept))
