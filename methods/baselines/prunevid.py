@@ -40,7 +40,9 @@ Other deviations: cluster centres are emitted in spatial order (the official in 
 ``max(1, int(F * ratio))`` temporal clusters (the official fails at 0, i.e. below 4 frames at 0.25),
 and the frame clustering's k = 7 neighbours capped at the number of frames (the official top-k over
 F frames fails below 7 frames): videos of any length run here. No Python loop runs over segments or
-frames on the device: every set is clustered in one padded batch (``prunevid_reduce``).
+frames on the device: every set is clustered in one padded batch (``prunevid_reduce``). On CPU
+(``similarity.cache_blocking``, on by default) the same arithmetic runs frame by frame and in chunks
+of a few sets, so no multi-MB temporary is made per pass; the output is bit for bit the same.
 """
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ from methods.paper_options import PRUNEVID_SELECTED_LAYER
 from methods.primitives import dpc_knn_centers_batched, make_generator
 from methods.primitives.padded import (ascending_true_positions, density_centres_padded, first_n, group_sums,
                                        noise_stream, padded_noise, split_plan, upload)
+from methods.primitives.similarity import cpu_blocked
 from methods.runtime import MODES, InnerPlan, InnerStage
 from methods.setting import PaperSetting, SettingOptions
 from methods.types import Reduction, VideoTokens, check_retention
@@ -65,6 +68,11 @@ from methods.types import Reduction, VideoTokens, check_retention
 DENSITY_NOISE = 1e-6  # dpc_knn's tie-breaking scale
 
 OFFICIAL_MIN_CLUSTER_SET = 14  # official: sets of <= 14 tokens are not clustered
+
+#: CPU cache blocking: the padded sets are clustered a few at a time, each chunk's (sets, width, D)
+#: fp32 block at most about this many bytes (at least one set): it stays in the last-level cache
+#: across the chunk's passes (norms, Gram, group sums), and one reused buffer holds every chunk
+CHUNK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -296,7 +304,8 @@ def prunevid_reduce(tokens: VideoTokens, cfg: PruneVidConfig) -> Reduction:
 
     Implementation: two host reads, each an output size that depends on the data: the frame
     labels (the segments) and the static counts of the segments (the set sizes the budget is
-    apportioned over). Every set of every segment is then clustered in one padded batch.
+    apportioned over). Every set of every segment is then clustered in one padded batch (on CPU
+    with cache blocking: :func:`_static_masks_blocked` and :func:`_cluster_blocked`, same output).
     """
     if not isinstance(cfg, PruneVidConfig):
         raise ValueError(f"cfg must be a PruneVidConfig, got {type(cfg).__name__}")
@@ -308,11 +317,18 @@ def prunevid_reduce(tokens: VideoTokens, cfg: PruneVidConfig) -> Reduction:
     seg_plan = split_plan(upload(torch.tensor([i for i, (s, e) in enumerate(segments) for _ in range(s, e + 1)]
                                               + [e - s + 1 for s, e in segments], dtype=torch.long), device),
                           {"frame_seg": F, "frames": len(segments)})
-    frame_seg = seg_plan["frame_seg"]
-    static, seg_sums = _static_masks(x, frame_seg, seg_plan["frames"], cfg.tau)
+    blocked = cpu_blocked(x)
+    if blocked:
+        static, static_means = _static_masks_blocked(x, segments, cfg.tau)
+    else:
+        static, seg_sums = _static_masks(x, seg_plan["frame_seg"], seg_plan["frames"], cfg.tau)
     n_static = static.sum(1).tolist()                                                # host read 2
     sets = _Sets.build(segments, n_static, N, cfg, F)
-    features, source = _cluster_all(x, static, seg_sums, seg_plan["frames"], sets, cfg, gen, tokens.newline_policy)
+    if blocked:
+        features, source = _cluster_blocked(x, static, static_means, sets, cfg, gen, tokens.newline_policy)
+    else:
+        features, source = _cluster_all(x, static, seg_sums, seg_plan["frames"], sets, cfg, gen,
+                                        tokens.newline_policy)
     out = int(source.numel())
     after_static = sum(sets.sizes)
     info = {
@@ -341,6 +357,36 @@ def _static_masks(x: torch.Tensor, frame_seg: torch.Tensor, frames: torch.Tensor
     static &= W > 1                                   # the official 0/0 is NaN, never above tau
     sums = x.float().new_zeros(S, N * D).index_add_(0, frame_seg, x.float().reshape(F, N * D))
     return static, sums
+
+
+def _static_masks_blocked(x: torch.Tensor, segments: list[tuple[int, int]], tau: float):
+    """:func:`_static_masks` on CPU one frame at a time (same values: the same fp32 adds in frame
+    order): (static (S, N) bool, per segment the static positions' means (n_static, D) fp32 or None).
+    Only (N, D) buffers are live, reused for every frame: no normalised (F, N, D) copy, no (S, N, D)
+    sums, no fresh allocation per frame."""
+    F, N, D = x.shape
+    static = torch.zeros((len(segments), N), dtype=torch.bool)
+    means: list[Optional[torch.Tensor]] = [None] * len(segments)
+    hat, raw, scratch = (torch.empty((N, D), dtype=torch.float32) for _ in range(3))
+    upcast = None if x.dtype == torch.float32 else torch.empty((N, D), dtype=torch.float32)
+    norm = torch.empty((N, 1), dtype=torch.float32)
+    for i, (s, e) in enumerate(segments):
+        if e == s:                                    # one frame: the official 0/0, never static
+            continue
+        hat.zero_()
+        raw.zero_()
+        for f in range(s, e + 1):
+            xf = x[f] if upcast is None else upcast.copy_(x[f])
+            raw.add_(xf)
+            torch.linalg.vector_norm(xf, dim=-1, keepdim=True, out=norm).clamp_min_(1e-12)
+            hat.addcdiv_(xf, norm)                    # + xf / |xf| (normalize's eps), no temporary
+        W = torch.full((1,), float(e - s + 1), dtype=torch.float32)
+        total = torch.mul(hat, hat, out=scratch).sum(-1)         # hat.square(), into the buffer
+        static[i] = ((total - W) / (W * (W - 1)).clamp(min=1)) > tau
+        pos = static[i].nonzero().flatten()
+        if pos.numel():
+            means[i] = raw[pos] / W.view(1, 1)
+    return static, means
 
 
 class _Sets:
@@ -378,9 +424,11 @@ class _Sets:
             noise.append(np.where(draws & (j < r[3]), stream + j, -1))
             stream += r[3] if draws else 0
         self.stream, self.width, self.total = stream, width, base
+        self.static_sets = [b for b, r in enumerate(used) if r[2]]
         arrays = {"seg": [r[0] for r in used], "frame": [r[1] for r in used], "static": [r[2] for r in used],
                   "size": [r[3] for r in used], "clusters": [r[4] for r in used], "key": key,
-                  "noise": np.stack(noise)}
+                  "noise": np.stack(noise), "static_sets": self.static_sets,
+                  "static_seg": [used[b][0] for b in self.static_sets]}
         self.used = used
         flat = np.concatenate([np.asarray(v, dtype=np.int64).reshape(-1) for v in arrays.values()])
         return split_plan(upload(torch.from_numpy(flat), device), {k: np.shape(v) for k, v in arrays.items()})
@@ -394,13 +442,12 @@ def _cluster_all(x, static, seg_sums, seg_frames, sets: _Sets, cfg, gen, newline
         return x.new_zeros((0, D)), torch.zeros(0, dtype=torch.long, device=dev)
     t = sets.tables(dev)
     width = sets.width
-    is_static = (t["static"] > 0).unsqueeze(1)
-    member = torch.where(is_static, static[t["seg"]], ~static[t["seg"]])
-    pos = ascending_true_positions(member, width)
-    W = seg_frames[t["seg"]].to(torch.float32).view(-1, 1, 1)
-    x_rows = x.reshape(F * N, D)[(t["frame"].unsqueeze(1) * N + pos).flatten()].float().view(-1, width, D)
-    means = seg_sums.view(-1, N, D)[t["seg"].unsqueeze(1), pos] / W
-    feats = torch.where(is_static.unsqueeze(-1), means, x_rows)
+    pos = ascending_true_positions(static[t["seg"]] == t["static"].unsqueeze(1), width)   # the set's members
+    feats = x.reshape(F * N, D)[(t["frame"].unsqueeze(1) * N + pos).flatten()].float().view(-1, width, D)
+    if sets.static_sets:   # static sets: their segment's means, computed for them alone and written in
+        st, seg = t["static_sets"], t["static_seg"]
+        W = seg_frames[seg].to(torch.float32).view(-1, 1, 1)
+        feats.index_copy_(0, st, seg_sums.view(-1, N, D)[seg.unsqueeze(1), pos[st]] / W)
     stream = noise_stream(sets.stream, gen, dev, DENSITY_NOISE)
     c_max = max(r[4] for r in sets.used)
     merged, centres, ok = _cluster_merge_padded(feats, first_n(t["size"], width), t["size"], t["clusters"], c_max,
@@ -413,6 +460,63 @@ def _cluster_all(x, static, seg_sums, seg_frames, sets: _Sets, cfg, gen, newline
         key = torch.where(key < sets.total, src, F * N)
     order = torch.argsort(key)[:sets.total]
     return merged.reshape(-1, D)[order].to(x.dtype), src[order]
+
+
+def _chunks(used: list, D: int) -> list[list[int]]:
+    """The used sets in chunks (set indices, by size, largest first: each chunk pads little) whose
+    padded (sets, width, D) fp32 block fits CHUNK_BYTES (at least one set each)."""
+    chunks, width = [], 0
+    for b in sorted(range(len(used)), key=lambda b: -used[b][3]):
+        if chunks and (len(chunks[-1]) + 1) * width * D * 4 <= CHUNK_BYTES:
+            chunks[-1].append(b)
+        else:
+            chunks.append([b])
+            width = used[b][3]
+    return chunks
+
+
+def _cluster_blocked(x, static, static_means, sets: _Sets, cfg, gen, newline_policy: str):
+    """:func:`_cluster_all` on CPU a chunk of sets of similar size at a time (:func:`_chunks`), each
+    chunk padded to its own width in one reused buffer; same noise draws (one stream, indexed per
+    set), same values. Padding slots hold other rows of the frame, as in the unblocked path (never
+    read)."""
+    F, N, D = x.shape
+    if not any(r[4] for r in sets.rows):
+        return x.new_zeros((0, D)), torch.zeros(0, dtype=torch.long)
+    t = sets.tables(x.device)
+    stream = noise_stream(sets.stream, gen, x.device, DENSITY_NOISE)
+    pos = ascending_true_positions(static[t["seg"]] == t["static"].unsqueeze(1), N)    # each set's members
+    rows = (t["frame"].unsqueeze(1) * N + pos)                                           # their rows of x
+    keys = np.cumsum([0] + [r[4] for r in sets.used])
+    chunks = _chunks(sets.used, D)
+    buffer = torch.empty(max(len(ids) * sets.used[ids[0]][3] for ids in chunks) * D, dtype=torch.float32)
+    out = torch.empty((sets.total, D), dtype=torch.float32)
+    src = torch.empty(sets.total, dtype=torch.long)
+    xs = x.reshape(F * N, D)
+    for ids in chunks:
+        used = [sets.used[b] for b in ids]
+        width, c_max = used[0][3], max(r[4] for r in used)
+        sel = torch.tensor(ids, dtype=torch.long)
+        feats = buffer[:len(ids) * width * D].view(len(ids), width, D)
+        index = rows.index_select(0, sel)[:, :width]
+        if x.dtype == torch.float32:
+            torch.index_select(xs, 0, index.flatten(), out=feats.view(-1, D))
+        else:
+            feats.view(-1, D).copy_(xs.index_select(0, index.flatten()))
+        for i, (seg, _, is_static, size, _) in enumerate(used):
+            if is_static:
+                feats[i, :size] = static_means[seg]
+        size, clusters, noise = (t[name].index_select(0, sel) for name in ("size", "clusters", "noise"))
+        merged, centres, _ = _cluster_merge_padded(feats, first_n(size, width), size, clusters, c_max, cfg.k,
+                                                   padded_noise(stream, noise[:, :width]), used[-1][3])
+        kept = torch.tensor([i * c_max + j for i, r in enumerate(used) for j in range(r[4])], dtype=torch.long)
+        dest = torch.from_numpy(np.concatenate([np.arange(keys[b], keys[b + 1]) for b in ids]))
+        out.index_copy_(0, dest, merged.view(-1, D).index_select(0, kept))
+        src.index_copy_(0, dest, torch.gather(index, 1, centres.clamp(max=width - 1)).view(-1).index_select(0, kept))
+    if newline_policy == "grid":
+        order = torch.argsort(src)
+        out, src = out[order], src[order]
+    return out.to(x.dtype), src
 
 
 # ---- registered Method (methods.registry) ----

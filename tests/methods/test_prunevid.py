@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
+import methods.baselines.prunevid as prunevid_module
 from methods.attach import apply_method
-from methods.primitives import make_generator
+from methods.primitives import cache_blocking, make_generator
 from methods.baselines.prunevid import (PruneVidConfig, apportion, cluster_merge, label_segments,
                               mean_pairwise_cosine, prunevid_reduce, refine_labels, temporal_segments)
 from methods.registry import get_method
@@ -118,6 +119,36 @@ def test_official_cluster_ratio_mode():
     # sets of <= 14 tokens are not clustered: a 3x3 grid keeps its 9 tokens per frame
     small = VideoTokens(torch.randn(4, 9, 32, generator=make_generator(1)), (3, 3))
     assert prunevid_reduce(small, PruneVidConfig(cluster_ratio=0.5)).num_tokens == 36
+
+
+def scene_video(seed, F=12, N=30, D=24, dtype=torch.float32, policy="one_token"):
+    """Piecewise-constant scenes plus jitter: several segments, some with static positions."""
+    g = make_generator(seed)
+    scenes = torch.randn(4, N, D, generator=g)
+    cuts = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3])[:F]
+    x = scenes[cuts] + 0.2 * torch.randn(F, N, D, generator=g)
+    x[:, : N // 3] = scenes[0, : N // 3]        # a third of the positions static in every segment
+    return VideoTokens(x.to(dtype), (5, 6), newline_policy=policy)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 4 * 30 * 24 * 3, 1 << 30])
+@pytest.mark.parametrize("dtype,policy,opts", [(torch.float32, "one_token", {"retention": 0.2}),
+                                               (torch.bfloat16, "grid", {"retention": 0.45}),
+                                               (torch.float32, "grid", {"cluster_ratio": 0.5})])
+def test_cpu_blocked_path_equals_the_batched_one(monkeypatch, chunk_bytes, dtype, policy, opts):
+    """The CPU path (static masks frame by frame, sets clustered in chunks of similar size: one set,
+    a few, all) gives the unblocked (GPU) path's output bit for bit, with the same noise draws."""
+    monkeypatch.setattr(prunevid_module, "CHUNK_BYTES", chunk_bytes)
+    t = scene_video(7, dtype=dtype, policy=policy)
+    cfg = PruneVidConfig(**opts, seed=3)
+    with cache_blocking(True):
+        blocked = prunevid_reduce(t, cfg)
+    with cache_blocking(False):
+        batched = prunevid_reduce(t, cfg)
+    assert len(blocked.info["segments"]) > 1 and any(s["static_positions"] for s in blocked.info["per_segment"])
+    assert blocked.info == batched.info
+    assert torch.equal(blocked.source, batched.source)
+    assert blocked.features.dtype == dtype and torch.equal(blocked.features, batched.features)
 
 
 def test_deterministic_under_seed():
