@@ -26,7 +26,7 @@ RETENTION = {"tango": 0.10, "holitom-wo-m": 0.10, "prunevid": 0.10, "dycoke": 0.
 MEASURED = {
     ("no-cut", "tango"): 420, ("cut-8", "tango"): 398, ("cut-2", "tango"): 414,
     ("no-cut", "holitom-wo-m"): 206, ("cut-8", "holitom-wo-m"): 206, ("cut-2", "holitom-wo-m"): 206,
-    ("no-cut", "prunevid"): 225, ("cut-8", "prunevid"): 225, ("cut-2", "prunevid"): 225,
+    ("no-cut", "prunevid"): 222, ("cut-8", "prunevid"): 222, ("cut-2", "prunevid"): 222,
     ("no-cut", "dycoke"): 113, ("cut-8", "dycoke"): 113, ("cut-2", "dycoke"): 113,
     ("no-cut", "visionzip"): 164, ("cut-8", "visionzip"): 164, ("cut-2", "visionzip"): 164,
     ("no-cut", "fastvid"): 256, ("cut-8", "fastvid"): 233, ("cut-2", "fastvid"): 146,
