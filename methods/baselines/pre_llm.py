@@ -117,48 +117,71 @@ def visionzip_frames(features: torch.Tensor, attn: torch.Tensor, keys: torch.Ten
     features (F, N, D), attn (F, N), keys (F, N, Dk) -> (features ((end-start)*b, D), global source
     index f * N + n), frame by frame in the per-frame function's order. Every size is known on the
     host (each frame keeps ``b`` tokens, ``N - dominant`` are not dominant), so the position-order
-    selections are stable sorts of masks instead of ``nonzero``."""
+    selections are stable sorts of masks instead of ``nonzero``. The kept rows are gathered once, in
+    output order; the contextual rows then get their members' means added in place."""
     F, N, D = features.shape
     dev = features.device
     G = end - start
     budget = min(budget, N)
     n_dom, n_ctx = visionzip_split(budget, dominant_share, fidelity)
-    a = attn[start:end]
     base = (torch.arange(start, end, device=dev) * N).unsqueeze(1)  # (G, 1) global offset
     flat = features.reshape(F * N, D)
-    dom = torch.topk(a, n_dom, dim=1).indices.sort(dim=1).values  # (G, n_dom)
+    dom = torch.topk(attn[start:end], n_dom, dim=1).indices.sort(dim=1).values  # (G, n_dom)
     if n_ctx == 0:
-        src = dom
-        out = flat.index_select(0, (dom + base).reshape(-1)).reshape(G, n_dom, D)
-    else:
-        R = N - n_dom
-        is_dom = torch.zeros((G, N), dtype=torch.uint8, device=dev).scatter_(1, dom, 1)
-        rest = torch.sort(is_dom, dim=1, stable=True).indices[:, :R]  # non-dominant, position order
-        step = max(1, R // n_ctx)
-        r = torch.arange(R, device=dev)
-        not_target = ((r % step != 0) | (r >= step * n_ctx)).to(torch.uint8)
-        role = torch.sort(not_target, stable=True).indices  # targets, then the others, each in order
-        ranked = rest.index_select(1, role)
-        targets, others = ranked[:, :n_ctx], ranked[:, n_ctx:]
-        fd = flat.index_select(0, (torch.cat([dom, targets], dim=1) + base).reshape(-1)).reshape(G, budget, D)
-        if R > n_ctx:
-            M = R - n_ctx
-            kflat = keys.reshape(F * N, keys.shape[-1])
-            kt = kflat.index_select(0, (targets + base).reshape(-1)).reshape(G, n_ctx, -1)
-            ko = kflat.index_select(0, (others + base).reshape(-1)).reshape(G, M, -1)
-            assign = assign_nearest(ko, kt, metric="cosine")  # (G, M)
-            group = (assign + torch.arange(G, device=dev).unsqueeze(1) * n_ctx).reshape(-1)
-            fo = flat.index_select(0, (others + base).reshape(-1)).float()
-            mean, _ = scatter_mean(fo, group, G * n_ctx)
-            ctx = (fd[:, n_dom:].float() + mean.reshape(G, n_ctx, D)).to(features.dtype)
-            out = torch.cat([fd[:, :n_dom], ctx], dim=1)
-        else:
-            out = fd
-        src = torch.cat([dom, targets], dim=1)
+        src = (dom + base).reshape(-1)
+        return flat.index_select(0, src), src
+    targets, others = _contextual_roles(dom, N, n_ctx)
+    src = torch.cat([dom, targets], dim=1)
     if sort:
-        src, order = torch.sort(src, dim=1)
-        out = out.gather(1, order.unsqueeze(-1).expand(-1, -1, D))
-    return out.reshape(G * budget, D), (src + base).reshape(-1)
+        src = torch.sort(src, dim=1).values
+        rows = torch.searchsorted(src, targets.contiguous())  # where each target lands (sources are distinct)
+    else:
+        rows = torch.arange(n_dom, budget, device=dev).expand(G, n_ctx)
+    src = (src + base).reshape(-1)
+    out = flat.index_select(0, src)
+    if others.shape[1]:
+        mean = _contextual_means(features, keys, start, end, targets, others)
+        rows = (rows + torch.arange(G, device=dev).unsqueeze(1) * budget).reshape(-1)
+        out.index_copy_(0, rows, (out.index_select(0, rows).float() + mean).to(out.dtype))
+    return out, src
+
+
+def _contextual_roles(dom: torch.Tensor, N: int, n_ctx: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Contextual targets (G, n_ctx) and the other non-dominant tokens (G, N - n_dom - n_ctx) of
+    every frame, each in position order: targets every ``max(1, R // n_ctx)``-th of the R
+    non-dominant tokens."""
+    G, n_dom = dom.shape
+    dev = dom.device
+    R = N - n_dom
+    is_dom = torch.zeros((G, N), dtype=torch.uint8, device=dev).scatter_(1, dom, 1)
+    rest = torch.sort(is_dom, dim=1, stable=True).indices[:, :R]  # non-dominant, position order
+    step = max(1, R // n_ctx)
+    r = torch.arange(R, device=dev)
+    not_target = ((r % step != 0) | (r >= step * n_ctx)).to(torch.uint8)
+    role = torch.sort(not_target, stable=True).indices  # targets, then the others, each in order
+    ranked = rest.index_select(1, role)
+    return ranked[:, :n_ctx], ranked[:, n_ctx:]
+
+
+def _contextual_means(features: torch.Tensor, keys: torch.Tensor, start: int, end: int,
+                      targets: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    """Mean features of the tokens assigned to each target (most key-cosine-similar): (G * n_ctx, D)
+    fp32, frame-major. Summed straight from the frames (the tokens outside ``others`` go to one
+    spare group) instead of from a gathered copy of the others: the same sums in the same order,
+    without a fresh (G, M, D) tensor."""
+    F, N, D = features.shape
+    G, n_ctx = targets.shape
+    dev = features.device
+    base = (torch.arange(start, end, device=dev) * N).unsqueeze(1)
+    kflat = keys.reshape(F * N, keys.shape[-1])
+    kt = kflat.index_select(0, (targets + base).reshape(-1)).reshape(G, n_ctx, -1)
+    ko = kflat.index_select(0, (others + base).reshape(-1)).reshape(G, others.shape[1], -1)
+    assign = assign_nearest(ko, kt, metric="cosine")  # (G, M)
+    group = assign + torch.arange(G, device=dev).unsqueeze(1) * n_ctx
+    spare = G * n_ctx
+    member = torch.full((G, N), spare, dtype=torch.long, device=dev).scatter_(1, others, group)
+    mean, _ = scatter_mean(features[start:end].reshape(G * N, D).float(), member.reshape(-1), spare + 1)
+    return mean[:spare]
 
 
 class VisionZip(Method):
