@@ -130,26 +130,30 @@ def visionzip_frames(features: torch.Tensor, attn: torch.Tensor, keys: torch.Ten
     if n_ctx == 0:
         src = (dom + base).reshape(-1)
         return flat.index_select(0, src), src
-    targets, others = _contextual_roles(dom, N, n_ctx)
+    ranked = _contextual_roles(dom, N, n_ctx)  # (G, R): targets, then the others
+    targets = ranked[:, :n_ctx]
     src = torch.cat([dom, targets], dim=1)
     if sort:
         src = torch.sort(src, dim=1).values
         rows = torch.searchsorted(src, targets.contiguous())  # where each target lands (sources are distinct)
-    else:
-        rows = torch.arange(n_dom, budget, device=dev).expand(G, n_ctx)
-    src = (src + base).reshape(-1)
-    out = flat.index_select(0, src)
-    if others.shape[1]:
-        mean = _contextual_means(features, keys, start, end, targets, others)
-        rows = (rows + torch.arange(G, device=dev).unsqueeze(1) * budget).reshape(-1)
-        out.index_copy_(0, rows, (out.index_select(0, rows).float() + mean).to(out.dtype))
-    return out, src
+    flat_src = (src + base).reshape(-1)
+    out = flat.index_select(0, flat_src)
+    if ranked.shape[1] > n_ctx:
+        mean = _contextual_means(features, keys, start, end, base, ranked, n_ctx).view(G, n_ctx, D)
+        kept = out.view(G, budget, D)
+        if sort:
+            at = rows.unsqueeze(-1).expand(-1, -1, D)
+            kept.scatter_(1, at, (kept.gather(1, at).float() + mean).to(out.dtype))
+        else:  # [dominant; contextual]: the contextual rows are the last n_ctx of every frame
+            ctx = kept[:, n_dom:]
+            ctx.copy_((ctx.float() + mean).to(out.dtype))
+    return out, flat_src
 
 
-def _contextual_roles(dom: torch.Tensor, N: int, n_ctx: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Contextual targets (G, n_ctx) and the other non-dominant tokens (G, N - n_dom - n_ctx) of
-    every frame, each in position order: targets every ``max(1, R // n_ctx)``-th of the R
-    non-dominant tokens."""
+def _contextual_roles(dom: torch.Tensor, N: int, n_ctx: int) -> torch.Tensor:
+    """(G, R): the R = N - n_dom non-dominant tokens of every frame, the ``n_ctx`` contextual
+    targets first (every ``max(1, R // n_ctx)``-th of them), then the others, each in position
+    order."""
     G, n_dom = dom.shape
     dev = dom.device
     R = N - n_dom
@@ -159,27 +163,23 @@ def _contextual_roles(dom: torch.Tensor, N: int, n_ctx: int) -> tuple[torch.Tens
     r = torch.arange(R, device=dev)
     not_target = ((r % step != 0) | (r >= step * n_ctx)).to(torch.uint8)
     role = torch.sort(not_target, stable=True).indices  # targets, then the others, each in order
-    ranked = rest.index_select(1, role)
-    return ranked[:, :n_ctx], ranked[:, n_ctx:]
+    return rest.index_select(1, role)
 
 
-def _contextual_means(features: torch.Tensor, keys: torch.Tensor, start: int, end: int,
-                      targets: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+def _contextual_means(features: torch.Tensor, keys: torch.Tensor, start: int, end: int, base: torch.Tensor,
+                      ranked: torch.Tensor, n_ctx: int) -> torch.Tensor:
     """Mean features of the tokens assigned to each target (most key-cosine-similar): (G * n_ctx, D)
-    fp32, frame-major. Summed straight from the frames (the tokens outside ``others`` go to one
-    spare group) instead of from a gathered copy of the others: the same sums in the same order,
-    without a fresh (G, M, D) tensor."""
+    fp32, frame-major; ``ranked`` as :func:`_contextual_roles` returns it, ``base`` the frames'
+    offsets f * N (G, 1). Summed straight from the frames (the tokens that are not members go to
+    one spare group) instead of from a gathered copy of the members: the same sums in the same
+    order, without a fresh (G, M, D) tensor."""
     F, N, D = features.shape
-    G, n_ctx = targets.shape
-    dev = features.device
-    base = (torch.arange(start, end, device=dev) * N).unsqueeze(1)
-    kflat = keys.reshape(F * N, keys.shape[-1])
-    kt = kflat.index_select(0, (targets + base).reshape(-1)).reshape(G, n_ctx, -1)
-    ko = kflat.index_select(0, (others + base).reshape(-1)).reshape(G, others.shape[1], -1)
-    assign = assign_nearest(ko, kt, metric="cosine")  # (G, M)
-    group = assign + torch.arange(G, device=dev).unsqueeze(1) * n_ctx
+    G = ranked.shape[0]
+    k = keys.reshape(F * N, keys.shape[-1]).index_select(0, (ranked + base).reshape(-1)).reshape(G, ranked.shape[1], -1)
+    assign = assign_nearest(k[:, n_ctx:], k[:, :n_ctx], metric="cosine")  # (G, M)
+    group = assign + torch.arange(G, device=features.device).unsqueeze(1) * n_ctx
     spare = G * n_ctx
-    member = torch.full((G, N), spare, dtype=torch.long, device=dev).scatter_(1, others, group)
+    member = torch.full((G, N), spare, dtype=torch.long, device=features.device).scatter_(1, ranked[:, n_ctx:], group)
     mean, _ = scatter_mean(features[start:end].reshape(G * N, D).float(), member.reshape(-1), spare + 1)
     return mean[:spare]
 
