@@ -112,13 +112,14 @@ def visionzip_frame(feat: torch.Tensor, attn: torch.Tensor, keys: torch.Tensor, 
 
 def visionzip_frames(features: torch.Tensor, attn: torch.Tensor, keys: torch.Tensor, start: int, end: int,
                      budget: int, dominant_share: float, fidelity: str = "released",
-                     sort: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                     sort: bool = True, out: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`visionzip_frame` on frames ``start:end`` of one budget at once, without host syncs:
     features (F, N, D), attn (F, N), keys (F, N, Dk) -> (features ((end-start)*b, D), global source
     index f * N + n), frame by frame in the per-frame function's order. Every size is known on the
     host (each frame keeps ``b`` tokens, ``N - dominant`` are not dominant), so the position-order
     selections are stable sorts of masks instead of ``nonzero``. The kept rows are gathered once, in
-    output order; the contextual rows then get their members' means added in place."""
+    output order (into ``out``, a contiguous ((end-start)*b, D) tensor, when given); the contextual
+    rows then get their members' means added in place."""
     F, N, D = features.shape
     dev = features.device
     G = end - start
@@ -129,7 +130,7 @@ def visionzip_frames(features: torch.Tensor, attn: torch.Tensor, keys: torch.Ten
     dom = torch.topk(attn[start:end], n_dom, dim=1).indices.sort(dim=1).values  # (G, n_dom)
     if n_ctx == 0:
         src = (dom + base).reshape(-1)
-        return flat.index_select(0, src), src
+        return torch.index_select(flat, 0, src, out=out), src
     ranked = _contextual_roles(dom, N, n_ctx)  # (G, R): targets, then the others
     targets = ranked[:, :n_ctx]
     src = torch.cat([dom, targets], dim=1)
@@ -137,7 +138,7 @@ def visionzip_frames(features: torch.Tensor, attn: torch.Tensor, keys: torch.Ten
         src = torch.sort(src, dim=1).values
         rows = torch.searchsorted(src, targets.contiguous())  # where each target lands (sources are distinct)
     flat_src = (src + base).reshape(-1)
-    out = flat.index_select(0, flat_src)
+    out = torch.index_select(flat, 0, flat_src, out=out)
     if ranked.shape[1] > n_ctx:
         mean = _contextual_means(features, keys, start, end, base, ranked, n_ctx).view(G, n_ctx, D)
         kept = out.view(G, budget, D)
@@ -207,19 +208,18 @@ class VisionZip(Method):
         # budgets depend on shapes only: frames with equal budgets (at most two runs, the first
         # frames taking the remainder) are reduced together, frame order kept
         per_frame = budgets.tolist()
-        feats, srcs = [], []
+        feats = tokens.features.new_empty((sum(per_frame), tokens.features.shape[-1]))  # each run writes its rows
+        srcs = []
         start = 0
         while start < F:
             end = start
             while end < F and per_frame[end] == per_frame[start]:
                 end += 1
-            x, s = visionzip_frames(tokens.features, attn, tokens.keys, start, end, per_frame[start],
-                                    c.dominant_share, c.fidelity, sort)
-            feats.append(x)
-            srcs.append(s)
+            rows = feats[sum(per_frame[:start]):sum(per_frame[:end])]
+            srcs.append(visionzip_frames(tokens.features, attn, tokens.keys, start, end, per_frame[start],
+                                         c.dominant_share, c.fidelity, sort, out=rows)[1])
             start = end
-        return Reduction(torch.cat(feats) if len(feats) > 1 else feats[0],
-                         torch.cat(srcs) if len(srcs) > 1 else srcs[0], positions="contiguous",
+        return Reduction(feats, torch.cat(srcs) if len(srcs) > 1 else srcs[0], positions="contiguous",
                          info={"tokens_per_frame": per_frame, "fidelity": c.fidelity})
 
     @property
