@@ -140,7 +140,7 @@ def visionzip_frames(features: torch.Tensor, attn: torch.Tensor, keys: torch.Ten
     flat_src = (src + base).reshape(-1)
     out = torch.index_select(flat, 0, flat_src, out=out)
     if ranked.shape[1] > n_ctx:
-        mean = _contextual_means(features, keys, start, end, base, ranked, n_ctx).view(G, n_ctx, D)
+        mean = _contextual_means(features, keys, start, end, base, ranked, n_ctx)
         kept = out.view(G, budget, D)
         if sort:
             at = rows.unsqueeze(-1).expand(-1, -1, D)
@@ -169,20 +169,19 @@ def _contextual_roles(dom: torch.Tensor, N: int, n_ctx: int) -> torch.Tensor:
 
 def _contextual_means(features: torch.Tensor, keys: torch.Tensor, start: int, end: int, base: torch.Tensor,
                       ranked: torch.Tensor, n_ctx: int) -> torch.Tensor:
-    """Mean features of the tokens assigned to each target (most key-cosine-similar): (G * n_ctx, D)
-    fp32, frame-major; ``ranked`` as :func:`_contextual_roles` returns it, ``base`` the frames'
-    offsets f * N (G, 1). Summed straight from the frames (the tokens that are not members go to
-    one spare group) instead of from a gathered copy of the members: the same sums in the same
-    order, without a fresh (G, M, D) tensor."""
+    """Mean features of the tokens assigned to each target (most key-cosine-similar): (G, n_ctx, D)
+    fp32; ``ranked`` as :func:`_contextual_roles` returns it, ``base`` the frames' offsets f * N
+    (G, 1). Summed straight from the frames (in every frame the tokens that are not members go to
+    a spare group, n_ctx) instead of from a gathered copy of the members: the same sums in the
+    same order, without a fresh (G, M, D) tensor."""
     F, N, D = features.shape
     G = ranked.shape[0]
     k = keys.reshape(F * N, keys.shape[-1]).index_select(0, (ranked + base).reshape(-1)).reshape(G, ranked.shape[1], -1)
     assign = assign_nearest(k[:, n_ctx:], k[:, :n_ctx], metric="cosine")  # (G, M)
-    group = assign + torch.arange(G, device=features.device).unsqueeze(1) * n_ctx
-    spare = G * n_ctx
-    member = torch.full((G, N), spare, dtype=torch.long, device=features.device).scatter_(1, ranked[:, n_ctx:], group)
-    mean, _ = scatter_mean(features[start:end].reshape(G * N, D).float(), member.reshape(-1), spare + 1)
-    return mean[:spare]
+    member = torch.full((G, N), n_ctx, dtype=torch.long, device=features.device).scatter_(1, ranked[:, n_ctx:], assign)
+    group = member + torch.arange(G, device=features.device).unsqueeze(1) * (n_ctx + 1)
+    mean, _ = scatter_mean(features[start:end].reshape(G * N, D).float(), group.reshape(-1), G * (n_ctx + 1))
+    return mean.view(G, n_ctx + 1, D)[:, :n_ctx]
 
 
 class VisionZip(Method):
