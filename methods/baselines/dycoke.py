@@ -66,6 +66,7 @@ from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 from methods.base import Method, pre_llm_tokens
 from methods.paper_options import DYCOKE_DECODE_LAYER
 from methods.primitives.padded import ascending_true_positions, upload
+from methods.primitives.similarity import cpu_blocked
 from methods.setting import PaperSetting, SettingOptions
 from methods.types import NotApplicable, Reduction, VideoTokens, check_retention
 
@@ -150,6 +151,8 @@ def ttm_similarity(x: torch.Tensor, ref: Optional[torch.Tensor] = None) -> torch
         raise ValueError(f"x must be (F, N, D), got shape {tuple(x.shape)}")
     F, N, _ = x.shape
     sim = torch.full((F, N), float("nan"), dtype=torch.float32, device=x.device)
+    if ref is None and cpu_blocked(x):
+        return _window_similarity_blocked(x, sim)
     norms = torch.linalg.vector_norm(x.float(), dim=-1).clamp_(min=1e-8)   # (F, N), eps as F.cosine_similarity
     if ref is None:
         for off, roff in ((1, 0), (2, 0), (3, 2)):
@@ -162,6 +165,24 @@ def ttm_similarity(x: torch.Tensor, ref: Optional[torch.Tensor] = None) -> torch
     compared = (ref >= 0).nonzero().flatten()
     r = ref[compared]
     sim[compared] = torch.linalg.vecdot(x[compared].float(), x[r].float()) / (norms[compared] * norms[r])
+    return sim
+
+
+def _window_similarity_blocked(x: torch.Tensor, sim: torch.Tensor) -> torch.Tensor:
+    """:func:`ttm_similarity` with the default references on CPU, one window at a time: each
+    frame's norm and its dot with its reference are taken while both frames are cache-hot, a single
+    pass over ``x`` whose temporaries are one frame (the batched pass writes and re-reads products
+    of several frames; same per-element operations, same results). Fills and returns ``sim``."""
+    F = x.shape[0]
+    norms = torch.empty(sim.shape, dtype=torch.float32, device=x.device)
+    for a in range(0, F, WINDOW):
+        frames = [x[f].float() for f in range(a, min(a + WINDOW, F))]
+        for i, cur in enumerate(frames):
+            torch.linalg.vector_norm(cur, dim=-1, out=norms[a + i])
+            norms[a + i].clamp_(min=1e-8)
+        for off, roff in ((1, 0), (2, 0), (3, 2)):
+            if off < len(frames):
+                sim[a + off] = torch.linalg.vecdot(frames[off], frames[roff]) / (norms[a + off] * norms[a + roff])
     return sim
 
 

@@ -112,53 +112,76 @@ def visionzip_frame(feat: torch.Tensor, attn: torch.Tensor, keys: torch.Tensor, 
 
 def visionzip_frames(features: torch.Tensor, attn: torch.Tensor, keys: torch.Tensor, start: int, end: int,
                      budget: int, dominant_share: float, fidelity: str = "released",
-                     sort: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                     sort: bool = True, out: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`visionzip_frame` on frames ``start:end`` of one budget at once, without host syncs:
     features (F, N, D), attn (F, N), keys (F, N, Dk) -> (features ((end-start)*b, D), global source
     index f * N + n), frame by frame in the per-frame function's order. Every size is known on the
     host (each frame keeps ``b`` tokens, ``N - dominant`` are not dominant), so the position-order
-    selections are stable sorts of masks instead of ``nonzero``."""
+    selections are stable sorts of masks instead of ``nonzero``. The kept rows are gathered once, in
+    output order (into ``out``, a contiguous ((end-start)*b, D) tensor, when given); the contextual
+    rows then get their members' means added in place."""
     F, N, D = features.shape
     dev = features.device
     G = end - start
     budget = min(budget, N)
     n_dom, n_ctx = visionzip_split(budget, dominant_share, fidelity)
-    a = attn[start:end]
     base = (torch.arange(start, end, device=dev) * N).unsqueeze(1)  # (G, 1) global offset
     flat = features.reshape(F * N, D)
-    dom = torch.topk(a, n_dom, dim=1).indices.sort(dim=1).values  # (G, n_dom)
+    dom = torch.topk(attn[start:end], n_dom, dim=1).indices.sort(dim=1).values  # (G, n_dom)
     if n_ctx == 0:
-        src = dom
-        out = flat.index_select(0, (dom + base).reshape(-1)).reshape(G, n_dom, D)
-    else:
-        R = N - n_dom
-        is_dom = torch.zeros((G, N), dtype=torch.uint8, device=dev).scatter_(1, dom, 1)
-        rest = torch.sort(is_dom, dim=1, stable=True).indices[:, :R]  # non-dominant, position order
-        step = max(1, R // n_ctx)
-        r = torch.arange(R, device=dev)
-        not_target = ((r % step != 0) | (r >= step * n_ctx)).to(torch.uint8)
-        role = torch.sort(not_target, stable=True).indices  # targets, then the others, each in order
-        ranked = rest.index_select(1, role)
-        targets, others = ranked[:, :n_ctx], ranked[:, n_ctx:]
-        fd = flat.index_select(0, (torch.cat([dom, targets], dim=1) + base).reshape(-1)).reshape(G, budget, D)
-        if R > n_ctx:
-            M = R - n_ctx
-            kflat = keys.reshape(F * N, keys.shape[-1])
-            kt = kflat.index_select(0, (targets + base).reshape(-1)).reshape(G, n_ctx, -1)
-            ko = kflat.index_select(0, (others + base).reshape(-1)).reshape(G, M, -1)
-            assign = assign_nearest(ko, kt, metric="cosine")  # (G, M)
-            group = (assign + torch.arange(G, device=dev).unsqueeze(1) * n_ctx).reshape(-1)
-            fo = flat.index_select(0, (others + base).reshape(-1)).float()
-            mean, _ = scatter_mean(fo, group, G * n_ctx)
-            ctx = (fd[:, n_dom:].float() + mean.reshape(G, n_ctx, D)).to(features.dtype)
-            out = torch.cat([fd[:, :n_dom], ctx], dim=1)
-        else:
-            out = fd
-        src = torch.cat([dom, targets], dim=1)
+        src = (dom + base).reshape(-1)
+        return torch.index_select(flat, 0, src, out=out), src
+    ranked = _contextual_roles(dom, N, n_ctx)  # (G, R): targets, then the others
+    targets = ranked[:, :n_ctx]
+    src = torch.cat([dom, targets], dim=1)
     if sort:
-        src, order = torch.sort(src, dim=1)
-        out = out.gather(1, order.unsqueeze(-1).expand(-1, -1, D))
-    return out.reshape(G * budget, D), (src + base).reshape(-1)
+        src = torch.sort(src, dim=1).values
+        rows = torch.searchsorted(src, targets.contiguous())  # where each target lands (sources are distinct)
+    flat_src = (src + base).reshape(-1)
+    out = torch.index_select(flat, 0, flat_src, out=out)
+    if ranked.shape[1] > n_ctx:
+        mean = _contextual_means(features, keys, start, end, base, ranked, n_ctx)
+        kept = out.view(G, budget, D)
+        if sort:
+            at = rows.unsqueeze(-1).expand(-1, -1, D)
+            kept.scatter_(1, at, (kept.gather(1, at).float() + mean).to(out.dtype))
+        else:  # [dominant; contextual]: the contextual rows are the last n_ctx of every frame
+            ctx = kept[:, n_dom:]
+            ctx.copy_((ctx.float() + mean).to(out.dtype))
+    return out, flat_src
+
+
+def _contextual_roles(dom: torch.Tensor, N: int, n_ctx: int) -> torch.Tensor:
+    """(G, R): the R = N - n_dom non-dominant tokens of every frame, the ``n_ctx`` contextual
+    targets first (every ``max(1, R // n_ctx)``-th of them), then the others, each in position
+    order."""
+    G, n_dom = dom.shape
+    dev = dom.device
+    R = N - n_dom
+    is_dom = torch.zeros((G, N), dtype=torch.uint8, device=dev).scatter_(1, dom, 1)
+    rest = torch.sort(is_dom, dim=1, stable=True).indices[:, :R]  # non-dominant, position order
+    step = max(1, R // n_ctx)
+    r = torch.arange(R, device=dev)
+    not_target = ((r % step != 0) | (r >= step * n_ctx)).to(torch.uint8)
+    role = torch.sort(not_target, stable=True).indices  # targets, then the others, each in order
+    return rest.index_select(1, role)
+
+
+def _contextual_means(features: torch.Tensor, keys: torch.Tensor, start: int, end: int, base: torch.Tensor,
+                      ranked: torch.Tensor, n_ctx: int) -> torch.Tensor:
+    """Mean features of the tokens assigned to each target (most key-cosine-similar): (G, n_ctx, D)
+    fp32; ``ranked`` as :func:`_contextual_roles` returns it, ``base`` the frames' offsets f * N
+    (G, 1). Summed straight from the frames (in every frame the tokens that are not members go to
+    a spare group, n_ctx) instead of from a gathered copy of the members: the same sums in the
+    same order, without a fresh (G, M, D) tensor."""
+    F, N, D = features.shape
+    G = ranked.shape[0]
+    k = keys.reshape(F * N, keys.shape[-1]).index_select(0, (ranked + base).reshape(-1)).reshape(G, ranked.shape[1], -1)
+    assign = assign_nearest(k[:, n_ctx:], k[:, :n_ctx], metric="cosine")  # (G, M)
+    member = torch.full((G, N), n_ctx, dtype=torch.long, device=features.device).scatter_(1, ranked[:, n_ctx:], assign)
+    group = member + torch.arange(G, device=features.device).unsqueeze(1) * (n_ctx + 1)
+    mean, _ = scatter_mean(features[start:end].reshape(G * N, D).float(), group.reshape(-1), G * (n_ctx + 1))
+    return mean.view(G, n_ctx + 1, D)[:, :n_ctx]
 
 
 class VisionZip(Method):
@@ -184,19 +207,18 @@ class VisionZip(Method):
         # budgets depend on shapes only: frames with equal budgets (at most two runs, the first
         # frames taking the remainder) are reduced together, frame order kept
         per_frame = budgets.tolist()
-        feats, srcs = [], []
+        feats = tokens.features.new_empty((sum(per_frame), tokens.features.shape[-1]))  # each run writes its rows
+        srcs = []
         start = 0
         while start < F:
             end = start
             while end < F and per_frame[end] == per_frame[start]:
                 end += 1
-            x, s = visionzip_frames(tokens.features, attn, tokens.keys, start, end, per_frame[start],
-                                    c.dominant_share, c.fidelity, sort)
-            feats.append(x)
-            srcs.append(s)
+            rows = feats[sum(per_frame[:start]):sum(per_frame[:end])]
+            srcs.append(visionzip_frames(tokens.features, attn, tokens.keys, start, end, per_frame[start],
+                                         c.dominant_share, c.fidelity, sort, out=rows)[1])
             start = end
-        return Reduction(torch.cat(feats) if len(feats) > 1 else feats[0],
-                         torch.cat(srcs) if len(srcs) > 1 else srcs[0], positions="contiguous",
+        return Reduction(feats, torch.cat(srcs) if len(srcs) > 1 else srcs[0], positions="contiguous",
                          info={"tokens_per_frame": per_frame, "fidelity": c.fidelity})
 
     @property

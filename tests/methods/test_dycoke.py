@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from methods.attach import apply_method
+from methods.primitives import cache_blocking
 from methods.baselines.dycoke import (DyCokeConfig, dycoke_decode_keep, dycoke_decode_refresh, dycoke_reduce,
                             ttm_budgets, ttm_keep_mask, ttm_references, ttm_similarity)
 from methods.registry import get_method
@@ -133,3 +134,18 @@ def tiny_adapter():
     from methods.adapters import LlavaOnevisionAdapter
 
     return LlavaOnevisionAdapter.tiny("llava-onevision", seed=0, layers=4, image_size=112)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_blocked_similarity_equals_the_batched_pass(dtype):
+    """Fails when the CPU path (one window at a time) drifts from the batched strided pass a GPU
+    runs: bitwise equal similarities (so equal kept sets) for full and partial windows."""
+    g = torch.Generator().manual_seed(3)
+    for frames in range(1, 11):
+        x = torch.randn(frames, 6, 40, generator=g).to(dtype)
+        with cache_blocking(False):
+            batched = ttm_similarity(x)
+        with cache_blocking(True):
+            blocked = ttm_similarity(x)
+        assert torch.equal(batched.isnan(), blocked.isnan()), frames
+        assert torch.equal(batched.nan_to_num(), blocked.nan_to_num()), frames

@@ -97,15 +97,18 @@ def _per_frame_reference(tokens: VideoTokens, budgets: list[int], fidelity: str,
 
 @pytest.mark.parametrize("fidelity", ["released", "project"])
 @pytest.mark.parametrize("policy", ["one_token", "grid"])
-@pytest.mark.parametrize("frames,grid", [(1, (7, 7)), (5, (7, 7)), (8, (5, 6)), (3, (2, 3))])
-def test_batched_reduction_equals_the_per_frame_reference(fidelity, policy, frames, grid):
+@pytest.mark.parametrize("frames,grid,dtype", [(1, (7, 7), torch.float32), (5, (7, 7), torch.float32),
+                                               (8, (5, 6), torch.float32), (3, (2, 3), torch.float32),
+                                               (5, (7, 7), torch.bfloat16)])
+def test_batched_reduction_equals_the_per_frame_reference(fidelity, policy, frames, grid, dtype):
     """Fails when the batched reduction (frames of one budget at once, no host syncs) drifts from
     ``visionzip_frame``: kept indices equal, features within 1e-6, for budgets that differ by one
-    token between frames, both fidelities, both layouts (the one-token layout keeps [dominant; contextual])."""
+    token between frames, both fidelities, both layouts (the one-token layout keeps [dominant; contextual]),
+    also in bfloat16 (the contextual means summed in fp32, as the reference does)."""
     N = grid[0] * grid[1]
     g = torch.Generator().manual_seed(frames * 100 + N)
     for trial, retention in enumerate([0.02, 0.1, 0.137, 0.25, 0.5, 0.93, 1.0]):
-        X = torch.randn(frames, N, 16, generator=g)
+        X = torch.randn(frames, N, 16, generator=g).to(dtype)
         tokens = VideoTokens(X, grid, saliency={"vit_attn_received": torch.rand(frames, N, generator=g)},
                              keys=torch.randn(frames, N, 8, generator=g), newline_policy=policy)
         for kw in ({}, {"tokens_per_frame": 1 + trial * 3}):
@@ -116,4 +119,4 @@ def test_batched_reduction_equals_the_per_frame_reference(fidelity, policy, fram
             ref_x, ref_s = _per_frame_reference(tokens, budgets, fidelity, sort)
             assert torch.equal(red.source, ref_s)
             assert red.features.shape == ref_x.shape
-            assert torch.allclose(red.features, ref_x, rtol=0, atol=1e-6)
+            assert torch.allclose(red.features.float(), ref_x.float(), rtol=0, atol=1e-6)
