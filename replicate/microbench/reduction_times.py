@@ -13,24 +13,30 @@ process CPU seconds, median. Tango alternates with ``replicate.microbench.tango_
 compared (kept indices equal, features within ``--atol``).
 
 The machine's load average is recorded before and after each method: on a shared machine the wall
-time measures the scheduler's share as much as the code, the CPU time less so. To compare two
-commits, run this file from each checkout back to back (``methods`` is imported from the checkout
-on ``sys.path``; its path and git commit are recorded).
+time measures the scheduler's share as much as the code, the CPU time less so. ``--against DIR``
+compares with an earlier commit in the same process: ``DIR`` holds that commit's ``methods/`` and
+``costmodel/`` (``git archive <commit> methods costmodel | tar -x -C DIR``); its methods are
+imported under their own names and swapped into ``sys.modules`` around each of their calls (so
+their function-level imports resolve to their own tree), and the two checkouts' calls alternate
+(issue 26: "no method slower than today", today = ``ab7bbe8``). Whether their outputs agree is
+recorded too (they need not: issue 24 changed some methods' defaults on purpose).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 from replicate.microbench.videos import INPUTS, VideoSpec, video_tokens
-from costmodel.cli import Parser, entry_point, finite_float, integer, out_file
+from costmodel.cli import Parser, entry_point, existing_dir, finite_float, integer, out_file
 
 METHODS = {"tango": {"retention": 0.10}, "holitom-wo-m": {"retention": 0.10}, "prunevid": {"retention": 0.10},
            "dycoke": {"retention": 0.25}, "visionzip": {"retention": 0.10}, "fastvid": {"retention": 0.10}}
@@ -69,19 +75,91 @@ def _stats(samples: list[tuple[float, float]]) -> dict:
             "min_wall_s": min(walls), "wall_s": walls, "cpu_s": cpus}
 
 
-def time_methods(tokens, methods: dict, repeats: int, warmup: int) -> dict:
-    """Median wall / CPU time of each method's ``reduce`` on ``tokens`` (methods one after another)."""
+_PACKAGES = ("methods", "costmodel")
+
+
+def _own_modules() -> dict:
+    return {k: v for k, v in sys.modules.items() if k.split(".")[0] in _PACKAGES}
+
+
+@contextlib.contextmanager
+def _modules(side: dict):
+    """``side``'s ``methods``/``costmodel`` modules in ``sys.modules`` inside the block; modules the
+    block imports join ``side`` (updated in place) and this checkout's are put back after it."""
+    mine = _own_modules()
+    for k in mine:
+        del sys.modules[k]
+    sys.modules.update(side)
+    try:
+        yield
+    finally:
+        side.update(_own_modules())
+        for k in _own_modules():
+            del sys.modules[k]
+        sys.modules.update(mine)
+
+
+class Checkout:
+    """An earlier commit's ``methods`` (a folder with its ``methods/`` and ``costmodel/``), imported
+    in this process beside this checkout's."""
+
+    def __init__(self, tree: Path):
+        self.tree = Path(tree).resolve()
+        if not (self.tree / "methods" / "__init__.py").is_file():
+            raise ValueError(f"{self.tree} has no methods/__init__.py (git archive <commit> methods costmodel)")
+        self.modules: dict = {}
+        with _modules(self.modules):
+            sys.path.insert(0, str(self.tree))
+            try:
+                import methods
+                import methods.registry  # noqa: F401  (the lazy registry the methods are built from)
+            finally:
+                sys.path.remove(str(self.tree))
+        where = Path(self.modules["methods"].__file__).resolve()
+        if not where.is_relative_to(self.tree):
+            raise ValueError(f"importing methods from {self.tree} gave {where}")
+
+    def call(self, fn, *args, **kwargs):
+        with _modules(self.modules):
+            return fn(*args, **kwargs)
+
+    def method(self, name: str, opts: dict):
+        return self.call(lambda: self.modules["methods.registry"].get_method(name, **opts))
+
+
+def _same_output(a, b) -> dict:
+    same = a.source.shape == b.source.shape and torch.equal(a.source, b.source)
+    diff = float((a.features.float() - b.features.float()).abs().max()) if same and a.features.numel() else None
+    return {"indices_equal": same, "max_abs_feature_diff": diff}
+
+
+def time_methods(tokens, methods: dict, repeats: int, warmup: int, against: Optional[Checkout] = None) -> dict:
+    """Median wall / CPU time of each method's ``reduce`` on ``tokens`` (methods one after another);
+    with ``against``, that checkout's ``reduce`` alternates with this one's call by call."""
     from methods.registry import get_method
 
     out = {}
     for name, opts in methods.items():
         m = get_method(name, **opts)
+        old = against.method(name, opts) if against else None
         load0 = os.getloadavg()[0]
+        mine, theirs = [], []
         with torch.inference_mode():
             for _ in range(warmup):
                 m.reduce(tokens)
-            samples = [_timed(lambda: m.reduce(tokens)) for _ in range(repeats)]
-        out[name] = {**_stats(samples), "options": opts, "loadavg_before": load0, "loadavg_after": os.getloadavg()[0]}
+                if old:
+                    against.call(old.reduce, tokens)
+            for _ in range(repeats):
+                mine.append(_timed(lambda: m.reduce(tokens)))
+                if old:
+                    with _modules(against.modules):
+                        theirs.append(_timed(lambda: old.reduce(tokens)))
+            check = _same_output(m.reduce(tokens), against.call(old.reduce, tokens)) if old else None
+        out[name] = {**_stats(mine), "options": opts, "loadavg_before": load0, "loadavg_after": os.getloadavg()[0]}
+        if old:
+            t = _stats(theirs)
+            out[name]["against"] = {**t, "speedup_wall": t["median_wall_s"] / out[name]["median_wall_s"],
+                                    "speedup_cpu": t["median_cpu_s"] / out[name]["median_cpu_s"], "output": check}
     return out
 
 
@@ -142,12 +220,18 @@ def main(argv=None) -> int:
     p.add_argument("--dim", type=integer(8, 16384), default=3584)
     p.add_argument("--atol", type=finite_float(0), default=1e-5)
     p.add_argument("--label", default="", help="a name for this checkout in the JSON (e.g. main, branch)")
+    p.add_argument("--against", type=existing_dir, default=None,
+                   help="an earlier commit's tree (its methods/ and costmodel/) to time in the same process")
     a = p.parse_args(argv)
     for name in ("repeats", "threads", "dim"):
         if getattr(a, name) < 1:
             p.error(f"--{name} must be >= 1, got {getattr(a, name)}")
     if a.warmup < 0:
         p.error(f"--warmup must be >= 0, got {a.warmup}")
+    try:
+        against = Checkout(a.against) if a.against else None
+    except ValueError as e:
+        p.error(f"--against: {e}")
     torch.set_num_threads(a.threads)
     spec = VideoSpec(32, (14, 14), a.dim)
     inputs = a.inputs or [*INPUTS, ONE_SEGMENT]
@@ -155,14 +239,17 @@ def main(argv=None) -> int:
     result = {"what": "CPU time of each reduction (median after warm-up) and Tango vs the released reference",
               "shape": [spec.frames, *spec.grid, spec.dim], "threads": a.threads, "repeats": a.repeats,
               "warmup": a.warmup, "label": a.label, "checkout": _checkout(), "cpu_count": os.cpu_count(),
-              "torch": torch.__version__, "inputs": {}}
+              "torch": torch.__version__, "inputs": {},
+              "against": None if against is None else {"tree": str(against.tree)}}
     for name in inputs:
         tokens = one_segment_tokens(spec) if name == ONE_SEGMENT else video_tokens(spec, INPUTS[name], seed=0)
-        rec = {"methods": time_methods(tokens, methods, a.repeats, a.warmup)}
+        rec = {"methods": time_methods(tokens, methods, a.repeats, a.warmup, against)}
         if not a.no_reference:
             rec["tango_vs_reference"] = tango_vs_reference(tokens, a.repeats, a.warmup, a.atol)
         result["inputs"][name] = rec
-        line = ", ".join(f"{m} {v['median_wall_s'] * 1e3:.1f} ms" for m, v in rec["methods"].items())
+        line = ", ".join(f"{m} {v['median_wall_s'] * 1e3:.1f} ms" + (
+            f" ({v['against']['median_wall_s'] * 1e3:.1f} ms against: {v['against']['speedup_wall']:.2f}x)"
+            if "against" in v else "") for m, v in rec["methods"].items())
         ref = rec.get("tango_vs_reference")
         if ref:
             line += (f"; tango vs reference {ref['speedup_wall']:.2f}x wall, {ref['speedup_cpu']:.2f}x cpu "
