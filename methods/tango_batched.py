@@ -24,7 +24,7 @@ import torch
 from methods.primitives.segmentation import rescaled_retention
 from methods.primitives.similarity import cpu_blocked
 from methods.primitives.padded import (ascending_true_positions, dpc_knn_padded, first_n, noise_stream,
-                                       padded_noise, split_plan, upload)
+                                       padded_noise, set_chunks, split_plan, upload)
 
 __all__ = ["SINGLE", "STATIC", "DYNAMIC", "salient_split", "TangoPlan", "select_padded", "merge_padded",
            "run_plan"]
@@ -296,9 +296,14 @@ def _selection(plan: TangoPlan, v: _Video, valid, row_sal, stream, cfg):
     if n_max == 0:
         return None, valid
     noise = padded_noise(stream, t["row_noise"])
-    gather = lambda cand: v.R2[v.row_src.unsqueeze(1) + cand]
-    sel = select_padded(row_sal, gather, t["row_nsal"], t["row_ncand"], n_max, c_max, k=cfg.k, noise=noise,
-                        c_min=min(r[4] for r in plan.rows))
+    c_min = min(r[4] for r in plan.rows)
+    parts = []
+    for c in _cpu_chunks(R, c_max, v.X2):   # rows are independent: on CPU a few at a time
+        part = (lambda a: a) if c is None else (lambda a: a[c])
+        src = part(v.row_src).unsqueeze(1)
+        parts.append(select_padded(part(row_sal), lambda cand: v.R2[src + cand], part(t["row_nsal"]),
+                                   part(t["row_ncand"]), n_max, c_max, k=cfg.k, noise=part(noise), c_min=c_min))
+    sel = parts[0] if len(parts) == 1 else torch.cat(parts)
     taken = torch.zeros((R, N + 1), dtype=torch.bool, device=valid.device).scatter_(1, sel, True)[:, :N]
     return sel, valid & ~taken
 
@@ -313,7 +318,8 @@ def _pool_slots(t: dict, gi: int, free_pos, row_src):
 
 def _static_means(v: _Video, seg: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """fp32 frame means of the segment ``seg`` at positions ``pos`` (same shapes): a static token."""
-    return v.SF[seg * v.N + pos] / v.t["seg_nf"][seg].unsqueeze(-1).to(v.SF.dtype)
+    rows = v.SF[seg * v.N + pos]
+    return rows.div_(v.t["seg_nf"][seg].unsqueeze(-1).to(v.SF.dtype))   # in place: no second copy
 
 
 def _feature_rows(v: _Video, kinds: str, t: dict, row, pos, src) -> torch.Tensor:
@@ -384,6 +390,14 @@ def run_plan(plan: TangoPlan, X: torch.Tensor, rope: torch.Tensor, sal: torch.Te
     return keys[order], feats[order]
 
 
+def _cpu_chunks(n_sets: int, width: int, X: torch.Tensor) -> list:
+    """Slices of padded sets (selection rows, merge pools) to process together: on CPU
+    (``cpu_blocked``) a few at a time, so their gathered rows stay a few MB instead of a fresh
+    page-faulted copy of all of them (each set's arithmetic is the same either way); elsewhere all
+    at once (``[None]``)."""
+    return set_chunks(n_sets, 2 * width * X.shape[1] * 4) if cpu_blocked(X) else [None]
+
+
 def _context(plan: TangoPlan, v: _Video, free_pos, stream, cfg, keys: list, feats: list) -> None:
     """Context tokens of every part: pools that fit their budget kept as they are, the others
     merged bucket by bucket. Appends (flat source keys, fp32 features) to ``keys`` / ``feats``."""
@@ -395,16 +409,20 @@ def _context(plan: TangoPlan, v: _Video, free_pos, stream, cfg, keys: list, feat
         kinds = "mixed" if len(static) == 2 else ("static" if True in static else "frames")
         width = max(plan.parts[i].pool for i in ids)
         valid, row, pos, src = _pool_slots(t, gi, free_pos, v.row_src)
-        x = _feature_rows(v, kinds, t, row, pos, src)
         if mode == "keep":
+            x = _feature_rows(v, kinds, t, row, pos, src)
             keys.append(torch.where(valid, src, F_N).flatten())
             feats.append(x.reshape(-1, x.shape[-1]))
             continue
         a_max = max(plan.parts[i].budget for i in ids)
         noise = padded_noise(stream, t[f"g{gi}_noise"])
-        slot, merged, a_ok = merge_padded(v.R2[src], x, valid, t[f"g{gi}_pool"], t[f"g{gi}_budget"],
-                                          a_max, k=cfg.k, beta=cfg.beta, noise=noise, released=released,
-                                          p_min=min(plan.parts[i].pool for i in ids))
-        out_src = torch.gather(src, 1, slot.clamp(max=width - 1))
-        keys.append(torch.where(a_ok, out_src, F_N).flatten())
-        feats.append(merged.reshape(-1, merged.shape[-1]))
+        p_min = min(plan.parts[i].pool for i in ids)
+        for c in _cpu_chunks(valid.shape[0], width, v.X2):
+            part = (lambda a: a) if c is None else (lambda a: a[c])
+            x = _feature_rows(v, kinds, t, part(row), part(pos), part(src))
+            slot, merged, a_ok = merge_padded(v.R2[part(src)], x, part(valid), part(t[f"g{gi}_pool"]),
+                                              part(t[f"g{gi}_budget"]), a_max, k=cfg.k, beta=cfg.beta,
+                                              noise=part(noise), released=released, p_min=p_min)
+            out_src = torch.gather(part(src), 1, slot.clamp(max=width - 1))
+            keys.append(torch.where(a_ok, out_src, F_N).flatten())
+            feats.append(merged.reshape(-1, merged.shape[-1]))
