@@ -43,7 +43,7 @@ from .primitives import (
     window_counts,
 )
 from .primitives.padded import (ascending_true_positions, density_centres_padded, first_n, group_sums,
-                                noise_stream, padded_noise, set_chunks, split_plan, upload)
+                                noise_stream, padded_noise, set_chunks, split_plan, take, upload)
 from .primitives.similarity import cpu_blocked
 from .types import Reduction, VideoTokens, check_retention
 
@@ -238,10 +238,9 @@ def _contextual(x, dynamic, dom, plan, t, stream, cfg):
     bounds = (min(rests), min(r["n_ctx"] for r in plan.rows if r["L"] and r["n_ctx"]))
 
     def merge(rows=None):  # the frames ``rows`` of fr (all: None)
-        pick = (lambda v: v) if rows is None else (lambda v: v[rows])
-        feats = x.reshape(F * N, D)[(pick(fr).unsqueeze(1) * N + pick(pos)).flatten()].float().view(-1, width, D)
-        return _density_merge(feats, pick(valid), pick(t["ctx_rest"]), pick(t["ctx_n"]), c_max, cfg.k, cfg.beta,
-                              pick(noise), *bounds)
+        feats = x.reshape(F * N, D)[(take(fr, rows).unsqueeze(1) * N + take(pos, rows)).flatten()].float()
+        return _density_merge(feats.view(-1, width, D), take(valid, rows), take(t["ctx_rest"], rows),
+                              take(t["ctx_n"], rows), c_max, cfg.k, cfg.beta, take(noise, rows), *bounds)
 
     if cpu_blocked(x):   # a few frames at a time: no (frames, width, D) copy of the video
         merged, centres, ok = (torch.cat(p) for p in zip(*map(merge, set_chunks(fr.numel(), width * D * 4))))
@@ -265,9 +264,8 @@ def _static(x, static, plan, t, stream, cfg):
     bounds = (min(r["ns"] for r in stat), min(r["n_out"] for r in stat))
 
     def merge(feats, rows=None):
-        pick = (lambda v: v) if rows is None else (lambda v: v[rows])
-        return _density_merge(feats, pick(valid), pick(t["static_ns"]), pick(t["static_out"]), out_max,
-                              cfg.k, cfg.beta, pick(noise), *bounds)
+        return _density_merge(feats, take(valid, rows), take(t["static_ns"], rows), take(t["static_out"], rows),
+                              out_max, cfg.k, cfg.beta, take(noise, rows), *bounds)
 
     if cpu_blocked(x):
         merged, centres, ok = _static_blocked(x, stat, pos, nf, merge)

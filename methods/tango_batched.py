@@ -23,8 +23,8 @@ import torch
 
 from methods.primitives.segmentation import rescaled_retention
 from methods.primitives.similarity import cpu_blocked
-from methods.primitives.padded import (ascending_true_positions, dpc_knn_padded, first_n, noise_stream,
-                                       padded_noise, set_chunks, split_plan, upload)
+from methods.primitives.padded import (ascending_true_positions, cpu_chunks, dpc_knn_padded, first_n, noise_stream,
+                                       padded_noise, split_plan, take, upload)
 
 __all__ = ["SINGLE", "STATIC", "DYNAMIC", "salient_split", "TangoPlan", "select_padded", "merge_padded",
            "run_plan"]
@@ -298,11 +298,12 @@ def _selection(plan: TangoPlan, v: _Video, valid, row_sal, stream, cfg):
     noise = padded_noise(stream, t["row_noise"])
     c_min = min(r[4] for r in plan.rows)
     parts = []
-    for c in _cpu_chunks(R, c_max, v.X2):   # rows are independent: on CPU a few at a time
-        part = (lambda a: a) if c is None else (lambda a: a[c])
-        src = part(v.row_src).unsqueeze(1)
-        parts.append(select_padded(part(row_sal), lambda cand: v.R2[src + cand], part(t["row_nsal"]),
-                                   part(t["row_ncand"]), n_max, c_max, k=cfg.k, noise=part(noise), c_min=c_min))
+    # rows are independent: on CPU a few at a time (their gathered rows stay a few MB)
+    for c in cpu_chunks(R, 2 * c_max * v.X2.shape[1] * 4, v.X2):
+        src = take(v.row_src, c).unsqueeze(1)
+        parts.append(select_padded(take(row_sal, c), lambda cand: v.R2[src + cand], take(t["row_nsal"], c),
+                                   take(t["row_ncand"], c), n_max, c_max, k=cfg.k, noise=take(noise, c),
+                                   c_min=c_min))
     sel = parts[0] if len(parts) == 1 else torch.cat(parts)
     taken = torch.zeros((R, N + 1), dtype=torch.bool, device=valid.device).scatter_(1, sel, True)[:, :N]
     return sel, valid & ~taken
@@ -390,14 +391,6 @@ def run_plan(plan: TangoPlan, X: torch.Tensor, rope: torch.Tensor, sal: torch.Te
     return keys[order], feats[order]
 
 
-def _cpu_chunks(n_sets: int, width: int, X: torch.Tensor) -> list:
-    """Slices of padded sets (selection rows, merge pools) to process together: on CPU
-    (``cpu_blocked``) a few at a time, so their gathered rows stay a few MB instead of a fresh
-    page-faulted copy of all of them (each set's arithmetic is the same either way); elsewhere all
-    at once (``[None]``)."""
-    return set_chunks(n_sets, 2 * width * X.shape[1] * 4) if cpu_blocked(X) else [None]
-
-
 def _context(plan: TangoPlan, v: _Video, free_pos, stream, cfg, keys: list, feats: list) -> None:
     """Context tokens of every part: pools that fit their budget kept as they are, the others
     merged bucket by bucket. Appends (flat source keys, fp32 features) to ``keys`` / ``feats``."""
@@ -417,12 +410,13 @@ def _context(plan: TangoPlan, v: _Video, free_pos, stream, cfg, keys: list, feat
         a_max = max(plan.parts[i].budget for i in ids)
         noise = padded_noise(stream, t[f"g{gi}_noise"])
         p_min = min(plan.parts[i].pool for i in ids)
-        for c in _cpu_chunks(valid.shape[0], width, v.X2):
-            part = (lambda a: a) if c is None else (lambda a: a[c])
-            x = _feature_rows(v, kinds, t, part(row), part(pos), part(src))
-            slot, merged, a_ok = merge_padded(v.R2[part(src)], x, part(valid), part(t[f"g{gi}_pool"]),
-                                              part(t[f"g{gi}_budget"]), a_max, k=cfg.k, beta=cfg.beta,
-                                              noise=part(noise), released=released, p_min=p_min)
-            out_src = torch.gather(part(src), 1, slot.clamp(max=width - 1))
+        # on CPU a few pools at a time: no fresh page-faulted copy of every pool's rows
+        for c in cpu_chunks(valid.shape[0], 2 * width * v.X2.shape[1] * 4, v.X2):
+            src_c = take(src, c)
+            x = _feature_rows(v, kinds, t, take(row, c), take(pos, c), src_c)
+            slot, merged, a_ok = merge_padded(v.R2[src_c], x, take(valid, c), take(t[f"g{gi}_pool"], c),
+                                              take(t[f"g{gi}_budget"], c), a_max, k=cfg.k, beta=cfg.beta,
+                                              noise=take(noise, c), released=released, p_min=p_min)
+            out_src = torch.gather(src_c, 1, slot.clamp(max=width - 1))
             keys.append(torch.where(a_ok, out_src, F_N).flatten())
             feats.append(merged.reshape(-1, merged.shape[-1]))

@@ -58,8 +58,8 @@ from costmodel.nominal import round_half_up  # the nominal schedules' rounding
 from methods.base import Method, NominalTokens, pre_llm_tokens
 from methods.paper_options import PRUNEVID_SELECTED_LAYER
 from methods.primitives import dpc_knn_centers_batched, make_generator
-from methods.primitives.padded import (ascending_true_positions, density_centres_padded, first_n, group_sums,
-                                       noise_stream, padded_noise, split_plan, upload)
+from methods.primitives.padded import (CPU_CHUNK_BYTES, ascending_true_positions, density_centres_padded, first_n,
+                                       group_sums, noise_stream, padded_noise, split_plan, upload)
 from methods.primitives.similarity import cpu_blocked
 from methods.runtime import MODES, InnerPlan, InnerStage
 from methods.setting import PaperSetting, SettingOptions
@@ -72,7 +72,7 @@ OFFICIAL_MIN_CLUSTER_SET = 14  # official: sets of <= 14 tokens are not clustere
 #: CPU cache blocking: the padded sets are clustered a few at a time, each chunk's (sets, width, D)
 #: fp32 block at most about this many bytes (at least one set): it stays in the last-level cache
 #: across the chunk's passes (norms, Gram, group sums), and one reused buffer holds every chunk
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 2 * CPU_CHUNK_BYTES
 
 
 @dataclass(frozen=True)

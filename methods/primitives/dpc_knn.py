@@ -68,6 +68,23 @@ def _triangular_sq_distances(x: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
     return d2
 
 
+def _nearest_denser(dist: torch.Tensor, density: torch.Tensor, dmax: torch.Tensor) -> torch.Tensor:
+    """delta of DPC-KNN: for each point i the smallest ``dist[b, i, j]`` over the points j strictly
+    denser than i, ``dmax`` where there is none. On CPU (``similarity.cache_blocking``) a large set
+    is done a block of rows at a time, so the (rows, M) mask and candidate matrix stay in cache
+    instead of two (M, M) temporaries; same values (a minimum is exact)."""
+    M = dist.shape[-1]
+    if M < TRIANGULAR_MIN_POINTS or not cpu_blocked(dist):
+        higher = density.unsqueeze(-2) > density.unsqueeze(-1)   # [b, i, j]: j denser than i
+        return torch.where(higher, dist, dmax).amin(dim=-1)
+    out = dist.new_empty(dist.shape[:-1])
+    for i in range(0, M, GRAM_BLOCK_ROWS):
+        rows = slice(i, i + GRAM_BLOCK_ROWS)
+        higher = density.unsqueeze(-2) > density[..., rows].unsqueeze(-1)
+        torch.amin(torch.where(higher, dist[..., rows, :], dmax), dim=-1, out=out[..., rows])
+    return out
+
+
 def pairwise_distances(x: torch.Tensor, squared: bool = False) -> torch.Tensor:
     """Euclidean distances (..., M, M) in fp32, symmetric with an exact zero diagonal
     (``squared``: their squares, skipping the square root of the whole matrix).
@@ -140,9 +157,7 @@ def dpc_knn_scores_from_distances(dist: torch.Tensor, k: int, *, variant: Varian
             density = torch.exp(-(knn * knn).mean(-1))
     density = density + torch.rand((B, M), generator=generator, device=dist.device,
                                    dtype=torch.float32) * noise
-    higher = density.unsqueeze(-2) > density.unsqueeze(-1)  # [b, i, j]: j denser than i
-    dmax = dist.amax(dim=(-2, -1), keepdim=True)
-    delta = torch.where(higher, dist, dmax).amin(dim=-1)
+    delta = _nearest_denser(dist, density, dist.amax(dim=(-2, -1), keepdim=True))
     if variant != "holitom":
         delta = delta.sqrt()
     return density * delta

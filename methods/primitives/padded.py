@@ -19,11 +19,12 @@ from typing import Optional, Union
 
 import torch
 
-from .dpc_knn import GRAM_BLOCK_ROWS, TRIANGULAR_MIN_POINTS, _check_variant, pairwise_distances
+from .dpc_knn import _check_variant, _nearest_denser, pairwise_distances
 from .similarity import cpu_blocked
 
 __all__ = ["upload", "dpc_knn_padded", "padded_noise", "first_n", "ascending_true_positions", "split_plan",
-           "density_centres_padded", "group_sums", "noise_stream", "set_chunks", "CPU_CHUNK_BYTES"]
+           "density_centres_padded", "group_sums", "noise_stream", "set_chunks", "cpu_chunks", "take",
+           "CPU_CHUNK_BYTES"]
 
 #: On CPU (``similarity.cpu_blocked``) a batch of padded sets is processed a few sets at a time so
 #: that each chunk's feature tensors stay about this size: cache- and allocator-friendly, where
@@ -59,6 +60,17 @@ def set_chunks(n_sets: int, bytes_per_set: int, budget: Optional[int] = None) ->
     return [slice(lo, min(lo + step, n_sets)) for lo in range(0, n_sets, step)]
 
 
+def cpu_chunks(n_sets: int, bytes_per_set: int, like: torch.Tensor) -> list[Optional[slice]]:
+    """The slices of a batch of padded sets to process together: :func:`set_chunks` on CPU with
+    blocking on (``similarity.cpu_blocked(like)``), elsewhere ``[None]`` (all at once, one batch)."""
+    return set_chunks(n_sets, bytes_per_set) if cpu_blocked(like) else [None]
+
+
+def take(t: torch.Tensor, rows: Optional[slice]) -> torch.Tensor:
+    """``t[rows]``, or ``t`` itself for ``rows=None`` (a :func:`cpu_chunks` entry: no slicing op)."""
+    return t if rows is None else t[rows]
+
+
 def first_n(n: torch.Tensor, width: int) -> torch.Tensor:
     """(B, width) bool: True in the first ``n[b]`` slots of row b."""
     return torch.arange(width, device=n.device) < n.unsqueeze(-1)
@@ -92,23 +104,6 @@ def _knn_density(dist: torch.Tensor, valid: Optional[torch.Tensor], width: int, 
     used = torch.arange(width, device=dist.device) < kk.view(B, 1, 1)
     mean = sq.masked_fill(~used, 0.0).sum(-1) / kk.clamp(min=1).to(sq.dtype).view(B, 1)
     return torch.where((kk > 0).view(B, 1), torch.exp(-mean), torch.ones_like(mean))
-
-
-def _nearest_denser(dist: torch.Tensor, density: torch.Tensor, dmax: torch.Tensor) -> torch.Tensor:
-    """delta of DPC-KNN: for each point i the smallest ``dist[b, i, j]`` over the points j strictly
-    denser than i, ``dmax`` where there is none. On CPU (``similarity.cache_blocking``) a large set
-    is done a block of rows at a time, so the (rows, M) mask and candidate matrix stay in cache
-    instead of two (M, M) temporaries; same values (a minimum is exact)."""
-    M = dist.shape[-1]
-    if M < TRIANGULAR_MIN_POINTS or not cpu_blocked(dist):
-        higher = density.unsqueeze(-2) > density.unsqueeze(-1)   # [b, i, j]: j denser than i
-        return torch.where(higher, dist, dmax).amin(dim=-1)
-    out = dist.new_empty(dist.shape[:-1])
-    for i in range(0, M, GRAM_BLOCK_ROWS):
-        rows = slice(i, i + GRAM_BLOCK_ROWS)
-        higher = density.unsqueeze(-2) > density[..., rows].unsqueeze(-1)
-        torch.amin(torch.where(higher, dist[..., rows, :], dmax), dim=-1, out=out[..., rows])
-    return out
 
 
 def dpc_knn_padded(x: torch.Tensor, valid: torch.Tensor, k: int, *, variant: str, noise: torch.Tensor,
