@@ -46,7 +46,7 @@ from costmodel.schedule import staged
 from methods.base import Method, NominalTokens, pre_llm_tokens
 from methods.paper_options import TANGO_INTRA_K, TANGO_INTRA_KEEP
 from methods.primitives import (
-    dyseg_segments, failure_prefix, make_generator, paper_tau, segments_from_gain, st_rope_and_cosines,
+    dyseg_segments, failure_prefix, make_generator, paper_tau, segments_from_gain, st_rope_rows_and_cosines,
     window_counts, window_gain,
 )
 from methods.primitives.similarity import cpu_blocked
@@ -288,16 +288,17 @@ def tango_reduce(tokens: VideoTokens, cfg: TangoConfig) -> Reduction:
     tau = cfg.resolved_tau
     sal = tokens.require(_saliency_name(tokens))
     sinks = resolve_sinks(cfg, tokens)
-    if cfg.use_st_rope:
-        rope, sim = st_rope_and_cosines(X, tokens.times().to(X.device), tokens.grid, cfg.rope_sections,
-                                        cfg.base_time, cfg.base_space)
+    if cfg.use_st_rope:   # rows read on demand on a CPU (the selection and pools read a fraction)
+        rope_rows, sim = st_rope_rows_and_cosines(X, tokens.times().to(X.device), tokens.grid,
+                                                  cfg.rope_sections, cfg.base_time, cfg.base_space)
     else:
         rope = torch.nn.functional.normalize(X.float(), dim=-1)
         sim = torch.linalg.vecdot(rope[:-1], rope[1:], dim=-1)
+        rope_rows = rope.reshape(F * N, D)
     segments, n_static, prefix = _segmentation(tokens, sim, cfg, tau)
     floor = _uses_floor(cfg, N)
     plan = TangoPlan.build(segments, n_static, N, r, cfg, floor, blocked=cpu_blocked(X))
-    source, feats = run_plan(plan, X, rope, sal, prefix, sinks, cfg, make_generator(cfg.seed, X.device))
+    source, feats = run_plan(plan, X, rope_rows, sal, prefix, sinks, cfg, make_generator(cfg.seed, X.device))
     return Reduction(
         features=feats.to(X.dtype),
         source=source,

@@ -24,7 +24,7 @@ import torch
 from methods.primitives.segmentation import rescaled_retention
 from methods.primitives.similarity import cpu_blocked
 from methods.primitives.padded import (ascending_true_positions, cpu_chunks, dpc_knn_padded, first_n, noise_stream,
-                                       padded_noise, split_plan, take, upload)
+                                       padded_noise, rows_at, split_plan, take, upload)
 
 __all__ = ["SINGLE", "STATIC", "DYNAMIC", "salient_split", "TangoPlan", "select_padded", "merge_padded",
            "run_plan"]
@@ -262,11 +262,13 @@ class _Video:
     """The tensors every stage reads: flat features / RoPE rows, static-mean rows, row layout."""
 
     X2: torch.Tensor
-    R2: torch.Tensor
-    SF: torch.Tensor          # (S * N, D) fp32 segment sums over frames (static parts read them / frames)
+    R2: object                # rope rows by flat index (a tensor or StRopeRows)
+    SF: object                # (S * N, D) fp32 segment sums over frames, or None: summed when read (CPU)
     t: dict                   # the uploaded plan (TangoPlan.device_tables)
     row_src: torch.Tensor     # (R,) flat row of each row's frame start: frame * N
     N: int
+    longest: int              # frames of the longest segment (the bound of the CPU sums)
+    shortest: int             # frames of the shortest segment
 
 
 def _row_layout(plan: TangoPlan, t: dict, pf_static, sal: torch.Tensor, N: int):
@@ -319,8 +321,24 @@ def _pool_slots(t: dict, gi: int, free_pos, row_src):
 
 def _static_means(v: _Video, seg: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """fp32 frame means of the segment ``seg`` at positions ``pos`` (same shapes): a static token."""
-    rows = v.SF[seg * v.N + pos]
-    return rows.div_(v.t["seg_nf"][seg].unsqueeze(-1).to(v.SF.dtype))   # in place: no second copy
+    nf = v.t["seg_nf"][seg]
+    rows = v.SF[seg * v.N + pos] if v.SF is not None else _summed_rows(v, v.t["seg_start"][seg] * v.N + pos, nf)
+    return rows.div_(nf.unsqueeze(-1).to(rows.dtype))   # in place: no second copy
+
+
+def _summed_rows(v: _Video, first: torch.Tensor, nf: torch.Tensor) -> torch.Tensor:
+    """fp32 sums of the rows ``first + j * N`` over each one's frames j < nf, added in frame order
+    (the GEMM's order; 1 * x is exact). The CPU path: only the rows read are summed, with no
+    (S * N, D) table to write and page in. A row past its segment's end adds 0."""
+    flat, n = first.reshape(-1), nf.expand_as(first).reshape(-1, 1)
+    out = rows_at(v.X2, flat).float()
+    frame = v.X2.new_empty(out.shape)        # each frame's rows, in one reused buffer
+    for j in range(1, v.longest):
+        torch.index_select(v.X2, 0, torch.where(n[:, 0] > j, flat + j * v.N, flat), out=frame)
+        if j >= v.shortest:
+            frame.masked_fill_(n <= j, 0.0)
+        out.add_(frame)
+    return out.view(*first.shape, out.shape[-1])
 
 
 def _feature_rows(v: _Video, kinds: str, t: dict, row, pos, src) -> torch.Tensor:
@@ -328,48 +346,38 @@ def _feature_rows(v: _Video, kinds: str, t: dict, row, pos, src) -> torch.Tensor
     ``mixed`` (both; chosen per row)."""
     if kinds == "static":
         return _static_means(v, t["row_seg"][row], pos)
-    x = v.X2[src].float()
+    x = rows_at(v.X2, src).float()
     if kinds == "frames":
         return x
     sf = _static_means(v, t["row_seg"][row], pos)
     return torch.where((t["row_kind"][row] == STATIC).unsqueeze(-1), sf, x)
 
 
-def _segment_sums(X: torch.Tensor, segments: list, frame_seg: torch.Tensor) -> torch.Tensor:
+def _segment_sums(X: torch.Tensor, frame_seg: torch.Tensor, S: int) -> torch.Tensor:
     """(S * N, D) fp32 sums over each segment's frames (the static parts read them / frames): one
-    pass of a (S, F) 0/1 GEMM, or on CPU (``similarity.cache_blocking``) the frames added in order
-    into their segment's row, the GEMM's sums in its order (1 * x is exact; measured 23 ms against
-    33 ms at 16 segments of 32 x 196 x 3584, 1 thread)."""
+    pass of a (S, F) 0/1 GEMM (the batched path; on a CPU the rows read are summed instead,
+    ``_summed_rows``)."""
     F, N, D = X.shape
-    S = len(segments)
-    if not cpu_blocked(X):
-        member = (frame_seg.unsqueeze(0) == torch.arange(S, device=X.device).unsqueeze(1)).to(torch.float32)
-        return (member @ X.float().reshape(F, N * D)).view(S * N, D)
-    out = torch.empty((S, N, D), dtype=torch.float32, device=X.device)
-    for si, (s, e) in enumerate(segments):
-        if e == s:
-            out[si].copy_(X[s])
-            continue
-        torch.add(X[s].float(), X[s + 1].float(), out=out[si])
-        for f in range(s + 2, e + 1):
-            out[si].add_(X[f].float())
-    return out.view(S * N, D)
+    member = (frame_seg.unsqueeze(0) == torch.arange(S, device=X.device).unsqueeze(1)).to(torch.float32)
+    return (member @ X.float().reshape(F, N * D)).view(S * N, D)
 
 
-def run_plan(plan: TangoPlan, X: torch.Tensor, rope: torch.Tensor, sal: torch.Tensor, pf_static,
+def run_plan(plan: TangoPlan, X: torch.Tensor, rope_rows, sal: torch.Tensor, pf_static,
              sinks, cfg, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Execute ``plan`` on the device: (kept flat source indices ascending, their features fp32)."""
+    """Execute ``plan`` on the device: (kept flat source indices ascending, their features fp32).
+    ``rope_rows[idx]`` gives the RoPE features of flat token indices f * N + n (an (F * N, Dr)
+    tensor, or ``primitives.StRopeRows``)."""
     F, N, D = X.shape
     dev = X.device
     t = plan.device_tables(sinks, dev)
     sal = sal.float().clone()
     if sinks:
         sal.index_fill_(1, t["sinks"], 0.0)
-    X2, R2 = X.reshape(F * N, D), rope.reshape(F * N, -1)
-    SF = X2.new_zeros((0, D), dtype=torch.float32)
-    if any(p.kind == STATIC for p in plan.parts):
-        SF = _segment_sums(X, plan.segments, t["frame_seg"])
-    v = _Video(X2, R2, SF, t, t["row_frame"] * N, N)
+    X2, R2 = X.reshape(F * N, D), rope_rows
+    has_static = any(p.kind == STATIC for p in plan.parts)
+    SF = _segment_sums(X, t["frame_seg"], len(plan.segments)) if has_static and not cpu_blocked(X) else None
+    lengths = [e - s + 1 for s, e in plan.segments]
+    v = _Video(X2, R2, SF, t, t["row_frame"] * N, N, max(lengths), min(lengths))
     stream = noise_stream(plan.stream, generator, dev, DENSITY_NOISE)
     valid, row_sal = _row_layout(plan, t, pf_static, sal, N)
     sel, free = _selection(plan, v, valid, row_sal, stream, cfg)
@@ -378,8 +386,8 @@ def run_plan(plan: TangoPlan, X: torch.Tensor, rope: torch.Tensor, sal: torch.Te
         ok = sel < N
         keys.append(torch.where(ok, v.row_src.unsqueeze(1) + sel, F * N).flatten())
         srow = torch.where(ok, sel, 0)
-        xf = X2[v.row_src.unsqueeze(1) + srow].float()                       # (R, n_max, D)
-        if SF.numel():   # the static rows read their segment means instead
+        xf = rows_at(X2, v.row_src.unsqueeze(1) + srow).float()              # (R, n_max, D)
+        if has_static:   # the static rows read their segment means instead
             st = t["static_rows"]
             xf[st] = _static_means(v, t["row_seg"][st].unsqueeze(1), srow[st])
         feats.append(xf.reshape(-1, D))
@@ -388,7 +396,7 @@ def run_plan(plan: TangoPlan, X: torch.Tensor, rope: torch.Tensor, sal: torch.Te
     keys, feats = torch.cat(keys), torch.cat(feats)
     total = sum(len(p.frames) * p.n_sal + (min(p.pool, p.budget) if p.mode != "none" else 0) for p in plan.parts)
     order = torch.argsort(keys)[:total]
-    return keys[order], feats[order]
+    return keys[order], rows_at(feats, order)
 
 
 def _context(plan: TangoPlan, v: _Video, free_pos, stream, cfg, keys: list, feats: list) -> None:

@@ -35,7 +35,7 @@ from .merge import (
     mean_merge,
     blend_merge,
 )
-from .strope import DEFAULT_SECTIONS, rope_sections, st_rope, st_rope_and_cosines
+from .strope import DEFAULT_SECTIONS, StRopeRows, rope_sections, st_rope, st_rope_and_cosines, st_rope_rows_and_cosines
 from .token_merging import (
     Matching,
     bipartite_soft_matching,
@@ -53,6 +53,6 @@ __all__ = [
     "static_window_gain", "temporal_segments", "static_mask", "paper_tau", "rescaled_retention",
     "dyseg_segments", "failure_prefix", "window_counts", "window_gain", "segments_from_gain", "assign_nearest", "scatter_sum", "scatter_mean", "beta_blend",
     "weighted_anchor_merge", "running_pairwise_merge", "mean_merge", "blend_merge",
-    "DEFAULT_SECTIONS", "rope_sections", "st_rope", "st_rope_and_cosines", "Matching", "bipartite_soft_matching", "merge_wavg",
+    "DEFAULT_SECTIONS", "rope_sections", "st_rope", "st_rope_and_cosines", "st_rope_rows_and_cosines", "StRopeRows", "Matching", "bipartite_soft_matching", "merge_wavg",
     "proportional_bias", "r_schedule", "retention_r_schedule", "tokens_per_block",
 ]

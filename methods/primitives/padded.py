@@ -24,7 +24,7 @@ from .similarity import cpu_blocked
 
 __all__ = ["upload", "dpc_knn_padded", "padded_noise", "first_n", "ascending_true_positions", "split_plan",
            "density_centres_padded", "group_sums", "noise_stream", "set_chunks", "cpu_chunks", "take",
-           "CPU_CHUNK_BYTES"]
+           "rows_at", "CPU_CHUNK_BYTES"]
 
 #: On CPU (``similarity.cpu_blocked``) a batch of padded sets is processed a few sets at a time so
 #: that each chunk's feature tensors stay about this size: cache- and allocator-friendly, where
@@ -69,6 +69,15 @@ def cpu_chunks(n_sets: int, bytes_per_set: int, like: torch.Tensor) -> list[Opti
 def take(t: torch.Tensor, rows: Optional[slice]) -> torch.Tensor:
     """``t[rows]``, or ``t`` itself for ``rows=None`` (a :func:`cpu_chunks` entry: no slicing op)."""
     return t if rows is None else t[rows]
+
+
+def rows_at(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``table[idx]`` of a 2-D table for integer indices of any shape. On a CPU (``cpu_blocked``) as
+    one ``index_select``, a copy row by row: about 3x faster there than advanced indexing, the same
+    values; elsewhere the single indexing kernel (no reshapes to launch)."""
+    if not cpu_blocked(table):
+        return table[idx]
+    return torch.index_select(table, 0, idx.reshape(-1)).view(*idx.shape, table.shape[-1])
 
 
 def first_n(n: torch.Tensor, width: int) -> torch.Tensor:

@@ -20,12 +20,23 @@ imported under their own names and swapped into ``sys.modules`` around each of t
 their function-level imports resolve to their own tree), and the two checkouts' calls alternate
 (issue 26: "no method slower than today", today = ``ab7bbe8``). Whether their outputs agree is
 recorded too (they need not: issue 24 changed some methods' defaults on purpose).
+
+Each timing records the minor page faults of the call. Under glibc's default a freed block of a
+few MB or more goes back to the system, and the next fresh tensor page-faults every 4 KB of it
+anew: on this workload that costs as much as the arithmetic, and it depends on the allocation
+history of the process, so the same code can time 30 % apart between runs. ``--allocator
+keep-freed`` makes glibc keep freed memory for reuse (as jemalloc, tcmalloc or a GPU's caching
+allocator do) and so times the computation alone; run both to see how much of a speed-up is
+allocation.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import ctypes.util
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -63,16 +74,41 @@ def one_segment_tokens(spec: VideoSpec, seed: int = 0):
                        newline_policy=spec.newline_policy)
 
 
-def _timed(fn) -> tuple[float, float]:
+def _timed(fn) -> tuple[float, float, int]:
+    """(wall s, process CPU s, minor page faults) of one call."""
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     w0, c0 = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - w0, time.process_time() - c0
+    w, c = time.perf_counter() - w0, time.process_time() - c0
+    return w, c, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
 
 
-def _stats(samples: list[tuple[float, float]]) -> dict:
-    walls, cpus = [s[0] for s in samples], [s[1] for s in samples]
+def _stats(samples: list[tuple[float, float, int]]) -> dict:
+    walls, cpus, faults = ([s[i] for s in samples] for i in range(3))
     return {"median_wall_s": statistics.median(walls), "median_cpu_s": statistics.median(cpus),
-            "min_wall_s": min(walls), "wall_s": walls, "cpu_s": cpus}
+            "min_wall_s": min(walls), "median_page_faults": statistics.median(faults), "wall_s": walls,
+            "cpu_s": cpus}
+
+
+#: ``--allocator``: glibc's own behaviour, or freed memory kept in the heap for reuse
+ALLOCATORS = ("default", "keep-freed")
+#: glibc ``mallopt`` parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def keep_freed_memory() -> str:
+    """Make glibc keep freed memory for reuse (no ``mmap`` for large blocks, no trimming of the
+    heap), for the rest of the process: a fresh tensor then reuses pages already mapped instead of
+    page-faulting each 4 KB anew, the behaviour of a caching allocator (jemalloc, tcmalloc, a GPU's
+    caching allocator). Returns what was set; ValueError where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(2 ** 31 - 1)) == 1
+    except (OSError, AttributeError):
+        ok = False
+    if not ok:
+        raise ValueError("--allocator keep-freed needs glibc's mallopt (Linux); use --allocator default here")
+    return "glibc mallopt: M_MMAP_MAX=0, M_TRIM_THRESHOLD=2^31-1 (freed memory kept for reuse)"
 
 
 _PACKAGES = ("methods", "costmodel")
@@ -222,6 +258,9 @@ def main(argv=None) -> int:
     p.add_argument("--label", default="", help="a name for this checkout in the JSON (e.g. main, branch)")
     p.add_argument("--against", type=existing_dir, default=None,
                    help="an earlier commit's tree (its methods/ and costmodel/) to time in the same process")
+    p.add_argument("--allocator", choices=ALLOCATORS, default="default",
+                   help="'keep-freed': glibc keeps freed memory for reuse, so the times leave out the page "
+                        "faults of fresh blocks (default: the C library's own behaviour)")
     a = p.parse_args(argv)
     for name in ("repeats", "threads", "dim"):
         if getattr(a, name) < 1:
@@ -232,6 +271,12 @@ def main(argv=None) -> int:
         against = Checkout(a.against) if a.against else None
     except ValueError as e:
         p.error(f"--against: {e}")
+    allocator = "C library default"
+    if a.allocator == "keep-freed":
+        try:
+            allocator = keep_freed_memory()
+        except ValueError as e:
+            p.error(str(e))
     torch.set_num_threads(a.threads)
     spec = VideoSpec(32, (14, 14), a.dim)
     inputs = a.inputs or [*INPUTS, ONE_SEGMENT]
@@ -239,6 +284,7 @@ def main(argv=None) -> int:
     result = {"what": "CPU time of each reduction (median after warm-up) and Tango vs the released reference",
               "shape": [spec.frames, *spec.grid, spec.dim], "threads": a.threads, "repeats": a.repeats,
               "warmup": a.warmup, "label": a.label, "checkout": _checkout(), "cpu_count": os.cpu_count(),
+              "allocator": allocator,
               "torch": torch.__version__, "inputs": {},
               "against": None if against is None else {"tree": str(against.tree)}}
     for name in inputs:

@@ -1,8 +1,11 @@
-"""ST-RoPE: identity at position zero, relative-position property, locality decay."""
+"""ST-RoPE: identity at position zero, relative-position property, locality decay, rows on demand."""
 import pytest
 import torch
 
-from methods.primitives import make_generator, rope_sections, st_rope, st_rope_and_cosines
+from methods.primitives import (
+    DEFAULT_SECTIONS, StRopeRows, cache_blocking, make_generator, rope_sections, st_rope, st_rope_and_cosines,
+    st_rope_rows_and_cosines,
+)
 
 
 def test_sections_default_and_proportional_split():
@@ -65,3 +68,25 @@ def test_one_pass_rope_and_cosines_equal_the_separate_computations_bitwise(frame
     assert torch.equal(cos, torch.linalg.vecdot(xn[:-1], xn[1:], dim=-1))
     # rotations keep the norm: the features are unit vectors
     assert torch.allclose(rope.norm(dim=-1), torch.ones(frames, 12), atol=1e-6)
+
+
+@pytest.mark.parametrize("blocking", [True, False])
+@pytest.mark.parametrize("dtype,dim", [(torch.float32, 24), (torch.float32, 3584), (torch.float16, 3584)])
+def test_rows_on_demand_equal_the_whole_rotation_bitwise(blocking, dtype, dim):
+    """``st_rope_rows_and_cosines`` rotates only the rows asked for on a CPU (a StRopeRows) and gives
+    the whole rotation elsewhere; either way the rows and cosines are ``st_rope_and_cosines``'s."""
+    g = torch.Generator().manual_seed(4)
+    x = (3.0 * torch.randn(5, 12, dim, generator=g)).to(dtype)
+    t = torch.tensor([0.0, 0.5, 1.5, 2.0, 9.0])
+    sections = (8, 8, 8) if dim == 24 else DEFAULT_SECTIONS
+    rope, cos = st_rope_and_cosines(x, t, (3, 4), sections)
+    with cache_blocking(blocking):
+        rows, cos2 = st_rope_rows_and_cosines(x, t, (3, 4), sections)
+    assert isinstance(rows, StRopeRows) == blocking
+    idx = torch.tensor([[59, 0, 13], [13, 7, 48]])          # any shape, any order, repeats
+    assert torch.equal(rows[idx], rope.reshape(60, dim)[idx])
+    assert rows[idx].shape == (2, 3, dim)
+    assert torch.equal(cos2, cos)
+    assert rows[torch.empty(0, dtype=torch.long)].shape == (0, dim)
+    with pytest.raises(ValueError, match="grid"):
+        st_rope_rows_and_cosines(x, t, (2, 4), sections)

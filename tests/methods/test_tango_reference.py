@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from replicate.microbench.tango import correlated_video, main
+from methods.primitives import cache_blocking
 from methods.tango import TangoConfig, resolve_sinks, tango_reduce
+from methods.types import VideoTokens
 from replicate.microbench.tango_reference import released_reference
 
 
@@ -49,3 +51,32 @@ def test_bench_writes_json_with_identity_check(tmp_path):
 def test_bench_rejects_bad_threads(tmp_path):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "x.json"), "--threads", "two"])
+
+
+def _ragged_video(lengths=(5, 2, 3, 1), grid=(6, 6), dim=48, seed=4) -> VideoTokens:
+    """Shots of different lengths: the CPU path sums a static token's frames only where it is read,
+    with the shorter segments' rows masked past their end."""
+    shots = [correlated_video(frames=n, grid=grid, dim=dim, scene_len=n, seed=seed + i) for i, n in enumerate(lengths)]
+    frames = sum(lengths)
+    return VideoTokens(features=torch.cat([s.features for s in shots]), grid=grid,
+                       timestamps=torch.arange(frames, dtype=torch.float32) * 0.5,
+                       saliency={"map_head_attn": torch.cat([s.require("map_head_attn") for s in shots])})
+
+
+@pytest.mark.parametrize("fidelity", ["released", "paper"])
+def test_ragged_segments_equal_on_both_paths_and_the_reference(fidelity):
+    vt = _ragged_video()
+    cfg = TangoConfig(retention=0.25, fidelity=fidelity)
+    with cache_blocking(True):
+        cpu = tango_reduce(vt, cfg)
+    with cache_blocking(False):
+        batched = tango_reduce(vt, cfg)
+    lengths = {e - s + 1 for (s, e), n in zip(cpu.info["segments"], cpu.info["static_positions"]) if n}
+    assert len(lengths) >= 2                 # static parts in segments of different lengths
+    assert torch.equal(cpu.source, batched.source)
+    assert torch.allclose(cpu.features, batched.features, atol=1e-6, rtol=0)
+    if fidelity == "released":
+        src, feats = released_reference(vt.features, vt.require("map_head_attn"), vt.times(), vt.grid, cfg,
+                                        resolve_sinks(cfg, vt))
+        assert torch.equal(cpu.source, src)
+        assert torch.allclose(cpu.features, feats, atol=1e-5)

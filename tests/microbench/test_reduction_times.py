@@ -59,3 +59,24 @@ def test_cli_refuses_a_folder_without_methods(tmp_path, capsys):
         main(["--out", str(tmp_path / "x.json"), "--against", str(tmp_path)])
     assert e.value.code == 2 and "no methods/__init__.py" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_keep_freed_allocator_is_recorded_with_page_faults(tmp_path):
+    """``--allocator keep-freed`` changes glibc for the whole process, so it runs in a child."""
+    import subprocess
+
+    out = tmp_path / "keep.json"
+    run = subprocess.run([sys.executable, "-m", "replicate.microbench.reduction_times", "--out", str(out),
+                          "--inputs", "cut-8", "--methods", "dycoke", "--no-reference", "--dim", "16",
+                          "--repeats", "2", "--warmup", "1", "--threads", "1", "--allocator", "keep-freed"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    rec = json.loads(out.read_text())
+    assert rec["allocator"].startswith("glibc mallopt: M_MMAP_MAX=0")
+    assert rec["inputs"]["cut-8"]["methods"]["dycoke"]["median_page_faults"] >= 0
+
+
+def test_cli_rejects_an_unknown_allocator(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(tmp_path / "x.json"), "--allocator", "jemalloc"])
+    assert e.value.code == 2 and "keep-freed" in capsys.readouterr().err
