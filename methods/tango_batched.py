@@ -24,7 +24,7 @@ import torch
 from methods.primitives.segmentation import rescaled_retention
 from methods.primitives.similarity import cpu_blocked
 from methods.primitives.padded import (ascending_true_positions, cpu_chunks, dpc_knn_padded, first_n, noise_stream,
-                                       padded_noise, rows_at, split_plan, take, upload)
+                                       padded_noise, rows_at, set_chunks, split_plan, take, upload)
 
 __all__ = ["SINGLE", "STATIC", "DYNAMIC", "salient_split", "TangoPlan", "select_padded", "merge_padded",
            "run_plan"]
@@ -36,6 +36,10 @@ DENSITY_NOISE = 1e-6          # dpc_knn's default tie-breaking scale
 #: padding in microseconds, a further batch of kernels costs more). Keyed by cache blocking.
 BUCKET_WASTE = {True: 1.3, False: 2.0}
 BUCKET_SLACK = {True: 1 << 16, False: 1 << 20}
+#: On a CPU the selection runs rows of similar candidate counts together: a group pads its rows'
+#: candidates (and their gathered RoPE rows) by at most this factor. A segment's static row has
+#: 4-5x the candidates of its frame rows, and one padded batch of both costs a chunk per few rows.
+SELECT_WASTE = 1.5
 
 
 def salient_split(raw: int, context_ratio: float, floor: bool) -> tuple[int, int]:
@@ -210,6 +214,20 @@ class TangoPlan:
                 ids = ids[take:]
         return out
 
+    def selection_groups(self, bytes_per_candidate: int) -> list[list[int]]:
+        """Rows with salient tokens, in groups of similar candidate counts (rows x largest count at
+        most SELECT_WASTE x their sum), each group cut so that its gathered candidates take about
+        ``padded.CPU_CHUNK_BYTES``: the CPU path's batches of :func:`select_padded`."""
+        ids = sorted((i for i, r in enumerate(self.rows) if r[3] > 0), key=lambda i: -self.rows[i][4])
+        out = []
+        while ids:
+            top, n, total = self.rows[ids[0]][4], 1, self.rows[ids[0]][4]
+            while n < len(ids) and (n + 1) * top <= SELECT_WASTE * (total + self.rows[ids[n]][4]):
+                total, n = total + self.rows[ids[n]][4], n + 1
+            out += [ids[c] for c in set_chunks(n, top * bytes_per_candidate)]
+            ids = ids[n:]
+        return out
+
     def groups(self) -> list[tuple[list[int], str]]:
         """(part ids, 'merge' or 'keep') of every batch of context pools, in execution order."""
         out = [(ids, "merge") for ids in self.buckets(self.blocked)]
@@ -290,25 +308,64 @@ def _row_layout(plan: TangoPlan, t: dict, pf_static, sal: torch.Tensor, N: int):
 
 
 def _selection(plan: TangoPlan, v: _Video, valid, row_sal, stream, cfg):
-    """(selected positions (R, n_max), W = N for padding; free (R, N) positions left for merging)."""
+    """(selected positions (R, n_max), W = N for padding; free (R, N) positions left for merging;
+    the batches of rows they were selected in, ``(row ids, index tensor)`` or None for all rows).
+    One batch of every row, or on a CPU (``plan.blocked``) a few rows of similar candidate counts at
+    a time (rows are independent)."""
     R, N = valid.shape
     t = v.t
     n_max = max((r[3] for r in plan.rows), default=0)
-    c_max = max((r[4] for r in plan.rows), default=0)
     if n_max == 0:
-        return None, valid
+        return None, valid, []
     noise = padded_noise(stream, t["row_noise"])
-    c_min = min(r[4] for r in plan.rows)
-    parts = []
-    # rows are independent: on CPU a few at a time (their gathered rows stay a few MB)
-    for c in cpu_chunks(R, 2 * c_max * v.X2.shape[1] * 4, v.X2):
-        src = take(v.row_src, c).unsqueeze(1)
-        parts.append(select_padded(take(row_sal, c), lambda cand: v.R2[src + cand], take(t["row_nsal"], c),
-                                   take(t["row_ncand"], c), n_max, c_max, k=cfg.k, noise=take(noise, c),
-                                   c_min=c_min))
-    sel = parts[0] if len(parts) == 1 else torch.cat(parts)
+    if not plan.blocked:
+        sel, batches = _select_rows(plan, v, row_sal, noise, None, cfg), [None]
+    else:
+        sel = torch.full((R, n_max), N, dtype=torch.long, device=valid.device)
+        batches = [(rows, torch.tensor(rows, device=valid.device))
+                   for rows in plan.selection_groups(2 * v.X2.shape[1] * 4)]
+        for rows, at in batches:
+            part = _select_rows(plan, v, row_sal, noise, (rows, at), cfg)
+            sel[at, :part.shape[1]] = part
     taken = torch.zeros((R, N + 1), dtype=torch.bool, device=valid.device).scatter_(1, sel, True)[:, :N]
-    return sel, valid & ~taken
+    return sel, valid & ~taken, batches
+
+
+def _selected_tokens(plan: TangoPlan, v: _Video, sel, batches, keys: list, feats: list) -> None:
+    """Flat source keys and fp32 features of the selected tokens, batch by batch of ``_selection``
+    (a CPU batch reads its rows' own width of ``sel``: no padded rows gathered); static rows read
+    their segment means. Appends to ``keys`` / ``feats``."""
+    t, N = v.t, v.N
+    for batch in batches:
+        if batch is None:   # every row: the static ones are the plan's static rows
+            s, base, static, static_rows = sel, v.row_src.unsqueeze(1), t["static_rows"], t["static_rows"]
+        else:
+            rows, at = batch
+            s, base = sel[at, :max(plan.rows[i][3] for i in rows)], v.row_src[at].unsqueeze(1)
+            static = torch.tensor([j for j, i in enumerate(rows) if plan.rows[i][1] == STATIC],
+                                  dtype=torch.long, device=s.device)
+            static_rows = at[static]
+        ok = s < N
+        keys.append(torch.where(ok, base + s, v.X2.shape[0]).flatten())
+        srow = torch.where(ok, s, 0)
+        xf = rows_at(v.X2, base + srow).float()
+        if len(static):   # the static rows read their segment means instead
+            xf[static] = _static_means(v, t["row_seg"][static_rows].unsqueeze(1), srow[static])
+        feats.append(xf.reshape(-1, xf.shape[-1]))
+
+
+def _select_rows(plan: TangoPlan, v: _Video, row_sal, noise, rows, cfg) -> torch.Tensor:
+    """:func:`select_padded` of the rows ``(ids, index tensor)`` (None: all), padded to their own
+    largest salient and candidate counts."""
+    ids, at = rows if rows is not None else (range(len(plan.rows)), None)
+    pick = (lambda x: x) if at is None else (lambda x: x[at])
+    counts = [plan.rows[i][3:5] for i in ids]
+    n_max, c_max, c_min = max(n for n, _ in counts), max(c for _, c in counts), min(c for _, c in counts)
+    src = pick(v.row_src).unsqueeze(1)
+    return select_padded(pick(row_sal), lambda cand: v.R2[src + cand], pick(v.t["row_nsal"]),
+                         pick(v.t["row_ncand"]), n_max, c_max, k=cfg.k,
+                         noise=noise if at is None else noise[at, :c_max],
+                         c_min=c_min)
 
 
 def _pool_slots(t: dict, gi: int, free_pos, row_src):
@@ -380,17 +437,9 @@ def run_plan(plan: TangoPlan, X: torch.Tensor, rope_rows, sal: torch.Tensor, pf_
     v = _Video(X2, R2, SF, t, t["row_frame"] * N, N, max(lengths), min(lengths))
     stream = noise_stream(plan.stream, generator, dev, DENSITY_NOISE)
     valid, row_sal = _row_layout(plan, t, pf_static, sal, N)
-    sel, free = _selection(plan, v, valid, row_sal, stream, cfg)
+    sel, free, batches = _selection(plan, v, valid, row_sal, stream, cfg)
     keys, feats = [], []
-    if sel is not None:
-        ok = sel < N
-        keys.append(torch.where(ok, v.row_src.unsqueeze(1) + sel, F * N).flatten())
-        srow = torch.where(ok, sel, 0)
-        xf = rows_at(X2, v.row_src.unsqueeze(1) + srow).float()              # (R, n_max, D)
-        if has_static:   # the static rows read their segment means instead
-            st = t["static_rows"]
-            xf[st] = _static_means(v, t["row_seg"][st].unsqueeze(1), srow[st])
-        feats.append(xf.reshape(-1, D))
+    _selected_tokens(plan, v, sel, batches, keys, feats)
     free_pos = ascending_true_positions(free, max((p.L - p.n_sal for p in plan.parts), default=0) or 1)
     _context(plan, v, free_pos, stream, cfg, keys, feats)
     keys, feats = torch.cat(keys), torch.cat(feats)
