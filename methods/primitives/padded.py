@@ -60,10 +60,11 @@ def set_chunks(n_sets: int, bytes_per_set: int, budget: Optional[int] = None) ->
     return [slice(lo, min(lo + step, n_sets)) for lo in range(0, n_sets, step)]
 
 
-def cpu_chunks(n_sets: int, bytes_per_set: int, like: torch.Tensor) -> list[Optional[slice]]:
+def cpu_chunks(n_sets: int, bytes_per_set: int, like: torch.Tensor,
+               budget: Optional[int] = None) -> list[Optional[slice]]:
     """The slices of a batch of padded sets to process together: :func:`set_chunks` on CPU with
     blocking on (``similarity.cpu_blocked(like)``), elsewhere ``[None]`` (all at once, one batch)."""
-    return set_chunks(n_sets, bytes_per_set) if cpu_blocked(like) else [None]
+    return set_chunks(n_sets, bytes_per_set, budget) if cpu_blocked(like) else [None]
 
 
 def take(t: torch.Tensor, rows: Optional[slice]) -> torch.Tensor:
