@@ -85,24 +85,6 @@ def _nearest_denser(dist: torch.Tensor, density: torch.Tensor, dmax: torch.Tenso
     return out
 
 
-#: From this many points on, a set's Gram matrix keeps every CPU thread busy on its own
-GRAM_ALONE_POINTS = 128
-
-
-def _gram(x: torch.Tensor) -> torch.Tensor:
-    """x x^T of each set of x (..., M, D). On a CPU (``similarity.cache_blocking``) a batch of large
-    sets that the intra-op threads do not divide evenly runs set by set: a batched GEMM deals the
-    sets out to the threads, and with 3 sets on 2 threads one waits (measured 3.36 ms against 2.58
-    for 3 x 160 x 3584 on 2 threads). The same products either way (checked bitwise)."""
-    sets = x.shape[0] if x.dim() == 3 else 1
-    if sets > 1 and sets % torch.get_num_threads() and x.shape[-2] >= GRAM_ALONE_POINTS and cpu_blocked(x):
-        g = x.new_empty(sets, x.shape[1], x.shape[1])
-        for b in range(sets):
-            torch.matmul(x[b], x[b].transpose(0, 1), out=g[b])
-        return g
-    return torch.matmul(x, x.transpose(-1, -2))
-
-
 def pairwise_distances(x: torch.Tensor, squared: bool = False) -> torch.Tensor:
     """Euclidean distances (..., M, M) in fp32, symmetric with an exact zero diagonal
     (``squared``: their squares, skipping the square root of the whole matrix).
@@ -116,7 +98,7 @@ def pairwise_distances(x: torch.Tensor, squared: bool = False) -> torch.Tensor:
     if xf.shape[-2] >= TRIANGULAR_MIN_POINTS and cpu_blocked(xf):
         d2 = _triangular_sq_distances(xf, sq)
         return d2 if squared else d2.sqrt_()
-    g = _gram(xf)
+    g = torch.matmul(xf, xf.transpose(-1, -2))
     d2 = (0.5 * (g + g.transpose(-1, -2))).mul_(-2.0)  # exact symmetry -> deterministic ties
     d2.add_(sq.unsqueeze(-1) + sq.unsqueeze(-2))
     d2.clamp_(min=0.0)

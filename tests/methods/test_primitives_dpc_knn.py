@@ -10,7 +10,6 @@ from methods.primitives import (
     dpc_knn_scores,
     dpc_knn_scores_batched,
     dpc_knn_scores_from_distances,
-    cache_blocking,
     make_generator,
     pairwise_distances,
 )
@@ -120,28 +119,3 @@ def test_scores_from_a_larger_sets_distances():
                                                          noise=0.0), own)
     with pytest.raises(ValueError, match="variant"):
         dpc_knn_scores_from_distances(sub, 3, variant="nope")
-
-
-@pytest.mark.parametrize("sets,points,alone", [(3, 128, True), (2, 130, False), (5, 20, False)])
-def test_gram_set_by_set_equals_the_batched_product(sets, points, alone, monkeypatch):
-    """On a CPU a batch of large sets the threads do not divide evenly (3 on 2 threads) is
-    multiplied set by set (thread balance); the products are the batched GEMM's, bitwise, and the
-    distances follow."""
-    from methods.primitives.dpc_knn import _gram
-
-    x = torch.randn(sets, points, 64, generator=torch.Generator().manual_seed(sets))
-    batched = torch.matmul(x, x.transpose(-1, -2))
-    calls = []
-    matmul = torch.matmul
-    monkeypatch.setattr(torch, "matmul", lambda a, b, **kw: calls.append(a.dim()) or matmul(a, b, **kw))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        with cache_blocking(True):
-            g, d = _gram(x), pairwise_distances(x)
-    finally:
-        torch.set_num_threads(threads)
-    assert calls[:sets if alone else 1] == ([2] * sets if alone else [3])
-    assert torch.equal(g, batched)
-    with cache_blocking(False):
-        assert torch.equal(d, pairwise_distances(x))
