@@ -24,7 +24,7 @@ import torch
 from methods.primitives.segmentation import rescaled_retention
 from methods.primitives.similarity import cpu_blocked
 from methods.primitives.padded import (ascending_true_positions, cpu_chunks, dpc_knn_padded, first_n, noise_stream,
-                                       padded_noise, rows_at, set_chunks, split_plan, take, upload)
+                                       padded_noise, rows_at, size_chunks, split_plan, take, upload)
 
 __all__ = ["SINGLE", "STATIC", "DYNAMIC", "salient_split", "TangoPlan", "select_padded", "merge_padded",
            "run_plan"]
@@ -220,18 +220,11 @@ class TangoPlan:
         return out
 
     def selection_groups(self, bytes_per_candidate: int) -> list[list[int]]:
-        """Rows with salient tokens, in groups of similar candidate counts (rows x largest count at
-        most SELECT_WASTE x their sum), each group cut so that its gathered candidates take about
-        ``padded.CPU_CHUNK_BYTES``: the CPU path's batches of :func:`select_padded`."""
-        ids = sorted((i for i, r in enumerate(self.rows) if r[3] > 0), key=lambda i: -self.rows[i][4])
-        out = []
-        while ids:
-            top, n, total = self.rows[ids[0]][4], 1, self.rows[ids[0]][4]
-            while n < len(ids) and (n + 1) * top <= SELECT_WASTE * (total + self.rows[ids[n]][4]):
-                total, n = total + self.rows[ids[n]][4], n + 1
-            out += [ids[c] for c in set_chunks(n, top * bytes_per_candidate, CHUNK_BYTES)]
-            ids = ids[n:]
-        return out
+        """Rows with salient tokens in batches of similar candidate counts (``padded.size_chunks``:
+        padded by at most SELECT_WASTE, about CHUNK_BYTES of gathered candidates each): the CPU
+        path's batches of :func:`select_padded`."""
+        return size_chunks({i: r[4] for i, r in enumerate(self.rows) if r[3] > 0}, bytes_per_candidate,
+                           CHUNK_BYTES, SELECT_WASTE)
 
     def groups(self) -> list[tuple[list[int], str]]:
         """(part ids, 'merge' or 'keep') of every batch of context pools, in execution order."""

@@ -59,7 +59,7 @@ from methods.base import Method, NominalTokens, pre_llm_tokens
 from methods.paper_options import PRUNEVID_SELECTED_LAYER
 from methods.primitives import dpc_knn_centers_batched, make_generator
 from methods.primitives.padded import (CPU_CHUNK_BYTES, ascending_true_positions, density_centres_padded, first_n,
-                                       group_sums, noise_stream, padded_noise, split_plan, upload)
+                                       group_sums, noise_stream, padded_noise, size_chunks, split_plan, upload)
 from methods.primitives.similarity import cpu_blocked
 from methods.runtime import MODES, InnerPlan, InnerStage
 from methods.setting import PaperSetting, SettingOptions
@@ -462,21 +462,8 @@ def _cluster_all(x, static, seg_sums, seg_frames, sets: _Sets, cfg, gen, newline
     return merged.reshape(-1, D)[order].to(x.dtype), src[order]
 
 
-def _chunks(used: list, D: int) -> list[list[int]]:
-    """The used sets in chunks (set indices, by size, largest first: each chunk pads little) whose
-    padded (sets, width, D) fp32 block fits CHUNK_BYTES (at least one set each)."""
-    chunks, width = [], 0
-    for b in sorted(range(len(used)), key=lambda b: -used[b][3]):
-        if chunks and (len(chunks[-1]) + 1) * width * D * 4 <= CHUNK_BYTES:
-            chunks[-1].append(b)
-        else:
-            chunks.append([b])
-            width = used[b][3]
-    return chunks
-
-
 def _cluster_blocked(x, static, static_means, sets: _Sets, cfg, gen, newline_policy: str):
-    """:func:`_cluster_all` on CPU a chunk of sets of similar size at a time (:func:`_chunks`), each
+    """:func:`_cluster_all` on CPU a chunk of sets of similar size at a time (``padded.size_chunks``), each
     chunk padded to its own width in one reused buffer; same noise draws (one stream, indexed per
     set), same values. Padding slots hold other rows of the frame, as in the unblocked path (never
     read)."""
@@ -488,7 +475,7 @@ def _cluster_blocked(x, static, static_means, sets: _Sets, cfg, gen, newline_pol
     pos = ascending_true_positions(static[t["seg"]] == t["static"].unsqueeze(1), N)    # each set's members
     rows = (t["frame"].unsqueeze(1) * N + pos)                                           # their rows of x
     keys = np.cumsum([0] + [r[4] for r in sets.used])
-    chunks = _chunks(sets.used, D)
+    chunks = size_chunks({b: r[3] for b, r in enumerate(sets.used)}, D * 4, CHUNK_BYTES)
     buffer = torch.empty(max(len(ids) * sets.used[ids[0]][3] for ids in chunks) * D, dtype=torch.float32)
     out = torch.empty((sets.total, D), dtype=torch.float32)
     src = torch.empty(sets.total, dtype=torch.long)

@@ -23,7 +23,7 @@ from .dpc_knn import _check_variant, _nearest_denser, pairwise_distances
 from .similarity import cpu_blocked
 
 __all__ = ["upload", "dpc_knn_padded", "padded_noise", "first_n", "ascending_true_positions", "split_plan",
-           "density_centres_padded", "group_sums", "noise_stream", "set_chunks", "cpu_chunks", "take",
+           "density_centres_padded", "group_sums", "noise_stream", "set_chunks", "size_chunks", "cpu_chunks", "take",
            "rows_at", "CPU_CHUNK_BYTES"]
 
 #: On CPU (``similarity.cpu_blocked``) a batch of padded sets is processed a few sets at a time so
@@ -58,6 +58,26 @@ def set_chunks(n_sets: int, bytes_per_set: int, budget: Optional[int] = None) ->
     ``CPU_CHUNK_BYTES``; at least one set per slice)."""
     step = max(1, (CPU_CHUNK_BYTES if budget is None else budget) // max(1, bytes_per_set))
     return [slice(lo, min(lo + step, n_sets)) for lo in range(0, n_sets, step)]
+
+
+def size_chunks(sizes: dict[int, int], bytes_per_unit: int, budget: Optional[int] = None,
+                waste: float = math.inf) -> list[list[int]]:
+    """The ids of ``sizes`` (id -> size) in chunks for a CPU pass over padded sets: largest first
+    (ties in the dict's order), each chunk padded to its first set's size. A set joins the chunk
+    while the padded chunk takes at most ``budget`` bytes (default ``CPU_CHUNK_BYTES``; at least one
+    set per chunk) and pads the chunk's sizes by at most ``waste`` (sets x first size <= waste x
+    their sum)."""
+    limit = CPU_CHUNK_BYTES if budget is None else budget
+    chunks, width, total = [], 0, 0
+    for i in sorted(sizes, key=lambda i: -sizes[i]):
+        n = len(chunks[-1]) + 1 if chunks else 0
+        if chunks and n * width * bytes_per_unit <= limit and n * width <= waste * (total + sizes[i]):
+            chunks[-1].append(i)
+            total += sizes[i]
+        else:
+            chunks.append([i])
+            width = total = sizes[i]
+    return chunks
 
 
 def cpu_chunks(n_sets: int, bytes_per_set: int, like: torch.Tensor,

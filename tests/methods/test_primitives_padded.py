@@ -76,3 +76,16 @@ def test_set_chunks_cover_every_set_once_within_the_budget():
     assert set_chunks(5, 10, budget=25) == [slice(0, 2), slice(2, 4), slice(4, 5)]
     assert set_chunks(3, 100, budget=10) == [slice(0, 1), slice(1, 2), slice(2, 3)]   # one set each at least
     assert set_chunks(0, 10, budget=25) == []
+
+
+def test_size_chunks_pad_to_the_largest_within_budget_and_waste():
+    from methods.primitives.padded import size_chunks
+    sizes = {0: 2, 1: 9, 2: 10, 3: 3, 4: 10}
+    # largest first (ties in dict order); 10 units of 1 byte: at most 2 sets of width 10 per chunk
+    assert size_chunks(sizes, 1, budget=20) == [[2, 4], [1, 3], [0]]
+    # waste 1.2: the 9-set joins the two 10-sets (3 x 10 = 30 <= 1.2 x 29), the 3-set does not
+    # (40 > 1.2 x 32) and starts a 3-wide chunk, which the 2-set joins (2 x 3 = 6 <= 1.2 x 5)
+    assert size_chunks(sizes, 1, budget=1000, waste=1.2) == [[2, 4, 1], [3, 0]]
+    assert size_chunks(sizes, 1, budget=1000) == [[2, 4, 1, 3, 0]]           # no waste bound
+    assert size_chunks(sizes, 1, budget=1) == [[2], [4], [1], [3], [0]]      # one set each at least
+    assert size_chunks({}, 1) == []
