@@ -1,6 +1,6 @@
 """Pure tensor primitives shared by the pruning methods (no model, no globals, deterministic)."""
 from .rng import make_generator
-from .similarity import cache_blocking, consecutive_cosine, cosine_matrix
+from .similarity import cache_blocking, consecutive_cosine, cosine_matrix, matmul_nt, onednn_gemm
 from .selection import topk_indices, expanded_candidates
 from .dpc_knn import (
     VARIANTS as DPC_VARIANTS,
@@ -47,7 +47,7 @@ from .token_merging import (
 )
 
 __all__ = [
-    "make_generator", "cache_blocking", "consecutive_cosine", "cosine_matrix", "topk_indices", "expanded_candidates",
+    "make_generator", "cache_blocking", "onednn_gemm", "matmul_nt", "consecutive_cosine", "cosine_matrix", "topk_indices", "expanded_candidates",
     "DPC_VARIANTS", "pairwise_distances", "dpc_knn_scores", "dpc_knn_scores_batched", "dpc_knn_scores_from_distances",
     "dpc_knn_centers", "dpc_knn_centers_batched", "Segmentation", "static_counts",
     "static_window_gain", "temporal_segments", "static_mask", "paper_tau", "rescaled_retention",

@@ -23,7 +23,7 @@ import torch
 
 from .rng import make_generator
 from .selection import topk_indices
-from .similarity import cpu_blocked
+from .similarity import cpu_blocked, matmul_nt
 
 Variant = Literal["holitom", "tango"]
 VARIANTS = ("holitom", "tango")
@@ -37,7 +37,7 @@ def _check_variant(variant: str) -> None:
 #: from this many points on, the distance matrix is built block-triangularly on CPU (see
 #: ``_triangular_sq_distances``), in block rows of about GRAM_BLOCK_ROWS points, at least
 #: _MIN_GRAM_BLOCKS of them
-TRIANGULAR_MIN_POINTS = 128   # 138-250 points: 0.82-0.88 of the full product's time (2 threads, D 3584)
+TRIANGULAR_MIN_POINTS = 192   # through oneDNN, 2 threads, D 3584: 0.8-0.9 of the full product's time from 200 points, slower below 180
 GRAM_BLOCK_ROWS = 512
 _MIN_GRAM_BLOCKS = 4
 
@@ -60,7 +60,7 @@ def _triangular_sq_distances(x: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
     d2 = x.new_empty(*x.shape[:-2], M, M)
     b = _block_rows(M)
     for i in range(0, M, b):
-        blk = torch.matmul(x[..., i:i + b, :], x[..., i:, :].transpose(-1, -2))  # rows i.., cols i..
+        blk = matmul_nt(x[..., i:i + b, :], x[..., i:, :])  # rows i.., cols i..
         blk.mul_(-2.0).add_(sq[..., i:i + b, None] + sq[..., None, i:]).clamp_(min=0.0)
         blk.diagonal(dim1=-2, dim2=-1).zero_()
         d2[..., i:i + b, i:] = blk
@@ -98,7 +98,7 @@ def pairwise_distances(x: torch.Tensor, squared: bool = False) -> torch.Tensor:
     if xf.shape[-2] >= TRIANGULAR_MIN_POINTS and cpu_blocked(xf):
         d2 = _triangular_sq_distances(xf, sq)
         return d2 if squared else d2.sqrt_()
-    g = torch.matmul(xf, xf.transpose(-1, -2))
+    g = matmul_nt(xf, xf)
     d2 = (0.5 * (g + g.transpose(-1, -2))).mul_(-2.0)  # exact symmetry -> deterministic ties
     d2.add_(sq.unsqueeze(-1) + sq.unsqueeze(-2))
     d2.clamp_(min=0.0)

@@ -6,7 +6,9 @@ of every batched method, this checkout against another, on the op-count benchmar
 ``DIR`` holds an earlier commit's ``methods/`` and ``costmodel/`` (``git archive <commit> methods
 costmodel | tar -x -C DIR``). Both sides run in their own process on the same seeded inputs
 (:mod:`replicate.microbench.videos`, the settings of :mod:`replicate.microbench.reduction_ops`);
-this checkout runs both of its paths (CPU cache blocking on, and off as on a GPU). Per run: whether
+this checkout runs both of its paths (CPU cache blocking on, and off as on a GPU), and the CPU path
+once more with every GEMM through ``torch.matmul`` (``methods.primitives.onednn_gemm(False)``), so a
+difference that only oneDNN's rounding makes shows as such. Per run: whether
 the kept indices are equal and the largest absolute feature difference, against ``--atol``
 (issue 26: indices equal, features within 1e-6).
 """
@@ -65,8 +67,9 @@ def _fidelities(method: str) -> tuple:
     return typing.get_args(hints["fidelity"]) if "fidelity" in hints else (None,)
 
 
-def reduce_all(spec: list, blocking) -> dict:
-    """label -> (source, features) of each case, with the ``methods`` package on ``sys.path``."""
+def reduce_all(spec: list, blocking, onednn: bool = True) -> dict:
+    """label -> (source, features) of each case, with the ``methods`` package on ``sys.path``
+    (``onednn``: whether the CPU GEMMs may use oneDNN, ``methods.primitives.onednn_gemm``)."""
     from methods.registry import get_method
     from replicate.microbench.videos import INPUTS, VideoSpec, video_tokens
 
@@ -76,7 +79,7 @@ def reduce_all(spec: list, blocking) -> dict:
         frames, grid, dim, policy = c["spec"]
         tokens = video_tokens(VideoSpec(frames, tuple(grid), dim, policy), INPUTS[c["input"]], seed=0)
         m = get_method(c["method"], retention=c["retention"], **c["options"])
-        with torch.inference_mode(), _blocking(blocking):
+        with torch.inference_mode(), _blocking(blocking), _gemm(onednn):
             red = m.reduce(tokens)
         out[c["label"]] = (red.source.clone(), red.features.clone())
     return out
@@ -89,6 +92,15 @@ def _blocking(enabled):
         return contextlib.nullcontext()
     from methods.primitives import cache_blocking
     return cache_blocking(enabled)
+
+
+def _gemm(onednn: bool):
+    import contextlib
+
+    from methods import primitives
+    if onednn or not hasattr(primitives, "onednn_gemm"):   # an older tree has only torch.matmul
+        return contextlib.nullcontext()
+    return primitives.onednn_gemm(False)
 
 
 def compare(old: dict, new: dict, atol: float) -> dict:
@@ -124,6 +136,7 @@ def main(argv=None) -> int:
     if not old_methods.startswith(str(a.old_tree.resolve())):
         raise SystemExit(f"the old side imported methods from {old_methods}, not from {a.old_tree}")
     paths = {"cpu-blocked": compare(old, reduce_all(spec, True), a.atol),
+             "cpu-blocked, torch.matmul GEMMs": compare(old, reduce_all(spec, True, onednn=False), a.atol),
              "unblocked": compare(old, reduce_all(spec, False), a.atol)}
     from replicate.io import write_json
     from replicate.microbench.methods import bench_provenance

@@ -90,6 +90,8 @@ def _stats(samples: list[tuple[float, float, int]]) -> dict:
             "cpu_s": cpus}
 
 
+#: ``--gemm``: this checkout's CPU GEMMs through oneDNN, or through torch.matmul
+GEMMS = ("onednn", "matmul")
 #: ``--allocator``: glibc's own behaviour, or freed memory kept in the heap for reuse
 ALLOCATORS = ("default", "keep-freed")
 #: glibc ``mallopt`` parameters (malloc.h)
@@ -261,6 +263,8 @@ def main(argv=None) -> int:
     p.add_argument("--allocator", choices=ALLOCATORS, default="default",
                    help="'keep-freed': glibc keeps freed memory for reuse, so the times leave out the page "
                         "faults of fresh blocks (default: the C library's own behaviour)")
+    p.add_argument("--gemm", choices=GEMMS, default="onednn",
+                   help="this checkout's CPU GEMMs: oneDNN's kernel (default) or torch.matmul's (MKL)")
     a = p.parse_args(argv)
     for name in ("repeats", "threads", "dim"):
         if getattr(a, name) < 1:
@@ -277,6 +281,8 @@ def main(argv=None) -> int:
             allocator = keep_freed_memory()
         except ValueError as e:
             p.error(str(e))
+    from methods.primitives import onednn_gemm
+
     torch.set_num_threads(a.threads)
     spec = VideoSpec(32, (14, 14), a.dim)
     inputs = a.inputs or [*INPUTS, ONE_SEGMENT]
@@ -284,14 +290,15 @@ def main(argv=None) -> int:
     result = {"what": "CPU time of each reduction (median after warm-up) and Tango vs the released reference",
               "shape": [spec.frames, *spec.grid, spec.dim], "threads": a.threads, "repeats": a.repeats,
               "warmup": a.warmup, "label": a.label, "checkout": _checkout(), "cpu_count": os.cpu_count(),
-              "allocator": allocator,
+              "allocator": allocator, "gemm": a.gemm,
               "torch": torch.__version__, "inputs": {},
               "against": None if against is None else {"tree": str(against.tree)}}
     for name in inputs:
         tokens = one_segment_tokens(spec) if name == ONE_SEGMENT else video_tokens(spec, INPUTS[name], seed=0)
-        rec = {"methods": time_methods(tokens, methods, a.repeats, a.warmup, against)}
-        if not a.no_reference:
-            rec["tango_vs_reference"] = tango_vs_reference(tokens, a.repeats, a.warmup, a.atol)
+        with onednn_gemm(a.gemm == "onednn"):   # this checkout's calls only: the others have their own modules
+            rec = {"methods": time_methods(tokens, methods, a.repeats, a.warmup, against)}
+            if not a.no_reference:
+                rec["tango_vs_reference"] = tango_vs_reference(tokens, a.repeats, a.warmup, a.atol)
         result["inputs"][name] = rec
         line = ", ".join(f"{m} {v['median_wall_s'] * 1e3:.1f} ms" + (
             f" ({v['against']['median_wall_s'] * 1e3:.1f} ms against: {v['against']['speedup_wall']:.2f}x)"

@@ -119,3 +119,76 @@ def test_scores_from_a_larger_sets_distances():
                                                          noise=0.0), own)
     with pytest.raises(ValueError, match="variant"):
         dpc_knn_scores_from_distances(sub, 3, variant="nope")
+
+
+def _fp64_product_bound(a, b):
+    """The product in fp64 and a bound on an fp32 GEMM's rounding: K * eps * |a_i| |b_j|."""
+    exact = a.double() @ b.double().transpose(-1, -2)
+    scale = torch.linalg.vector_norm(a.double(), dim=-1)[..., :, None] * \
+        torch.linalg.vector_norm(b.double(), dim=-1)[..., None, :]
+    return exact, a.shape[-1] * torch.finfo(torch.float32).eps * scale
+
+
+@pytest.mark.parametrize("shape_a, shape_b", [((37, 300), (53, 300)), ((3, 20, 64), (3, 31, 64)),
+                                              ((2, 2, 9, 17), (2, 2, 5, 17))])
+def test_matmul_nt_is_the_product_on_every_path(shape_a, shape_b):
+    from methods.primitives.similarity import cache_blocking, matmul_nt
+    g = make_generator(3)
+    a, b = torch.randn(*shape_a, generator=g), torch.randn(*shape_b, generator=g)
+    exact, bound = _fp64_product_bound(a, b)
+    with cache_blocking(True):
+        blocked = matmul_nt(a, b)
+        strided = matmul_nt(a.transpose(-1, -2).contiguous().transpose(-1, -2), b)  # non-contiguous a
+    with cache_blocking(False):
+        plain = matmul_nt(a, b)
+    assert torch.equal(plain, torch.matmul(a, b.transpose(-1, -2)))
+    for out in (blocked, strided):
+        assert out.shape == exact.shape and out.dtype == torch.float32
+        assert bool(((out.double() - exact).abs() <= bound).all())
+    sym = matmul_nt(a, a)
+    assert torch.equal(sym, sym.transpose(-1, -2))
+
+
+def test_matmul_nt_runs_onednn_on_a_blocked_cpu_and_matmul_elsewhere():
+    """The CPU path is wired (oneDNN's kernel is what runs), and autograd or blocking off keeps
+    torch.matmul: oneDNN's inner product has no backward."""
+    from methods.primitives import similarity
+    if similarity._ONEDNN_LINEAR is None:
+        pytest.skip("this PyTorch build has no oneDNN inner product")
+    a = torch.randn(16, 8)
+
+    def ops(fn):
+        with torch.profiler.profile() as prof:
+            fn()
+        return {e.key for e in prof.key_averages()}
+
+    with similarity.cache_blocking(True):
+        assert "mkldnn::_linear_pointwise" in ops(lambda: similarity.matmul_nt(a, a))
+        leaf = a.clone().requires_grad_(True)
+        assert "mkldnn::_linear_pointwise" not in ops(lambda: similarity.matmul_nt(leaf, a))
+        similarity.matmul_nt(leaf, a).sum().backward()
+        assert torch.allclose(leaf.grad, a.sum(0).expand(16, 8))
+        assert torch.equal(similarity.matmul_nt(a.double(), a.double()), a.double() @ a.double().T)
+    with similarity.cache_blocking(False):
+        assert "mkldnn::_linear_pointwise" not in ops(lambda: similarity.matmul_nt(a, a))
+    with similarity.onednn_gemm(False):
+        assert "mkldnn::_linear_pointwise" not in ops(lambda: similarity.matmul_nt(a, a))
+        assert torch.equal(similarity.matmul_nt(a, a), a @ a.T)
+    assert "mkldnn::_linear_pointwise" in ops(lambda: similarity.matmul_nt(a, a))   # restored
+
+
+@pytest.mark.parametrize("M", [150, 260])
+def test_cpu_distances_equal_the_unblocked_ones(M):
+    """Below and above TRIANGULAR_MIN_POINTS the CPU distances (oneDNN, block-triangular from 192
+    points) are exactly symmetric with a zero diagonal and within fp32 rounding of the batched path's."""
+    from methods.primitives.similarity import cache_blocking
+    x = torch.randn(2, M, 96, generator=make_generator(5))
+    with cache_blocking(True):
+        cpu = pairwise_distances(x, squared=True)
+    with cache_blocking(False):
+        plain = pairwise_distances(x, squared=True)
+    assert torch.equal(cpu, cpu.transpose(-1, -2))
+    assert torch.equal(cpu.diagonal(dim1=-2, dim2=-1), torch.zeros(2, M))
+    sq = torch.linalg.vector_norm(x.double(), dim=-1).square()
+    tol = 4 * 96 * torch.finfo(torch.float32).eps * (sq[..., :, None] + sq[..., None, :])
+    assert bool(((cpu.double() - plain.double()).abs() <= tol).all())

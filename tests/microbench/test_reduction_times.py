@@ -80,3 +80,31 @@ def test_cli_rejects_an_unknown_allocator(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--out", str(tmp_path / "x.json"), "--allocator", "jemalloc"])
     assert e.value.code == 2 and "keep-freed" in capsys.readouterr().err
+
+
+def test_cli_gemm_choice_reaches_this_checkouts_gemms(tmp_path, monkeypatch, capsys):
+    """``--gemm matmul`` keeps every CPU GEMM of this checkout off oneDNN for the run (and only for
+    it); the default goes through oneDNN's kernel."""
+    from methods.primitives import similarity
+
+    if similarity._ONEDNN_LINEAR is None:
+        pytest.skip("this PyTorch build has no oneDNN inner product")
+    calls = []
+
+    def counting(*args):
+        calls.append(1)
+        return similarity._onednn_linear()(*args)
+
+    monkeypatch.setattr(similarity, "_ONEDNN_LINEAR", counting)
+    common = ["--inputs", "cut-2", "--methods", "tango", "--no-reference", "--dim", "16", "--repeats", "1",
+              "--warmup", "0", "--threads", "1"]
+    for gemm in ("matmul", "onednn"):
+        calls.clear()
+        out = tmp_path / f"{gemm}.json"
+        assert main(["--out", str(out), "--gemm", gemm, *common]) == 0
+        assert json.loads(out.read_text())["gemm"] == gemm
+        assert (len(calls) > 0) == (gemm == "onednn")
+        assert similarity._CPU_ONEDNN == [True]
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(tmp_path / "x.json"), "--gemm", "openblas"])
+    assert e.value.code == 2 and "matmul" in capsys.readouterr().err
