@@ -8,7 +8,11 @@ carried transformers wheel first) runs, in this order (the headline claims first
    median of 5 after a warm-up);
 2. Molmo2-4B, vanilla vs STTS: one request and one training step (checkpointed, as Molmo2's trainer
    trains) at 128 and 256 frames;
-3. LLaVA-Video-7B (64 frames) and 4. Qwen2.5-VL-7B (64 input frames): Tango vs vanilla.
+3. LLaVA-Video-7B (64 frames) and 4. Qwen2.5-VL-7B (64 input frames): Tango vs vanilla;
+5. the reduction spans (issue 26, item 4; ``replicate.microbench.reduction_spans``): each pre-LLM
+   reduction alone at 32 x 14x14 x 3584 in bf16 on three kinds of video, with its op and sync counts
+   (second, after the headline section: it takes seconds), and last, while time is left, each one
+   under ``torch.compile(mode="reduce-overhead")``.
 
 Every measurement is appended to ``DIR/measurements.jsonl`` the moment it is taken (a header line
 with the provenance first: GPU, driver, CUDA, torch / transformers versions, commit, dtype,
@@ -55,10 +59,19 @@ class Section:
     retention: float = 0.10
 
 
+REDUCTION_METHODS = ("tango", "holitom-wo-m", "prunevid", "dycoke", "visionzip", "fastvid")
 SECTIONS = (Section("llava-onevision-7b", "efficiency", OV_METHODS, (32,)),
+            Section("reduction-spans", "reductions", REDUCTION_METHODS, (32,)),
             Section("molmo2-4b", "stts", (), (128, 256)),
             Section("llava-video-7b", "efficiency", TANGO_PAIR, (64,)),
-            Section("qwen2.5-vl-7b", "efficiency", TANGO_PAIR, (64,)))
+            Section("qwen2.5-vl-7b", "efficiency", TANGO_PAIR, (64,)),
+            Section("reduction-spans-compiled", "reductions-compiled", REDUCTION_METHODS, (32,)))
+#: seconds per eager reduction call at 32 frames on an H100 (generous: issue 26 expects 5-15 ms), and
+#: per torch.compile of one reduction (reduce-overhead)
+REDUCTION_CALL_S, COMPILE_S = 0.2, 90.0
+#: section kinds that use whatever time the others leave (each step checks the time left), planned at
+#: the time of their first step only
+OPPORTUNISTIC = ("reductions-compiled",)
 TINY_FRAMES = {"llava-onevision-7b": (4,), "llava-video-7b": (4,), "qwen2.5-vl-7b": (4,), "molmo2-4b": (2,)}
 
 
@@ -152,6 +165,12 @@ def estimate_section_s(section: Section, s: Settings, hardware: str = "h100-sxm"
     from costmodel import load_arch, predict_latency, predict_training_step
     from methods.nominal import nominal_schedule
 
+    if section.kind == "reductions-compiled":      # opportunistic: one compilation and its timed calls
+        return 10.0 + COMPILE_S + (s.repeats + s.warmup + 1) * REDUCTION_CALL_S
+    if section.kind == "reductions":
+        from replicate.microbench.videos import INPUTS
+
+        return 10.0 + len(INPUTS) * len(section.methods) * (s.repeats + s.warmup + 1) * REDUCTION_CALL_S
     arch = load_arch(section.name)
     if section.kind == "stts":
         from replicate.harness.stts_efficiency import predict, stts_schedule
@@ -232,6 +251,23 @@ def run_stts_section(section: Section, adapter, s: Settings, write: Callable[[di
            "predicted_molmo2_4b": predict("molmo2-4b", section.frames, 0.5)})
 
 
+def run_reduction_section(section: Section, s: Settings, write: Callable[[dict], None]) -> None:
+    """Eager spans on every input ("reductions"), or each method compiled on one ("reductions-compiled",
+    a compilation only while the budget has room for it)."""
+    import torch
+
+    from replicate.microbench import reduction_spans as spans
+    from replicate.microbench.videos import INPUTS
+
+    compiled = section.kind == "reductions-compiled"
+    device = torch.device(s.device)
+    spans.run(device, spans.DTYPES[s.dtype], list(INPUTS)[:1] if compiled else list(INPUTS), list(section.methods),
+              s.repeats, s.warmup, compiled, spans.TINY_SPEC if s.tiny else spans.SPEC,
+              "inductor" if device.type == "cuda" else "eager", eager=not compiled,
+              on_record=lambda r: write({"record": "measurement", "section": section.name, **r}),
+              time_left=s.left, compile_estimate_s=0.0 if s.tiny else COMPILE_S)
+
+
 def run_section(section: Section, s: Settings, write: Callable[[dict], None]) -> None:
     """Build the section's model, measure, free it. Skipped (with the reason) when it cannot run here
     or would not fit in the time left."""
@@ -251,6 +287,11 @@ def run_section(section: Section, s: Settings, write: Callable[[dict], None]) ->
     t0 = time.monotonic()
     write({"record": "section-start", "section": section.name,
            "estimate_s": None if s.tiny else estimate_section_s(section, s)})
+    if section.kind in ("reductions", "reductions-compiled"):   # no model: the reductions alone
+        run_reduction_section(section, s, write)
+        _free(s.device)
+        write({"record": "section-end", "section": section.name, "wall_s": time.monotonic() - t0})
+        return
     adapter = _tiny_adapter(section.name) if s.tiny else _full_adapter(section.name, s)
     try:
         (run_stts_section if section.kind == "stts" else run_efficiency_section)(section, adapter, s, write)
