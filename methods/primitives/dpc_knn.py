@@ -90,8 +90,9 @@ def pairwise_distances(x: torch.Tensor, squared: bool = False) -> torch.Tensor:
     (``squared``: their squares, skipping the square root of the whole matrix).
 
     Uses the |a|^2 + |b|^2 - 2ab expansion (one Gram matrix) like ``torch.cdist`` does for large
-    sets; both terms are exactly symmetric, so the result is too. For M >= TRIANGULAR_MIN_POINTS on
-    CPU (``similarity.cache_blocking``) only the upper block triangle is computed and mirrored.
+    sets; both terms are exactly symmetric, so the result is too. On CPU (``similarity.cache_blocking``)
+    the Gram matrix is oneDNN's (``similarity.matmul_nt``), and for M >= TRIANGULAR_MIN_POINTS only
+    its upper block triangle is computed and mirrored.
     """
     xf = x.float()
     sq = torch.linalg.vector_norm(xf, dim=-1).square_()
