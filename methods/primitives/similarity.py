@@ -14,15 +14,20 @@ _CPU_BLOCKING = [True]
 
 
 @contextlib.contextmanager
-def cache_blocking(enabled: bool) -> Iterator[None]:
-    """Turn the CPU cache blocking on or off inside the block (results are the same either way up
-    to rounding of the Gram matrix's symmetrisation)."""
-    old = _CPU_BLOCKING[0]
-    _CPU_BLOCKING[0] = bool(enabled)
+def _switched(switch: list, enabled: bool) -> Iterator[None]:
+    """``switch[0]`` set to ``enabled`` inside the block, restored after it."""
+    old = switch[0]
+    switch[0] = bool(enabled)
     try:
         yield
     finally:
-        _CPU_BLOCKING[0] = old
+        switch[0] = old
+
+
+def cache_blocking(enabled: bool) -> contextlib.AbstractContextManager:
+    """Turn the CPU cache blocking on or off inside the block (results are the same either way up
+    to rounding of the Gram matrix's symmetrisation)."""
+    return _switched(_CPU_BLOCKING, enabled)
 
 
 def cpu_blocked(t: torch.Tensor) -> bool:
@@ -41,26 +46,20 @@ _ONEDNN_LINEAR = _onednn_linear()
 _CPU_ONEDNN = [True]
 
 
-@contextlib.contextmanager
-def onednn_gemm(enabled: bool) -> Iterator[None]:
+def onednn_gemm(enabled: bool) -> contextlib.AbstractContextManager:
     """Let ``matmul_nt`` use oneDNN on a CPU, or not, inside the block. Off, every product is
     ``torch.matmul``'s (MKL's rounding, as before oneDNN was used): the same outputs up to ties
     that the last bits of a distance decide."""
-    old = _CPU_ONEDNN[0]
-    _CPU_ONEDNN[0] = bool(enabled)
-    try:
-        yield
-    finally:
-        _CPU_ONEDNN[0] = old
+    return _switched(_CPU_ONEDNN, enabled)
 
 
 def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b^T`` for fp32 a (..., M, D) and b (..., K, D) with the same leading shape.
 
     On a blocked CPU tensor (``cpu_blocked``) it runs oneDNN's inner product, one set at a time,
-    instead of ``torch.matmul``, which calls MKL: MKL takes its AVX2 kernels on AMD processors, so on
-    this project's AMD EPYC (AVX-512, 2 threads) a 2048 x 3584 Gram matrix ran at 210 GFLOP/s
-    through matmul and 460 through oneDNN. The same product rounded in another summation order
+    instead of ``torch.matmul``, which calls MKL. MKL picks its kernels by CPU vendor
+    (pytorch/builder#504): on this project's AMD EPYC (AVX-512, 2 threads) a 2048 x 3584 Gram matrix
+    ran at 210 GFLOP/s through matmul and 460 through oneDNN's AVX-512 kernel. The same product rounded in another summation order
     (within fp32 GEMM rounding; x x^T stays exactly symmetric). Elsewhere (GPU, blocking off,
     ``onednn_gemm(False)``, autograd, D = 0, other dtypes) it is ``torch.matmul``."""
     if (_ONEDNN_LINEAR is None or not _CPU_ONEDNN[0] or not cpu_blocked(a) or a.dtype != torch.float32

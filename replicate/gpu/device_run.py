@@ -288,16 +288,17 @@ def run_section(section: Section, s: Settings, write: Callable[[dict], None]) ->
     write({"record": "section-start", "section": section.name,
            "estimate_s": None if s.tiny else estimate_section_s(section, s)})
     if section.kind in ("reductions", "reductions-compiled"):   # no model: the reductions alone
-        run_reduction_section(section, s, write)
-        _free(s.device)
-        write({"record": "section-end", "section": section.name, "wall_s": time.monotonic() - t0})
-        return
-    adapter = _tiny_adapter(section.name) if s.tiny else _full_adapter(section.name, s)
-    try:
-        (run_stts_section if section.kind == "stts" else run_efficiency_section)(section, adapter, s, write)
-    finally:
-        del adapter
-        _free(s.device)
+        try:
+            run_reduction_section(section, s, write)
+        finally:
+            _free(s.device)
+    else:
+        adapter = _tiny_adapter(section.name) if s.tiny else _full_adapter(section.name, s)
+        try:
+            (run_stts_section if section.kind == "stts" else run_efficiency_section)(section, adapter, s, write)
+        finally:
+            del adapter
+            _free(s.device)
     write({"record": "section-end", "section": section.name, "wall_s": time.monotonic() - t0})
 
 

@@ -58,17 +58,16 @@ def _synchronize(device: torch.device) -> None:
 
 
 def span_times(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> list[float]:
-    """Seconds of ``repeats`` calls of ``fn`` after ``warmup``, the device idle before and after each."""
-    def timed() -> float:
-        _synchronize(device)
-        t0 = time.perf_counter()
+    """Seconds of ``repeats`` calls of ``fn`` after ``warmup``, the device idle before and after each
+    (each call ends with a synchronisation, so the next starts on an idle device)."""
+    from replicate.microbench.methods import wall_times
+
+    def synced() -> None:
         fn()
         _synchronize(device)
-        return time.perf_counter() - t0
 
-    for _ in range(warmup):
-        timed()
-    return [timed() for _ in range(repeats)]
+    _synchronize(device)
+    return wall_times(synced, repeats, warmup)
 
 
 def _times(runs: list[float]) -> dict:

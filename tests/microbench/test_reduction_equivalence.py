@@ -38,21 +38,12 @@ def test_cli_rejects_a_folder_without_methods(tmp_path, capsys):
     assert "no methods/__init__.py" in capsys.readouterr().err
 
 
-def test_the_matmul_path_keeps_every_gemm_off_onednn(monkeypatch):
+def test_the_matmul_path_keeps_every_gemm_off_onednn(onednn_calls):
     """The third path (CPU blocking on, GEMMs through torch.matmul) is what separates a difference made
     by oneDNN's rounding from one made by the code: it must really leave oneDNN out."""
-    from methods.primitives import similarity
     from replicate.microbench.reduction_equivalence import reduce_all
 
-    if similarity._ONEDNN_LINEAR is None:
-        pytest.skip("this PyTorch build has no oneDNN inner product")
-    calls = []
-
-    def counting(*args):
-        calls.append(1)
-        return similarity._onednn_linear()(*args)
-
-    monkeypatch.setattr(similarity, "_ONEDNN_LINEAR", counting)
+    calls = onednn_calls
     spec = [c for c in cases(["llava-ov-7b"], ["tango"], 16) if c["label"].endswith("cut-2/released")]
     with_onednn = reduce_all(spec, True)
     assert calls

@@ -82,20 +82,12 @@ def test_cli_rejects_an_unknown_allocator(tmp_path, capsys):
     assert e.value.code == 2 and "keep-freed" in capsys.readouterr().err
 
 
-def test_cli_gemm_choice_reaches_this_checkouts_gemms(tmp_path, monkeypatch, capsys):
+def test_cli_gemm_choice_reaches_this_checkouts_gemms(tmp_path, onednn_calls, capsys):
     """``--gemm matmul`` keeps every CPU GEMM of this checkout off oneDNN for the run (and only for
     it); the default goes through oneDNN's kernel."""
     from methods.primitives import similarity
 
-    if similarity._ONEDNN_LINEAR is None:
-        pytest.skip("this PyTorch build has no oneDNN inner product")
-    calls = []
-
-    def counting(*args):
-        calls.append(1)
-        return similarity._onednn_linear()(*args)
-
-    monkeypatch.setattr(similarity, "_ONEDNN_LINEAR", counting)
+    calls = onednn_calls
     common = ["--inputs", "cut-2", "--methods", "tango", "--no-reference", "--dim", "16", "--repeats", "1",
               "--warmup", "0", "--threads", "1"]
     for gemm in ("matmul", "onednn"):
